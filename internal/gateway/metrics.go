@@ -1,0 +1,95 @@
+package gateway
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/framecast/framecast/pkg/rooms"
+)
+
+// metrics are the gateway's Prometheus series. Labels take values from small
+// fixed sets (roles, formats, reasons, operations), never room names, so the
+// series count is bounded however many rooms there are.
+type metrics struct {
+	reg         *prometheus.Registry
+	connections *prometheus.GaugeVec   // role
+	framesIn    prometheus.Counter     // frames accepted from local publishers
+	framesOut   *prometheus.CounterVec // format
+	rejected    *prometheus.CounterVec // reason
+	cutOff      *prometheus.CounterVec // reason
+	redisErrors *prometheus.CounterVec // op
+}
+
+func newMetrics() *metrics {
+	reg := prometheus.NewRegistry()
+	m := &metrics{
+		reg: reg,
+		connections: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "framecast_connections", Help: "Open WebSocket connections by role (publish, view, seed).",
+		}, []string{"role"}),
+		framesIn: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "framecast_frames_in_total", Help: "Frames accepted from publishers on this replica.",
+		}),
+		framesOut: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "framecast_frames_out_total", Help: "Frame messages written to viewers, by wire format.",
+		}, []string{"format"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "framecast_rejected_total", Help: "Requests and messages refused, by reason.",
+		}, []string{"reason"}),
+		cutOff: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "framecast_viewers_cut_off_total", Help: "Viewers closed by the gateway, by reason.",
+		}, []string{"reason"}),
+		redisErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "framecast_redis_errors_total", Help: "Failed Redis operations, by operation.",
+		}, []string{"op"}),
+	}
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.connections, m.framesIn, m.framesOut, m.rejected, m.cutOff, m.redisErrors,
+	)
+	for _, r := range []string{roleView, rolePublish, roleSeed} {
+		m.connections.WithLabelValues(r)
+	}
+	return m
+}
+
+// registerHub adds the series read from the hub's counters at scrape time.
+func (m *metrics) registerHub(hub *rooms.Hub) {
+	stat := func(f func(rooms.Stats) float64) func() float64 {
+		return func() float64 { return f(hub.Stats()) }
+	}
+	m.reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "framecast_frames_skipped_total", Help: "Frames viewers skipped because they were behind (latest frame wins).",
+		}, stat(func(s rooms.Stats) float64 { return float64(s.Skipped) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "framecast_frames_relayed_total", Help: "Frames the channel layer delivered to this replica's rooms.",
+		}, stat(func(s rooms.Stats) float64 { return float64(s.Relayed) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "framecast_frames_published_total", Help: "Frames published to the channel layer.",
+		}, stat(func(s rooms.Stats) float64 { return float64(s.Published) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "framecast_publish_dropped_total", Help: "Frames replaced by newer ones before the channel layer took them.",
+		}, stat(func(s rooms.Stats) float64 { return float64(s.PublishDropped) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "framecast_publish_errors_total", Help: "Failed publishes to the channel layer.",
+		}, stat(func(s rooms.Stats) float64 { return float64(s.PublishErrors) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "framecast_rooms", Help: "Rooms with local viewers or publishers.",
+		}, stat(func(s rooms.Stats) float64 { return float64(s.Rooms) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "framecast_layer_ready", Help: "1 when the channel layer can deliver frames.",
+		}, func() float64 {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			if hub.Layer().Ready(ctx) == nil {
+				return 1
+			}
+			return 0
+		}),
+	)
+}

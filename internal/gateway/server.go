@@ -1,0 +1,210 @@
+// Package gateway is the framecast WebSocket gateway: the HTTP routes, the
+// publisher and viewer connections, the pages, health and metrics. Frames
+// move through a rooms.Hub over an in-process or Redis channel layer, so any
+// number of identical replicas can serve the same rooms.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/framecast/framecast/pkg/rooms"
+)
+
+// Server is one gateway replica. Its methods are safe for concurrent use.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	hub     *rooms.Hub
+	layer   rooms.Layer
+	redis   redis.UniversalClient // nil on the in-process layer
+	metrics *metrics
+	pages   *pages
+	mux     *http.ServeMux
+
+	// ctx is cancelled when shutdown begins: every connection handler
+	// watches it and closes its WebSocket with 1001.
+	ctx      context.Context
+	cancel   context.CancelFunc
+	draining atomic.Bool
+	conns    sync.WaitGroup // WebSocket and stream handlers still running
+}
+
+// New builds a server from a validated configuration. It connects nothing
+// yet: Redis connections are made lazily and restored by themselves.
+func New(cfg Config, log *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: log}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+
+	s.metrics = newMetrics()
+	if cfg.RedisURL != "" {
+		opt, err := redis.ParseURL(cfg.RedisURL)
+		if err != nil {
+			return nil, fmt.Errorf("invalid GATEWAY_REDIS_URL: %w", err)
+		}
+		s.redis = redis.NewClient(opt)
+		s.layer = rooms.NewRedisLayer(s.redis, rooms.RedisOptions{
+			Prefix:  cfg.ChannelPrefix,
+			Logger:  log,
+			OnError: func(op string, _ error) { s.metrics.redisErrors.WithLabelValues(op).Inc() },
+		})
+	} else {
+		s.layer = rooms.NewMemoryLayer()
+	}
+	s.hub = rooms.NewHub(s.layer, rooms.Options{
+		MaxRooms:       cfg.MaxRooms,
+		PublishTimeout: cfg.PublishTimeout,
+		Logger:         log,
+	})
+	s.metrics.registerHub(s.hub)
+	p, err := newPages()
+	if err != nil {
+		return nil, err
+	}
+	s.pages = p
+	s.routes()
+	return s, nil
+}
+
+// Hub returns the server's hub.
+func (s *Server) Hub() *rooms.Hub { return s.hub }
+
+// Handler returns the server's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+func (s *Server) routes() {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /ws/video/{room}/{$}", s.handleWebSocket)
+	mux.HandleFunc("GET /ws/video/{room}", s.handleWebSocket)
+	mux.HandleFunc("GET /{$}", s.handleIndex)
+	mux.HandleFunc("GET /video/{$}", s.handleIndex)
+	mux.HandleFunc("GET /video/{room}/{$}", s.handleViewerPage)
+	mux.HandleFunc("GET /api/rooms", s.handleRooms)
+	mux.Handle("GET /static/", s.pages.static())
+	mux.HandleFunc("GET /healthz", s.handleHealthz)
+	mux.HandleFunc("GET /readyz", s.handleReadyz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	s.mux = mux
+}
+
+func (s *Server) handleHealthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	fmt.Fprintln(w, "ok")
+}
+
+// handleReadyz answers 200 while the replica can relay frames: not shutting
+// down and its channel layer up. Load balancers route new viewers elsewhere
+// otherwise.
+func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if s.draining.Load() {
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+	defer cancel()
+	if err := s.layer.Ready(ctx); err != nil {
+		http.Error(w, "channel layer down: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	fmt.Fprintln(w, "ready")
+}
+
+// Shutdown closes every WebSocket with 1001 (going away) so clients
+// reconnect to another replica, waits for the handlers to finish or ctx to
+// end, then closes the channel layer. The caller stops the listener first
+// (http.Server.Shutdown), since hijacked connections are not its to close.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.draining.Store(true)
+	s.cancel()
+	done := make(chan struct{})
+	go func() {
+		s.conns.Wait()
+		close(done)
+	}()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("failed to close every connection before the deadline: %w", ctx.Err())
+	}
+	if cerr := s.layer.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	if s.redis != nil {
+		_ = s.redis.Close()
+	}
+	return err
+}
+
+// Run serves cfg.Addr until ctx ends, then shuts down within
+// cfg.ShutdownTimeout. It is the whole life of the gateway process.
+func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
+	s, err := New(cfg, log)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("failed to listen on %s: %w", cfg.Addr, err)
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve serves on ln until ctx ends, then shuts down gracefully.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	layerName := "in-process"
+	if s.redis != nil {
+		layerName = "redis"
+	}
+	s.log.Info("gateway listening", "addr", ln.Addr().String(), "layer", layerName)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		_ = s.Shutdown(context.Background())
+		return fmt.Errorf("failed to serve: %w", err)
+	case <-ctx.Done():
+	}
+	s.log.Info("shutting down", "timeout", s.cfg.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	var httpErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		httpErr = srv.Shutdown(sctx)
+	}()
+	err := s.Shutdown(sctx)
+	wg.Wait()
+	if err == nil && httpErr != nil && !errors.Is(httpErr, http.ErrServerClosed) {
+		err = httpErr
+	}
+	s.log.Info("gateway stopped", "err", err)
+	return err
+}
+
+// closeStatus returns the close code of err, or -1.
+func closeStatus(err error) websocket.StatusCode {
+	return websocket.CloseStatus(err)
+}

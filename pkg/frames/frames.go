@@ -1,0 +1,296 @@
+// Package frames defines the framecast frame model and its wire formats.
+//
+// A Frame is one JPEG image of a room's live video, with the publisher's
+// sequence number and capture time. It travels in three encodings:
+//
+//   - the binary message: a fixed 20-byte header followed by the JPEG bytes
+//     (see docs/protocol.md). This is also what crosses the channel layer, so
+//     a gateway forwards the bytes it receives from Redis to binary viewers
+//     without re-encoding them.
+//   - the seed's data URL: "data:image/jpeg;base64,..." as a text message,
+//     exactly what the original Django Channels sender posts.
+//   - the seed's JSON envelope: {"message":"data:image/jpeg;base64,..."},
+//     what the original page parses. framecast adds "seq" and "ts" fields,
+//     which the seed's page ignores.
+//
+// Frames are immutable once built: every method may be called from many
+// goroutines at once, and each encoding is computed at most once per Frame.
+package frames
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Wire constants of the binary message. See docs/protocol.md.
+const (
+	// Version is the only binary header version this package writes and reads.
+	Version = 1
+	// HeaderSize is the size of the fixed binary header in bytes.
+	HeaderSize = 20
+)
+
+// Kind says what a binary message carries.
+type Kind uint8
+
+const (
+	// KindJPEG is a frame: the header is followed by one JPEG image.
+	KindJPEG Kind = 1
+	// KindOffline says the room's publisher has gone. The header carries the
+	// last sequence number and the time the publisher left; no payload follows.
+	KindOffline Kind = 2
+)
+
+// Errors returned by the parsers. Callers match them with errors.Is; the
+// returned errors wrap them with detail.
+var (
+	ErrEmpty       = errors.New("frames: empty message")
+	ErrNotJPEG     = errors.New("frames: payload is not a JPEG image")
+	ErrTooLarge    = errors.New("frames: frame too large")
+	ErrBadHeader   = errors.New("frames: malformed binary header")
+	ErrBadDataURL  = errors.New("frames: malformed data URL")
+	ErrBadMimeType = errors.New("frames: data URL is not image/jpeg")
+)
+
+// Frame is one JPEG image of a room. Build it with New or Parse*; the zero
+// value is not useful. A Frame must not be modified after it is built.
+type Frame struct {
+	// Room is the room the frame belongs to. It is not part of any wire
+	// format (the channel or URL names the room); whoever builds the Frame
+	// sets it before sharing the Frame.
+	Room string
+	// Kind is KindJPEG for images, KindOffline for publisher-gone events.
+	Kind Kind
+	// Seq is the publisher's sequence number, increasing by one per frame it
+	// captured (gaps mean frames skipped before they reached the gateway).
+	Seq uint64
+	// Captured is when the image was captured, as the publisher's clock says.
+	Captured time.Time
+	// JPEG is the image, starting with SOI (FF D8) and ending with EOI (FF D9).
+	// It aliases the binary message, so it must not be modified.
+	JPEG []byte
+
+	wire []byte // header + JPEG; always set
+
+	jsonOnce sync.Once
+	json     []byte
+}
+
+// New builds a frame from JPEG bytes, encoding the binary message once.
+// It checks that jpeg looks like a JPEG and is at most maxBytes long
+// (maxBytes <= 0 means no limit). It copies jpeg.
+func New(kind Kind, seq uint64, captured time.Time, jpeg []byte, maxBytes int) (*Frame, error) {
+	if kind == KindJPEG {
+		if err := CheckJPEG(jpeg, maxBytes); err != nil {
+			return nil, err
+		}
+	}
+	wire := make([]byte, HeaderSize+len(jpeg))
+	PutHeader(wire, kind, seq, captured)
+	copy(wire[HeaderSize:], jpeg)
+	return &Frame{Kind: kind, Seq: seq, Captured: captured, JPEG: wire[HeaderSize:], wire: wire}, nil
+}
+
+// Offline builds the event that tells viewers a room's publisher has left.
+func Offline(lastSeq uint64, at time.Time) *Frame {
+	f, _ := New(KindOffline, lastSeq, at, nil, 0)
+	return f
+}
+
+// PutHeader writes the 20-byte binary header into b[:HeaderSize].
+// It panics if b is shorter than HeaderSize.
+func PutHeader(b []byte, kind Kind, seq uint64, captured time.Time) {
+	_ = b[HeaderSize-1]
+	b[0] = Version
+	b[1] = byte(kind)
+	binary.BigEndian.PutUint16(b[2:4], HeaderSize)
+	binary.BigEndian.PutUint64(b[4:12], seq)
+	binary.BigEndian.PutUint64(b[12:20], uint64(captured.UnixMicro()))
+}
+
+// AppendBinary appends the binary message for a JPEG frame to dst: the
+// header then the JPEG bytes. Publishers use it to send one message per
+// frame without building a Frame.
+func AppendBinary(dst []byte, seq uint64, captured time.Time, jpeg []byte) []byte {
+	var h [HeaderSize]byte
+	PutHeader(h[:], KindJPEG, seq, captured)
+	dst = append(dst, h[:]...)
+	return append(dst, jpeg...)
+}
+
+// CheckJPEG reports whether b looks like a complete JPEG of at most maxBytes
+// (maxBytes <= 0 means no limit): it starts with SOI (FF D8 FF) and ends with
+// EOI (FF D9). It does not decode the image.
+func CheckJPEG(b []byte, maxBytes int) error {
+	if len(b) == 0 {
+		return ErrEmpty
+	}
+	if maxBytes > 0 && len(b) > maxBytes {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(b), maxBytes)
+	}
+	if len(b) < 4 || b[0] != 0xFF || b[1] != 0xD8 || b[2] != 0xFF {
+		return fmt.Errorf("%w: missing start-of-image marker", ErrNotJPEG)
+	}
+	if b[len(b)-2] != 0xFF || b[len(b)-1] != 0xD9 {
+		return fmt.Errorf("%w: missing end-of-image marker", ErrNotJPEG)
+	}
+	return nil
+}
+
+// ParseBinary parses a binary message: either the documented header followed
+// by a JPEG, or bare JPEG bytes (told apart by the first byte: a header starts
+// with the version, a JPEG with FF). For bare JPEGs, seq and now fill in the
+// sequence number and capture time the publisher did not send.
+//
+// The returned frame aliases msg when msg carries a header; the caller must
+// not modify msg afterwards. maxBytes limits the JPEG size (<= 0: no limit).
+func ParseBinary(msg []byte, seq uint64, now time.Time, maxBytes int) (*Frame, error) {
+	if len(msg) == 0 {
+		return nil, ErrEmpty
+	}
+	if msg[0] == 0xFF {
+		return New(KindJPEG, seq, now, msg, maxBytes)
+	}
+	h, err := ParseHeader(msg)
+	if err != nil {
+		return nil, err
+	}
+	payload := msg[HeaderSize:]
+	f := &Frame{Kind: h.Kind, Seq: h.Seq, Captured: h.Captured, JPEG: payload, wire: msg}
+	switch h.Kind {
+	case KindJPEG:
+		if err := CheckJPEG(payload, maxBytes); err != nil {
+			return nil, err
+		}
+	case KindOffline:
+		if len(payload) != 0 {
+			return nil, fmt.Errorf("%w: offline event with %d payload bytes", ErrBadHeader, len(payload))
+		}
+	}
+	return f, nil
+}
+
+// Header is the decoded fixed header of a binary message.
+type Header struct {
+	Kind     Kind
+	Seq      uint64
+	Captured time.Time
+}
+
+// ParseHeader decodes and validates the fixed header at the start of msg.
+func ParseHeader(msg []byte) (Header, error) {
+	if len(msg) < HeaderSize {
+		return Header{}, fmt.Errorf("%w: %d bytes, need %d", ErrBadHeader, len(msg), HeaderSize)
+	}
+	if msg[0] != Version {
+		return Header{}, fmt.Errorf("%w: version %d, want %d", ErrBadHeader, msg[0], Version)
+	}
+	kind := Kind(msg[1])
+	if kind != KindJPEG && kind != KindOffline {
+		return Header{}, fmt.Errorf("%w: unknown kind %d", ErrBadHeader, msg[1])
+	}
+	if n := binary.BigEndian.Uint16(msg[2:4]); n != HeaderSize {
+		return Header{}, fmt.Errorf("%w: header length %d, want %d", ErrBadHeader, n, HeaderSize)
+	}
+	return Header{
+		Kind:     kind,
+		Seq:      binary.BigEndian.Uint64(msg[4:12]),
+		Captured: time.UnixMicro(int64(binary.BigEndian.Uint64(msg[12:20]))),
+	}, nil
+}
+
+// Binary returns the binary message: header followed by the JPEG bytes.
+// The slice is shared by every caller and must not be modified.
+func (f *Frame) Binary() []byte { return f.wire }
+
+// IsOffline reports whether f is a publisher-gone event rather than an image.
+func (f *Frame) IsOffline() bool { return f.Kind == KindOffline }
+
+const dataURLPrefix = "data:image/jpeg;base64,"
+
+// JSON returns the seed's envelope for this frame:
+//
+//	{"message":"data:image/jpeg;base64,...","seq":N,"ts":MICROS}
+//
+// It is computed on first use and shared afterwards; callers must not modify
+// it. Offline events have no JSON form and return nil.
+func (f *Frame) JSON() []byte {
+	if f.Kind != KindJPEG {
+		return nil
+	}
+	f.jsonOnce.Do(func() {
+		n := base64.StdEncoding.EncodedLen(len(f.JPEG))
+		b := make([]byte, 0, len(`{"message":"`)+len(dataURLPrefix)+n+64)
+		b = append(b, `{"message":"`...)
+		b = append(b, dataURLPrefix...)
+		b = base64.StdEncoding.AppendEncode(b, f.JPEG)
+		b = append(b, `","seq":`...)
+		b = strconv.AppendUint(b, f.Seq, 10)
+		b = append(b, `,"ts":`...)
+		b = strconv.AppendInt(b, f.Captured.UnixMicro(), 10)
+		b = append(b, '}')
+		f.json = b
+	})
+	return f.json
+}
+
+// AppendDataURL appends "data:image/jpeg;base64,<jpeg>" to dst: the text
+// message the seed's sender posts.
+func AppendDataURL(dst, jpeg []byte) []byte {
+	dst = append(dst, dataURLPrefix...)
+	return base64.StdEncoding.AppendEncode(dst, jpeg)
+}
+
+// ParseDataURL parses the seed sender's text message, a data URL of the form
+// "data:image/jpeg;base64,..." (or "image/jpg", as the seed writes it), and
+// returns the frame it holds. seq and now fill in the sequence number and
+// capture time, which the seed's format does not carry. maxBytes limits the
+// decoded JPEG size (<= 0: no limit); it is checked before decoding.
+func ParseDataURL(msg []byte, seq uint64, now time.Time, maxBytes int) (*Frame, error) {
+	if len(msg) == 0 {
+		return nil, ErrEmpty
+	}
+	rest, ok := bytes.CutPrefix(msg, []byte("data:"))
+	if !ok {
+		return nil, fmt.Errorf("%w: missing \"data:\" prefix", ErrBadDataURL)
+	}
+	meta, b64, ok := bytes.Cut(rest, []byte(","))
+	if !ok {
+		return nil, fmt.Errorf("%w: missing comma", ErrBadDataURL)
+	}
+	mime, params, _ := bytes.Cut(meta, []byte(";"))
+	if !bytes.EqualFold(mime, []byte("image/jpeg")) && !bytes.EqualFold(mime, []byte("image/jpg")) {
+		return nil, fmt.Errorf("%w: %q", ErrBadMimeType, truncate(mime, 40))
+	}
+	if !bytes.EqualFold(params, []byte("base64")) {
+		return nil, fmt.Errorf("%w: want \";base64\" encoding, got %q", ErrBadDataURL, truncate(params, 40))
+	}
+	n := base64.StdEncoding.DecodedLen(len(b64))
+	if maxBytes > 0 && n > maxBytes+2 { // DecodedLen rounds up by up to 2 padding bytes
+		return nil, fmt.Errorf("%w: about %d bytes, limit %d", ErrTooLarge, n, maxBytes)
+	}
+	wire := make([]byte, HeaderSize+n)
+	m, err := base64.StdEncoding.Decode(wire[HeaderSize:], b64)
+	if err != nil {
+		return nil, fmt.Errorf("%w: bad base64: %v", ErrBadDataURL, err)
+	}
+	jpeg := wire[HeaderSize : HeaderSize+m]
+	if err := CheckJPEG(jpeg, maxBytes); err != nil {
+		return nil, err
+	}
+	PutHeader(wire, KindJPEG, seq, now)
+	return &Frame{Kind: KindJPEG, Seq: seq, Captured: now, JPEG: jpeg, wire: wire[:HeaderSize+m]}, nil
+}
+
+func truncate(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[:n]
+	}
+	return b
+}

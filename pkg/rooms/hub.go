@@ -1,0 +1,314 @@
+// Package rooms holds a gateway's local rooms, their viewers and publishers,
+// and the channel layers that carry frames between gateway replicas.
+//
+// A Hub is the meeting point: publishers hand it frames, it publishes each
+// frame once to the channel layer, and the layer delivers it back to every
+// replica subscribed to the room. A replica subscribes to a room while it has
+// at least one local viewer of it, so each frame crosses the layer once per
+// interested replica, never once per viewer.
+//
+// Fan-out never blocks: each viewer has a one-frame latest-wins slot (see
+// Viewer), and each publisher a one-frame latest-wins slot in front of the
+// layer (see Publisher), so a stuck viewer or a frozen Redis costs skipped
+// frames, counted, and nothing else.
+package rooms
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/framecast/framecast/pkg/frames"
+)
+
+// ErrTooManyRooms is returned by Join and NewPublisher when the hub already
+// holds Options.MaxRooms rooms and the room asked for is not one of them.
+var ErrTooManyRooms = errors.New("rooms: too many rooms")
+
+// Options configures a Hub. The zero value is usable.
+type Options struct {
+	// MaxRooms caps the number of rooms with local viewers or publishers.
+	// 0 means no limit.
+	MaxRooms int
+	// PublishTimeout bounds one publish to the channel layer. Default 2s.
+	PublishTimeout time.Duration
+	// Logger receives subscription and publish failures. Default
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// Hub holds the local rooms of one gateway replica. It is safe for
+// concurrent use.
+type Hub struct {
+	layer Layer
+	opts  Options
+	log   *slog.Logger
+
+	mu    sync.RWMutex // guards rooms and each Room's viewer list and publishers
+	rooms map[string]*Room
+
+	subMu      sync.Mutex // serializes subscription changes; guards subscribed
+	subscribed map[string]bool
+
+	published      atomic.Uint64
+	publishErrors  atomic.Uint64
+	publishDropped atomic.Uint64
+	relayed        atomic.Uint64
+	badMessages    atomic.Uint64
+	skipped        atomic.Uint64
+}
+
+// NewHub returns a hub that relays frames over layer.
+func NewHub(layer Layer, opts Options) *Hub {
+	if opts.PublishTimeout <= 0 {
+		opts.PublishTimeout = 2 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Hub{
+		layer:      layer,
+		opts:       opts,
+		log:        opts.Logger,
+		rooms:      make(map[string]*Room),
+		subscribed: make(map[string]bool),
+	}
+}
+
+// Layer returns the hub's channel layer.
+func (h *Hub) Layer() Layer { return h.layer }
+
+// Room is one room with local viewers or publishers on this replica.
+type Room struct {
+	hub  *Hub
+	name string
+
+	viewers    atomic.Pointer[[]*Viewer] // copy-on-write; replaced under hub.mu
+	publishers int                       // guarded by hub.mu
+
+	last     atomic.Pointer[frames.Frame] // newest image frame seen
+	live     atomic.Bool                  // an image arrived since the last offline event
+	lastSeen atomic.Int64                 // unix nanoseconds of the newest image
+}
+
+// room returns the named room, creating it if needed. Call with h.mu held.
+func (h *Hub) roomLocked(name string) (*Room, error) {
+	if r, ok := h.rooms[name]; ok {
+		return r, nil
+	}
+	if h.opts.MaxRooms > 0 && len(h.rooms) >= h.opts.MaxRooms {
+		return nil, fmt.Errorf("%w: limit %d", ErrTooManyRooms, h.opts.MaxRooms)
+	}
+	r := &Room{hub: h, name: name}
+	r.viewers.Store(&[]*Viewer{})
+	h.rooms[name] = r
+	return r, nil
+}
+
+// dropIfEmpty forgets r when it has no viewers and no publishers. Call with
+// h.mu held.
+func (h *Hub) dropIfEmpty(r *Room) {
+	if len(*r.viewers.Load()) == 0 && r.publishers == 0 && h.rooms[r.name] == r {
+		delete(h.rooms, r.name)
+	}
+}
+
+// Join adds a viewer to room and subscribes the replica to the room if it is
+// the room's first local viewer. If the room is live, the viewer's slot
+// already holds the newest frame when Join returns, so it shows an image at
+// once. Call Leave when the viewer goes.
+func (h *Hub) Join(ctx context.Context, room string) (*Viewer, error) {
+	h.mu.Lock()
+	r, err := h.roomLocked(room)
+	if err != nil {
+		h.mu.Unlock()
+		return nil, err
+	}
+	v := newViewer(r)
+	old := *r.viewers.Load()
+	vs := make([]*Viewer, len(old), len(old)+1)
+	copy(vs, old)
+	vs = append(vs, v)
+	r.viewers.Store(&vs)
+	h.mu.Unlock()
+
+	h.syncSubscription(ctx, room)
+	if f := r.last.Load(); f != nil && r.live.Load() {
+		v.offer(f)
+	}
+	return v, nil
+}
+
+// Leave removes v from its room, and unsubscribes the replica from the room
+// if v was its last local viewer. It is idempotent.
+func (h *Hub) Leave(v *Viewer) {
+	r := v.room
+	h.mu.Lock()
+	old := *r.viewers.Load()
+	vs := make([]*Viewer, 0, len(old))
+	for _, x := range old {
+		if x != v {
+			vs = append(vs, x)
+		}
+	}
+	r.viewers.Store(&vs)
+	h.dropIfEmpty(r)
+	h.mu.Unlock()
+	h.syncSubscription(context.Background(), r.name)
+}
+
+// syncSubscription subscribes or unsubscribes room so that the replica is
+// subscribed exactly while the room has local viewers. Changes are
+// serialized, so a leave racing a join never leaves the room unsubscribed.
+func (h *Hub) syncSubscription(ctx context.Context, room string) {
+	h.subMu.Lock()
+	defer h.subMu.Unlock()
+	h.mu.RLock()
+	r := h.rooms[room]
+	want := r != nil && len(*r.viewers.Load()) > 0
+	h.mu.RUnlock()
+	if want == h.subscribed[room] {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.opts.PublishTimeout)
+	defer cancel()
+	if want {
+		h.subscribed[room] = true
+		if err := h.layer.Subscribe(ctx, room, h.deliver); err != nil {
+			// The layer keeps the subscription and restores it when it
+			// reconnects; frames flow once it is back.
+			h.log.Warn("subscribe failed; the layer will retry", "room", room, "err", err)
+		}
+		return
+	}
+	delete(h.subscribed, room)
+	if err := h.layer.Unsubscribe(ctx, room); err != nil {
+		h.log.Warn("unsubscribe failed", "room", room, "err", err)
+	}
+}
+
+// deliver is the layer's Handler: it hands one message to every local viewer
+// of room. It does not block and allocates once per message, not per viewer.
+func (h *Hub) deliver(room string, msg []byte) {
+	f, err := frames.ParseBinary(msg, 0, time.Time{}, 0)
+	if err != nil {
+		h.badMessages.Add(1)
+		return
+	}
+	f.Room = room
+	h.mu.RLock()
+	r := h.rooms[room]
+	h.mu.RUnlock()
+	if r == nil {
+		return
+	}
+	h.relayed.Add(1)
+	r.observe(f)
+	for _, v := range *r.viewers.Load() {
+		v.offer(f)
+	}
+}
+
+// observe records f as the room's newest state.
+func (r *Room) observe(f *frames.Frame) {
+	if f.IsOffline() {
+		r.live.Store(false)
+		return
+	}
+	r.last.Store(f)
+	r.live.Store(true)
+	r.lastSeen.Store(time.Now().UnixNano())
+}
+
+// Latest returns the newest frame of room seen by this replica, or nil.
+func (h *Hub) Latest(room string) *frames.Frame {
+	h.mu.RLock()
+	r := h.rooms[room]
+	h.mu.RUnlock()
+	if r == nil || !r.live.Load() {
+		return nil
+	}
+	return r.last.Load()
+}
+
+// RoomInfo describes one local room.
+type RoomInfo struct {
+	Name       string    `json:"name"`
+	Viewers    int       `json:"viewers"`
+	Publishers int       `json:"publishers"`
+	Live       bool      `json:"live"`
+	LastFrame  time.Time `json:"last_frame,omitzero"`
+}
+
+// Rooms lists the local rooms, sorted by name.
+func (h *Hub) Rooms() []RoomInfo {
+	h.mu.RLock()
+	out := make([]RoomInfo, 0, len(h.rooms))
+	for _, r := range h.rooms {
+		info := RoomInfo{
+			Name:       r.name,
+			Viewers:    len(*r.viewers.Load()),
+			Publishers: r.publishers,
+			Live:       r.live.Load(),
+		}
+		if ns := r.lastSeen.Load(); ns != 0 {
+			info.LastFrame = time.Unix(0, ns).UTC()
+		}
+		out = append(out, info)
+	}
+	h.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Stats are the hub's counters since it started.
+type Stats struct {
+	Rooms          int
+	Viewers        int
+	Published      uint64 // frames handed to the layer by local publishers
+	PublishDropped uint64 // frames a publisher replaced before the layer took them
+	PublishErrors  uint64 // failed publishes to the layer
+	Relayed        uint64 // messages the layer delivered to this replica's rooms
+	BadMessages    uint64 // layer messages that did not parse
+	Skipped        uint64 // frames viewers skipped because they were behind
+}
+
+// Stats returns a snapshot of the hub's counters.
+func (h *Hub) Stats() Stats {
+	h.mu.RLock()
+	s := Stats{Rooms: len(h.rooms)}
+	for _, r := range h.rooms {
+		s.Viewers += len(*r.viewers.Load())
+	}
+	h.mu.RUnlock()
+	s.Published = h.published.Load()
+	s.PublishDropped = h.publishDropped.Load()
+	s.PublishErrors = h.publishErrors.Load()
+	s.Relayed = h.relayed.Load()
+	s.BadMessages = h.badMessages.Load()
+	s.Skipped = h.skipped.Load()
+	return s
+}
+
+// MaxNameLen is the longest valid room name.
+const MaxNameLen = 64
+
+// ValidName reports whether name is a valid room name: 1 to 64 characters
+// from [A-Za-z0-9_], the seed's \w+ route restricted to ASCII and bounded.
+func ValidName(name string) bool {
+	if len(name) == 0 || len(name) > MaxNameLen {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,271 @@
+package rooms
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// RedisOptions configures a RedisLayer. The zero value is usable.
+type RedisOptions struct {
+	// Prefix is prepended to room names to form channel names.
+	// Default "video_", the seed's group name prefix.
+	Prefix string
+	// Logger receives state changes (connection lost, restored). Default
+	// slog.Default().
+	Logger *slog.Logger
+	// OnError, if set, is called for every failed Redis operation with the
+	// operation's name ("publish", "subscribe", "receive", ...). It must not
+	// block: it runs on the read loop.
+	OnError func(op string, err error)
+	// IdleTimeout is how long the read loop waits for a message before it
+	// pings the subscription connection; a second silent IdleTimeout means
+	// the connection is dead and it is replaced. Default 5s.
+	IdleTimeout time.Duration
+}
+
+// RedisLayer is a channel layer on Redis pub/sub. Each frame is one PUBLISH
+// to channel Prefix+room; each RedisLayer holds one subscription connection,
+// shared by all its rooms, and one read loop that hands messages to the
+// rooms' handlers.
+//
+// go-redis reconnects and resubscribes the subscription connection by itself
+// when Redis restarts; RedisLayer adds a ping when the connection is quiet so
+// a half-open connection is noticed, and backs off between failed attempts.
+//
+// RedisLayer is safe for concurrent use.
+type RedisLayer struct {
+	client redis.UniversalClient
+	opts   RedisOptions
+	log    *slog.Logger
+
+	mu       sync.Mutex // guards ps and handlers' writers
+	ps       *redis.PubSub
+	handlers sync.Map // channel name -> roomHandler
+
+	ready  atomic.Bool
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+type roomHandler struct {
+	room string
+	h    Handler
+}
+
+var _ Layer = (*RedisLayer)(nil)
+
+// NewRedisLayer starts a channel layer on client. The layer does not own
+// client: Close stops the layer's subscription, and the caller closes client.
+func NewRedisLayer(client redis.UniversalClient, opts RedisOptions) *RedisLayer {
+	if opts.Prefix == "" {
+		opts.Prefix = "video_"
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.IdleTimeout <= 0 {
+		opts.IdleTimeout = 5 * time.Second
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &RedisLayer{
+		client: client,
+		opts:   opts,
+		log:    opts.Logger.With("component", "redis-layer"),
+		ps:     client.Subscribe(ctx),
+		cancel: cancel,
+		done:   make(chan struct{}),
+	}
+	go l.readLoop(ctx)
+	return l
+}
+
+// Channel returns the Redis channel name of room.
+func (l *RedisLayer) Channel(room string) string { return l.opts.Prefix + room }
+
+// Publish sends msg to room's channel with one PUBLISH.
+func (l *RedisLayer) Publish(ctx context.Context, room string, msg []byte) error {
+	if err := l.client.Publish(ctx, l.Channel(room), msg).Err(); err != nil {
+		l.onError("publish", err)
+		return fmt.Errorf("failed to publish to %q: %w", l.Channel(room), err)
+	}
+	return nil
+}
+
+// Subscribe subscribes room's channel on the shared connection. If Redis is
+// unreachable the subscription is still recorded, and go-redis makes it when
+// the connection comes back; the error is returned for logging.
+func (l *RedisLayer) Subscribe(ctx context.Context, room string, h Handler) error {
+	ch := l.Channel(room)
+	l.handlers.Store(ch, roomHandler{room: room, h: h})
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.ps.Subscribe(ctx, ch); err != nil {
+		l.onError("subscribe", err)
+		return fmt.Errorf("failed to subscribe to %q: %w", ch, err)
+	}
+	return nil
+}
+
+// Unsubscribe unsubscribes room's channel.
+func (l *RedisLayer) Unsubscribe(ctx context.Context, room string) error {
+	ch := l.Channel(room)
+	l.handlers.Delete(ch)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.ps.Unsubscribe(ctx, ch); err != nil {
+		l.onError("unsubscribe", err)
+		return fmt.Errorf("failed to unsubscribe from %q: %w", ch, err)
+	}
+	return nil
+}
+
+// Ready returns nil when Redis answers PING and the subscription connection
+// is up.
+func (l *RedisLayer) Ready(ctx context.Context) error {
+	if err := l.client.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis unreachable: %w", err)
+	}
+	if !l.ready.Load() {
+		return errors.New("redis subscription connection is down")
+	}
+	return nil
+}
+
+// Close stops the read loop and closes the subscription connection.
+func (l *RedisLayer) Close() error {
+	l.cancel()
+	l.mu.Lock()
+	err := l.ps.Close()
+	l.mu.Unlock()
+	<-l.done
+	return err
+}
+
+func (l *RedisLayer) onError(op string, err error) {
+	if l.opts.OnError != nil {
+		l.opts.OnError(op, err)
+	}
+}
+
+func (l *RedisLayer) pubsub() *redis.PubSub {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.ps
+}
+
+// replace closes a subscription connection that stopped answering and opens
+// a new one with the same channels.
+func (l *RedisLayer) replace(ctx context.Context) {
+	var chans []string
+	l.handlers.Range(func(k, _ any) bool {
+		chans = append(chans, k.(string))
+		return true
+	})
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_ = l.ps.Close()
+	l.ps = l.client.Subscribe(ctx)
+	if len(chans) > 0 {
+		// Records the channels even when Redis is down: go-redis subscribes
+		// them when it connects.
+		_ = l.ps.Subscribe(ctx, chans...)
+	}
+}
+
+// readLoop receives messages and hands them to room handlers. It never
+// blocks on a handler for longer than the handler takes (handlers do not
+// block), so a slow viewer cannot hold up Redis.
+func (l *RedisLayer) readLoop(ctx context.Context) {
+	defer close(l.done)
+	var (
+		pingSent bool
+		down     bool
+		backoff  = 50 * time.Millisecond
+		failures int
+	)
+	ps := l.pubsub()
+	// Connect now, so Ready reflects reality before the first subscription.
+	if err := ps.Ping(ctx); err == nil {
+		pingSent = true
+	}
+	for ctx.Err() == nil {
+		ps = l.pubsub()
+		msg, err := ps.ReceiveTimeout(ctx, l.opts.IdleTimeout)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				if pingSent {
+					l.markDown(&down, fmt.Errorf("no answer to ping within %v", l.opts.IdleTimeout))
+					l.replace(ctx)
+					pingSent = false
+					continue
+				}
+				if perr := ps.Ping(ctx); perr == nil {
+					pingSent = true
+				}
+				continue
+			}
+			l.onError("receive", err)
+			l.markDown(&down, err)
+			failures++
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			if backoff < 500*time.Millisecond {
+				backoff *= 2
+			}
+			// Ping makes go-redis reconnect and resubscribe now rather than
+			// on the next frame.
+			if perr := ps.Ping(ctx); perr == nil {
+				pingSent = true
+			}
+			continue
+		}
+		pingSent = false
+		backoff = 50 * time.Millisecond
+		switch m := msg.(type) {
+		case *redis.Message:
+			l.markUp(&down, failures)
+			failures = 0
+			if v, ok := l.handlers.Load(m.Channel); ok {
+				rh := v.(roomHandler)
+				// The payload string is never modified: view it as bytes
+				// instead of copying a frame per message.
+				rh.h(rh.room, unsafe.Slice(unsafe.StringData(m.Payload), len(m.Payload)))
+			}
+		case *redis.Subscription, *redis.Pong:
+			l.markUp(&down, failures)
+			failures = 0
+		}
+	}
+}
+
+func (l *RedisLayer) markDown(down *bool, err error) {
+	l.ready.Store(false)
+	if !*down {
+		*down = true
+		l.log.Warn("redis subscription connection lost; reconnecting", "err", err)
+	}
+}
+
+func (l *RedisLayer) markUp(down *bool, failures int) {
+	l.ready.Store(true)
+	if *down {
+		*down = false
+		l.log.Info("redis subscription connection restored", "failed_attempts", failures)
+	}
+}

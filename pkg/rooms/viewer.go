@@ -1,0 +1,72 @@
+package rooms
+
+import (
+	"context"
+	"sync/atomic"
+
+	"github.com/framecast/framecast/pkg/frames"
+)
+
+// Viewer is one local viewer of a room: a latest-frame-wins slot that the
+// hub fills and the viewer's single writer goroutine drains.
+//
+// Offering a frame never blocks: it swaps the frame into the slot and, if
+// the slot still held an unsent frame, counts that frame as skipped. So a
+// viewer that falls behind jumps to the newest frame, its memory is bounded
+// by one frame whatever the frame rate, and nothing it does can hold up the
+// hub, the channel layer or other viewers.
+//
+// Next must be called by one goroutine only; offer may be called from any.
+type Viewer struct {
+	room *Room
+	slot atomic.Pointer[frames.Frame]
+	wake chan struct{}
+
+	skipped atomic.Uint64
+	offered atomic.Uint64
+}
+
+func newViewer(r *Room) *Viewer {
+	return &Viewer{room: r, wake: make(chan struct{}, 1)}
+}
+
+// Room returns the name of the viewer's room.
+func (v *Viewer) Room() string { return v.room.name }
+
+// offer puts f in the slot, replacing (and counting as skipped) any frame
+// the writer has not taken yet.
+func (v *Viewer) offer(f *frames.Frame) {
+	v.offered.Add(1)
+	if old := v.slot.Swap(f); old != nil && !old.IsOffline() {
+		v.skipped.Add(1)
+		v.room.hub.skipped.Add(1)
+	}
+	select {
+	case v.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Next waits for a frame and returns the newest one, or ctx's error.
+func (v *Viewer) Next(ctx context.Context) (*frames.Frame, error) {
+	for {
+		if f := v.slot.Swap(nil); f != nil {
+			return f, nil
+		}
+		select {
+		case <-v.wake:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// Wake returns a channel that receives when a frame may be waiting; a
+// writer that also waits on other events selects on it, then calls TryNext.
+func (v *Viewer) Wake() <-chan struct{} { return v.wake }
+
+// TryNext returns the waiting frame, or nil.
+func (v *Viewer) TryNext() *frames.Frame { return v.slot.Swap(nil) }
+
+// Skipped returns how many frames this viewer skipped because it was behind.
+func (v *Viewer) Skipped() uint64 { return v.skipped.Load() }
