@@ -4,6 +4,8 @@
 //
 //	gateway               serve (settings from GATEWAY_* environment variables)
 //	gateway healthcheck   exit 0 if the local gateway's /healthz answers (for images without curl)
+//	gateway token -room R -role publish|view|* [-ttl 24h]
+//	                      print an access token signed with GATEWAY_JWT_SECRET (or -secret-file, -key-file)
 //	gateway -h            list every setting with its default
 package main
 
@@ -17,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/framecast/framecast/internal/auth"
 	"github.com/framecast/framecast/internal/gateway"
 )
 
@@ -29,11 +32,13 @@ func run(args []string) int {
 		switch args[0] {
 		case "healthcheck":
 			return healthcheck(args[1:])
+		case "token":
+			return token(args[1:])
 		}
 	}
 	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: gateway [healthcheck]\n\nframecast WebSocket gateway. Settings come from the environment:\n\n")
+		fmt.Fprintf(fs.Output(), "Usage: gateway [healthcheck | token -room R -role ROLE]\n\nframecast WebSocket gateway. Settings come from the environment:\n\n")
 		gateway.PrintUsage(fs.Output())
 	}
 	if err := fs.Parse(args); err != nil {
@@ -74,6 +79,38 @@ func healthcheck(args []string) int {
 		fmt.Fprintf(os.Stderr, "unhealthy: %v\n", err)
 		return 1
 	}
+	return 0
+}
+
+// token mints an access token for operators (see internal/auth and
+// docs/security.md) and prints it on stdout.
+func token(args []string) int {
+	fs := flag.NewFlagSet("gateway token", flag.ContinueOnError)
+	room := fs.String("room", "", "room name, or pattern such as cam_* or * (required)")
+	role := fs.String("role", "", `"publish" (publish and watch), "view" or "*" (required)`)
+	ttl := fs.Duration("ttl", 24*time.Hour, "how long the token is valid")
+	sub := fs.String("sub", "", "optional subject, e.g. the camera's name, logged when its token expires")
+	secretFile := fs.String("secret-file", "", "file holding the HS256 secret (default: $GATEWAY_JWT_SECRET)")
+	keyFile := fs.String("key-file", "", "PEM private key for RS256/ES256 tokens, instead of a secret")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *room == "" || *role == "" || fs.NArg() > 0 {
+		fmt.Fprintln(os.Stderr, "gateway token: -room and -role are required")
+		fs.Usage()
+		return 2
+	}
+	signer, err := auth.LoadSigner(os.Getenv("GATEWAY_JWT_SECRET"), *secretFile, *keyFile)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "gateway token: %v\n", err)
+		return 2
+	}
+	tok, err := signer.Mint(auth.Grant{Room: *room, Role: *role, TTL: *ttl, Subject: *sub}, time.Now())
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "gateway token: %v\n", err)
+		return 2
+	}
+	fmt.Println(tok)
 	return 0
 }
 

@@ -10,6 +10,8 @@ import (
 
 	"github.com/kelseyhightower/envconfig"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/framecast/framecast/internal/auth"
 )
 
 // EnvPrefix is the prefix of every gateway setting in the environment.
@@ -31,6 +33,31 @@ type Config struct {
 	AllowedOrigins  []string      `envconfig:"ALLOWED_ORIGINS" desc:"extra Origin host patterns allowed to open WebSockets (comma-separated, path.Match syntax, e.g. *.example.com); the page's own host is always allowed"`
 	LogLevel        string        `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
 	LogFormat       string        `envconfig:"LOG_FORMAT" default:"text" desc:"text or json"`
+
+	// Access control and limits (auth.go, limits.go, docs/security.md).
+	Auth                string      `envconfig:"AUTH" default:"off" desc:"who needs a token: off (anyone may publish and watch), publish (publishers need one; watching is open) or all"`
+	JWTSecret           auth.Secret `envconfig:"JWT_SECRET" desc:"HS256 secret of access tokens, at least 32 bytes; the same on every replica and wherever tokens are minted"`
+	JWTPublicKeyFile    string      `envconfig:"JWT_PUBLIC_KEY_FILE" desc:"PEM public key of RS256 (RSA) or ES256 (P-256) access tokens, instead of JWT_SECRET"`
+	PublishRate         float64     `envconfig:"PUBLISH_RATE" default:"60" desc:"frames per second one publisher may send; frames over it are dropped; 0 = no limit"`
+	PublishBurst        int         `envconfig:"PUBLISH_BURST" default:"30" desc:"frames a publisher may send at once over PUBLISH_RATE; more than this many dropped within 2s closes it with 1008"`
+	MaxConnections      int         `envconfig:"MAX_CONNECTIONS" default:"10000" desc:"most WebSocket connections on this replica (keep it below the open-file limit); more get 429; 0 = no limit"`
+	MaxConnectionsPerIP int         `envconfig:"MAX_CONNECTIONS_PER_IP" default:"200" desc:"most WebSocket connections from one client address (IPv6: one /64); more get 429; 0 = no limit"`
+	TrustedProxies      []string    `envconfig:"TRUSTED_PROXIES" desc:"proxies whose X-Forwarded-For names the client (comma-separated CIDRs or IPs, e.g. 10.0.0.0/8); empty = none"`
+
+	// Scale-out: Redis Cluster and Sentinel, presence, frame cache
+	// (redisclient.go, docs/scaling.md). Zero values mean the defaults.
+	RedisClusterAddrs     []string      `envconfig:"REDIS_CLUSTER_ADDRS" desc:"Redis Cluster nodes to start from (comma-separated host:port): sharded pub/sub (SPUBLISH/SSUBSCRIBE, Redis 7+); instead of REDIS_URL"`
+	RedisSentinelAddrs    []string      `envconfig:"REDIS_SENTINEL_ADDRS" desc:"Redis Sentinel addresses (comma-separated host:port): follow the master they name across failovers; needs REDIS_SENTINEL_MASTER; instead of REDIS_URL"`
+	RedisSentinelMaster   string        `envconfig:"REDIS_SENTINEL_MASTER" desc:"name of the master the sentinels monitor (sentinel monitor <name> ...)"`
+	RedisUsername         string        `envconfig:"REDIS_USERNAME" desc:"Redis ACL user in cluster and sentinel modes (REDIS_URL carries its own)"`
+	RedisPassword         auth.Secret   `envconfig:"REDIS_PASSWORD" desc:"Redis password in cluster and sentinel modes (REDIS_URL carries its own)"`
+	RedisSentinelPassword auth.Secret   `envconfig:"REDIS_SENTINEL_PASSWORD" desc:"password of the sentinels themselves (requirepass in sentinel.conf), if any"`
+	RedisKeyPrefix        string        `envconfig:"REDIS_KEY_PREFIX" default:"framecast:" desc:"prefix of the presence and frame-cache keys"`
+	ReplicaID             string        `envconfig:"REPLICA_ID" desc:"this replica's name in the presence keys; empty = hostname (the pod name) plus a random suffix"`
+	PresenceInterval      time.Duration `envconfig:"PRESENCE_INTERVAL" default:"3s" desc:"how often a replica writes its rooms and viewer counts to Redis"`
+	PresenceTTL           time.Duration `envconfig:"PRESENCE_TTL" default:"10s" desc:"how long a replica's rooms stay listed after its last write: a dead replica drops out after this"`
+	FrameCacheInterval    time.Duration `envconfig:"FRAME_CACHE_INTERVAL" default:"500ms" desc:"shortest time between two writes of a room's newest frame to Redis (at most 1/this writes per second per room)"`
+	FrameCacheTTL         time.Duration `envconfig:"FRAME_CACHE_TTL" default:"10s" desc:"how long a room's cached frame outlives its publisher's replica"`
 }
 
 // LoadConfig reads the configuration from the environment and validates it.
@@ -52,7 +79,7 @@ func (c *Config) Validate() error {
 	}
 	if c.RedisURL != "" {
 		if _, err := redis.ParseURL(c.RedisURL); err != nil {
-			return bad("REDIS_URL", "%v", err)
+			return bad("REDIS_URL", "%v", withoutURL(err))
 		}
 	}
 	if c.ChannelPrefix == "" || strings.ContainsAny(c.ChannelPrefix, " \t\r\n*?[]") {
@@ -77,6 +104,15 @@ func (c *Config) Validate() error {
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return bad("LOG_FORMAT", "%q is not text or json", c.LogFormat)
+	}
+	if err := c.validateAuth(); err != nil {
+		return err
+	}
+	if err := c.validateLimits(); err != nil {
+		return err
+	}
+	if err := c.validateScaleOut(); err != nil {
+		return err
 	}
 	return nil
 }

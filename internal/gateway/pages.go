@@ -66,7 +66,7 @@ func render(w http.ResponseWriter, t *template.Template, data any) {
 }
 
 func (s *Server) handleIndex(w http.ResponseWriter, r *http.Request) {
-	render(w, s.pages.index, struct{ Rooms []rooms.RoomInfo }{s.hub.Rooms()})
+	render(w, s.pages.index, struct{ Rooms []rooms.RoomSummary }{s.roomList(r.Context())})
 }
 
 func (s *Server) handleViewerPage(w http.ResponseWriter, r *http.Request) {
@@ -82,6 +82,6 @@ func (s *Server) handleRooms(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	_ = json.NewEncoder(w).Encode(struct {
-		Rooms []rooms.RoomInfo `json:"rooms"`
-	}{s.hub.Rooms()})
+		Rooms []rooms.RoomSummary `json:"rooms"`
+	}{s.roomList(r.Context())})
 }

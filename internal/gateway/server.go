@@ -32,6 +32,9 @@ type Server struct {
 	metrics *metrics
 	pages   *pages
 	mux     *http.ServeMux
+	access  *accessControl
+	limits  *limits
+	scale   *scaleOut // presence and frame cache; nil without Redis (redisclient.go)
 
 	// ctx is cancelled when shutdown begins: every connection handler
 	// watches it and closes its WebSocket with 1001.
@@ -39,6 +42,7 @@ type Server struct {
 	cancel   context.CancelFunc
 	draining atomic.Bool
 	conns    sync.WaitGroup // WebSocket and stream handlers still running
+	active   sync.Map       // *websocket.Conn -> struct{}: open WebSockets, for forced closes
 }
 
 // New builds a server from a validated configuration. It connects nothing
@@ -51,25 +55,25 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 
 	s.metrics = newMetrics()
-	if cfg.RedisURL != "" {
-		opt, err := redis.ParseURL(cfg.RedisURL)
-		if err != nil {
-			return nil, fmt.Errorf("invalid GATEWAY_REDIS_URL: %w", err)
-		}
-		s.redis = redis.NewClient(opt)
-		s.layer = rooms.NewRedisLayer(s.redis, rooms.RedisOptions{
-			Prefix:  cfg.ChannelPrefix,
-			Logger:  log,
-			OnError: func(op string, _ error) { s.metrics.redisErrors.WithLabelValues(op).Inc() },
-		})
-	} else {
-		s.layer = rooms.NewMemoryLayer()
+	access, err := newAccessControl(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.access = access
+	if s.limits, err = newLimits(&cfg, log); err != nil {
+		return nil, err
+	}
+	// One Redis, Sentinel or Cluster, or the in-process layer (redisclient.go).
+	if err := s.connectRedis(); err != nil {
+		return nil, err
 	}
 	s.hub = rooms.NewHub(s.layer, rooms.Options{
 		MaxRooms:       cfg.MaxRooms,
 		PublishTimeout: cfg.PublishTimeout,
 		Logger:         log,
+		Cache:          s.frameCache(),
 	})
+	s.startScaleOut()
 	s.metrics.registerHub(s.hub)
 	p, err := newPages()
 	if err != nil {
@@ -93,6 +97,8 @@ func (s *Server) routes() {
 	mux.HandleFunc("GET /{$}", s.handleIndex)
 	mux.HandleFunc("GET /video/{$}", s.handleIndex)
 	mux.HandleFunc("GET /video/{room}/{$}", s.handleViewerPage)
+	mux.HandleFunc("GET /video/{room}/snapshot.jpg", s.handleSnapshot)
+	mux.HandleFunc("GET /video/{room}/stream.mjpg", s.handleMJPEG)
 	mux.HandleFunc("GET /api/rooms", s.handleRooms)
 	mux.Handle("GET /static/", s.pages.static())
 	mux.HandleFunc("GET /healthz", s.handleHealthz)
@@ -140,8 +146,22 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	select {
 	case <-done:
 	case <-ctx.Done():
-		err = fmt.Errorf("failed to close every connection before the deadline: %w", ctx.Err())
+		// Peers that never answer the close handshake (a stalled network, a
+		// client that only writes) are dropped: the process must exit in time.
+		n := 0
+		s.active.Range(func(k, _ any) bool {
+			_ = k.(*websocket.Conn).CloseNow()
+			n++
+			return true
+		})
+		s.log.Warn("shutdown deadline passed; dropped connections that did not finish closing", "count", n)
+		select {
+		case <-done:
+		case <-time.After(time.Second):
+			err = fmt.Errorf("failed to stop every connection handler: %w", ctx.Err())
+		}
 	}
+	s.stopScaleOut() // removes this replica's presence; before Redis closes
 	if cerr := s.layer.Close(); cerr != nil && err == nil {
 		err = cerr
 	}
@@ -172,11 +192,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
-	layerName := "in-process"
-	if s.redis != nil {
-		layerName = "redis"
-	}
-	s.log.Info("gateway listening", "addr", ln.Addr().String(), "layer", layerName)
+	s.log.Info("gateway listening", "addr", ln.Addr().String(), "layer", s.layerName())
+	s.logSecurityPosture()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

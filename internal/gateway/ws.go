@@ -7,10 +7,14 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/framecast/framecast/internal/auth"
 	"github.com/framecast/framecast/pkg/frames"
 	"github.com/framecast/framecast/pkg/rooms"
 )
@@ -70,50 +74,122 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "gateway shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	// Access control and connection limits answer 401/403/429 before the
+	// upgrade (auth.go, limits.go); Accept checks the Origin (403).
+	claims, ok := s.authorize(w, r, room, rolePermission(role))
+	if !ok {
+		return
+	}
+	release, ok := s.admitConnection(w, r)
+	if !ok {
+		return
+	}
+	c, err := websocket.Accept(hijackWithBuffers(w, role), r, &websocket.AcceptOptions{
 		OriginPatterns:  s.cfg.AllowedOrigins,
 		CompressionMode: websocket.CompressionDisabled, // JPEG does not compress
 	})
 	if err != nil {
+		release()
 		s.metrics.rejected.WithLabelValues("handshake").Inc()
 		s.log.Debug("websocket handshake failed", "room", room, "err", err)
 		return
 	}
+	// The connection outlives this handler: returning lets net/http free
+	// the request, the response and its goroutine's stack, which would
+	// otherwise be pinned for the life of every idle viewer.
 	s.conns.Add(1)
-	defer s.conns.Done()
-	gauge := s.metrics.connections.WithLabelValues(role)
-	gauge.Inc()
-	defer gauge.Dec()
+	k := &wsConn{c: c, room: room, role: role, format: format,
+		log:      s.log.With("room", room, "role", role, "remote", r.RemoteAddr),
+		cleanups: make([]func(), 0, 10)}
+	k.onEnd(s.conns.Done)
+	k.onEnd(release)
+	s.serveConn(k, claims)
+}
 
-	log := s.log.With("room", room, "role", role, "remote", r.RemoteAddr)
-	log.Debug("connected", "format", format)
+// wsConn is one upgraded connection and what must happen when it ends.
+// end runs once, from whichever goroutine sees the end first (the read loop,
+// or the CloseRead watcher of a view-only connection).
+type wsConn struct {
+	c                  *websocket.Conn
+	room, role, format string
+	log                *slog.Logger
+
+	cleanups []func() // run in reverse order by end; appended before any goroutine starts
+	once     sync.Once
+	mu       sync.Mutex
+	reason   error // why the connection ended, if something on our side ended it
+}
+
+func (k *wsConn) onEnd(f func()) { k.cleanups = append(k.cleanups, f) }
+
+// setReason records why the gateway is ending the connection, if no reason
+// was recorded before.
+func (k *wsConn) setReason(err error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.reason == nil {
+		k.reason = err
+	}
+}
+
+// serveConn starts one connection in its role and returns. Nothing waits on
+// a view-only connection but coder/websocket's reader (CloseRead): frames are
+// written by a writer goroutine that exists only while frames flow, pings by
+// a timer, and the end is a callback on the reader's context.
+func (s *Server) serveConn(k *wsConn, claims *auth.Claims) {
+	c := k.c
+	s.active.Store(c, struct{}{})
+	k.onEnd(func() { s.active.Delete(c) })
+	gauge := s.metrics.connections.WithLabelValues(k.role)
+	gauge.Inc()
+	k.onEnd(gauge.Dec)
+	k.log.Debug("connected", "format", k.format)
+	k.onEnd(s.closeOnExpiry(c, claims, k.log))
 
 	// Shutdown closes the connection with 1001 from here, once per
 	// connection. Reads do not use s.ctx: cancelling a read's context makes
 	// coder/websocket drop the connection without a close frame.
 	stop := context.AfterFunc(s.ctx, func() { _ = c.Close(websocket.StatusGoingAway, "gateway shutting down") })
-	defer stop()
-	ctx, cancel := context.WithCancelCause(context.Background())
-	defer cancel(nil)
-	var reason error
-	switch role {
-	case rolePublish:
-		reason = s.servePublisher(ctx, c, room, log, true)
-	case roleView:
-		reason = s.serveViewer(c.CloseRead(ctx), c, room, format, log)
-	case roleSeed:
-		// The seed's consumer both sends and receives: a reader publishing
-		// frames and this goroutine writing the room's frames back.
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			cancel(s.servePublisher(ctx, c, room, log, false))
-		}()
-		cancel(s.serveViewer(ctx, c, room, format, log))
-		<-done
-		reason = context.Cause(ctx)
+	k.onEnd(func() { stop() })
+	ctx, cancel := context.WithCancel(context.Background())
+	k.onEnd(cancel)
+	k.onEnd(s.keepalive(ctx, c))
+
+	if k.role != rolePublish {
+		w, err := s.startViewer(ctx, k)
+		if err != nil {
+			s.end(k, err)
+			return
+		}
+		k.onEnd(w.stop)
 	}
-	s.finish(c, reason, log)
+	switch k.role {
+	case roleView:
+		c.SetReadLimit(viewerReadLimit) // viewers send nothing; CloseRead closes them with 1008 if they do
+		readCtx := c.CloseRead(ctx)
+		context.AfterFunc(readCtx, func() { s.end(k, context.Cause(readCtx)) })
+	default:
+		// Publishers, and the seed's two-way connections: a read loop.
+		go func() { s.end(k, s.servePublisher(ctx, c, k.room, k.log)) }()
+	}
+}
+
+// end runs the connection's cleanups once and closes it according to why it
+// ended.
+func (s *Server) end(k *wsConn, readErr error) {
+	k.once.Do(func() {
+		k.mu.Lock()
+		reason := k.reason
+		k.mu.Unlock()
+		if reason == nil {
+			reason = readErr
+		}
+		for i := len(k.cleanups) - 1; i >= 1; i-- { // cleanups[0] is conns.Done: last
+			k.cleanups[i]()
+		}
+		s.finish(k.c, reason, k.log)
+		k.cleanups[0]()
+	})
 }
 
 // finish closes c according to why its handler returned.
@@ -145,7 +221,7 @@ func isNormalClose(err error) bool {
 // seed's sender) or a binary message, bare JPEG or header + JPEG. A message
 // that is not a valid frame closes the connection with 1007 (1009 if too
 // large) and a reason.
-func (s *Server) servePublisher(ctx context.Context, c *websocket.Conn, room string, log *slog.Logger, keepalive bool) error {
+func (s *Server) servePublisher(ctx context.Context, c *websocket.Conn, room string, log *slog.Logger) error {
 	pub, err := s.hub.NewPublisher(room)
 	if err != nil {
 		s.metrics.rejected.WithLabelValues("too_many_rooms").Inc()
@@ -154,9 +230,7 @@ func (s *Server) servePublisher(ctx context.Context, c *websocket.Conn, room str
 	}
 	defer pub.Close()
 	c.SetReadLimit(s.cfg.maxMessageBytes())
-	if keepalive {
-		go s.keepalive(ctx, c)
-	}
+	limit := newPublishLimiter(s.cfg.PublishRate, s.cfg.PublishBurst)
 	for {
 		typ, data, err := c.Read(ctx)
 		if err != nil {
@@ -164,6 +238,12 @@ func (s *Server) servePublisher(ctx context.Context, c *websocket.Conn, room str
 				s.metrics.rejected.WithLabelValues("too_large").Inc()
 			}
 			return err
+		}
+		if ok, err := s.admitFrame(c, limit); !ok {
+			if err != nil {
+				return err
+			}
+			continue // over the rate: dropped unparsed, and counted
 		}
 		var f *frames.Frame
 		now := time.Now()
@@ -198,86 +278,159 @@ func closeReason(err error) string {
 	return msg
 }
 
-// serveViewer joins room and writes its frames to c in format until ctx
-// ends or a write fails. It is the connection's only frame writer: it takes
-// the newest frame from the viewer's slot, so a slow viewer skips frames
-// instead of queueing them. A write that stalls past the write timeout cuts
-// the viewer off. Pings run from here too; their pongs are read by whoever
-// reads the connection (CloseRead or the publisher loop).
-func (s *Server) serveViewer(ctx context.Context, c *websocket.Conn, room, format string, log *slog.Logger) error {
-	v, err := s.hub.Join(ctx, room)
+// viewerIdle is how long a viewer's writer goroutine waits for the next
+// frame before it exits; the next frame starts a new one. A streaming room
+// keeps its viewers' writers alive, an idle room costs no goroutines.
+const viewerIdle = 2 * time.Second
+
+// viewerWriter writes a viewer's frames to its connection. It is the
+// connection's only frame writer: it takes the newest frame from the
+// viewer's latest-wins slot, so a slow viewer skips frames instead of
+// queueing them. The hub calls notify (never blocking); notify starts the
+// writer goroutine if none runs. A write that stalls past the write timeout
+// cuts the viewer off.
+type viewerWriter struct {
+	s    *Server
+	k    *wsConn
+	v    *rooms.Viewer
+	typ  websocket.MessageType
+	json bool
+	out  prometheus.Counter
+
+	running atomic.Bool   // a writer goroutine owns the connection's writes
+	dead    atomic.Bool   // the connection is ending: start no writer
+	wake    chan struct{} // wakes a running writer waiting for a frame
+	stuck   *time.Timer   // cuts the connection off when a write stalls
+	idle    *time.Timer   // owned by the running writer
+}
+
+var errViewerTooSlow = errors.New("viewer too slow")
+
+// startViewer joins the room and arms the writer.
+func (s *Server) startViewer(ctx context.Context, k *wsConn) (*viewerWriter, error) {
+	w := &viewerWriter{
+		s: s, k: k, typ: websocket.MessageBinary, json: k.format == formatJSON,
+		out:  s.metrics.framesOut.WithLabelValues(k.format),
+		wake: make(chan struct{}, 1),
+	}
+	if w.json {
+		w.typ = websocket.MessageText
+	}
+	w.stuck = time.AfterFunc(time.Hour, func() { _ = k.c.CloseNow() }) // unblocks the stalled Write
+	w.stuck.Stop()
+	w.idle = time.NewTimer(time.Hour)
+	w.idle.Stop()
+	v, err := s.hub.JoinNotify(ctx, k.room, w.notify)
 	if err != nil {
 		s.metrics.rejected.WithLabelValues("too_many_rooms").Inc()
-		_ = c.Close(websocket.StatusTryAgainLater, "too many rooms on this gateway")
-		return err
+		_ = k.c.Close(websocket.StatusTryAgainLater, "too many rooms on this gateway")
+		return nil, err
 	}
-	defer s.hub.Leave(v)
+	w.v = v
+	w.notify(v) // the room's newest frame may already wait in the slot
+	return w, nil
+}
 
-	typ, out := websocket.MessageBinary, s.metrics.framesOut.WithLabelValues(format)
-	if format == formatJSON {
-		typ = websocket.MessageText
+// notify is the hub's callback after it puts a frame in the slot.
+func (w *viewerWriter) notify(v *rooms.Viewer) {
+	if w.dead.Load() {
+		return
 	}
-	stalled := make(chan struct{})
-	stuck := time.AfterFunc(time.Hour, func() {
-		close(stalled)
-		_ = c.CloseNow() // unblocks the stalled Write
-	})
-	stuck.Stop()
-	defer stuck.Stop()
-	ping := time.NewTicker(s.cfg.PingInterval)
-	defer ping.Stop()
+	if w.running.CompareAndSwap(false, true) {
+		go w.run(v)
+		return
+	}
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
 
+// run writes frames until the slot stays empty for viewerIdle, then exits;
+// it rechecks the slot after giving up ownership, so no frame is stranded.
+func (w *viewerWriter) run(v *rooms.Viewer) {
 	for {
+		if f := v.TryNext(); f != nil {
+			if err := w.write(f); err != nil {
+				w.fail(err) // running stays set: no writer starts again
+				return
+			}
+			continue
+		}
+		w.idle.Reset(viewerIdle)
 		select {
-		case <-ctx.Done():
-			return context.Cause(ctx)
-		case <-ping.C:
-			go s.ping(ctx, c)
-		case <-v.Wake():
-			f := v.TryNext()
-			if f == nil {
-				continue
-			}
-			msg := f.Binary()
-			if format == formatJSON {
-				msg = f.JSON() // nil for offline events: the seed's page has no use for them
-			}
-			if msg == nil {
-				continue
-			}
-			stuck.Reset(s.cfg.WriteTimeout)
-			// A background context: the stuck timer bounds the write, which
-			// spares a timer allocation per frame per viewer.
-			err := c.Write(context.Background(), typ, msg)
-			if !stuck.Stop() {
-				<-stalled
-				s.metrics.cutOff.WithLabelValues("slow").Inc()
-				log.Info("viewer cut off", "code", int(StatusViewerTooSlow), "reason",
-					fmt.Sprintf("write stalled for %v", s.cfg.WriteTimeout), "skipped", v.Skipped())
-				return fmt.Errorf("viewer too slow: write stalled for %v", s.cfg.WriteTimeout)
-			}
-			if err != nil {
-				return err
-			}
-			out.Inc()
+		case <-w.wake:
+			w.idle.Stop()
+			continue
+		case <-w.idle.C:
+		}
+		w.running.Store(false)
+		if w.dead.Load() || !v.Pending() || !w.running.CompareAndSwap(false, true) {
+			return
 		}
 	}
 }
 
-// keepalive pings c every ping interval until ctx ends, for connections
-// whose frame writer does not (publishers).
-func (s *Server) keepalive(ctx context.Context, c *websocket.Conn) {
-	t := time.NewTicker(s.cfg.PingInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if !s.ping(ctx, c) {
-				return
+func (w *viewerWriter) write(f *frames.Frame) error {
+	msg := f.Binary()
+	if w.json {
+		msg = f.JSON() // nil for offline events: the seed's page has no use for them
+	}
+	if msg == nil {
+		return nil
+	}
+	w.stuck.Reset(w.s.cfg.WriteTimeout)
+	// A background context: the stuck timer bounds the write, which spares
+	// a timer allocation per frame per viewer.
+	err := w.k.c.Write(context.Background(), w.typ, msg)
+	if !w.stuck.Stop() {
+		return errViewerTooSlow
+	}
+	if err != nil {
+		return err
+	}
+	w.out.Inc()
+	return nil
+}
+
+func (w *viewerWriter) fail(err error) {
+	w.dead.Store(true)
+	if errors.Is(err, errViewerTooSlow) {
+		w.s.metrics.cutOff.WithLabelValues("slow").Inc()
+		err = fmt.Errorf("%w: write stalled for %v (close code %d)", errViewerTooSlow, w.s.cfg.WriteTimeout, StatusViewerTooSlow)
+		w.k.log.Info("viewer cut off", "reason", err, "skipped", w.v.Skipped())
+	}
+	w.k.setReason(err)
+	_ = w.k.c.CloseNow() // ends the reader, which ends the connection
+}
+
+// stop leaves the room; a running writer finds the connection closed.
+func (w *viewerWriter) stop() {
+	w.dead.Store(true)
+	w.s.hub.Leave(w.v)
+	w.stuck.Stop()
+}
+
+// keepalive pings c every ping interval from a timer (no goroutine waits
+// for it) until the returned stop is called or a ping fails.
+func (s *Server) keepalive(ctx context.Context, c *websocket.Conn) (stop func()) {
+	var t *time.Timer
+	var mu sync.Mutex
+	mu.Lock()
+	defer mu.Unlock()
+	t = time.AfterFunc(s.cfg.PingInterval, func() {
+		if s.ping(ctx, c) {
+			mu.Lock()
+			if ctx.Err() == nil {
+				t.Reset(s.cfg.PingInterval)
 			}
+			mu.Unlock()
 		}
+	})
+	return func() {
+		mu.Lock()
+		t.Stop()
+		mu.Unlock()
 	}
 }
 

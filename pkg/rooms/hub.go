@@ -40,6 +40,12 @@ type Options struct {
 	// Logger receives subscription and publish failures. Default
 	// slog.Default().
 	Logger *slog.Logger
+	// Cache, if set, supplies a room's newest frame at Join when this
+	// replica holds no live frame of it in memory, so a viewer sees an
+	// image at once on any replica (see cache.go). Nil means none.
+	Cache FrameCache
+	// CacheTimeout bounds the Cache lookup at Join. Default 200ms.
+	CacheTimeout time.Duration
 }
 
 // Hub holds the local rooms of one gateway replica. It is safe for
@@ -123,6 +129,19 @@ func (h *Hub) dropIfEmpty(r *Room) {
 // already holds the newest frame when Join returns, so it shows an image at
 // once. Call Leave when the viewer goes.
 func (h *Hub) Join(ctx context.Context, room string) (*Viewer, error) {
+	return h.join(ctx, room, nil)
+}
+
+// JoinNotify is Join for a viewer without a goroutine of its own: instead of
+// waking Next, each frame offered to the viewer calls notify(v), on the
+// delivering goroutine, so notify must not block (it typically starts a
+// short-lived writer goroutine if none is running, which drains the slot
+// with TryNext). An idle viewer then costs no goroutine at all.
+func (h *Hub) JoinNotify(ctx context.Context, room string, notify func(*Viewer)) (*Viewer, error) {
+	return h.join(ctx, room, notify)
+}
+
+func (h *Hub) join(ctx context.Context, room string, notify func(*Viewer)) (*Viewer, error) {
 	h.mu.Lock()
 	r, err := h.roomLocked(room)
 	if err != nil {
@@ -130,6 +149,7 @@ func (h *Hub) Join(ctx context.Context, room string) (*Viewer, error) {
 		return nil, err
 	}
 	v := newViewer(r)
+	v.notify = notify
 	old := *r.viewers.Load()
 	vs := make([]*Viewer, len(old), len(old)+1)
 	copy(vs, old)
@@ -139,7 +159,9 @@ func (h *Hub) Join(ctx context.Context, room string) (*Viewer, error) {
 
 	h.syncSubscription(ctx, room)
 	if f := r.last.Load(); f != nil && r.live.Load() {
-		v.offer(f)
+		v.offerFirst(f)
+	} else if h.opts.Cache != nil {
+		h.offerCached(ctx, r, v)
 	}
 	return v, nil
 }

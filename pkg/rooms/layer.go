@@ -7,9 +7,10 @@ import (
 )
 
 // Handler receives the messages a channel layer delivers for a subscribed
-// room. msg is a binary frame message (see package frames); the handler must
-// not modify or retain it past its own use, and must not block: it runs on
-// the layer's single read loop.
+// room. msg is a binary frame message (see package frames). Layers hand over
+// bytes that nobody modifies afterwards, so the handler may keep them (the
+// hub keeps the newest frame of each room) but must not modify them. The
+// handler must not block: it runs on the layer's single read loop.
 type Handler func(room string, msg []byte)
 
 // Layer is a channel layer: it carries frames between the gateway replicas

@@ -52,6 +52,7 @@ type RedisLayer struct {
 	handlers sync.Map // channel name -> roomHandler
 
 	ready  atomic.Bool
+	closed atomic.Bool
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -93,6 +94,9 @@ func (l *RedisLayer) Channel(room string) string { return l.opts.Prefix + room }
 
 // Publish sends msg to room's channel with one PUBLISH.
 func (l *RedisLayer) Publish(ctx context.Context, room string, msg []byte) error {
+	if l.closed.Load() {
+		return ErrLayerClosed
+	}
 	if err := l.client.Publish(ctx, l.Channel(room), msg).Err(); err != nil {
 		l.onError("publish", err)
 		return fmt.Errorf("failed to publish to %q: %w", l.Channel(room), err)
@@ -105,9 +109,12 @@ func (l *RedisLayer) Publish(ctx context.Context, room string, msg []byte) error
 // the connection comes back; the error is returned for logging.
 func (l *RedisLayer) Subscribe(ctx context.Context, room string, h Handler) error {
 	ch := l.Channel(room)
-	l.handlers.Store(ch, roomHandler{room: room, h: h})
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.closed.Load() {
+		return ErrLayerClosed
+	}
+	l.handlers.Store(ch, roomHandler{room: room, h: h})
 	if err := l.ps.Subscribe(ctx, ch); err != nil {
 		l.onError("subscribe", err)
 		return fmt.Errorf("failed to subscribe to %q: %w", ch, err)
@@ -121,6 +128,9 @@ func (l *RedisLayer) Unsubscribe(ctx context.Context, room string) error {
 	l.handlers.Delete(ch)
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.closed.Load() {
+		return nil // Close dropped every subscription, as MemoryLayer's does
+	}
 	if err := l.ps.Unsubscribe(ctx, ch); err != nil {
 		l.onError("unsubscribe", err)
 		return fmt.Errorf("failed to unsubscribe from %q: %w", ch, err)
@@ -129,8 +139,11 @@ func (l *RedisLayer) Unsubscribe(ctx context.Context, room string) error {
 }
 
 // Ready returns nil when Redis answers PING and the subscription connection
-// is up.
+// is up, and ErrLayerClosed after Close.
 func (l *RedisLayer) Ready(ctx context.Context) error {
+	if l.closed.Load() {
+		return ErrLayerClosed
+	}
 	if err := l.client.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("redis unreachable: %w", err)
 	}
@@ -140,10 +153,18 @@ func (l *RedisLayer) Ready(ctx context.Context) error {
 	return nil
 }
 
-// Close stops the read loop and closes the subscription connection.
+// Close stops the read loop and closes the subscription connection. Later
+// calls of the layer's methods return ErrLayerClosed; Close is idempotent.
 func (l *RedisLayer) Close() error {
-	l.cancel()
 	l.mu.Lock()
+	if l.closed.Swap(true) {
+		l.mu.Unlock()
+		<-l.done
+		return nil
+	}
+	// replace checks ctx under mu, so it never opens a connection after
+	// this Close has closed the current one.
+	l.cancel()
 	err := l.ps.Close()
 	l.mu.Unlock()
 	<-l.done
@@ -172,6 +193,9 @@ func (l *RedisLayer) replace(ctx context.Context) {
 	})
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if ctx.Err() != nil {
+		return // Close has closed l.ps; do not open another
+	}
 	_ = l.ps.Close()
 	l.ps = l.client.Subscribe(ctx)
 	if len(chans) > 0 {
@@ -225,9 +249,7 @@ func (l *RedisLayer) readLoop(ctx context.Context) {
 				return
 			case <-time.After(backoff):
 			}
-			if backoff < 500*time.Millisecond {
-				backoff *= 2
-			}
+			backoff = min(backoff*2, 500*time.Millisecond)
 			// Ping makes go-redis reconnect and resubscribe now rather than
 			// on the next frame.
 			if perr := ps.Ping(ctx); perr == nil {

@@ -18,9 +18,10 @@ import (
 //
 // Next must be called by one goroutine only; offer may be called from any.
 type Viewer struct {
-	room *Room
-	slot atomic.Pointer[frames.Frame]
-	wake chan struct{}
+	room   *Room
+	slot   atomic.Pointer[frames.Frame]
+	wake   chan struct{}
+	notify func(*Viewer) // if set, called instead of signalling wake
 
 	skipped atomic.Uint64
 	offered atomic.Uint64
@@ -41,11 +42,31 @@ func (v *Viewer) offer(f *frames.Frame) {
 		v.skipped.Add(1)
 		v.room.hub.skipped.Add(1)
 	}
+	v.signal()
+}
+
+// offerFirst puts f in the slot only if the slot is empty: a first frame
+// (from memory or a cache) must not replace a newer one delivered meanwhile.
+func (v *Viewer) offerFirst(f *frames.Frame) {
+	if v.slot.CompareAndSwap(nil, f) {
+		v.offered.Add(1)
+		v.signal()
+	}
+}
+
+func (v *Viewer) signal() {
+	if v.notify != nil {
+		v.notify(v)
+		return
+	}
 	select {
 	case v.wake <- struct{}{}:
 	default:
 	}
 }
+
+// Pending reports whether a frame waits in the slot.
+func (v *Viewer) Pending() bool { return v.slot.Load() != nil }
 
 // Next waits for a frame and returns the newest one, or ctx's error.
 func (v *Viewer) Next(ctx context.Context) (*frames.Frame, error) {

@@ -1,0 +1,71 @@
+# framecast: the two commands a newcomer needs are `make demo` and `make test`.
+# Each installs the Debian/Ubuntu packages it needs when they are missing.
+
+SHELL   := /bin/bash
+GO      ?= go
+SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+BIN     := bin
+# Go >= 1.21 fetches the toolchain go.mod asks for through the module proxy.
+export GOTOOLCHAIN ?= auto
+
+TEST_PACKAGES := redis-server redis-tools nginx chromium ffmpeg libopencv-dev pkg-config docker-compose
+DEMO_PACKAGES := libopencv-dev pkg-config
+
+.PHONY: help deps deps-demo build demo test test-go fuzz matleak soak bench clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+# apt-install the given packages that are not installed yet.
+define apt_install
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if ! command -v $(GO) >/dev/null 2>&1; then missing="$$missing golang-go"; fi; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+endef
+
+deps: ## install everything the tests need (apt)
+	$(call apt_install,$(TEST_PACKAGES))
+
+deps-demo: ## install what the demo needs (apt)
+	$(call apt_install,$(DEMO_PACKAGES))
+
+build: deps-demo ## build bin/gateway, bin/sender, bin/loadgen
+	$(GO) build -o $(BIN)/gateway ./cmd/gateway
+	$(GO) build -o $(BIN)/sender ./cmd/sender
+	$(GO) build -o $(BIN)/loadgen ./cmd/loadgen
+
+demo: build ## gateway on the in-process layer + a demo sender: open http://localhost:8000/video/demo/
+	@echo; echo "framecast demo: open http://localhost:8000/video/demo/ (Ctrl-C stops)"; echo
+	@trap 'kill 0' INT TERM EXIT; \
+	GATEWAY_ADDR=$${GATEWAY_ADDR:-:8000} $(BIN)/gateway & \
+	for i in $$(seq 50); do $(BIN)/gateway healthcheck -timeout 1s 2>/dev/null && break; sleep 0.1; done; \
+	SENDER_URL=ws://127.0.0.1:8000 SENDER_ROOM=demo SENDER_SOURCE=test SENDER_FPS=$${SENDER_FPS:-15} $(BIN)/sender & \
+	wait
+
+test: deps ## vet, then every test with -race, short fuzz runs, the Mat leak check
+	$(GO) vet ./...
+	$(MAKE) test-go fuzz matleak
+
+test-go:
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+FUZZTIME ?= 10s
+fuzz: ## run each fuzz target for FUZZTIME (default 10s)
+	$(GO) test -run='^$$' -fuzz='^FuzzParseBinary$$' -fuzztime=$(FUZZTIME) ./pkg/frames/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseDataURL$$' -fuzztime=$(FUZZTIME) ./pkg/frames/
+
+matleak: ## count gocv Mats across thousands of frames (matprofile build tag)
+	$(GO) test -tags matprofile -count=1 -run MatLeak ./internal/sender/
+
+soak: deps ## 10-minute soak: 1 publisher at 30 fps, 200 viewers over 3 replicas
+	FRAMECAST_SOAK=10m $(GO) test -count=1 -timeout 20m -run TestSoak -v ./internal/soak/
+
+bench: deps ## run the fan-out benchmark scenarios and rewrite docs/benchmarks.md
+	scripts/bench.sh
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,138 @@
+// Command loadgen drives framecast gateways with publishers and viewers and
+// reports delivery, latency and throughput; see package internal/loadgen.
+//
+// Examples:
+//
+//	loadgen -gateways ws://127.0.0.1:8001,ws://127.0.0.1:8002 -viewers 100 -fps 30 -size 50000
+//	loadgen -gateways ws://127.0.0.1:8001 -viewers 100 -fps 0 -ceiling -json
+//	loadgen -gateways ws://127.0.0.1:8001 -idle 10000 -watch-pids 1234
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/framecast/framecast/internal/loadgen"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
+	var (
+		gateways   = fs.String("gateways", "ws://127.0.0.1:8000", "comma-separated base URLs of the gateways; viewers are spread over them round-robin")
+		publishTo  = fs.String("publish-to", "", "base URL of the gateway publishers use (default: the first of -gateways)")
+		room       = fs.String("room", "bench", "room name (with several publishers: ROOM_1, ROOM_2, ...)")
+		viewers    = fs.Int("viewers", 10, "reading viewers")
+		stalled    = fs.Int("stalled", 0, "extra viewers that connect and never read")
+		fps        = fs.Float64("fps", 30, "frames per second per publisher; 0 sends as fast as the gateway takes them")
+		size       = fs.Int("size", 50000, "JPEG payload bytes per frame")
+		format     = fs.String("format", loadgen.FormatBinary, "viewer wire format: binary or json")
+		duration   = fs.Duration("duration", 10*time.Second, "measured window (idle mode: how long to hold the connections)")
+		warmup     = fs.Duration("warmup", 2*time.Second, "publishing time before the window; not counted")
+		drain      = fs.Duration("drain", 2*time.Second, "longest wait for frames in flight after the window")
+		publishers = fs.Int("publishers", 1, "publishers, one room each")
+		rate       = fs.Float64("connect-rate", 0, "viewer connections per second; 0 = as fast as -connect-concurrency allows")
+		conc       = fs.Int("connect-concurrency", 32, "concurrent viewer handshakes")
+		idle       = fs.Int("idle", 0, "idle mode: connect this many viewers that only hold their connections, and report the connect rate and gateway memory")
+		ceiling    = fs.Bool("ceiling", false, "also measure the loopback ceiling: a plain TCP fan-out of the same message size to as many connections, read by a child process")
+		ceilDur    = fs.Duration("ceiling-duration", 3*time.Second, "measured window of the ceiling")
+		ceilReader = fs.Bool("ceiling-reader", false, "internal: run as the ceiling's reading process (parameters in $"+loadgen.CeilingReaderEnv+")")
+		pids       = fs.String("watch-pids", "", "comma-separated gateway PIDs whose CPU time and RSS are read from /proc")
+		redisAddr  = fs.String("redis", "", "host:port of the Redis whose INFO total_net_output_bytes is read around the window")
+		asJSON     = fs.Bool("json", false, "print the report as JSON")
+		quiet      = fs.Bool("q", false, "no progress lines on stderr")
+	)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: loadgen [flags]\n\nDrives framecast gateways with publishers and viewers and reports delivery, latency and throughput.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if *ceilReader {
+		if err := loadgen.ServeCeilingReader(os.Getenv(loadgen.CeilingReaderEnv)); err != nil {
+			fmt.Fprintf(os.Stderr, "loadgen: %v\n", err)
+			return 1
+		}
+		return 0
+	}
+	watch, err := parsePIDs(*pids)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "loadgen: invalid -watch-pids: %v\n", err)
+		return 2
+	}
+	cfg := loadgen.Config{
+		Gateways:           strings.Split(*gateways, ","),
+		PublishTo:          *publishTo,
+		Room:               *room,
+		Viewers:            *viewers,
+		Stalled:            *stalled,
+		FPS:                *fps,
+		Size:               *size,
+		Format:             *format,
+		Warmup:             *warmup,
+		Duration:           *duration,
+		Drain:              *drain,
+		Publishers:         *publishers,
+		ConnectRate:        *rate,
+		ConnectConcurrency: *conc,
+		Idle:               *idle,
+		Ceiling:            *ceiling,
+		CeilingDuration:    *ceilDur,
+		WatchPIDs:          watch,
+		RedisAddr:          *redisAddr,
+	}
+	if *warmup == 0 {
+		cfg.Warmup = -1 // Config treats 0 as "default" and negative as none
+	}
+	if !*quiet {
+		cfg.Log = os.Stderr
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	rep, err := loadgen.Run(ctx, cfg)
+	if rep != nil {
+		if *asJSON {
+			enc := json.NewEncoder(os.Stdout)
+			enc.SetIndent("", "  ")
+			_ = enc.Encode(rep)
+		} else {
+			rep.WriteText(os.Stdout)
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "loadgen: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func parsePIDs(s string) ([]int, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		pid, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || pid <= 0 {
+			return nil, fmt.Errorf("%q is not a process ID", f)
+		}
+		out = append(out, pid)
+	}
+	return out, nil
+}

@@ -1,0 +1,23 @@
+# framecast gateway: a static Go binary on distroless (no shell, no libc).
+#
+#   docker build -f deploy/gateway.Dockerfile -t framecast/gateway .
+#
+# Build context is the repository root. Plain Dockerfile syntax (no BuildKit
+# cache mounts) so docker-compose 1.29's classic builder can build it too.
+
+FROM golang:1.26-bookworm AS build
+WORKDIR /src
+# Modules first: this layer is reused until go.mod/go.sum change.
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/gateway ./cmd/gateway
+
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /out/gateway /gateway
+USER nonroot:nonroot
+EXPOSE 8000
+# `gateway healthcheck` asks the running gateway's /healthz and exits 0 or 1:
+# distroless has no curl or wget.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 CMD ["/gateway", "healthcheck"]
+ENTRYPOINT ["/gateway"]

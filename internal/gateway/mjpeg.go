@@ -1,0 +1,136 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/framecast/framecast/internal/auth"
+	"github.com/framecast/framecast/pkg/rooms"
+)
+
+// mjpegBoundary separates the parts of an MJPEG stream.
+const mjpegBoundary = "frame"
+
+// roleMJPEG labels MJPEG viewers in the connection gauge.
+const roleMJPEG = "mjpeg"
+
+// handleMJPEG serves GET /video/{room}/stream.mjpg: the room's frames as
+// multipart/x-mixed-replace, the MJPEG-over-HTTP of mjpg-streamer and
+// µStreamer, which an <img>, VLC, ffmpeg and home-automation tools play.
+//
+// The client is a viewer of the hub like a WebSocket viewer: this handler
+// is its only writer and takes the newest frame from its latest-wins slot,
+// so a slow client skips frames and never holds up others. A write that
+// stalls past GATEWAY_WRITE_TIMEOUT cuts the client off. The stream ends
+// when the client goes or the gateway shuts down; a publisher leaving does
+// not end it (there is no MJPEG "offline" part), the next frame continues it.
+func (s *Server) handleMJPEG(w http.ResponseWriter, r *http.Request) {
+	room := r.PathValue("room")
+	if !rooms.ValidName(room) {
+		http.Error(w, "room names are 1 to 64 characters from A-Z, a-z, 0-9 and _", http.StatusNotFound)
+		return
+	}
+	if _, ok := s.authorize(w, r, room, auth.View); !ok {
+		return
+	}
+	if s.draining.Load() {
+		http.Error(w, "gateway shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	release, ok := s.admitConnection(w, r)
+	if !ok {
+		return
+	}
+	defer release()
+	s.conns.Add(1)
+	defer s.conns.Done()
+
+	v, err := s.hub.Join(r.Context(), room)
+	if err != nil {
+		s.metrics.rejected.WithLabelValues("too_many_rooms").Inc()
+		http.Error(w, "too many rooms on this gateway", http.StatusServiceUnavailable)
+		return
+	}
+	defer s.hub.Leave(v)
+	gauge := s.metrics.connections.WithLabelValues(roleMJPEG)
+	gauge.Inc()
+	defer gauge.Dec()
+	log := s.log.With("room", room, "role", roleMJPEG, "remote", r.RemoteAddr)
+	log.Debug("connected")
+
+	rc := http.NewResponseController(w)
+	// Shutdown ends a write stuck on a client that does not read. A
+	// deadline set after this fires is caught by the s.ctx check below.
+	stop := context.AfterFunc(s.ctx, func() { _ = rc.SetWriteDeadline(time.Now()) })
+	defer stop()
+
+	h := w.Header()
+	h.Set("Content-Type", "multipart/x-mixed-replace; boundary="+mjpegBoundary)
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	h.Set("X-Content-Type-Options", "nosniff")
+	if err := s.writeMJPEG(rc, func() error { w.WriteHeader(http.StatusOK); return nil }); err != nil {
+		return
+	}
+	out := s.metrics.framesOut.WithLabelValues(roleMJPEG)
+	var part []byte
+	for {
+		select {
+		case <-r.Context().Done():
+			log.Debug("disconnected")
+			return
+		case <-s.ctx.Done():
+			log.Debug("closed for shutdown")
+			return
+		case <-v.Wake():
+		}
+		f := v.TryNext()
+		if f == nil || f.IsOffline() {
+			continue
+		}
+		part = append(part[:0], "--"+mjpegBoundary+"\r\nContent-Type: image/jpeg\r\nContent-Length: "...)
+		part = strconv.AppendInt(part, int64(len(f.JPEG)), 10)
+		part = append(part, "\r\nX-Timestamp: "...)
+		part = strconv.AppendFloat(part, float64(f.Captured.UnixMicro())/1e6, 'f', 6, 64)
+		part = append(part, "\r\n\r\n"...)
+		err := s.writeMJPEG(rc, func() error {
+			if _, err := w.Write(part); err != nil {
+				return err
+			}
+			if _, err := w.Write(f.JPEG); err != nil {
+				return err
+			}
+			_, err := w.Write([]byte("\r\n"))
+			return err
+		})
+		if err != nil {
+			if s.ctx.Err() == nil && r.Context().Err() == nil && errors.Is(err, os.ErrDeadlineExceeded) {
+				s.metrics.cutOff.WithLabelValues("slow").Inc()
+				log.Info("viewer cut off", "reason", "write stalled for "+s.cfg.WriteTimeout.String(), "skipped", v.Skipped())
+			} else {
+				log.Debug("disconnected", "err", err)
+			}
+			return
+		}
+		out.Inc()
+	}
+}
+
+// writeMJPEG runs write and flushes it to the client within the write
+// timeout. It fails at once if shutdown has begun.
+func (s *Server) writeMJPEG(rc *http.ResponseController, write func() error) error {
+	if err := rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout)); err != nil {
+		return err
+	}
+	if err := s.ctx.Err(); err != nil {
+		return err
+	}
+	if err := write(); err != nil {
+		return err
+	}
+	return rc.Flush()
+}

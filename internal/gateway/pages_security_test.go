@@ -1,0 +1,163 @@
+package gateway
+
+import (
+	"bytes"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/framecast/framecast/internal/testenv"
+	"github.com/framecast/framecast/pkg/rooms"
+	"github.com/framecast/framecast/web"
+)
+
+// TestPagesRefuseWeirdRooms: a room name that is not [A-Za-z0-9_]{1,64} is
+// a 404 on the viewer page and the WebSocket route, and the answer does not
+// echo it back.
+func TestPagesRefuseWeirdRooms(t *testing.T) {
+	g := testenv.StartGateway(t)
+	for _, room := range []string{
+		"%3Cscript%3Ealert(1)%3C%2Fscript%3E", // <script>alert(1)</script>
+		"a%22onmouseover%3D%22alert(1)",       // a"onmouseover="alert(1)
+		"caf%C3%A9",                           // café
+		"a-b", "a.b", "%20", strings.Repeat("a", 65),
+	} {
+		for _, path := range []string{"/video/" + room + "/", "/ws/video/" + room + "/"} {
+			resp, body := secGet(t, g.URL()+path, nil)
+			if resp.StatusCode != http.StatusNotFound {
+				t.Errorf("GET %s = %d, want 404", path, resp.StatusCode)
+			}
+			if strings.Contains(body, "<") || strings.Contains(body, "alert") || strings.Contains(body, "caf") {
+				t.Errorf("GET %s echoes the room: %q", path, body)
+			}
+		}
+	}
+}
+
+// TestPagesRenderRoomsAndCSP: a room with underscores is listed on the index
+// and has a viewer page, and every page carries a Content-Security-Policy
+// that allows only the gateway's own scripts.
+func TestPagesRenderRoomsAndCSP(t *testing.T) {
+	g := testenv.StartGateway(t)
+	secMustDial(t, secURL(g, "back_yard_2", "role=publish"), nil)
+	testenv.WaitFor(t, secWait, "the room on the index", func() error {
+		_, body := secGet(t, g.URL()+"/", nil)
+		if !strings.Contains(body, `<a href="/video/back_yard_2/">back_yard_2</a>`) {
+			return fmt.Errorf("index lacks the room: %.300s", body)
+		}
+		return nil
+	})
+	for _, path := range []string{"/", "/video/", "/video/back_yard_2/"} {
+		resp, body := secGet(t, g.URL()+path, nil)
+		csp := resp.Header.Get("Content-Security-Policy")
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET %s = %d", path, resp.StatusCode)
+		}
+		for _, want := range []string{"default-src 'none'", "script-src 'self'", "connect-src 'self'", "frame-ancestors 'none'", "base-uri 'none'"} {
+			if !strings.Contains(csp, want) {
+				t.Errorf("GET %s: CSP %q lacks %q", path, csp, want)
+			}
+		}
+		if strings.Contains(csp, "unsafe-inline") || strings.Contains(csp, "unsafe-eval") {
+			t.Errorf("GET %s: CSP %q allows inline or eval", path, csp)
+		}
+		if resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("GET %s: no nosniff", path)
+		}
+		secCheckNoInlineCode(t, path, body)
+	}
+	_, body := secGet(t, g.URL()+"/video/back_yard_2/", nil)
+	if !strings.Contains(body, `data-room="back_yard_2"`) || !strings.Contains(body, "<title>back_yard_2 ·") {
+		t.Fatalf("viewer page: %.400s", body)
+	}
+}
+
+// TestTemplatesEscapeRoomNames renders the page templates with hostile room
+// names, as if room-name validation were ever loosened: html/template
+// escapes them in text, attributes and URLs.
+func TestTemplatesEscapeRoomNames(t *testing.T) {
+	p, err := newPages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	evil := []string{`"><script>alert(1)</script>`, `x" onmouseover="alert(1)`, `javascript:alert(1)`}
+	for _, name := range evil {
+		var buf bytes.Buffer
+		if err := p.viewer.Execute(&buf, struct{ Room string }{name}); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.index.Execute(&buf, struct{ Rooms []rooms.RoomInfo }{[]rooms.RoomInfo{{Name: name}}}); err != nil {
+			t.Fatal(err)
+		}
+		out := buf.String()
+		for _, bad := range []string{"<script>alert", `x" onmouseover`, `href="javascript:`} {
+			if strings.Contains(out, bad) {
+				t.Errorf("room %q rendered unescaped (%q) in:\n%s", name, bad, out)
+			}
+		}
+		if strings.Count(out, "<script") != 2 { // viewer.js and index.js only
+			t.Errorf("room %q added a script tag:\n%s", name, out)
+		}
+	}
+}
+
+// TestTemplatesHaveNoInlineCode: every template, as written, loads scripts
+// only by src and has no inline handlers or styles, so the CSP holds
+// without 'unsafe-inline'. The viewer script forwards ?token= to its
+// WebSocket, for GATEWAY_AUTH=all.
+func TestTemplatesHaveNoInlineCode(t *testing.T) {
+	n := 0
+	err := fs.WalkDir(web.Templates, ".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(web.Templates, path)
+		if err != nil {
+			return err
+		}
+		n++
+		secCheckNoInlineCode(t, path, string(b))
+		return nil
+	})
+	if err != nil || n == 0 {
+		t.Fatalf("walked %d templates: %v", n, err)
+	}
+	js, err := fs.ReadFile(web.Static, "static/viewer.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`.get("token")`, `"&token=" + encodeURIComponent(token)`} {
+		if !bytes.Contains(js, []byte(want)) {
+			t.Errorf("viewer.js no longer forwards the page's token (%q)", want)
+		}
+	}
+}
+
+var (
+	secScriptTag   = regexp.MustCompile(`(?is)<script\b([^>]*)>(.*?)</script\s*>`)
+	secHandlerAttr = regexp.MustCompile(`(?is)<[a-z][^>]*\son[a-z]+\s*=`)
+	secStyleAttr   = regexp.MustCompile(`(?is)<[a-z][^>]*\sstyle\s*=|<style\b`)
+	secJSURL       = regexp.MustCompile(`(?i)(href|src|action)\s*=\s*["']?\s*javascript:`)
+)
+
+// secCheckNoInlineCode fails if page has an inline script, an on...=
+// handler, an inline style or a javascript: URL.
+func secCheckNoInlineCode(t *testing.T, name, page string) {
+	t.Helper()
+	for _, m := range secScriptTag.FindAllStringSubmatch(page, -1) {
+		if !strings.Contains(m[1], "src=") || strings.TrimSpace(m[2]) != "" {
+			t.Errorf("%s: inline script %q", name, m[0])
+		}
+	}
+	if strings.Count(strings.ToLower(page), "<script") != len(secScriptTag.FindAllString(page, -1)) {
+		t.Errorf("%s: unclosed or odd <script> tag", name)
+	}
+	for re, what := range map[*regexp.Regexp]string{secHandlerAttr: "event handler attribute", secStyleAttr: "inline style", secJSURL: "javascript: URL"} {
+		if m := re.FindString(page); m != "" {
+			t.Errorf("%s: %s: %q", name, what, m)
+		}
+	}
+}

@@ -1,0 +1,367 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/framecast/framecast/internal/loadgen"
+)
+
+// bench holds what the scenarios share: the built binaries, redis-server,
+// and the record of every command run.
+type bench struct {
+	ctx   context.Context
+	root  string
+	dir   string // temporary folder: binaries, redis
+	quick bool
+
+	redis     *proc
+	redisPort int
+	machine   machine
+	sections  []*section
+	total     time.Duration
+	raw       []rawReport
+
+	summaryRows []summaryRow
+	s1          *loadgen.Report // S1's report, which S4 compares with
+}
+
+// proc is a child process the driver started.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	out  *bytes.Buffer
+	done chan struct{}
+}
+
+// section is one scenario's output in docs/benchmarks.md.
+type section struct {
+	id, title string
+	body      strings.Builder // Markdown tables and notes
+	commands  []string
+	failed    string
+	took      time.Duration
+}
+
+type rawReport struct {
+	Scenario string          `json:"scenario"`
+	Command  string          `json:"command"`
+	Report   *loadgen.Report `json:"report"`
+}
+
+func (s *section) printf(format string, args ...any) { fmt.Fprintf(&s.body, format, args...) }
+
+func (b *bench) logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s benchdriver: %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+func newBench(ctx context.Context, root string, quick bool) (*bench, error) {
+	dir, err := os.MkdirTemp("", "framecast-bench-")
+	if err != nil {
+		return nil, err
+	}
+	b := &bench{ctx: ctx, root: root, dir: dir, quick: quick}
+	raiseFileLimit()
+	for _, name := range []string{"gateway", "loadgen"} {
+		b.logf("building cmd/%s", name)
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(dir, name), "./cmd/"+name)
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.close()
+			return nil, fmt.Errorf("failed to build cmd/%s: %v\n%s", name, err, out)
+		}
+	}
+	b.machine = describeMachine(ctx)
+	if err := b.startRedis(); err != nil {
+		b.close()
+		return nil, err
+	}
+	return b, nil
+}
+
+func (b *bench) close() {
+	if b.redis != nil {
+		b.redis.stop()
+	}
+	_ = os.RemoveAll(b.dir)
+}
+
+// raiseFileLimit lifts the soft open-file limit to the hard one; children
+// inherit it. S3 holds 10,000 connections on each side.
+func raiseFileLimit() {
+	var l syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l) == nil && l.Cur < l.Max {
+		l.Cur = l.Max
+		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
+	}
+}
+
+func fileLimit() uint64 {
+	var l syscall.Rlimit
+	_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l)
+	return l.Cur
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func (b *bench) start(name, bin string, env []string, args ...string) (*proc, error) {
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	out := &bytes.Buffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("failed to start %s: %w", name, err)
+	}
+	p := &proc{name: name, cmd: cmd, out: out, done: make(chan struct{})}
+	go func() {
+		_ = cmd.Wait()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// stop sends SIGTERM, waits up to 10 s, then kills.
+func (p *proc) stop() {
+	if p.exited() {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+	}
+}
+
+func (p *proc) pid() int { return p.cmd.Process.Pid }
+
+// waitFor polls cond until it returns nil or timeout passes.
+func waitFor(ctx context.Context, timeout time.Duration, what string, cond func() error) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("timed out waiting for %s: %w", what, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (b *bench) redisAddr() string { return fmt.Sprintf("127.0.0.1:%d", b.redisPort) }
+
+func (b *bench) startRedis() error {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return fmt.Errorf("redis-server is not installed (apt-get install redis-server): %w", err)
+	}
+	if b.redisPort, err = freePort(); err != nil {
+		return err
+	}
+	b.redis, err = b.start("redis-server", bin, nil,
+		"--port", strconv.Itoa(b.redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--protected-mode", "no", "--dir", b.dir)
+	if err != nil {
+		return err
+	}
+	return waitFor(b.ctx, 10*time.Second, "redis-server", func() error {
+		if b.redis.exited() {
+			return fmt.Errorf("redis-server exited: %s", b.redis.out)
+		}
+		_, err := loadgen.RedisInfoField(b.ctx, b.redisAddr(), "server", "process_id")
+		return err
+	})
+}
+
+// gateway is a gateway process started for one scenario.
+type gateway struct {
+	*proc
+	port int
+	env  []string
+}
+
+func (g *gateway) ws() string { return fmt.Sprintf("ws://127.0.0.1:%d", g.port) }
+
+// benchLimits lift the gateway's abuse limits, which a benchmark trips by
+// design: one client address opens thousands of connections (S3: 10,000 on
+// one replica) and publishers go far above a camera's rate (S2).
+var benchLimits = []string{
+	"GATEWAY_PUBLISH_RATE=0",
+	"GATEWAY_MAX_CONNECTIONS=0",
+	"GATEWAY_MAX_CONNECTIONS_PER_IP=0",
+}
+
+// startGateways starts n fresh gateways on the shared Redis and waits until
+// each is ready.
+func (b *bench) startGateways(n int) ([]*gateway, error) {
+	var gws []*gateway
+	for i := range n {
+		port, err := freePort()
+		if err != nil {
+			stopAll(gws)
+			return nil, err
+		}
+		env := []string{
+			fmt.Sprintf("GATEWAY_ADDR=127.0.0.1:%d", port),
+			"GATEWAY_REDIS_URL=redis://" + b.redisAddr() + "/0",
+			"GATEWAY_LOG_LEVEL=warn",
+		}
+		env = append(env, benchLimits...)
+		p, err := b.start(fmt.Sprintf("gateway%d", i+1), filepath.Join(b.dir, "gateway"), env)
+		if err != nil {
+			stopAll(gws)
+			return nil, err
+		}
+		g := &gateway{proc: p, port: port, env: env}
+		gws = append(gws, g)
+		err = waitFor(b.ctx, 20*time.Second, g.name+" /readyz", func() error {
+			if g.exited() {
+				return fmt.Errorf("exited: %s", g.out)
+			}
+			resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", port))
+			if err != nil {
+				return err
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("/readyz: %s", resp.Status)
+			}
+			return nil
+		})
+		if err != nil {
+			stopAll(gws)
+			return nil, err
+		}
+	}
+	return gws, nil
+}
+
+func stopAll(gws []*gateway) {
+	for _, g := range gws {
+		g.stop()
+	}
+}
+
+// gatewayCommand is how a gateway was started, for the record.
+func gatewayCommand(g *gateway) string {
+	return strings.Join(g.env, " ") + " $BIN/gateway"
+}
+
+// loadgen runs cmd/loadgen with args (plus -json -q), records the command
+// in sec and returns its report.
+func (b *bench) loadgen(sec *section, args ...string) (*loadgen.Report, error) {
+	args = append(args, "-json", "-q")
+	cmdline := "$BIN/loadgen " + strings.Join(args, " ")
+	sec.commands = append(sec.commands, cmdline)
+	b.logf("%s", cmdline)
+	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(b.dir, "loadgen"), args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	runErr := cmd.Run()
+	var rep loadgen.Report
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		if runErr != nil {
+			return nil, fmt.Errorf("loadgen failed: %v: %s", runErr, strings.TrimSpace(stderr.String()))
+		}
+		return nil, fmt.Errorf("loadgen printed no report: %v", err)
+	}
+	b.raw = append(b.raw, rawReport{Scenario: sec.id, Command: cmdline, Report: &rep})
+	for _, e := range rep.Errors {
+		b.logf("  loadgen: %s", e)
+	}
+	if runErr != nil {
+		return &rep, fmt.Errorf("loadgen failed: %v: %s", runErr, strings.TrimSpace(stderr.String()))
+	}
+	return &rep, nil
+}
+
+func (b *bench) writeRaw(path string) error {
+	data, err := json.MarshalIndent(b.raw, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, data, 0o644)
+}
+
+// machine describes where the benchmark ran.
+type machine struct {
+	CPUs, CPUModel, Kernel, Go, Redis, Date string
+}
+
+func describeMachine(ctx context.Context) machine {
+	m := machine{
+		CPUs: strconv.Itoa(runtime.NumCPU()),
+		Date: time.Now().UTC().Format("2006-01-02 15:04 MST"),
+	}
+	if out, err := exec.CommandContext(ctx, "nproc").Output(); err == nil {
+		m.CPUs = strings.TrimSpace(string(out))
+	}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for line := range strings.Lines(string(b)) {
+			if v, ok := strings.CutPrefix(line, "model name"); ok {
+				m.CPUModel = strings.TrimSpace(strings.TrimLeft(v, " \t:"))
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	if out, err := exec.CommandContext(ctx, "go", "version").Output(); err == nil {
+		m.Go = strings.TrimSpace(string(out))
+	}
+	if out, err := exec.CommandContext(ctx, "redis-server", "--version").Output(); err == nil {
+		m.Redis = strings.TrimSpace(string(out))
+	}
+	return m
+}
+
+func pidList(gws []*gateway) string {
+	var s []string
+	for _, g := range gws {
+		s = append(s, strconv.Itoa(g.pid()))
+	}
+	return strings.Join(s, ",")
+}
+
+func wsList(gws []*gateway) string {
+	var s []string
+	for _, g := range gws {
+		s = append(s, g.ws())
+	}
+	return strings.Join(s, ",")
+}

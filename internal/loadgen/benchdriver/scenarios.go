@@ -1,0 +1,463 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"math"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/framecast/framecast/internal/loadgen"
+)
+
+// frameSize is the JPEG size of every scenario but S5's: "50 KB".
+const frameSize = 50000
+
+type scenario struct {
+	id, title string
+	run       func(b *bench, sec *section) error
+}
+
+var scenarios = []scenario{
+	{"S1", "nominal: 100 viewers over 2 replicas, 30 fps, 50 KB, binary", runS1},
+	{"S2", "saturation: highest sustained rate at fan-out 100 and 1000 vs the loopback ceiling", runS2},
+	{"S3", "idle: 10,000 idle viewers on one replica", runS3},
+	{"S4", "slow viewers: 10% of viewers never read", runS4},
+	{"S5", "Redis cost per frame at 10 and 1,000 viewers", runS5},
+	{"S6", "wire formats: JSON/base64 vs binary, CPU per delivered frame", runS6},
+	{"S7", "sender: capture + encode frames/s per core", runS7},
+}
+
+// summary rows, filled by the scenarios, rendered first.
+type summaryRow struct {
+	scenario, measure, got, target, seed, centrifugo string
+}
+
+func (b *bench) dur(normal, quick time.Duration) string {
+	if b.quick {
+		return quick.String()
+	}
+	return normal.String()
+}
+
+// window returns (warmup, duration) flags for a measured run.
+func (b *bench) window(warmup, duration time.Duration) []string {
+	if b.quick {
+		warmup, duration = min(warmup, 500*time.Millisecond), min(duration, 2*time.Second)
+	}
+	return []string{"-warmup", warmup.String(), "-duration", duration.String()}
+}
+
+// loadArgs are the common flags of a load run against gws.
+func (b *bench) loadArgs(gws []*gateway, viewers int, fps float64, format string) []string {
+	return []string{
+		"-gateways", wsList(gws), "-viewers", strconv.Itoa(viewers),
+		"-fps", strconv.FormatFloat(fps, 'f', -1, 64), "-size", strconv.Itoa(frameSize),
+		"-format", format, "-watch-pids", pidList(gws), "-redis", b.redisAddr(),
+	}
+}
+
+// gatewayCPUPerDelivery is the watched gateways' CPU time in the window per
+// delivered frame, in µs.
+func gatewayCPUPerDelivery(r *loadgen.Report) float64 {
+	if r.Received == 0 {
+		return 0
+	}
+	var cpu float64
+	for _, p := range r.Procs {
+		cpu += p.CPUMS
+	}
+	return cpu * 1000 / float64(r.Received)
+}
+
+// peakGrowthKB is the watched gateways' peak RSS over their RSS before the
+// viewers connected, summed.
+func peakGrowthKB(r *loadgen.Report) int64 {
+	var g int64
+	for _, p := range r.Procs {
+		g += p.RSSPeakKB - p.RSSBeforeKB
+	}
+	return g
+}
+
+func pct(f float64) string { return fmt.Sprintf("%.2f%%", 100*f) }
+
+func msf(v float64) string {
+	switch {
+	case v >= 100:
+		return fmt.Sprintf("%.0f ms", v)
+	case v >= 10:
+		return fmt.Sprintf("%.1f ms", v)
+	}
+	return fmt.Sprintf("%.2f ms", v)
+}
+
+func (b *bench) recordGateways(sec *section, gws []*gateway) {
+	for _, g := range gws {
+		sec.commands = append(sec.commands, gatewayCommand(g)+" &")
+	}
+}
+
+func runS1(b *bench, sec *section) error {
+	gws, err := b.startGateways(2)
+	if err != nil {
+		return err
+	}
+	defer stopAll(gws)
+	b.recordGateways(sec, gws)
+	r, err := b.loadgen(sec, append(b.loadArgs(gws, 100, 30, "binary"), b.window(2*time.Second, 10*time.Second)...)...)
+	if err != nil {
+		return err
+	}
+	b.s1 = r
+	sec.printf("Publisher on replica 1; viewers alternate between replicas 1 and 2 (50 each); frames cross Redis.\n\n")
+	sec.printf("| measure | framecast | target | seed stack (anchor) | Centrifugo (anchor) |\n|---|---|---|---|---|\n")
+	sec.printf("| delivered | %s (%d of %d) | ≥ 99.9%% | 29–58%% | 100%% |\n", pct(r.DeliveryRatio), r.Received, r.Expected)
+	sec.printf("| latency p50 | %s | ≤ 2 ms | 3.2–6.3 s | 3.8–4.4 ms |\n", msf(r.Latency.P50))
+	sec.printf("| latency p90 | %s | | | |\n", msf(r.Latency.P90))
+	sec.printf("| latency p99 | %s | ≤ 10 ms | 11.5 s | 11.7–12.5 ms |\n", msf(r.Latency.P99))
+	sec.printf("| latency max | %s | | | |\n", msf(r.Latency.Max))
+	sec.printf("| max gap between frames at a viewer | %s (frame interval 33.3 ms) | | | |\n", msf(r.MaxGapMS))
+	sec.printf("| deliveries/s | %.0f (%.1f MB/s) | | | |\n", r.DeliveriesSec, r.MBSec)
+	sec.printf("| gateway CPU per delivery (both replicas) | %.1f µs | | | |\n", gatewayCPUPerDelivery(r))
+	sec.printf("| load generator CPU per delivery | %.1f µs | | | |\n", r.ClientCPUPerDeliveryUS)
+	if g := r.Gateway; g != nil {
+		sec.printf("| frames skipped by viewers / viewers cut off | %.0f / %.0f | 0 / 0 | | |\n", g.Skipped, g.CutOff)
+	}
+	sec.printf("\n")
+	b.summary("S1", "delivered", pct(r.DeliveryRatio), "≥ 99.9%", "29–58%", "100%")
+	b.summary("S1", "latency p50 / p99", msf(r.Latency.P50)+" / "+msf(r.Latency.P99), "≤ 2 ms / ≤ 10 ms", "3.2–6.3 s / 11.5 s", "3.8–4.4 ms / 11.7–12.5 ms")
+	return nil
+}
+
+// sustained reports whether a ramp step kept up: nearly every frame
+// delivered, the publisher at its rate, nobody cut off.
+func sustained(r *loadgen.Report) bool {
+	ok := r.DeliveryRatio >= 0.99 && r.SentFPS >= 0.95*r.FPS && r.ViewersLost == 0
+	if r.Gateway != nil {
+		ok = ok && r.Gateway.CutOff == 0
+	}
+	return ok
+}
+
+func runS2(b *bench, sec *section) error {
+	sec.printf("For each fan-out, one loadgen run with an unthrottled publisher (it sends as fast as replica 1 takes frames; " +
+		"the gateways' latest-wins slots drop what they cannot relay) also measures the loopback ceiling for that " +
+		"many connections and this message size. Then the frame rate is ramped (doubling, then bisecting) to find " +
+		"the highest rate *sustained*: ≥ 99%% delivered, the publisher at its rate, no viewer cut off. " +
+		"Two replicas, viewers split between them, 50 KB binary frames.\n\n")
+	sec.printf("| fan-out | run | target fps | sent fps | delivered | p50 | p99 | deliveries/s | MB/s | %% of ceiling | sustained |\n")
+	sec.printf("|---|---|---|---|---|---|---|---|---|---|---|\n")
+	type best struct {
+		fanout int
+		ceil   *loadgen.CeilingReport
+		top    *loadgen.Report
+		unth   *loadgen.Report
+	}
+	var bests []best
+	var errs []string
+	for _, fanout := range []int{100, 1000} {
+		gws, err := b.startGateways(2)
+		if err != nil {
+			return err
+		}
+		if fanout == 100 {
+			b.recordGateways(sec, gws)
+		}
+		bt := best{fanout: fanout}
+		row := func(kind string, r *loadgen.Report) {
+			target := fmt.Sprintf("%.0f", r.FPS)
+			sus := "✓"
+			if r.FPS == 0 {
+				target, sus = "unthrottled", "–"
+			} else if !sustained(r) {
+				sus = "✗"
+			}
+			frac := "–"
+			if bt.ceil != nil {
+				frac = pct(r.MBSec / bt.ceil.MBSec)
+			}
+			sec.printf("| %d | %s | %s | %.0f | %s | %s | %s | %.0f | %.0f | %s | %s |\n", fanout, kind, target, r.SentFPS,
+				pct(r.DeliveryRatio), msf(r.Latency.P50), msf(r.Latency.P99), r.DeliveriesSec, r.MBSec, frac, sus)
+		}
+		args := append(b.loadArgs(gws, fanout, 0, "binary"), b.window(time.Second, 4*time.Second)...)
+		args = append(args, "-ceiling", "-ceiling-duration", b.dur(3*time.Second, time.Second))
+		r, err := b.loadgen(sec, args...)
+		if err != nil {
+			stopAll(gws)
+			errs = append(errs, fmt.Sprintf("fan-out %d unthrottled: %v", fanout, err))
+			continue
+		}
+		bt.ceil, bt.unth = r.Ceiling, r
+		row("unthrottled", r)
+
+		// Ramp from 15% of the ceiling's message rate per viewer.
+		start := 60.0 * 100 / float64(fanout)
+		if bt.ceil != nil {
+			start = math.Max(1, math.Round(0.15*bt.ceil.MsgSec/float64(fanout)))
+		}
+		steps := 8
+		if b.quick {
+			steps = 3
+		}
+		f, lo, hi := start, 0.0, 0.0
+		for range steps {
+			args := append(b.loadArgs(gws, fanout, f, "binary"), b.window(time.Second, 3*time.Second)...)
+			r, err := b.loadgen(sec, args...)
+			if err != nil {
+				errs = append(errs, fmt.Sprintf("fan-out %d at %.0f fps: %v", fanout, f, err))
+				break
+			}
+			row("ramp", r)
+			if sustained(r) {
+				lo = f
+				if bt.top == nil || r.MBSec > bt.top.MBSec {
+					bt.top = r
+				}
+			} else {
+				hi = f
+			}
+			switch {
+			case hi == 0:
+				f *= 2
+			case lo == 0:
+				f = math.Max(1, math.Round(f/2))
+			default:
+				if hi/lo <= 1.15 || hi-lo <= 1 {
+					f = 0
+				} else {
+					f = math.Round((lo + hi) / 2)
+				}
+			}
+			if f == 0 || f == lo || f == hi {
+				break
+			}
+		}
+		stopAll(gws)
+		bests = append(bests, bt)
+	}
+	sec.printf("\n| fan-out | loopback ceiling | highest sustained rate | delivered | %% of ceiling | unthrottled: delivered | %% of ceiling |\n")
+	sec.printf("|---|---|---|---|---|---|---|\n")
+	for _, bt := range bests {
+		ceil, top, unth := "not measured", "none sustained", "–"
+		topFrac, unthFrac, topMB := "–", "–", "–"
+		if bt.ceil != nil {
+			ceil = fmt.Sprintf("%.0f MB/s (%.0f msgs/s)", bt.ceil.MBSec, bt.ceil.MsgSec)
+		}
+		if bt.top != nil {
+			top = fmt.Sprintf("%.0f fps × %d = %.0f deliveries/s", bt.top.FPS, bt.fanout, bt.top.DeliveriesSec)
+			topMB = fmt.Sprintf("%.0f MB/s", bt.top.MBSec)
+			if bt.ceil != nil {
+				topFrac = pct(bt.top.MBSec / bt.ceil.MBSec)
+			}
+		}
+		if bt.unth != nil {
+			unth = fmt.Sprintf("%.0f MB/s (p99 %s)", bt.unth.MBSec, msf(bt.unth.Latency.P99))
+			if bt.ceil != nil {
+				unthFrac = pct(bt.unth.MBSec / bt.ceil.MBSec)
+			}
+		}
+		sec.printf("| %d | %s | %s | %s | %s | %s | %s |\n", bt.fanout, ceil, top, topMB, topFrac, unth, unthFrac)
+		b.summary("S2", fmt.Sprintf("fan-out %d: sustained delivery as %% of loopback ceiling", bt.fanout), topFrac, "≥ 50%", "~3%", "~36% (default config)")
+	}
+	sec.printf("\nThe anchors' ceiling was 1.6–2.7 GB/s; compare percentages of a ceiling measured in the same run, not MB/s across machines.\n\n")
+	if len(errs) > 0 {
+		return fmt.Errorf("%s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+func runS3(b *bench, sec *section) error {
+	gws, err := b.startGateways(1)
+	if err != nil {
+		return err
+	}
+	defer stopAll(gws)
+	b.recordGateways(sec, gws)
+	n := 10000
+	if b.quick {
+		n = 1000
+	}
+	r, err := b.loadgen(sec, "-gateways", wsList(gws), "-idle", strconv.Itoa(n), "-duration", "2s", "-watch-pids", pidList(gws))
+	if err != nil {
+		return err
+	}
+	sec.printf("One fresh replica (on Redis, as deployed); %d viewers of one room with no publisher, each answering pings. "+
+		"RSS per viewer = (VmRSS after − VmRSS before) / viewers, from /proc/PID/status; heap and stack figures are the "+
+		"gateway's own go_memstats gauges. Open-file limit: %d per process.\n\n", n, fileLimit())
+	sec.printf("| measure | framecast | target | seed stack (daphne, anchor) | Centrifugo (anchor) |\n|---|---|---|---|---|\n")
+	if r.Idle != nil && len(r.Procs) > 0 {
+		p := r.Procs[0]
+		sec.printf("| gateway RSS per idle viewer | %.1f KB (%d → %d KB) | ≤ 20 KB | ~44 KB | 44–47 KB |\n", r.Idle.RSSPerViewerKB, p.RSSBeforeKB, p.RSSAfterKB)
+		sec.printf("| of which Go heap in use | %.1f KB | | | |\n", r.Idle.HeapPerViewerKB)
+		sec.printf("| of which goroutine stacks | %.1f KB | | | |\n", r.Idle.StackPerViewerKB)
+		b.summary("S3", "RSS per idle viewer", fmt.Sprintf("%.1f KB", r.Idle.RSSPerViewerKB), "≤ 20 KB", "~44 KB", "44–47 KB")
+	}
+	sec.printf("| connect rate | %.0f/s (%d in %.2f s, %d failed) | reported | | |\n", r.Connect.PerSec, r.Connect.Conns, r.Connect.Seconds, r.Connect.Failed)
+	if r.Idle != nil {
+		sec.printf("| load generator's own RSS per connection | %.1f KB | | | |\n", r.Idle.ClientRSSPerViewerKB)
+	}
+	sec.printf("\n")
+	return nil
+}
+
+func runS4(b *bench, sec *section) error {
+	base := b.s1
+	if base == nil {
+		b.logf("S4 needs S1's figures: running S1 first")
+		tmp := &section{id: "S1"}
+		if err := runS1(b, tmp); err != nil {
+			return err
+		}
+		sec.commands = append(sec.commands, tmp.commands...)
+		base = b.s1
+	}
+	gws, err := b.startGateways(2)
+	if err != nil {
+		return err
+	}
+	defer stopAll(gws)
+	b.recordGateways(sec, gws)
+	args := append(b.loadArgs(gws, 90, 30, "binary"), "-stalled", "10")
+	args = append(args, b.window(2*time.Second, 20*time.Second)...)
+	r, err := b.loadgen(sec, args...)
+	if err != nil {
+		return err
+	}
+	ratio := r.Latency.P99 / base.Latency.P99
+	growS1, growS4 := peakGrowthKB(base), peakGrowthKB(r)
+	perStalled := float64(growS4-growS1) * 1024 / 10 / frameSize
+	sec.printf("S1's load with 10 of the 100 viewers connected but never reading (90 read). The window is 20 s so the "+
+		"stalled viewers' socket buffers fill and their writes block: the gateway's write timeout "+
+		"(GATEWAY_WRITE_TIMEOUT, 10 s) then cuts them off. Memory: peak RSS over the run minus RSS before the "+
+		"viewers connected, both replicas, compared with S1 (%s fresh replicas each).\n\n", "two")
+	sec.printf("| measure | framecast | target |\n|---|---|---|\n")
+	sec.printf("| reading viewers: delivered | %s | |\n", pct(r.DeliveryRatio))
+	sec.printf("| reading viewers: p50 / p99 | %s / %s | |\n", msf(r.Latency.P50), msf(r.Latency.P99))
+	sec.printf("| p99 with stalled viewers ÷ S1 p99 | %.2f× (%s vs %s) | ≤ 1.5× |\n", ratio, msf(r.Latency.P99), msf(base.Latency.P99))
+	sec.printf("| max gap at a reading viewer | %s | |\n", msf(r.MaxGapMS))
+	sec.printf("| gateway peak RSS growth: S1 / S4 | %d KB / %d KB | |\n", growS1, growS4)
+	sec.printf("| extra memory per stalled viewer | %.1f frames (%.0f KB) | ≤ a couple of frames |\n", perStalled, perStalled*frameSize/1024)
+	if g := r.Gateway; g != nil {
+		sec.printf("| frames skipped (latest-wins) / viewers cut off | %.0f / %.0f | stalled viewers skip |\n", g.Skipped, g.CutOff)
+	}
+	sec.printf("\nMemory figures are single samples of noisy RSS; kernel socket buffers (several MB per stalled " +
+		"connection on loopback) are not in RSS.\n\n")
+	b.summary("S4", "others' p99 with 10% stalled ÷ S1 p99", fmt.Sprintf("%.2f×", ratio), "≤ 1.5×", "", "stalled cut off after ~4 s")
+	b.summary("S4", "gateway memory per stalled viewer", fmt.Sprintf("%.1f frames", perStalled), "≤ ~2 frames", "", "")
+	return nil
+}
+
+func runS5(b *bench, sec *section) error {
+	gws, err := b.startGateways(2)
+	if err != nil {
+		return err
+	}
+	defer stopAll(gws)
+	b.recordGateways(sec, gws)
+	sec.printf("Redis INFO stats total_net_output_bytes, read just before and after the window, divided by the frames " +
+		"published in it; expected = binary message (50,020 B) × replicas subscribed. 10 fps so that 1,000 viewers " +
+		"stay well below saturation; two replicas, viewers split between them.\n\n")
+	sec.printf("| viewers | frames | Redis output per frame | message × replicas | ratio | delivered |\n|---|---|---|---|---|---|\n")
+	var ratios []string
+	for _, n := range []int{10, 1000} {
+		r, err := b.loadgen(sec, append(b.loadArgs(gws, n, 10, "binary"), b.window(time.Second, 5*time.Second)...)...)
+		if err != nil {
+			return err
+		}
+		if r.Redis == nil {
+			return fmt.Errorf("no Redis figures: %v", r.Errors)
+		}
+		sec.printf("| %d | %d | %.0f B | %.0f B (× %d) | %.3f | %s |\n", n, r.FramesSent, r.Redis.PerFrame,
+			r.Redis.ExpectedPerFrame, r.Redis.Replicas, r.Redis.Ratio, pct(r.DeliveryRatio))
+		ratios = append(ratios, fmt.Sprintf("%.3f", r.Redis.Ratio))
+	}
+	sec.printf("\nThe seed's channels_redis copies every frame into a per-viewer Redis list instead: its Redis output grows with viewers.\n\n")
+	b.summary("S5", "Redis output ÷ (frame × replicas), 10 / 1,000 viewers", strings.Join(ratios, " / "), "≈ 1, same at both", "grows with viewers", "")
+	return nil
+}
+
+func runS6(b *bench, sec *section) error {
+	gws, err := b.startGateways(2)
+	if err != nil {
+		return err
+	}
+	defer stopAll(gws)
+	b.recordGateways(sec, gws)
+	sec.printf("S1's load (100 viewers, 2 replicas, 30 fps, 50 KB) in each format. Gateway CPU = utime+stime of both " +
+		"replicas in the window (/proc/PID/stat) ÷ frames delivered; client CPU = the load generator's own " +
+		"(getrusage, publisher included) ÷ frames delivered.\n\n")
+	sec.printf("| format | message | delivered | p50 | p99 | gateway CPU per delivery | client CPU per delivery |\n|---|---|---|---|---|---|---|\n")
+	res := map[string]*loadgen.Report{}
+	for _, f := range []string{"binary", "json"} {
+		r, err := b.loadgen(sec, append(b.loadArgs(gws, 100, 30, f), b.window(time.Second, 8*time.Second)...)...)
+		if err != nil {
+			return err
+		}
+		res[f] = r
+		sec.printf("| %s | %d B | %s | %s | %s | %.1f µs | %.1f µs |\n", f, r.MessageBytes, pct(r.DeliveryRatio),
+			msf(r.Latency.P50), msf(r.Latency.P99), gatewayCPUPerDelivery(r), r.ClientCPUPerDeliveryUS)
+	}
+	bin, js := res["binary"], res["json"]
+	gr := gatewayCPUPerDelivery(js) / gatewayCPUPerDelivery(bin)
+	cr := js.ClientCPUPerDeliveryUS / bin.ClientCPUPerDeliveryUS
+	sec.printf("| json ÷ binary | %.2f× | | | | %.2f× | %.2f× |\n\n", float64(js.MessageBytes)/float64(bin.MessageBytes), gr, cr)
+	sec.printf("The client figure is a Go reader that scans the JSON tail for \"ts\"; a browser also base64-decodes " +
+		"and builds a data URL per frame, which binary viewers (Blob + createImageBitmap) skip.\n\n")
+	b.summary("S6", "JSON ÷ binary CPU per delivery: gateway / client", fmt.Sprintf("%.2f× / %.2f×", gr, cr), "reported", "JSON only", "")
+	return nil
+}
+
+var benchLine = regexp.MustCompile(`^(Benchmark\S+)\s+(\d+)\s+([\d.]+) ns/op(.*)$`)
+
+func runS7(b *bench, sec *section) error {
+	args := []string{"test", "-run=^$", "-bench=BenchmarkCaptureEncode", "./internal/sender/"}
+	if b.quick {
+		args = append(args, "-benchtime=20x")
+	}
+	cmdline := "go " + strings.Join(args, " ")
+	sec.commands = append(sec.commands, cmdline)
+	b.logf("%s", cmdline)
+	ctx, cancel := context.WithTimeout(b.ctx, 4*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = b.root
+	out, err := cmd.CombinedOutput()
+	var rows []string
+	sc := bufio.NewScanner(strings.NewReader(string(out)))
+	for sc.Scan() {
+		m := benchLine.FindStringSubmatch(strings.TrimSpace(sc.Text()))
+		if m == nil {
+			continue
+		}
+		ns, _ := strconv.ParseFloat(m[3], 64)
+		extra := strings.Join(strings.Fields(m[4]), " ")
+		rows = append(rows, fmt.Sprintf("| %s | %s | %.2f ms | %.0f | %s |", m[1], m[2], ns/1e6, 1e9/ns, extra))
+	}
+	if len(rows) == 0 {
+		reason := "BenchmarkCaptureEncode does not exist yet"
+		if err != nil {
+			reason = fmt.Sprintf("`%s` failed (%v)", cmdline, err)
+		}
+		last := strings.TrimSpace(string(out))
+		if i := strings.LastIndexByte(last, '\n'); i >= 0 && len(last)-i < 300 {
+			last = last[i+1:]
+		}
+		if len(last) > 300 {
+			last = last[:300] + "..."
+		}
+		sec.printf("Skipped: %s. Last output line: `%s`\n\n", reason, last)
+		b.summary("S7", "capture+encode frames/s per core", "skipped", "reported", "", "")
+		return nil
+	}
+	sec.printf("One benchmark iteration = one frame captured and JPEG-encoded (quality 80) on one goroutine, so " +
+		"frames/s = 1 s ÷ ns/op is per core.\n\n")
+	sec.printf("| benchmark | iterations | per frame | frames/s per core | other metrics |\n|---|---|---|---|---|\n")
+	sec.printf("%s\n\n", strings.Join(rows, "\n"))
+	b.summary("S7", "capture+encode frames/s per core", fmt.Sprintf("see S7 (%d rows)", len(rows)), "reported", "", "")
+	return nil
+}

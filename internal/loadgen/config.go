@@ -1,0 +1,214 @@
+// Package loadgen is framecast's load generator: viewers spread over a list
+// of gateways, publishers at a given rate and frame size, either viewer wire
+// format, stalled viewers on demand, idle connections for memory
+// measurements, and the loopback ceiling (a plain TCP fan-out between two
+// processes) to compare delivered throughput with.
+//
+// The generator shares the machine with the gateways and Redis it measures,
+// so its own hot path is kept cheap: viewers read with conn.Reader into a
+// reused buffer, parse only the frame header (or the tail of a JSON
+// message), and record latencies in fixed-size histograms; publishers send
+// one prebuilt payload whose header is rewritten in place.
+//
+// cmd/loadgen is the command-line front end; internal/loadgen/benchdriver
+// runs the published scenarios and writes docs/benchmarks.md.
+package loadgen
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Viewer wire formats, as the gateway's format query parameter names them.
+const (
+	FormatBinary = "binary"
+	FormatJSON   = "json"
+)
+
+// Config describes one load-generator run. Zero fields take the defaults
+// documented on each; Validate checks the result.
+type Config struct {
+	// Gateways are the base WebSocket URLs of the gateways
+	// (ws://host:port; http:// is accepted too). Viewers are spread over
+	// them round-robin. Required.
+	Gateways []string
+	// PublishTo is the base URL publishers connect to. Default Gateways[0].
+	PublishTo string
+	// Room is the room name; with several publishers, publisher i (from 1)
+	// uses Room_i. Default "bench".
+	Room string
+	// Viewers is the number of reading viewers, spread over the rooms
+	// round-robin.
+	Viewers int
+	// Stalled is the number of extra viewers that connect and never read:
+	// they test that a stuck viewer costs the others nothing.
+	Stalled int
+	// FPS is each publisher's frame rate; 0 or less sends as fast as the
+	// connection takes frames. Default 30 (set by the command line; the zero
+	// value here means unthrottled).
+	FPS float64
+	// Size is the JPEG payload size in bytes. Default 50000.
+	Size int
+	// Format is the viewers' wire format, FormatBinary or FormatJSON.
+	// Default binary.
+	Format string
+	// Warmup is how long publishers send before measuring starts; frames
+	// sent during it are not counted anywhere. Default 2s; negative means
+	// none.
+	Warmup time.Duration
+	// Duration is the measured window. Default 10s. In idle mode it is how
+	// long the connections are held after the last one connected.
+	Duration time.Duration
+	// Drain bounds the wait for frames still in flight when the window
+	// ends. Default 2s.
+	Drain time.Duration
+	// Publishers is the number of publishers, one room each. Default 1.
+	Publishers int
+	// ConnectRate caps new viewer connections per second; 0 means as fast
+	// as ConnectConcurrency dialers go.
+	ConnectRate float64
+	// ConnectConcurrency is the number of concurrent dialers. Default 32.
+	ConnectConcurrency int
+	// Idle, when positive, switches to idle mode: connect Idle viewers that
+	// hold their connections (answering pings) with no publisher, report
+	// the connect rate and, with WatchPIDs, the gateways' memory per viewer.
+	Idle int
+	// Ceiling also measures the loopback ceiling after the load: one
+	// writer goroutine per TCP connection in this process sends buffers of
+	// the viewers' message size to as many connections as there are reading
+	// viewers, drained by a child process.
+	Ceiling bool
+	// CeilingDuration is the ceiling's measured window. Default 3s.
+	CeilingDuration time.Duration
+	// CeilingReader is the command that runs the ceiling's reading side; it
+	// gets its parameters from the environment (see ServeCeilingReader).
+	// Default: this executable with -ceiling-reader.
+	CeilingReader []string
+	// WatchPIDs are gateway process IDs whose CPU time and resident memory
+	// are read from /proc around the measured window.
+	WatchPIDs []int
+	// RedisAddr (host:port), if set, is the Redis whose INFO stats
+	// total_net_output_bytes is read around the measured window.
+	RedisAddr string
+	// Log receives progress lines. Default: discarded.
+	Log io.Writer
+}
+
+// WithDefaults returns c with the documented defaults filled in.
+func (c Config) WithDefaults() Config {
+	if c.PublishTo == "" && len(c.Gateways) > 0 {
+		c.PublishTo = c.Gateways[0]
+	}
+	if c.Room == "" {
+		c.Room = "bench"
+	}
+	if c.Size == 0 {
+		c.Size = 50000
+	}
+	if c.Format == "" {
+		c.Format = FormatBinary
+	}
+	if c.Warmup == 0 {
+		c.Warmup = 2 * time.Second
+	}
+	if c.Duration == 0 {
+		c.Duration = 10 * time.Second
+	}
+	if c.Drain == 0 {
+		c.Drain = 2 * time.Second
+	}
+	if c.Publishers == 0 {
+		c.Publishers = 1
+	}
+	if c.ConnectConcurrency == 0 {
+		c.ConnectConcurrency = 32
+	}
+	if c.CeilingDuration == 0 {
+		c.CeilingDuration = 3 * time.Second
+	}
+	if c.Log == nil {
+		c.Log = io.Discard
+	}
+	return c
+}
+
+// Validate checks c (after WithDefaults) and names the first bad setting.
+func (c *Config) Validate() error {
+	if len(c.Gateways) == 0 {
+		return errors.New("loadgen: no gateways given")
+	}
+	for i, g := range c.Gateways {
+		u, err := baseURL(g)
+		if err != nil {
+			return fmt.Errorf("loadgen: gateway %q: %w", g, err)
+		}
+		c.Gateways[i] = u
+	}
+	u, err := baseURL(c.PublishTo)
+	if err != nil {
+		return fmt.Errorf("loadgen: publish-to %q: %w", c.PublishTo, err)
+	}
+	c.PublishTo = u
+	switch {
+	case c.Format != FormatBinary && c.Format != FormatJSON:
+		return fmt.Errorf("loadgen: format %q is not %q or %q", c.Format, FormatBinary, FormatJSON)
+	case c.Size < MinPayloadSize:
+		return fmt.Errorf("loadgen: size %d is below %d bytes", c.Size, MinPayloadSize)
+	case c.Viewers < 0 || c.Stalled < 0 || c.Idle < 0:
+		return errors.New("loadgen: viewer counts must not be negative")
+	case c.Idle == 0 && c.Publishers < 1:
+		return errors.New("loadgen: at least one publisher is needed")
+	case c.Duration <= 0 || c.Drain < 0 || c.CeilingDuration <= 0:
+		return errors.New("loadgen: durations must be positive")
+	case c.ConnectRate < 0 || c.ConnectConcurrency < 1:
+		return errors.New("loadgen: connect rate must not be negative and concurrency at least 1")
+	case c.Ceiling && c.Viewers == 0:
+		return errors.New("loadgen: the ceiling needs at least one reading viewer to match")
+	}
+	return nil
+}
+
+// baseURL normalizes a gateway address to ws://host:port with no trailing
+// slash.
+func baseURL(s string) (string, error) {
+	if !strings.Contains(s, "://") {
+		s = "ws://" + s
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return "", err
+	}
+	switch u.Scheme {
+	case "ws", "wss":
+	case "http":
+		u.Scheme = "ws"
+	case "https":
+		u.Scheme = "wss"
+	default:
+		return "", fmt.Errorf("scheme %q is not ws, wss, http or https", u.Scheme)
+	}
+	if u.Host == "" {
+		return "", errors.New("no host")
+	}
+	return strings.TrimSuffix(u.Scheme+"://"+u.Host+u.Path, "/"), nil
+}
+
+// httpURL turns a ws base URL into the matching http one.
+func httpURL(base string) string {
+	if s, ok := strings.CutPrefix(base, "wss://"); ok {
+		return "https://" + s
+	}
+	return "http://" + strings.TrimPrefix(base, "ws://")
+}
+
+// roomName returns the room of publisher i (0-based).
+func (c *Config) roomName(i int) string {
+	if c.Publishers <= 1 {
+		return c.Room
+	}
+	return fmt.Sprintf("%s_%d", c.Room, i+1)
+}

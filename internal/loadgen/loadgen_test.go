@@ -1,0 +1,350 @@
+package loadgen_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/framecast/framecast/internal/loadgen"
+	"github.com/framecast/framecast/internal/testenv"
+	"github.com/framecast/framecast/pkg/frames"
+)
+
+// TestMain lets the test binary serve as the ceiling's reading process:
+// MeasureCeiling starts os.Args[0] with CeilingReaderEnv set.
+func TestMain(m *testing.M) {
+	if spec := os.Getenv(loadgen.CeilingReaderEnv); spec != "" {
+		if err := loadgen.ServeCeilingReader(spec); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func TestMakeJPEG(t *testing.T) {
+	for _, size := range []int{5, 6, 7, 8, 9, 100, 1023, 50000} {
+		b, err := loadgen.MakeJPEG(size, 1)
+		if err != nil {
+			t.Fatalf("size %d: %v", size, err)
+		}
+		if len(b) != size {
+			t.Fatalf("size %d: got %d bytes", size, len(b))
+		}
+		if err := frames.CheckJPEG(b, size); err != nil {
+			t.Fatalf("size %d: %v", size, err)
+		}
+		again, _ := loadgen.MakeJPEG(size, 1)
+		if !bytes.Equal(b, again) {
+			t.Fatalf("size %d: not reproducible", size)
+		}
+		// The gateway tells bare JPEGs from headed frames by the first byte;
+		// a headed frame built from it must parse back.
+		msg := frames.AppendBinary(nil, 7, time.UnixMicro(123), b)
+		if _, err := frames.ParseBinary(msg, 0, time.Time{}, 0); err != nil {
+			t.Fatalf("size %d: binary message does not parse: %v", size, err)
+		}
+	}
+	b, _ := loadgen.MakeJPEG(1000, 1)
+	if bytes.Count(b[3:997], []byte{0}) > 50 {
+		t.Error("the middle of the payload should be random-ish, not zeros")
+	}
+	if _, err := loadgen.MakeJPEG(4, 1); err == nil {
+		t.Error("a 4-byte payload cannot hold SOI and EOI: want an error")
+	}
+}
+
+func TestParseBinaryFrame(t *testing.T) {
+	jpeg, _ := loadgen.MakeJPEG(100, 1)
+	at := time.UnixMicro(1_700_000_000_123_456)
+	msg := frames.AppendBinary(nil, 42, at, jpeg)
+	seq, ts, ok := loadgen.ParseBinaryFrame(msg)
+	if !ok || seq != 42 || ts != at.UnixMicro() {
+		t.Fatalf("got seq %d ts %d ok %v", seq, ts, ok)
+	}
+	for name, m := range map[string][]byte{
+		"offline":      frames.Offline(9, at).Binary(),
+		"short":        msg[:10],
+		"bare jpeg":    jpeg,
+		"empty":        nil,
+		"bad version":  append([]byte{2}, msg[1:]...),
+		"bad hdr len":  append(append([]byte{}, msg[:2]...), append([]byte{0, 21}, msg[4:]...)...),
+		"unknown kind": append([]byte{1, 9}, msg[2:]...),
+	} {
+		if _, _, ok := loadgen.ParseBinaryFrame(m); ok {
+			t.Errorf("%s: parsed as a frame", name)
+		}
+	}
+}
+
+func TestParseJSONFrame(t *testing.T) {
+	jpeg, _ := loadgen.MakeJPEG(3000, 1)
+	for _, tc := range []struct {
+		seq uint64
+		at  time.Time
+	}{
+		{1, time.UnixMicro(1)},
+		{42, time.UnixMicro(1_700_000_000_123_456)},
+		{1<<63 - 1, time.UnixMicro(1<<62 + 5)},
+	} {
+		f, err := frames.New(frames.KindJPEG, tc.seq, tc.at, jpeg, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seq, ts, ok := loadgen.ParseJSONFrame(f.JSON())
+		if !ok || seq != tc.seq || ts != tc.at.UnixMicro() {
+			t.Errorf("seq %d ts %d: got seq %d ts %d ok %v", tc.seq, tc.at.UnixMicro(), seq, ts, ok)
+		}
+	}
+	f, _ := frames.New(frames.KindJPEG, 5, time.UnixMicro(99), jpeg, 0)
+	good := string(f.JSON())
+	for name, m := range map[string]string{
+		"empty":        "",
+		"not json":     "hello",
+		"no seq":       strings.Replace(good, `"seq"`, `"sex"`, 1),
+		"no ts":        strings.Replace(good, `"ts"`, `"tz"`, 1),
+		"no digits":    strings.Replace(good, `"ts":99`, `"ts":x`, 1),
+		"no brace":     strings.TrimSuffix(good, "}"),
+		"other prefix": strings.Replace(good, "image/jpeg", "image/png", 1),
+		"bare prefix":  `{"message":"data:image/jpeg;base64,}`,
+		"huge number":  strings.Replace(good, `"ts":99`, `"ts":99999999999999999999999`, 1),
+	} {
+		if _, _, ok := loadgen.ParseJSONFrame([]byte(m)); ok {
+			t.Errorf("%s: parsed as a frame", name)
+		}
+	}
+}
+
+func FuzzParseJSONFrame(f *testing.F) {
+	jpeg, _ := loadgen.MakeJPEG(64, 1)
+	fr, _ := frames.New(frames.KindJPEG, 3, time.UnixMicro(77), jpeg, 0)
+	f.Add(fr.JSON())
+	f.Add([]byte(`{"message":"data:image/jpeg;base64,","seq":1,"ts":-2}`))
+	f.Add([]byte(`{"message":"data:image/jpeg;base64,}`))
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		_, _, _ = loadgen.ParseJSONFrame(msg) // must not panic
+		_, _, _ = loadgen.ParseBinaryFrame(msg)
+	})
+}
+
+func TestParseMetrics(t *testing.T) {
+	text := `# HELP framecast_connections Open WebSocket connections by role.
+# TYPE framecast_connections gauge
+framecast_connections{role="publish"} 1
+framecast_connections{role="view"} 100
+framecast_frames_out_total{format="binary"} 2.5e+06
+framecast_frames_out_total{format="json"} 10
+go_memstats_heap_inuse_bytes 1.234e+07 1700000000000
+`
+	m, err := loadgen.ParseMetrics(strings.NewReader(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		match []string
+		want  float64
+	}{
+		{"framecast_connections", nil, 101},
+		{"framecast_connections", []string{`role="view"`}, 100},
+		{"framecast_frames_out_total", nil, 2500010},
+		{"go_memstats_heap_inuse_bytes", nil, 12340000},
+		{"missing", nil, 0},
+	} {
+		if got := m.Sum(tc.name, tc.match...); got != tc.want {
+			t.Errorf("Sum(%s, %v) = %v, want %v", tc.name, tc.match, got, tc.want)
+		}
+	}
+	if _, err := loadgen.ParseMetrics(strings.NewReader("# nothing\n")); err == nil {
+		t.Error("want an error for a reply without samples")
+	}
+}
+
+func TestReadProc(t *testing.T) {
+	s, err := loadgen.ReadProc(os.Getpid())
+	if err != nil {
+		t.Skipf("no /proc here: %v", err)
+	}
+	if s.RSSKB <= 0 {
+		t.Errorf("RSS = %d KB", s.RSSKB)
+	}
+	if _, err := loadgen.ReadProc(1 << 30); err == nil {
+		t.Error("want an error for a process that does not exist")
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	for name, tc := range map[string]struct {
+		cfg  loadgen.Config
+		want string
+	}{
+		"no gateways":    {loadgen.Config{}, "no gateways"},
+		"bad scheme":     {loadgen.Config{Gateways: []string{"ftp://x"}}, "scheme"},
+		"bad format":     {loadgen.Config{Gateways: []string{"ws://x:1"}, Format: "xml"}, "format"},
+		"small size":     {loadgen.Config{Gateways: []string{"ws://x:1"}, Size: 3}, "size"},
+		"ceiling alone":  {loadgen.Config{Gateways: []string{"ws://x:1"}, Ceiling: true}, "ceiling"},
+		"negative views": {loadgen.Config{Gateways: []string{"ws://x:1"}, Viewers: -1}, "negative"},
+	} {
+		c := tc.cfg.WithDefaults()
+		err := c.Validate()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: got %v, want an error about %q", name, err, tc.want)
+		}
+	}
+	c := loadgen.Config{Gateways: []string{"http://127.0.0.1:8000/", "127.0.0.1:8001"}}.WithDefaults()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Gateways[0] != "ws://127.0.0.1:8000" || c.Gateways[1] != "ws://127.0.0.1:8001" || c.PublishTo != "ws://127.0.0.1:8000" {
+		t.Errorf("normalized to %v, publish to %s", c.Gateways, c.PublishTo)
+	}
+}
+
+// smokeConfig is a small, short run: 5 viewers, 10 fps, 10 KB frames.
+func smokeConfig(t *testing.T, gateways ...*testenv.Gateway) loadgen.Config {
+	cfg := loadgen.Config{
+		Viewers:         5,
+		FPS:             10,
+		Size:            10000,
+		Warmup:          500 * time.Millisecond,
+		Duration:        3 * time.Second,
+		Drain:           2 * time.Second,
+		CeilingDuration: 500 * time.Millisecond,
+		CeilingReader:   []string{os.Args[0]},
+		Log:             testWriter{t},
+	}
+	for _, g := range gateways {
+		cfg.Gateways = append(cfg.Gateways, g.WSURL())
+		cfg.WatchPIDs = append(cfg.WatchPIDs, g.Proc.Cmd.Process.Pid)
+	}
+	return cfg
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// checkSane asserts what any healthy run reports; figures are not judged.
+func checkSane(t *testing.T, rep *loadgen.Report, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("run failed: %v", err)
+	}
+	var text bytes.Buffer
+	rep.WriteText(&text)
+	t.Logf("report:\n%s", text.String())
+	if rep.FramesSent < 10 {
+		t.Errorf("only %d frames sent in a 3 s window at 10 fps", rep.FramesSent)
+	}
+	if rep.DeliveryRatio <= 0.9 || rep.DeliveryRatio > 1 {
+		t.Errorf("delivery ratio %.3f, want in (0.9, 1]", rep.DeliveryRatio)
+	}
+	if rep.Received != uint64(float64(rep.Expected)*rep.DeliveryRatio+0.5) {
+		t.Errorf("received %d of %d does not match ratio %.4f", rep.Received, rep.Expected, rep.DeliveryRatio)
+	}
+	l := rep.Latency
+	if !(l.P50 > 0 && l.P50 <= l.P90 && l.P90 <= l.P99 && l.P99 <= l.Max && l.Max < 5000) {
+		t.Errorf("latency percentiles not ordered or absurd: %+v", l)
+	}
+	if rep.MaxGapMS <= 0 || rep.DeliveriesSec <= 0 || rep.MBSec <= 0 || rep.WindowSec < 2 {
+		t.Errorf("gap %.1f ms, %.1f deliveries/s, %.3f MB/s over %.2f s: want positive figures", rep.MaxGapMS, rep.DeliveriesSec, rep.MBSec, rep.WindowSec)
+	}
+	if rep.ViewersLost != 0 || rep.BadMessages != 0 {
+		t.Errorf("%d viewers lost, %d bad messages", rep.ViewersLost, rep.BadMessages)
+	}
+	if len(rep.Procs) == 0 || rep.Procs[0].RSSAfterKB <= 0 {
+		t.Errorf("gateway process figures missing: %+v", rep.Procs)
+	}
+	if rep.Gateway == nil || rep.Gateway.FramesOut < float64(rep.Received) {
+		t.Errorf("gateway counters missing or below what viewers got: %+v", rep.Gateway)
+	}
+}
+
+func TestSmokeSingleGateway(t *testing.T) {
+	t.Parallel()
+	g := testenv.StartGateway(t, "GATEWAY_LOG_LEVEL=warn")
+	cfg := smokeConfig(t, g)
+	cfg.Stalled = 1
+	cfg.Ceiling = true
+	rep, err := loadgen.Run(context.Background(), cfg)
+	checkSane(t, rep, err)
+	if rep.Stalled != 1 || rep.Viewers != 5 || rep.Connect.Conns != 6 {
+		t.Errorf("viewers %d, stalled %d, connected %d: want 5, 1, 6", rep.Viewers, rep.Stalled, rep.Connect.Conns)
+	}
+	if rep.Ceiling == nil || rep.Ceiling.MBSec <= 0 || rep.Ceiling.Conns != 5 || rep.FractionOfCeiling <= 0 {
+		t.Errorf("ceiling not measured: %+v (errors %v)", rep.Ceiling, rep.Errors)
+	}
+}
+
+func TestSmokeRedisTwoGateways(t *testing.T) {
+	t.Parallel()
+	r := testenv.StartRedis(t)
+	env := []string{"GATEWAY_REDIS_URL=" + r.URL(), "GATEWAY_LOG_LEVEL=warn"}
+	g1 := testenv.StartGateway(t, env...)
+	g2 := testenv.StartGateway(t, env...)
+	g1.WaitReady(t, 10*time.Second)
+	g2.WaitReady(t, 10*time.Second)
+	cfg := smokeConfig(t, g1, g2)
+	cfg.RedisAddr = r.Addr()
+	rep, err := loadgen.Run(context.Background(), cfg)
+	checkSane(t, rep, err)
+	if rep.Gateways != 2 || len(rep.Procs) != 2 {
+		t.Errorf("want figures for 2 gateways, got %d (%d procs)", rep.Gateways, len(rep.Procs))
+	}
+	if rd := rep.Redis; rd == nil || rd.Replicas != 2 || rd.PerFrame < 10000 {
+		t.Errorf("redis figures missing or below one frame per publish: %+v (errors %v)", rd, rep.Errors)
+	}
+}
+
+func TestSmokeJSONFormat(t *testing.T) {
+	t.Parallel()
+	g := testenv.StartGateway(t, "GATEWAY_LOG_LEVEL=warn")
+	cfg := smokeConfig(t, g)
+	cfg.Format = loadgen.FormatJSON
+	rep, err := loadgen.Run(context.Background(), cfg)
+	checkSane(t, rep, err)
+	if rep.MessageBytes < cfg.Size*4/3 {
+		t.Errorf("JSON message of %d bytes cannot hold a %d-byte JPEG in base64", rep.MessageBytes, cfg.Size)
+	}
+}
+
+func TestSmokeIdle(t *testing.T) {
+	t.Parallel()
+	g := testenv.StartGateway(t, "GATEWAY_LOG_LEVEL=warn")
+	cfg := smokeConfig(t, g)
+	cfg.Idle = 50
+	cfg.Duration = 200 * time.Millisecond
+	rep, err := loadgen.Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Mode != "idle" || rep.Connect.Conns != 50 || rep.Connect.Failed != 0 || rep.Connect.PerSec <= 0 {
+		t.Errorf("connect report %+v, want 50 connections", rep.Connect)
+	}
+	if rep.Idle == nil || len(rep.Procs) != 1 {
+		t.Errorf("idle figures missing: %+v, procs %+v, errors %v", rep.Idle, rep.Procs, rep.Errors)
+	}
+}
+
+func TestRunFailsWithoutGateway(t *testing.T) {
+	t.Parallel()
+	cfg := loadgen.Config{
+		Gateways: []string{fmt.Sprintf("ws://127.0.0.1:%d", testenv.FreePort(t))},
+		Viewers:  2, FPS: 10, Duration: time.Second,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, err := loadgen.Run(ctx, cfg)
+	if err == nil || errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v, want a connection error", err)
+	}
+}

@@ -1,0 +1,75 @@
+package loadgen
+
+import (
+	"bytes"
+
+	"github.com/framecast/framecast/pkg/frames"
+)
+
+// ParseBinaryFrame reads the sequence number and capture time (unix µs) from
+// a binary viewer message, looking at its 20-byte header only. ok is false
+// for anything but a well-formed JPEG frame (offline events included).
+func ParseBinaryFrame(msg []byte) (seq uint64, captureUS int64, ok bool) {
+	h, err := frames.ParseHeader(msg)
+	if err != nil || h.Kind != frames.KindJPEG {
+		return 0, 0, false
+	}
+	return h.Seq, h.Captured.UnixMicro(), true
+}
+
+// jsonTail is how far from the end of a JSON message the "seq" and "ts"
+// fields are looked for: they follow the data URL, and two 20-digit numbers
+// with their keys fit well within it.
+const jsonTail = 96
+
+var (
+	jsonPrefix = []byte(`{"message":"data:image/jpeg;base64,`)
+	jsonSeqKey = []byte(`"seq":`)
+	jsonTSKey  = []byte(`"ts":`)
+)
+
+// ParseJSONFrame reads "seq" and "ts" from the gateway's JSON envelope
+//
+//	{"message":"data:image/jpeg;base64,...","seq":N,"ts":MICROS}
+//
+// without unmarshalling it: it checks the prefix and scans only the last
+// bytes, where the two fields are. A load generator that decoded 67 KB of
+// JSON per message would measure itself, not the gateway.
+func ParseJSONFrame(msg []byte) (seq uint64, captureUS int64, ok bool) {
+	if !bytes.HasPrefix(msg, jsonPrefix) || msg[len(msg)-1] != '}' {
+		return 0, 0, false
+	}
+	tail := msg[max(len(jsonPrefix), len(msg)-jsonTail):]
+	i := bytes.LastIndex(tail, jsonSeqKey)
+	j := bytes.LastIndex(tail, jsonTSKey)
+	if i < 0 || j < 0 {
+		return 0, 0, false
+	}
+	s, ok1 := parseInt(tail[i+len(jsonSeqKey):])
+	t, ok2 := parseInt(tail[j+len(jsonTSKey):])
+	if !ok1 || !ok2 || s < 0 {
+		return 0, 0, false
+	}
+	return uint64(s), t, true
+}
+
+// parseInt parses the decimal integer at the start of b, stopping at the
+// first byte that is not a digit. It needs at least one digit.
+func parseInt(b []byte) (int64, bool) {
+	neg := false
+	if len(b) > 0 && b[0] == '-' {
+		neg, b = true, b[1:]
+	}
+	var v int64
+	n := 0
+	for ; n < len(b) && n < 19 && b[n] >= '0' && b[n] <= '9'; n++ {
+		v = v*10 + int64(b[n]-'0')
+	}
+	if n == 0 || (n < len(b) && b[n] >= '0' && b[n] <= '9') {
+		return 0, false
+	}
+	if neg {
+		v = -v
+	}
+	return v, true
+}

@@ -1,0 +1,199 @@
+package loadgen
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// clockTicks is the unit of utime and stime in /proc/PID/stat (USER_HZ). It
+// is 100 on every Linux architecture Go supports.
+const clockTicks = 100
+
+// ProcSample is one reading of a process's CPU time and resident memory.
+type ProcSample struct {
+	CPU   time.Duration // user + system time of all threads
+	RSSKB int64         // VmRSS
+}
+
+// ReadProc reads pid's CPU time from /proc/PID/stat and its resident set
+// size from /proc/PID/status.
+func ReadProc(pid int) (ProcSample, error) {
+	var s ProcSample
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return s, fmt.Errorf("failed to read process %d: %w", pid, err)
+	}
+	// The command name (field 2) may hold spaces: fields count from the
+	// last ')'. utime and stime are fields 14 and 15.
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return s, fmt.Errorf("malformed /proc/%d/stat", pid)
+	}
+	f := strings.Fields(string(stat[i+1:]))
+	if len(f) < 13 {
+		return s, fmt.Errorf("malformed /proc/%d/stat", pid)
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return s, fmt.Errorf("malformed /proc/%d/stat", pid)
+	}
+	s.CPU = time.Duration(ut+st) * time.Second / clockTicks
+	s.RSSKB, err = readStatusKB(pid, "VmRSS:")
+	return s, err
+}
+
+func readStatusKB(pid int, key string) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, fmt.Errorf("failed to read process %d: %w", pid, err)
+	}
+	for line := range strings.Lines(string(b)) {
+		if rest, ok := strings.CutPrefix(line, key); ok {
+			f := strings.Fields(rest)
+			if len(f) == 0 {
+				break
+			}
+			return strconv.ParseInt(f[0], 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("no %s in /proc/%d/status", key, pid)
+}
+
+// selfCPU returns this process's user + system CPU time.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// RedisInfoField sends INFO section to the Redis at addr and returns the
+// integer field name from the reply (e.g. "stats", "total_net_output_bytes").
+func RedisInfoField(ctx context.Context, addr, section, name string) (int64, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return 0, fmt.Errorf("failed to reach redis at %s: %w", addr, err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(3 * time.Second))
+	if _, err := fmt.Fprintf(c, "INFO %s\r\n", section); err != nil {
+		return 0, fmt.Errorf("failed to send INFO: %w", err)
+	}
+	r := bufio.NewReader(c)
+	head, err := r.ReadString('\n')
+	if err != nil {
+		return 0, fmt.Errorf("failed to read INFO reply: %w", err)
+	}
+	if !strings.HasPrefix(head, "$") {
+		return 0, fmt.Errorf("unexpected INFO reply %q", strings.TrimSpace(head))
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(head[1:]))
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("unexpected INFO reply %q", strings.TrimSpace(head))
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return 0, fmt.Errorf("failed to read INFO reply: %w", err)
+	}
+	for line := range strings.Lines(string(body)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+":"); ok {
+			return strconv.ParseInt(v, 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("no %s in INFO %s", name, section)
+}
+
+// Metrics is a scrape of a Prometheus text endpoint: series name with
+// labels ("name{a=\"b\"}") to value.
+type Metrics map[string]float64
+
+// Sum adds the values of every series of metric name whose labels contain
+// each of match (e.g. `role="view"`).
+func (m Metrics) Sum(name string, match ...string) float64 {
+	var total float64
+series:
+	for k, v := range m {
+		n, labels, _ := strings.Cut(k, "{")
+		if n != name {
+			continue
+		}
+		for _, want := range match {
+			if !strings.Contains(labels, want) {
+				continue series
+			}
+		}
+		total += v
+	}
+	return total
+}
+
+// ScrapeMetrics GETs a Prometheus text endpoint and parses it.
+func ScrapeMetrics(ctx context.Context, url string) (Metrics, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("failed to scrape %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("failed to scrape %s: %s", url, resp.Status)
+	}
+	return ParseMetrics(resp.Body)
+}
+
+// ParseMetrics parses the Prometheus text exposition format, keeping
+// samples and skipping comments.
+func ParseMetrics(r io.Reader) (Metrics, error) {
+	m := Metrics{}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		// The value follows the last space outside the labels; a
+		// timestamp may follow it.
+		key, rest := line, ""
+		if i := strings.LastIndexByte(line, '}'); i >= 0 {
+			key, rest = line[:i+1], line[i+1:]
+		} else if i := strings.IndexByte(line, ' '); i >= 0 {
+			key, rest = line[:i], line[i:]
+		}
+		f := strings.Fields(rest)
+		if len(f) == 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(f[0], 64)
+		if err != nil {
+			continue
+		}
+		m[key] = v
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("failed to read metrics: %w", err)
+	}
+	if len(m) == 0 {
+		return nil, errors.New("no metrics in the reply")
+	}
+	return m, nil
+}

@@ -1,0 +1,180 @@
+package loadgen
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// Report is the outcome of a run. Durations are in milliseconds, rates per
+// second, sizes in bytes unless the name says otherwise. Fields that were
+// not measured are zero or nil.
+type Report struct {
+	Mode       string  `json:"mode"` // "load" or "idle"
+	Gateways   int     `json:"gateways"`
+	Viewers    int     `json:"viewers"`
+	Stalled    int     `json:"stalled,omitempty"`
+	Publishers int     `json:"publishers,omitempty"`
+	FPS        float64 `json:"fps,omitempty"` // target; 0 = unthrottled
+	Size       int     `json:"size"`
+	Format     string  `json:"format,omitempty"`
+	// MessageBytes is the size of one viewer message (header + JPEG, or the
+	// JSON envelope).
+	MessageBytes int     `json:"message_bytes"`
+	WindowSec    float64 `json:"window_s,omitempty"`
+
+	Connect ConnectReport `json:"connect"`
+
+	// FramesSent counts frames sent in the window, over all publishers.
+	FramesSent uint64 `json:"frames_sent,omitempty"`
+	// SentFPS is FramesSent per second per publisher.
+	SentFPS float64 `json:"sent_fps,omitempty"`
+	// Expected is FramesSent times each room's reading viewers.
+	Expected uint64 `json:"expected,omitempty"`
+	// Received counts window frames the reading viewers got.
+	Received      uint64  `json:"received,omitempty"`
+	DeliveryRatio float64 `json:"delivery_ratio,omitempty"`
+	// Latency is from each frame's capture time to its arrival at a viewer.
+	Latency       LatencyReport `json:"latency_ms"`
+	MaxGapMS      float64       `json:"max_gap_ms,omitempty"` // longest time between two window frames at one viewer
+	DeliveriesSec float64       `json:"deliveries_per_s,omitempty"`
+	MBSec         float64       `json:"mb_per_s,omitempty"` // viewer message bytes, 10^6 per second
+	// ViewersLost counts reading viewers whose connection ended before the
+	// run did.
+	ViewersLost int `json:"viewers_lost,omitempty"`
+	// BadMessages counts viewer messages that were not frames.
+	BadMessages uint64 `json:"bad_messages,omitempty"`
+
+	// ClientCPUMS is this process's CPU time in the window, publishers
+	// included; ClientCPUPerDeliveryUS divides it by Received.
+	ClientCPUMS            float64 `json:"client_cpu_ms,omitempty"`
+	ClientCPUPerDeliveryUS float64 `json:"client_cpu_per_delivery_us,omitempty"`
+
+	Procs   []ProcReport   `json:"procs,omitempty"`
+	Gateway *GatewayReport `json:"gateway,omitempty"`
+	Redis   *RedisReport   `json:"redis,omitempty"`
+	Ceiling *CeilingReport `json:"ceiling,omitempty"`
+	// FractionOfCeiling is MBSec over Ceiling.MBSec.
+	FractionOfCeiling float64 `json:"fraction_of_ceiling,omitempty"`
+	// Idle holds the idle-mode figures.
+	Idle *IdleReport `json:"idle,omitempty"`
+
+	Errors []string `json:"errors,omitempty"`
+}
+
+// ConnectReport describes how the viewer connections were opened.
+type ConnectReport struct {
+	Conns   int     `json:"conns"`
+	Failed  int     `json:"failed,omitempty"`
+	Seconds float64 `json:"seconds"`
+	PerSec  float64 `json:"per_s"`
+}
+
+// LatencyReport holds latency percentiles in milliseconds.
+type LatencyReport struct {
+	P50  float64 `json:"p50"`
+	P90  float64 `json:"p90"`
+	P99  float64 `json:"p99"`
+	Max  float64 `json:"max"`
+	Mean float64 `json:"mean"`
+}
+
+// ProcReport is one watched process over the window.
+type ProcReport struct {
+	PID         int     `json:"pid"`
+	CPUMS       float64 `json:"cpu_ms"`
+	RSSBeforeKB int64   `json:"rss_before_kb"` // before any viewer connected
+	RSSAfterKB  int64   `json:"rss_after_kb"`  // at the end of the window
+	RSSPeakKB   int64   `json:"rss_peak_kb"`   // highest sample from connecting to the end
+}
+
+// GatewayReport sums the watched gateways' own counters over the run, read
+// from their /metrics.
+type GatewayReport struct {
+	FramesOut   float64 `json:"frames_out"`
+	Skipped     float64 `json:"skipped"`
+	CutOff      float64 `json:"cut_off"`
+	HeapInuseKB float64 `json:"heap_inuse_kb_delta,omitempty"`
+	StackKB     float64 `json:"stack_inuse_kb_delta,omitempty"`
+}
+
+// RedisReport is Redis's output during the window.
+type RedisReport struct {
+	OutputBytes int64   `json:"output_bytes"`
+	PerFrame    float64 `json:"per_frame"`
+	// Replicas is the number of gateways subscribed to the room (those
+	// with viewers of it); ExpectedPerFrame is MessageBytes × Replicas
+	// for binary frames, what one PUBLISH fanned out to them should cost.
+	Replicas         int     `json:"replicas"`
+	ExpectedPerFrame float64 `json:"expected_per_frame"`
+	Ratio            float64 `json:"ratio"`
+}
+
+// CeilingReport is the loopback ceiling measured after the load.
+type CeilingReport struct {
+	Conns    int     `json:"conns"`
+	BufBytes int     `json:"buf_bytes"`
+	Seconds  float64 `json:"seconds"`
+	MBSec    float64 `json:"mb_per_s"`
+	MsgSec   float64 `json:"msgs_per_s"`
+}
+
+// IdleReport is the idle-mode outcome.
+type IdleReport struct {
+	// RSSPerViewerKB is the watched processes' RSS growth divided by the
+	// viewers connected.
+	RSSPerViewerKB float64 `json:"rss_per_viewer_kb,omitempty"`
+	// HeapPerViewerKB and StackPerViewerKB are the Go heap and goroutine
+	// stack growth per viewer, from the gateways' /metrics.
+	HeapPerViewerKB  float64 `json:"heap_per_viewer_kb,omitempty"`
+	StackPerViewerKB float64 `json:"stack_per_viewer_kb,omitempty"`
+	// ClientRSSPerViewerKB is this process's own cost per connection.
+	ClientRSSPerViewerKB float64 `json:"client_rss_per_viewer_kb,omitempty"`
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// WriteText writes r for a human reader.
+func (r *Report) WriteText(w io.Writer) {
+	var b strings.Builder
+	p := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	p("connect: %d conns in %.2fs (%.0f/s), %d failed", r.Connect.Conns, r.Connect.Seconds, r.Connect.PerSec, r.Connect.Failed)
+	if r.Mode == "idle" {
+		if r.Idle != nil {
+			p("idle: %.1f KB RSS per viewer (Go heap %.1f KB, stacks %.1f KB); this client %.1f KB per connection",
+				r.Idle.RSSPerViewerKB, r.Idle.HeapPerViewerKB, r.Idle.StackPerViewerKB, r.Idle.ClientRSSPerViewerKB)
+		}
+	} else {
+		fps := fmt.Sprintf("%.0f fps", r.FPS)
+		if r.FPS <= 0 {
+			fps = "unthrottled"
+		}
+		p("load: %d viewers (+%d stalled) over %d gateways, %d publisher(s) at %s (sent %.1f fps), %d B payload, %s (%d B messages), %.1fs window",
+			r.Viewers, r.Stalled, r.Gateways, r.Publishers, fps, r.SentFPS, r.Size, r.Format, r.MessageBytes, r.WindowSec)
+		p("frames sent %d; delivered %d of %d (%.4f)", r.FramesSent, r.Received, r.Expected, r.DeliveryRatio)
+		p("latency ms: p50 %.2f  p90 %.2f  p99 %.2f  max %.2f  (mean %.2f); max gap %.1f ms",
+			r.Latency.P50, r.Latency.P90, r.Latency.P99, r.Latency.Max, r.Latency.Mean, r.MaxGapMS)
+		p("throughput: %.0f deliveries/s, %.1f MB/s; client CPU %.1f µs per delivery", r.DeliveriesSec, r.MBSec, r.ClientCPUPerDeliveryUS)
+		if r.ViewersLost > 0 || r.BadMessages > 0 {
+			p("viewers lost: %d, bad messages: %d", r.ViewersLost, r.BadMessages)
+		}
+	}
+	for _, pr := range r.Procs {
+		p("pid %d: CPU %.0f ms in window, RSS %d KB before, %d KB after, %d KB peak", pr.PID, pr.CPUMS, pr.RSSBeforeKB, pr.RSSAfterKB, pr.RSSPeakKB)
+	}
+	if g := r.Gateway; g != nil {
+		p("gateways: %.0f frames out, %.0f skipped, %.0f viewers cut off", g.FramesOut, g.Skipped, g.CutOff)
+	}
+	if rd := r.Redis; rd != nil {
+		p("redis: %d output bytes, %.0f per frame = %.3f × (message × %d replicas)", rd.OutputBytes, rd.PerFrame, rd.Ratio, rd.Replicas)
+	}
+	if c := r.Ceiling; c != nil {
+		p("loopback ceiling: %.1f MB/s (%.0f msgs/s) over %d conns of %d B buffers; delivered = %.1f%% of it",
+			c.MBSec, c.MsgSec, c.Conns, c.BufBytes, 100*r.FractionOfCeiling)
+	}
+	for _, e := range r.Errors {
+		p("error: %s", e)
+	}
+	_, _ = io.WriteString(w, b.String())
+}

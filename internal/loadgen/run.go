@@ -1,0 +1,409 @@
+package loadgen
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/framecast/framecast/pkg/frames"
+)
+
+// Run performs one load-generator run as cfg describes (defaults filled in
+// by WithDefaults) and returns its report. Errors that spoil a part of the
+// measurement but not the rest (a probe failing, some viewers not
+// connecting) are listed in Report.Errors; Run returns an error only when
+// there is nothing to report.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Ceiling && cfg.CeilingReader == nil {
+		cmd, err := defaultCeilingReader()
+		if err != nil {
+			return nil, err
+		}
+		cfg.CeilingReader = cmd
+	}
+	if cfg.Idle > 0 {
+		return runIdle(ctx, &cfg)
+	}
+	return runLoad(ctx, &cfg)
+}
+
+// messageBytes returns the size of one viewer message for payload.
+func messageBytes(format string, payload []byte) int {
+	if format == FormatJSON {
+		f, err := frames.New(frames.KindJPEG, 1<<40, time.Now(), payload, 0)
+		if err != nil {
+			return 0
+		}
+		return len(f.JSON())
+	}
+	return frames.HeaderSize + len(payload)
+}
+
+func logf(cfg *Config, format string, args ...any) {
+	fmt.Fprintf(cfg.Log, "loadgen: "+format+"\n", args...)
+}
+
+func runLoad(ctx context.Context, cfg *Config) (*Report, error) {
+	payload, err := MakeJPEG(cfg.Size, 1)
+	if err != nil {
+		return nil, err
+	}
+	rep := &Report{
+		Mode: "load", Gateways: len(cfg.Gateways), Viewers: cfg.Viewers, Stalled: cfg.Stalled,
+		Publishers: cfg.Publishers, FPS: max(cfg.FPS, 0), Size: cfg.Size, Format: cfg.Format,
+		MessageBytes: messageBytes(cfg.Format, payload),
+	}
+	errf := func(format string, args ...any) { rep.Errors = append(rep.Errors, fmt.Sprintf(format, args...)) }
+
+	rooms := make([]*roomState, cfg.Publishers)
+	for i := range rooms {
+		rooms[i] = &roomState{name: cfg.roomName(i)}
+	}
+	// Viewer i uses gateway i mod G and room i mod P; stalled viewers
+	// continue the same rotation.
+	total := cfg.Viewers + cfg.Stalled
+	gwOf := func(i int) string { return cfg.Gateways[i%len(cfg.Gateways)] }
+	roomOf := func(i int) *roomState { return rooms[i%len(rooms)] }
+	for i := range cfg.Viewers {
+		roomOf(i).viewers++
+	}
+	replicas := make([]map[string]bool, len(rooms))
+	for i := range total {
+		r := i % len(rooms)
+		if replicas[r] == nil {
+			replicas[r] = map[string]bool{}
+		}
+		replicas[r][gwOf(i)] = true
+	}
+
+	w := newWatch(cfg.WatchPIDs)
+	metricsBefore := scrapeAll(ctx, cfg.Gateways)
+
+	d := newDialer()
+	query := "role=view&format=" + cfg.Format
+	logf(cfg, "connecting %d viewers (%d stalled) to %d gateways", cfg.Viewers, cfg.Stalled, len(cfg.Gateways))
+	w.startPeak()
+	cr := connectAll(ctx, total, cfg.ConnectRate, cfg.ConnectConcurrency, func(ctx context.Context, i int) (*websocket.Conn, error) {
+		return d.dial(ctx, gwOf(i), roomOf(i).name, query)
+	})
+	rep.Connect = ConnectReport{Conns: total - cr.failed, Failed: cr.failed, Seconds: cr.took.Seconds(), PerSec: float64(total-cr.failed) / cr.took.Seconds()}
+	defer func() {
+		for _, c := range cr.conns {
+			if c != nil {
+				_ = c.CloseNow()
+			}
+		}
+	}()
+	if cr.failed > 0 {
+		errf("%d of %d viewers failed to connect; first: %v", cr.failed, total, cr.first)
+	}
+	if cr.failed == total && total > 0 {
+		w.stopPeak()
+		return rep, fmt.Errorf("no viewer connected: %w", cr.first)
+	}
+
+	var viewers []*viewer
+	var wg sync.WaitGroup
+	var closing atomic.Bool // set before the run closes the viewers
+	for i, c := range cr.conns[:cfg.Viewers] {
+		if c == nil {
+			continue
+		}
+		v := newViewer(c, roomOf(i), cfg.Format, rep.MessageBytes)
+		v.closing = &closing
+		viewers = append(viewers, v)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v.run()
+		}()
+	}
+	// Stalled viewers (cr.conns[cfg.Viewers:]) are never read.
+
+	pubs := make([]*publisher, len(rooms))
+	for i, r := range rooms {
+		c, err := d.dial(ctx, cfg.PublishTo, r.name, "role=publish")
+		if err != nil {
+			w.stopPeak()
+			return rep, fmt.Errorf("failed to connect publisher %d: %w", i+1, err)
+		}
+		defer c.CloseNow()
+		// Nothing is sent to publishers, but pongs and the close handshake
+		// are only processed while something reads.
+		c.CloseRead(context.Background())
+		pubs[i] = newPublisher(c, r, payload, cfg.FPS)
+	}
+
+	start := time.Now()
+	windowStart := start.Add(max(cfg.Warmup, 0))
+	end := windowStart.Add(cfg.Duration)
+	logf(cfg, "publishing: %v warmup, %v window", cfg.Warmup, cfg.Duration)
+	pctx, pcancel := context.WithCancel(ctx)
+	defer pcancel()
+	var pwg sync.WaitGroup
+	for _, p := range pubs {
+		pwg.Add(1)
+		stop := context.AfterFunc(pctx, func() { _ = p.conn.CloseNow() })
+		go func() {
+			defer pwg.Done()
+			defer stop()
+			p.run(pctx, windowStart, end)
+		}()
+	}
+
+	if !sleepUntil(ctx, windowStart) {
+		return rep, ctx.Err()
+	}
+	cpu0 := selfCPU()
+	w.windowStart()
+	redis0, redisErr := int64(0), error(nil)
+	if cfg.RedisAddr != "" {
+		redis0, redisErr = RedisInfoField(ctx, cfg.RedisAddr, "stats", "total_net_output_bytes")
+	}
+	t0 := time.Now()
+	pwg.Wait()
+	t1 := time.Now()
+	cpu1 := selfCPU()
+	w.windowEnd()
+	redis1 := int64(0)
+	if cfg.RedisAddr != "" && redisErr == nil {
+		redis1, redisErr = RedisInfoField(ctx, cfg.RedisAddr, "stats", "total_net_output_bytes")
+	}
+	if ctx.Err() != nil {
+		return rep, ctx.Err()
+	}
+	for i, p := range pubs {
+		if p.err != nil {
+			errf("publisher %d stopped: %v", i+1, p.err)
+		}
+	}
+
+	// Drain: wait for frames still in flight, until every expected frame
+	// arrived or nothing arrived for a while.
+	var expected uint64
+	for _, r := range rooms {
+		rep.FramesSent += r.sent.Load()
+		expected += r.sent.Load() * uint64(r.viewers)
+	}
+	received := func() uint64 {
+		var n uint64
+		for _, v := range viewers {
+			n += v.received.Load()
+		}
+		return n
+	}
+	deadline := time.Now().Add(cfg.Drain)
+	last, lastChange := received(), time.Now()
+	for last < expected && time.Now().Before(deadline) && time.Since(lastChange) < 500*time.Millisecond {
+		time.Sleep(20 * time.Millisecond)
+		if n := received(); n != last {
+			last, lastChange = n, time.Now()
+		}
+	}
+	metricsAfter := scrapeAll(ctx, cfg.Gateways)
+	w.stopPeak()
+
+	// Stop the viewers and gather their figures.
+	closing.Store(true)
+	for _, v := range viewers {
+		_ = v.conn.CloseNow()
+	}
+	wg.Wait()
+	var hist Histogram
+	var bytes uint64
+	var maxGap time.Duration
+	for _, v := range viewers {
+		hist.Merge(&v.hist)
+		bytes += v.bytes
+		maxGap = max(maxGap, v.maxGap)
+		rep.Received += v.received.Load()
+		rep.BadMessages += v.bad
+		if v.lost {
+			rep.ViewersLost++
+		}
+	}
+
+	win := t1.Sub(t0).Seconds()
+	rep.WindowSec = win
+	rep.Expected = expected
+	if expected > 0 {
+		rep.DeliveryRatio = float64(rep.Received) / float64(expected)
+	}
+	rep.SentFPS = float64(rep.FramesSent) / win / float64(len(rooms))
+	rep.Latency = LatencyReport{
+		P50: ms(hist.Quantile(0.50)), P90: ms(hist.Quantile(0.90)), P99: ms(hist.Quantile(0.99)),
+		Max: ms(hist.Max()), Mean: ms(hist.Mean()),
+	}
+	rep.MaxGapMS = ms(maxGap)
+	rep.DeliveriesSec = float64(rep.Received) / win
+	rep.MBSec = float64(bytes) / win / 1e6
+	rep.ClientCPUMS = ms(cpu1 - cpu0)
+	if rep.Received > 0 {
+		rep.ClientCPUPerDeliveryUS = float64(cpu1-cpu0) / float64(time.Microsecond) / float64(rep.Received)
+	}
+	rep.Procs = w.report(errf)
+	rep.Gateway = gatewayDelta(metricsBefore, metricsAfter, errf)
+	if cfg.RedisAddr != "" {
+		if redisErr != nil {
+			errf("redis INFO: %v", redisErr)
+		} else if rep.FramesSent > 0 {
+			var weighted float64
+			for i, r := range rooms {
+				weighted += float64(r.sent.Load()) * float64(len(replicas[i]))
+			}
+			reps := weighted / float64(rep.FramesSent)
+			rd := &RedisReport{
+				OutputBytes:      redis1 - redis0,
+				PerFrame:         float64(redis1-redis0) / float64(rep.FramesSent),
+				Replicas:         int(reps + 0.5),
+				ExpectedPerFrame: float64(frames.HeaderSize+cfg.Size) * reps,
+			}
+			rd.Ratio = rd.PerFrame / rd.ExpectedPerFrame
+			rep.Redis = rd
+		}
+	}
+	for _, p := range pubs {
+		_ = p.conn.Close(websocket.StatusNormalClosure, "")
+	}
+
+	if cfg.Ceiling {
+		logf(cfg, "measuring the loopback ceiling over %d connections", len(viewers))
+		c, err := MeasureCeiling(ctx, len(viewers), rep.MessageBytes, cfg.CeilingDuration, cfg.CeilingReader)
+		if err != nil {
+			errf("ceiling: %v", err)
+		} else {
+			rep.Ceiling = c
+			rep.FractionOfCeiling = rep.MBSec / c.MBSec
+		}
+	}
+	return rep, nil
+}
+
+func runIdle(ctx context.Context, cfg *Config) (*Report, error) {
+	rep := &Report{Mode: "idle", Gateways: len(cfg.Gateways), Viewers: cfg.Idle, Size: cfg.Size, Format: cfg.Format}
+	errf := func(format string, args ...any) { rep.Errors = append(rep.Errors, fmt.Sprintf(format, args...)) }
+	w := newWatch(cfg.WatchPIDs)
+	metricsBefore := scrapeAll(ctx, cfg.Gateways)
+	selfBefore, _ := readStatusKB(os.Getpid(), "VmRSS:")
+
+	d := newDialer()
+	query := "role=view&format=" + cfg.Format
+	logf(cfg, "connecting %d idle viewers to %d gateways", cfg.Idle, len(cfg.Gateways))
+	w.startPeak()
+	cr := connectAll(ctx, cfg.Idle, cfg.ConnectRate, cfg.ConnectConcurrency, func(ctx context.Context, i int) (*websocket.Conn, error) {
+		c, err := d.dial(ctx, cfg.Gateways[i%len(cfg.Gateways)], cfg.Room, query)
+		if err == nil {
+			// Answers the gateway's pings; the room has no publisher, so no
+			// data message comes.
+			c.CloseRead(context.Background())
+		}
+		return c, err
+	})
+	defer func() {
+		for _, c := range cr.conns {
+			if c != nil {
+				_ = c.CloseNow()
+			}
+		}
+	}()
+	n := cfg.Idle - cr.failed
+	rep.Connect = ConnectReport{Conns: n, Failed: cr.failed, Seconds: cr.took.Seconds(), PerSec: float64(n) / cr.took.Seconds()}
+	if cr.failed > 0 {
+		errf("%d of %d viewers failed to connect; first: %v", cr.failed, cfg.Idle, cr.first)
+	}
+	if n == 0 {
+		w.stopPeak()
+		return rep, fmt.Errorf("no viewer connected: %w", cr.first)
+	}
+	logf(cfg, "%d connected in %.2fs; holding for %v", n, cr.took.Seconds(), cfg.Duration)
+	// The gateways count a viewer once its handler runs, a moment after the
+	// handshake: wait until they all show before reading memory.
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		m := scrapeAll(ctx, cfg.Gateways)
+		if m == nil || m.Sum("framecast_connections", `role="view"`) >= float64(n) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !sleepUntil(ctx, time.Now().Add(cfg.Duration)) {
+		return rep, ctx.Err()
+	}
+	w.windowEnd()
+	metricsAfter := scrapeAll(ctx, cfg.Gateways)
+	selfAfter, _ := readStatusKB(os.Getpid(), "VmRSS:")
+	w.stopPeak()
+
+	rep.Procs = w.report(errf)
+	idle := &IdleReport{ClientRSSPerViewerKB: float64(selfAfter-selfBefore) / float64(n)}
+	var grow int64
+	for _, p := range rep.Procs {
+		grow += p.RSSAfterKB - p.RSSBeforeKB
+	}
+	if len(rep.Procs) > 0 {
+		idle.RSSPerViewerKB = float64(grow) / float64(n)
+	}
+	if metricsBefore != nil && metricsAfter != nil {
+		idle.HeapPerViewerKB = (metricsAfter.Sum("go_memstats_heap_inuse_bytes") - metricsBefore.Sum("go_memstats_heap_inuse_bytes")) / 1024 / float64(n)
+		idle.StackPerViewerKB = (metricsAfter.Sum("go_memstats_stack_inuse_bytes") - metricsBefore.Sum("go_memstats_stack_inuse_bytes")) / 1024 / float64(n)
+	}
+	rep.Idle = idle
+	rep.Gateway = gatewayDelta(metricsBefore, metricsAfter, errf)
+	return rep, nil
+}
+
+// sleepUntil waits until t or ctx's end and reports whether t came.
+func sleepUntil(ctx context.Context, t time.Time) bool {
+	d := time.Until(t)
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-tm.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// scrapeAll scrapes every gateway's /metrics and sums the series; nil if
+// any scrape fails (a gateway behind a proxy may not expose it).
+func scrapeAll(ctx context.Context, gateways []string) Metrics {
+	sum := Metrics{}
+	for _, g := range gateways {
+		m, err := ScrapeMetrics(ctx, httpURL(g)+"/metrics")
+		if err != nil {
+			return nil
+		}
+		for k, v := range m {
+			sum[k] += v
+		}
+	}
+	return sum
+}
+
+func gatewayDelta(before, after Metrics, errf func(string, ...any)) *GatewayReport {
+	if before == nil || after == nil {
+		errf("gateway /metrics unavailable: no gateway counters")
+		return nil
+	}
+	d := func(name string) float64 { return after.Sum(name) - before.Sum(name) }
+	return &GatewayReport{
+		FramesOut:   d("framecast_frames_out_total"),
+		Skipped:     d("framecast_frames_skipped_total"),
+		CutOff:      d("framecast_viewers_cut_off_total"),
+		HeapInuseKB: d("go_memstats_heap_inuse_bytes") / 1024,
+		StackKB:     d("go_memstats_stack_inuse_bytes") / 1024,
+	}
+}

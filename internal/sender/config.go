@@ -1,0 +1,281 @@
+package sender
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+)
+
+// EnvPrefix is the prefix of every environment variable the sender reads.
+const EnvPrefix = "SENDER"
+
+// Protocols the sender speaks to the gateway.
+const (
+	// ProtocolBinary sends each frame as one binary message, the 20-byte
+	// header of pkg/frames followed by the JPEG, as role=publish.
+	ProtocolBinary = "binary"
+	// ProtocolSeed sends each frame as one text message holding the seed's
+	// data URL to /ws/video/{room}/, the original Django Channels route.
+	ProtocolSeed = "seed"
+)
+
+// Config is the sender's configuration. Each field is read from the
+// environment variable named in its env tag (SENDER_ + the field name split
+// into words) and can be overridden by the command-line flag in its flag
+// tag. Defaults are in the default tags; Validate checks every field.
+//
+// The fields carry no envconfig:"..." tag on purpose: with such a tag,
+// envconfig falls back to the bare name (TOKEN, URL, WIDTH) when the
+// prefixed variable is unset, so an unrelated variable of the environment
+// would configure the sender. split_words derives the same names without
+// that fallback; a test checks the env tags against envconfig.
+type Config struct {
+	URL      string  `split_words:"true" env:"SENDER_URL" flag:"url" default:"ws://127.0.0.1:8000" desc:"gateway base URL (ws, wss, http or https); the sender appends /ws/video/{room}/"`
+	Room     string  `split_words:"true" env:"SENDER_ROOM" flag:"room" default:"demo" desc:"room to publish to: 1-64 characters of [A-Za-z0-9_]"`
+	Source   string  `split_words:"true" env:"SENDER_SOURCE" flag:"source" default:"0" desc:"camera index (0) or /dev/videoN, a video file (loops), an rtsp:// or http(s):// URL, or test (a generated pattern)"`
+	FPS      float64 `split_words:"true" env:"SENDER_FPS" flag:"fps" default:"10" desc:"most frames sent per second, above 0 and at most 120"`
+	Quality  int     `split_words:"true" env:"SENDER_QUALITY" flag:"quality" default:"80" desc:"JPEG quality, 1-100"`
+	Width    int     `split_words:"true" env:"SENDER_WIDTH" flag:"width" default:"640" desc:"largest frame width in pixels (aspect kept, never upscaled); 0 keeps the source's width; the test pattern's width (0: 640)"`
+	Protocol string  `split_words:"true" env:"SENDER_PROTOCOL" flag:"protocol" default:"binary" desc:"binary (role=publish, header + JPEG) or seed (data URL text messages, the Django Channels route)"`
+	Token    string  `split_words:"true" env:"SENDER_TOKEN" flag:"token" desc:"publish token for a gateway that requires one; sent as ?token= and Authorization: Bearer (prefer the env var: flags show in ps)"`
+
+	WriteTimeout   time.Duration `split_words:"true" env:"SENDER_WRITE_TIMEOUT" flag:"write-timeout" default:"5s" desc:"a frame write that stalls this long drops the connection, which is then redialled"`
+	DialTimeout    time.Duration `split_words:"true" env:"SENDER_DIAL_TIMEOUT" flag:"dial-timeout" default:"10s" desc:"bound on one WebSocket connection attempt (TCP, TLS and handshake)"`
+	PingInterval   time.Duration `split_words:"true" env:"SENDER_PING_INTERVAL" flag:"ping-interval" default:"15s" desc:"WebSocket ping period; a pong must come within WRITE_TIMEOUT"`
+	StatusInterval time.Duration `split_words:"true" env:"SENDER_STATUS_INTERVAL" flag:"status-interval" default:"10s" desc:"period of the status log line (fps, skipped, kB/s, reconnects); 0 turns it off"`
+	ReconnectMin   time.Duration `split_words:"true" env:"SENDER_RECONNECT_MIN" flag:"reconnect-min" default:"250ms" desc:"first pause before redialling the gateway or reopening the source; doubles per failure, with jitter"`
+	ReconnectMax   time.Duration `split_words:"true" env:"SENDER_RECONNECT_MAX" flag:"reconnect-max" default:"10s" desc:"longest pause between reconnection attempts"`
+	LogLevel       string        `split_words:"true" env:"SENDER_LOG_LEVEL" flag:"log-level" default:"info" desc:"debug, info, warn or error"`
+}
+
+var roomPattern = regexp.MustCompile(`^[A-Za-z0-9_]{1,64}$`)
+
+// DefaultConfig returns the configuration with every default applied, as if
+// the environment were empty.
+func DefaultConfig() Config {
+	var c Config
+	for _, f := range configFields() {
+		if def := f.field.Tag.Get("default"); def != "" {
+			// Defaults are constants checked by TestDefaultConfigIsValid.
+			_ = setField(reflect.ValueOf(&c).Elem().FieldByIndex(f.field.Index), def)
+		}
+	}
+	return c
+}
+
+// LoadConfig reads the configuration from the SENDER_* environment, then
+// applies the command-line flags in args, which override the environment,
+// and validates the result. On -h or -help it writes the settings table to
+// usage and returns flag.ErrHelp. Errors name the setting at fault.
+func LoadConfig(args []string, usage io.Writer) (Config, error) {
+	var c Config
+	if err := envconfig.Process(EnvPrefix, &c); err != nil {
+		var pe *envconfig.ParseError
+		if errors.As(err, &pe) {
+			return Config{}, fmt.Errorf("invalid %s=%q: %v", pe.KeyName, pe.Value, pe.Err)
+		}
+		return Config{}, fmt.Errorf("failed to read the environment: %w", err)
+	}
+
+	fs := flag.NewFlagSet("sender", flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // errors are returned; usage is printed below
+	v := reflect.ValueOf(&c).Elem()
+	for _, f := range configFields() {
+		fv := v.FieldByIndex(f.field.Index)
+		fs.Func(f.flag, f.desc, func(s string) error { return setField(fv, s) })
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			PrintUsage(usage)
+		}
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected argument %q: every setting is a -flag or a SENDER_* variable (see -h)", fs.Arg(0))
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// Validate checks every setting and returns an error naming the first one
+// at fault. For a file source it checks that the file exists; whether
+// OpenCV can decode it is checked by New.
+func (c Config) Validate() error {
+	bad := func(env, format string, args ...any) error {
+		return fmt.Errorf("invalid %s (-%s): %s", env, flagOf(env), fmt.Sprintf(format, args...))
+	}
+	u, err := url.Parse(c.URL)
+	switch {
+	case err != nil:
+		return bad("SENDER_URL", "%v", err)
+	case u.Scheme != "ws" && u.Scheme != "wss" && u.Scheme != "http" && u.Scheme != "https":
+		return bad("SENDER_URL", "%q: scheme must be ws, wss, http or https", c.URL)
+	case u.Host == "":
+		return bad("SENDER_URL", "%q has no host", c.URL)
+	case u.RawQuery != "" || u.Fragment != "":
+		return bad("SENDER_URL", "%q: give the base URL only, without query or fragment", c.URL)
+	}
+	if !roomPattern.MatchString(c.Room) {
+		return bad("SENDER_ROOM", "%q must be 1-64 characters of A-Z, a-z, 0-9 and _", c.Room)
+	}
+	if _, err := parseSource(c.Source); err != nil {
+		return bad("SENDER_SOURCE", "%v", err)
+	}
+	if !(c.FPS > 0 && c.FPS <= 120) { // also rejects NaN
+		return bad("SENDER_FPS", "%v must be above 0 and at most 120", c.FPS)
+	}
+	if c.Quality < 1 || c.Quality > 100 {
+		return bad("SENDER_QUALITY", "%d must be 1-100", c.Quality)
+	}
+	if c.Width < 0 || c.Width > 7680 {
+		return bad("SENDER_WIDTH", "%d must be 0 (keep) or 1-7680", c.Width)
+	}
+	if c.Protocol != ProtocolBinary && c.Protocol != ProtocolSeed {
+		return bad("SENDER_PROTOCOL", "%q must be %q or %q", c.Protocol, ProtocolBinary, ProtocolSeed)
+	}
+	if strings.ContainsAny(c.Token, " \t\r\n") {
+		return bad("SENDER_TOKEN", "must not contain white space")
+	}
+	for _, d := range []struct {
+		env string
+		v   time.Duration
+	}{
+		{"SENDER_WRITE_TIMEOUT", c.WriteTimeout},
+		{"SENDER_DIAL_TIMEOUT", c.DialTimeout},
+		{"SENDER_PING_INTERVAL", c.PingInterval},
+		{"SENDER_RECONNECT_MIN", c.ReconnectMin},
+		{"SENDER_RECONNECT_MAX", c.ReconnectMax},
+	} {
+		if d.v <= 0 {
+			return bad(d.env, "%v must be positive", d.v)
+		}
+	}
+	if c.StatusInterval < 0 {
+		return bad("SENDER_STATUS_INTERVAL", "%v must be 0 (off) or positive", c.StatusInterval)
+	}
+	if c.ReconnectMax < c.ReconnectMin {
+		return bad("SENDER_RECONNECT_MAX", "%v is below SENDER_RECONNECT_MIN %v", c.ReconnectMax, c.ReconnectMin)
+	}
+	if _, err := c.SlogLevel(); err != nil {
+		return bad("SENDER_LOG_LEVEL", "%v", err)
+	}
+	return nil
+}
+
+// SlogLevel returns LogLevel as a slog.Level.
+func (c Config) SlogLevel() (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return 0, fmt.Errorf("%q must be debug, info, warn or error", c.LogLevel)
+	}
+	return l, nil
+}
+
+// LogValue implements slog.LogValuer: the settings for the start line, with
+// the token redacted.
+func (c Config) LogValue() slog.Value {
+	token := ""
+	if c.Token != "" {
+		token = "[set]"
+	}
+	return slog.GroupValue(
+		slog.String("url", c.URL), slog.String("room", c.Room), slog.String("source", c.Source),
+		slog.Float64("fps", c.FPS), slog.Int("quality", c.Quality), slog.Int("width", c.Width),
+		slog.String("protocol", c.Protocol), slog.String("token", token),
+	)
+}
+
+// PrintUsage writes the settings table: flag, environment variable, default
+// and description of each setting.
+func PrintUsage(w io.Writer) {
+	fmt.Fprint(w, `Usage: sender [-flag value ...]
+
+sender captures a camera, video file, stream or test pattern, encodes JPEG
+frames and publishes them to a framecast gateway room, reconnecting forever.
+Every setting is read from its environment variable; a flag overrides it.
+
+`)
+	tw := tabwriter.NewWriter(w, 2, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "FLAG\tENVIRONMENT\tDEFAULT\tDESCRIPTION")
+	for _, f := range configFields() {
+		def := f.field.Tag.Get("default")
+		if def == "" {
+			def = `""`
+		}
+		fmt.Fprintf(tw, "-%s\t%s\t%s\t%s\n", f.flag, f.env, def, f.desc)
+	}
+	tw.Flush()
+	fmt.Fprint(w, `
+Exit status: 0 after SIGTERM or SIGINT (the WebSocket is closed with 1000),
+2 for a bad setting or a source that cannot be opened at start.
+`)
+}
+
+type configField struct {
+	field reflect.StructField
+	env   string
+	flag  string
+	desc  string
+}
+
+func configFields() []configField {
+	t := reflect.TypeFor[Config]()
+	out := make([]configField, 0, t.NumField())
+	for i := range t.NumField() {
+		f := t.Field(i)
+		out = append(out, configField{field: f, env: f.Tag.Get("env"), flag: f.Tag.Get("flag"), desc: f.Tag.Get("desc")})
+	}
+	return out
+}
+
+// flagOf returns the flag name of the setting read from env.
+func flagOf(env string) string {
+	for _, f := range configFields() {
+		if f.env == env {
+			return f.flag
+		}
+	}
+	return strings.ToLower(strings.TrimPrefix(env, EnvPrefix+"_"))
+}
+
+// setField parses s into v the way envconfig does for the kinds Config uses.
+func setField(v reflect.Value, s string) error {
+	switch {
+	case v.Type() == reflect.TypeFor[time.Duration]():
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return fmt.Errorf("not a duration (e.g. 500ms, 5s, 1m): %q", s)
+		}
+		v.SetInt(int64(d))
+	case v.Kind() == reflect.String:
+		v.SetString(s)
+	case v.Kind() == reflect.Int:
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return fmt.Errorf("not an integer: %q", s)
+		}
+		v.SetInt(int64(n))
+	case v.Kind() == reflect.Float64:
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return fmt.Errorf("not a number: %q", s)
+		}
+		v.SetFloat(f)
+	default:
+		return fmt.Errorf("unsupported setting type %v", v.Type())
+	}
+	return nil
+}

@@ -1,0 +1,276 @@
+package sender
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// stableAfter is how long a connection must last for the reconnect backoff
+// to start again from its minimum. A gateway that accepts and then drops
+// the sender at once (a bad token closed with 1008, a full server) keeps
+// the backoff growing.
+const stableAfter = 5 * time.Second
+
+// closeReasonStopping is the close reason sent on shutdown.
+const closeReasonStopping = "sender stopping"
+
+// closeTimeout bounds the close handshake on shutdown. With a frame write
+// in flight (at most WriteTimeout) it keeps a stop under systemd's
+// TimeoutStopSec=10 of deploy/systemd/sender@.service.
+const closeTimeout = 2 * time.Second
+
+// publisher keeps one WebSocket to the gateway and writes the messages the
+// encoder puts in slot. Its run method is the publish goroutine; the
+// connected flag in stats is how the encoder knows whether to encode.
+type publisher struct {
+	cfg   Config
+	slot  *messageSlot
+	stats *counters
+	log   *slog.Logger
+}
+
+// publishURL returns the WebSocket URL for cfg: the room's path under the
+// base URL, with role=publish for the binary protocol and the token.
+func publishURL(cfg Config) (string, error) {
+	u, err := url.Parse(cfg.URL)
+	if err != nil {
+		return "", fmt.Errorf("failed to parse SENDER_URL: %w", err)
+	}
+	u.Path = strings.TrimRight(u.Path, "/") + "/ws/video/" + cfg.Room + "/"
+	u.RawPath = ""
+	q := url.Values{}
+	if cfg.Protocol == ProtocolBinary {
+		q.Set("role", "publish")
+	}
+	if cfg.Token != "" {
+		q.Set("token", cfg.Token)
+	}
+	u.RawQuery = q.Encode()
+	return u.String(), nil
+}
+
+// run dials the gateway and streams until ctx is done, redialling with
+// backoff after every failure, forever. On ctx done it closes the
+// connection with 1000 "sender stopping" and returns.
+func (p *publisher) run(ctx context.Context) {
+	target, err := publishURL(p.cfg)
+	if err != nil { // Config.Validate has parsed it already
+		p.log.Error("bad gateway URL", "err", err)
+		return
+	}
+	logURL := redactURL(strings.SplitN(target, "?", 2)[0]) // no token or password in logs
+	bo := newBackoff(p.cfg.ReconnectMin, p.cfg.ReconnectMax)
+	var lastErr string
+	connections := 0
+	for ctx.Err() == nil {
+		conn, err := p.dial(ctx, target)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			pause := bo.next()
+			// Log each new failure once; repeats go to debug so that a
+			// gateway down for an hour does not flood the journal.
+			level := slog.LevelWarn
+			if err.Error() == lastErr {
+				level = slog.LevelDebug
+			}
+			lastErr = err.Error()
+			p.log.Log(ctx, level, "failed to connect to gateway", "url", logURL, "err", err, "retry_in", pause.Round(time.Millisecond))
+			if sleep(ctx, pause) != nil {
+				return
+			}
+			continue
+		}
+		lastErr = ""
+		connections++
+		if connections > 1 {
+			p.stats.reconnects.Add(1)
+		}
+		p.log.Info("connected to gateway", "url", logURL, "protocol", p.cfg.Protocol)
+		start := time.Now()
+		err = p.serve(ctx, conn)
+		if ctx.Err() != nil {
+			return
+		}
+		if time.Since(start) >= stableAfter {
+			bo.reset()
+		}
+		pause := bo.next()
+		level := slog.LevelWarn
+		if code := websocket.CloseStatus(err); code == websocket.StatusGoingAway || code == websocket.StatusNormalClosure {
+			level = slog.LevelInfo // a gateway restarting or draining: expected
+		}
+		p.log.Log(ctx, level, "disconnected from gateway", "err", err, "after", time.Since(start).Round(time.Millisecond), "retry_in", pause.Round(time.Millisecond))
+		if sleep(ctx, pause) != nil {
+			return
+		}
+	}
+}
+
+// dial opens the WebSocket, bounded by DialTimeout.
+func (p *publisher) dial(ctx context.Context, target string) (*websocket.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.DialTimeout)
+	defer cancel()
+	opts := &websocket.DialOptions{}
+	if p.cfg.Token != "" {
+		opts.HTTPHeader = http.Header{"Authorization": {"Bearer " + p.cfg.Token}}
+	}
+	conn, resp, err := websocket.Dial(ctx, target, opts)
+	if err != nil {
+		// net/http quotes the URL, token included, in its errors.
+		err = redactToken(err, p.cfg.Token)
+		if resp != nil {
+			return nil, fmt.Errorf("failed to dial: HTTP %s: %w", resp.Status, err)
+		}
+		return nil, fmt.Errorf("failed to dial: %w", err)
+	}
+	return conn, nil
+}
+
+// redactToken returns err with token hidden from its message.
+func redactToken(err error, token string) error {
+	if token == "" || err == nil {
+		return err
+	}
+	return &redactedError{err: err, r: strings.NewReplacer(token, "REDACTED", url.QueryEscape(token), "REDACTED")}
+}
+
+type redactedError struct {
+	err error
+	r   *strings.Replacer
+}
+
+func (e *redactedError) Error() string { return e.r.Replace(e.err.Error()) }
+func (e *redactedError) Unwrap() error { return e.err }
+
+// serve streams messages on conn until it fails, the gateway closes it, or
+// ctx is done; then it closes conn. On ctx done the close is the normal
+// 1000 "sender stopping" handshake, and a write in flight is allowed to
+// finish (bounded by WriteTimeout) rather than cut mid-frame.
+//
+// Goroutines: serve itself is the writer; a reader goroutine processes
+// control frames (pongs, close) and discards data messages, which only a
+// seed-protocol connection receives (the seed's route echoes the room's
+// frames to every socket); a keepalive goroutine pings. Both end when
+// serve returns.
+func (p *publisher) serve(ctx context.Context, conn *websocket.Conn) error {
+	// The connection's own context is not canceled by ctx: shutdown must
+	// close with a handshake, which needs the reader still running.
+	connCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	conn.SetReadLimit(-1) // discarded as streamed; never buffered
+
+	readErr := make(chan error, 1)
+	pingErr := make(chan error, 1)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); readErr <- discardMessages(connCtx, conn) }()
+	go func() { defer wg.Done(); pingErr <- p.keepalive(connCtx, conn) }()
+
+	p.slot.drop() // whatever was encoded before this connection is stale
+	p.stats.connected.Store(true)
+	defer func() {
+		p.stats.connected.Store(false)
+		p.slot.drop()
+		cancel()
+		conn.CloseNow()
+		wg.Wait()
+	}()
+
+	for {
+		select {
+		case <-ctx.Done():
+			// A gateway that does not answer the close within closeTimeout
+			// is dropped: canceling connCtx makes the reader close the
+			// connection, which ends the handshake's wait.
+			timer := time.AfterFunc(closeTimeout, cancel)
+			err := conn.Close(websocket.StatusNormalClosure, closeReasonStopping)
+			timer.Stop()
+			if err != nil {
+				p.log.Debug("close handshake incomplete", "err", err)
+			}
+			p.log.Info("closed connection to gateway", "reason", closeReasonStopping)
+			return ctx.Err()
+		case err := <-readErr:
+			return describeClose(err)
+		case err := <-pingErr:
+			return err
+		case <-p.slot.ready:
+		}
+		m := p.slot.take()
+		if m == nil {
+			continue
+		}
+		wctx, wcancel := context.WithTimeout(connCtx, p.cfg.WriteTimeout)
+		err := conn.Write(wctx, m.typ, m.buf)
+		wcancel()
+		n := len(m.buf)
+		p.slot.release(m)
+		if err != nil {
+			if errors.Is(err, context.DeadlineExceeded) {
+				return fmt.Errorf("failed to write frame within %v: %w", p.cfg.WriteTimeout, err)
+			}
+			return fmt.Errorf("failed to write frame: %w", err)
+		}
+		p.stats.sent.Add(1)
+		p.stats.bytes.Add(uint64(n))
+	}
+}
+
+// discardMessages reads conn until it fails or closes, discarding data
+// messages. Reading is what makes the library answer pings, deliver pongs
+// to Ping and complete the close handshake.
+func discardMessages(ctx context.Context, conn *websocket.Conn) error {
+	for {
+		_, r, err := conn.Reader(ctx)
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			return err
+		}
+	}
+}
+
+// keepalive pings every PingInterval and returns an error when a pong does
+// not come within WriteTimeout. It returns nil when ctx is done.
+func (p *publisher) keepalive(ctx context.Context, conn *websocket.Conn) error {
+	t := time.NewTicker(p.cfg.PingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		pctx, cancel := context.WithTimeout(ctx, p.cfg.WriteTimeout)
+		err := conn.Ping(pctx)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("failed to ping gateway within %v: %w", p.cfg.WriteTimeout, err)
+		}
+	}
+}
+
+// describeClose turns the reader's error into the reason the connection
+// ended: the gateway's close status when it sent one.
+func describeClose(err error) error {
+	var ce websocket.CloseError
+	if errors.As(err, &ce) {
+		return fmt.Errorf("gateway closed the connection: %w", ce)
+	}
+	return fmt.Errorf("failed to read from gateway: %w", err)
+}

@@ -1,0 +1,307 @@
+package rooms_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/framecast/framecast/internal/testenv"
+	"github.com/framecast/framecast/pkg/rooms"
+)
+
+func TestHashSlot(t *testing.T) {
+	for _, tc := range []struct {
+		key  string
+		slot int
+	}{
+		// Values from CLUSTER KEYSLOT on redis-server 7.0.
+		{"somekey", 11058},
+		{"foo{hash_tag}", 2515},
+		{"hash_tag", 2515},
+		{"123456789", 12739},
+		{"video_a", 4783},
+		{"{}video_a", rooms.HashSlot("{}video_a")}, // empty tag: whole key
+		{"", 0},
+	} {
+		t.Run(tc.key, func(t *testing.T) {
+			if got := rooms.HashSlot(tc.key); got != tc.slot {
+				t.Fatalf("HashSlot(%q) = %d, want %d", tc.key, got, tc.slot)
+			}
+		})
+	}
+}
+
+// clusterRecorder collects the messages a layer delivers, per room.
+type clusterRecorder struct {
+	mu   sync.Mutex
+	msgs map[string][]string
+}
+
+func newClusterRecorder() *clusterRecorder { return &clusterRecorder{msgs: map[string][]string{}} }
+
+func (r *clusterRecorder) handle(room string, msg []byte) {
+	r.mu.Lock()
+	r.msgs[room] = append(r.msgs[room], string(msg))
+	r.mu.Unlock()
+}
+
+func (r *clusterRecorder) count(room string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.msgs[room])
+}
+
+// pickClusterRooms returns n room names whose channels hash to slots owned by the
+// given node addresses, in order, all on distinct slots.
+func pickClusterRooms(t *testing.T, prefix string, owner func(slot int) string, addrs ...string) []string {
+	t.Helper()
+	used := map[int]bool{}
+	out := make([]string, 0, len(addrs))
+	for _, want := range addrs {
+		for i := 0; ; i++ {
+			if i > 10000 {
+				t.Fatalf("no room name hashes to %s", want)
+			}
+			room := "r" + strconv.Itoa(i)
+			slot := rooms.HashSlot(prefix + room)
+			if !used[slot] && owner(slot) == want {
+				used[slot] = true
+				out = append(out, room)
+				break
+			}
+		}
+	}
+	return out
+}
+
+func TestClusterLayerShardedPubSub(t *testing.T) {
+	cluster := testenv.StartRedisCluster(t, 3)
+	ctx := context.Background()
+	newClient := func() *redis.ClusterClient {
+		c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cluster.Addrs()})
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	prefix := fmt.Sprintf("t%d_video_", time.Now().UnixNano()%100000)
+	opts := rooms.RedisOptions{Prefix: prefix, Logger: quiet, IdleTimeout: time.Second}
+	ca, cb := newClient(), newClient()
+	la := rooms.NewClusterLayer(ca, opts) // the replica with the publisher
+	lb := rooms.NewClusterLayer(cb, opts) // the replica with the viewers
+	t.Cleanup(func() { la.Close(); lb.Close() })
+
+	slots, err := ca.ClusterSlots(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner := func(slot int) string {
+		for _, s := range slots {
+			if s.Start <= slot && slot <= s.End {
+				return s.Nodes[0].Addr
+			}
+		}
+		return ""
+	}
+	n0, n1 := cluster.Nodes[0].Addr(), cluster.Nodes[1].Addr()
+	// x and z share node 0 on different slots; y is on node 1.
+	rs := pickClusterRooms(t, prefix, owner, n0, n1, n0)
+	x, y, z := rs[0], rs[1], rs[2]
+	for _, r := range rs {
+		if got := cluster.NodeFor(t, prefix+r); got.Addr() != owner(rooms.HashSlot(prefix+r)) {
+			t.Fatalf("room %s: HashSlot routes to %s, CLUSTER KEYSLOT to %s", r, owner(rooms.HashSlot(prefix+r)), got.Addr())
+		}
+	}
+	t.Logf("rooms %s and %s on %s (slots %d, %d), %s on %s (slot %d)", x, z, n0,
+		rooms.HashSlot(prefix+x), rooms.HashSlot(prefix+z), y, n1, rooms.HashSlot(prefix+y))
+
+	rec := newClusterRecorder()
+	for _, r := range rs {
+		if err := lb.Subscribe(ctx, r, rec.handle); err != nil {
+			t.Fatalf("subscribe %s: %v", r, err)
+		}
+	}
+	node := func(addr string) *redis.Client {
+		c := redis.NewClient(&redis.Options{Addr: addr})
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	nodes := map[string]*redis.Client{}
+	for _, a := range cluster.Addrs() {
+		nodes[a] = node(a)
+	}
+	// shardSubs returns each node's SHARDNUMSUB for room's channel.
+	shardSubs := func(room string) map[string]int64 {
+		out := map[string]int64{}
+		for a, c := range nodes {
+			m, err := c.PubSubShardNumSub(ctx, prefix+room).Result()
+			if err != nil {
+				t.Fatalf("PUBSUB SHARDNUMSUB on %s: %v", a, err)
+			}
+			out[a] = m[prefix+room]
+		}
+		return out
+	}
+	subscribedOnOwnerOnly := func(room string) error {
+		want := owner(rooms.HashSlot(prefix + room))
+		for a, n := range shardSubs(room) {
+			if a == want && n != 1 || a != want && n != 0 {
+				return fmt.Errorf("room %s: SHARDNUMSUB %v, want 1 on %s only", room, shardSubs(room), want)
+			}
+		}
+		return nil
+	}
+	for _, r := range rs {
+		testenv.WaitFor(t, 5*time.Second, "subscription of "+r+" on its shard only", func() error {
+			return subscribedOnOwnerOnly(r)
+		})
+	}
+	testenv.WaitFor(t, 5*time.Second, "layer ready", func() error { return lb.Ready(ctx) })
+	if got := lb.Shards(); got[prefix+x] != n0 || got[prefix+y] != n1 || got[prefix+z] != n0 {
+		t.Fatalf("layer placed channels %v", got)
+	}
+
+	// A publisher on replica A, every room, until the test ends.
+	pubCtx, stopPub := context.WithCancel(ctx)
+	var pubWG sync.WaitGroup
+	pubWG.Add(1)
+	go func() {
+		defer pubWG.Done()
+		for i := 0; pubCtx.Err() == nil; i++ {
+			for _, r := range rs {
+				_ = la.Publish(pubCtx, r, []byte(r+":"+strconv.Itoa(i)))
+			}
+			select {
+			case <-pubCtx.Done():
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}()
+	t.Cleanup(func() { stopPub(); pubWG.Wait() })
+
+	flowing := func(what string) {
+		t.Helper()
+		before := map[string]int{}
+		for _, r := range rs {
+			before[r] = rec.count(r)
+		}
+		testenv.WaitFor(t, 5*time.Second, what, func() error {
+			for _, r := range rs {
+				if rec.count(r) < before[r]+5 {
+					return fmt.Errorf("room %s: %d messages, want %d", r, rec.count(r), before[r]+5)
+				}
+			}
+			return nil
+		})
+	}
+	flowing("messages for rooms on two shards")
+
+	t.Run("traffic stays on the owning shard", func(t *testing.T) {
+		spublish := func() map[string]int64 {
+			out := map[string]int64{}
+			for a, c := range nodes {
+				info, err := c.Info(ctx, "commandstats").Result()
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, line := range strings.Split(info, "\n") {
+					if rest, ok := strings.CutPrefix(line, "cmdstat_spublish:calls="); ok {
+						n, _ := strconv.ParseInt(strings.SplitN(rest, ",", 2)[0], 10, 64)
+						out[a] = n
+					}
+				}
+			}
+			return out
+		}
+		s1 := spublish()
+		time.Sleep(300 * time.Millisecond)
+		s2 := spublish()
+		n2 := cluster.Nodes[2].Addr()
+		t.Logf("SPUBLISH calls in 300 ms: %s %d, %s %d, %s %d", n0, s2[n0]-s1[n0], n1, s2[n1]-s1[n1], n2, s2[n2]-s1[n2])
+		if s2[n0] <= s1[n0] || s2[n1] <= s1[n1] {
+			t.Errorf("owning shards saw no SPUBLISH: before %v after %v", s1, s2)
+		}
+		if s2[n2] != s1[n2] {
+			t.Errorf("node %s owns no room but saw %d SPUBLISH", n2, s2[n2]-s1[n2])
+		}
+	})
+
+	t.Run("resubscribes rooms of several slots after the connection dies", func(t *testing.T) {
+		// Kill every pub/sub connection on node 0: go-redis alone would
+		// resubscribe x and z in one SSUBSCRIBE and get CROSSSLOT.
+		if _, err := nodes[n0].ClientKillByFilter(ctx, "TYPE", "pubsub").Result(); err != nil {
+			t.Fatal(err)
+		}
+		flowing("messages after the subscription connection was killed")
+		for _, r := range rs {
+			testenv.WaitFor(t, 5*time.Second, "one subscription of "+r, func() error { return subscribedOnOwnerOnly(r) })
+		}
+	})
+
+	t.Run("unsubscribe leaves the shard", func(t *testing.T) {
+		if err := lb.Unsubscribe(ctx, x); err != nil {
+			t.Fatal(err)
+		}
+		testenv.WaitFor(t, 5*time.Second, "no subscriber of "+x, func() error {
+			for a, n := range shardSubs(x) {
+				if n != 0 {
+					return fmt.Errorf("%s still has %d subscribers", a, n)
+				}
+			}
+			return nil
+		})
+		n := rec.count(x)
+		before := rec.count(z)
+		testenv.WaitFor(t, 5*time.Second, "room z still flowing", func() error {
+			if rec.count(z) < before+5 {
+				return fmt.Errorf("room %s: %d messages", z, rec.count(z)-before)
+			}
+			return nil
+		})
+		if got := rec.count(x); got > n+1 { // one may have been in flight
+			t.Fatalf("room %s got %d messages after Unsubscribe", x, got-n)
+		}
+		if err := lb.Unsubscribe(ctx, y); err != nil {
+			t.Fatal(err)
+		}
+		testenv.WaitFor(t, 5*time.Second, "no connection left to node 1", func() error {
+			if _, ok := lb.Shards()[prefix+y]; ok {
+				return fmt.Errorf("still subscribed")
+			}
+			return subscribedOnOwnerOnly(z)
+		})
+	})
+}
+
+func TestClusterLayerWithoutCluster(t *testing.T) {
+	// With no cluster to talk to, Subscribe and Ready fail without
+	// blocking, and Close stops the retries.
+	testenv.RequireTool(t, "redis-server")
+	port := testenv.FreePort(t)
+	client := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{"127.0.0.1:" + strconv.Itoa(port)},
+		DialTimeout: 200 * time.Millisecond})
+	defer client.Close()
+	l := rooms.NewClusterLayer(client, rooms.RedisOptions{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	defer l.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := l.Subscribe(ctx, "late", func(string, []byte) {}); err == nil {
+		t.Fatal("Subscribe succeeded with no cluster")
+	}
+	if err := l.Ready(ctx); err == nil {
+		t.Fatal("Ready with no cluster")
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Subscribe(ctx, "x", func(string, []byte) {}); err != rooms.ErrLayerClosed {
+		t.Fatalf("Subscribe after Close: %v, want ErrLayerClosed", err)
+	}
+}

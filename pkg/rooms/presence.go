@@ -1,0 +1,308 @@
+package rooms
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// RoomSummary describes one room across every replica: the sums of the
+// replicas' local viewers and publishers.
+type RoomSummary struct {
+	Name       string    `json:"name"`
+	Viewers    int       `json:"viewers"`
+	Publishers int       `json:"publishers"`
+	Live       bool      `json:"live"`
+	LastFrame  time.Time `json:"last_frame,omitzero"`
+	Replicas   int       `json:"replicas"` // replicas with local viewers or publishers of the room
+}
+
+// Summarize turns one replica's local rooms into summaries, for a gateway
+// that runs alone.
+func Summarize(local []RoomInfo) []RoomSummary {
+	out := make([]RoomSummary, 0, len(local))
+	for _, r := range local {
+		out = append(out, RoomSummary{Name: r.Name, Viewers: r.Viewers, Publishers: r.Publishers,
+			Live: r.Live, LastFrame: r.LastFrame, Replicas: 1})
+	}
+	return out
+}
+
+// PresenceOptions configures a Presence. The zero value is usable.
+type PresenceOptions struct {
+	// KeyPrefix is prepended to every key. Default "framecast:".
+	KeyPrefix string
+	// ReplicaID names this replica. Default: NewReplicaID().
+	ReplicaID string
+	// Interval is the heartbeat period. Default 3s.
+	Interval time.Duration
+	// TTL is how long a heartbeat counts: a replica that stops beating
+	// (killed, partitioned) drops out of the room list this long after its
+	// last beat. Default 10s; it should be at least 2 × Interval.
+	TTL time.Duration
+	// CacheFor is how long Rooms reuses what it read, so that page views
+	// do not each cost a round of reads. Default 1s.
+	CacheFor time.Duration
+	// Logger receives heartbeat failures, once per burst. Default
+	// slog.Default().
+	Logger *slog.Logger
+	// OnError, if set, is called for every failed Redis operation with the
+	// operation's name ("presence_write", "presence_read"). It must not block.
+	OnError func(op string, err error)
+}
+
+// Presence tells every replica which rooms this replica has, through Redis
+// keys that expire unless refreshed, and lists the rooms of all replicas.
+// No clean shutdown is needed: a replica that dies drops out after TTL.
+//
+// Key layout (KeyPrefix "framecast:"):
+//
+//	framecast:presence:<replica>  string, PX TTL: this replica's local rooms,
+//	                              JSON {"replica","at","rooms":[RoomInfo...]}
+//	framecast:replicas            sorted set: member <replica>, score = the
+//	                              unix ms at which its presence key expires
+//
+// Each heartbeat is one pipelined round trip: SET presence PX TTL, ZADD
+// replicas, and ZREMRANGEBYSCORE replicas -inf <now> to prune the dead.
+// Its cost is per replica, not per frame: with 3s heartbeats, one write
+// round per replica every 3 s whatever the number of rooms or frames.
+// Rooms reads ZRANGEBYSCORE replicas <now> +inf, then GETs each live
+// replica's key in one pipeline, at most once per CacheFor. The keys are
+// plain keys, so this works alike on one Redis, Sentinel and Cluster (where
+// they spread over slots; the pipeline is split per node by the client).
+//
+// Presence is safe for concurrent use.
+type Presence struct {
+	client redis.UniversalClient
+	hub    *Hub
+	opts   PresenceOptions
+	log    *slog.Logger
+
+	mu       sync.Mutex
+	cached   []RoomSummary
+	cachedAt time.Time
+	failing  bool
+}
+
+// NewPresence returns the presence of hub's replica on client. It does not
+// own client. Call Run to start the heartbeats.
+func NewPresence(client redis.UniversalClient, hub *Hub, opts PresenceOptions) *Presence {
+	if opts.KeyPrefix == "" {
+		opts.KeyPrefix = "framecast:"
+	}
+	if opts.ReplicaID == "" {
+		opts.ReplicaID = NewReplicaID()
+	}
+	if opts.Interval <= 0 {
+		opts.Interval = 3 * time.Second
+	}
+	if opts.TTL <= 0 {
+		opts.TTL = 10 * time.Second
+	}
+	if opts.CacheFor <= 0 {
+		opts.CacheFor = time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Presence{
+		client: client,
+		hub:    hub,
+		opts:   opts,
+		log:    opts.Logger.With("component", "presence", "replica", opts.ReplicaID),
+	}
+}
+
+// NewReplicaID returns "<hostname>-<8 random hex digits>": the pod name
+// under Kubernetes, and unique even for replicas sharing a host.
+func NewReplicaID() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "gateway"
+	}
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return host + "-" + hex.EncodeToString(b[:])
+}
+
+// ReplicaID returns this replica's name in the presence keys.
+func (p *Presence) ReplicaID() string { return p.opts.ReplicaID }
+
+func (p *Presence) key(replica string) string { return p.opts.KeyPrefix + "presence:" + replica }
+func (p *Presence) indexKey() string          { return p.opts.KeyPrefix + "replicas" }
+
+// presenceRecord is the JSON stored in a replica's presence key.
+type presenceRecord struct {
+	Replica string     `json:"replica"`
+	At      int64      `json:"at"` // unix ms of the heartbeat
+	Rooms   []RoomInfo `json:"rooms"`
+}
+
+// Run beats every Interval until ctx ends, then removes this replica's
+// presence at once (best effort: if that fails, the TTL does it).
+func (p *Presence) Run(ctx context.Context) {
+	t := time.NewTicker(p.opts.Interval)
+	defer t.Stop()
+	for {
+		p.beatLogged(ctx)
+		select {
+		case <-ctx.Done():
+			p.leave()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (p *Presence) beatLogged(ctx context.Context) {
+	err := p.Beat(ctx)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case err != nil && ctx.Err() == nil && !p.failing:
+		p.failing = true
+		p.log.Warn("failed to write presence; other replicas may not list this replica's rooms", "err", err)
+	case err == nil && p.failing:
+		p.failing = false
+		p.log.Info("writing presence again")
+	}
+}
+
+// Beat writes this replica's local rooms once.
+func (p *Presence) Beat(ctx context.Context) error {
+	now := time.Now()
+	rec, err := json.Marshal(presenceRecord{Replica: p.opts.ReplicaID, At: now.UnixMilli(), Rooms: p.hub.Rooms()})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, p.opts.Interval)
+	defer cancel()
+	pipe := p.client.Pipeline()
+	pipe.Set(ctx, p.key(p.opts.ReplicaID), rec, p.opts.TTL)
+	pipe.ZAdd(ctx, p.indexKey(), redis.Z{Score: float64(now.Add(p.opts.TTL).UnixMilli()), Member: p.opts.ReplicaID})
+	pipe.ZRemRangeByScore(ctx, p.indexKey(), "-inf", "("+strconv.FormatInt(now.UnixMilli(), 10))
+	if _, err := pipe.Exec(ctx); err != nil {
+		p.onError("presence_write", err)
+		return fmt.Errorf("failed to write presence: %w", err)
+	}
+	return nil
+}
+
+// leave deletes this replica's presence.
+func (p *Presence) leave() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	pipe := p.client.Pipeline()
+	pipe.Del(ctx, p.key(p.opts.ReplicaID))
+	pipe.ZRem(ctx, p.indexKey(), p.opts.ReplicaID)
+	if _, err := pipe.Exec(ctx); err != nil {
+		p.onError("presence_write", err)
+	}
+}
+
+// Rooms lists the rooms of every live replica, sorted by name, with this
+// replica's own rooms as they are now rather than as of its last beat. When
+// Redis cannot be read it returns this replica's rooms and the error.
+func (p *Presence) Rooms(ctx context.Context) ([]RoomSummary, error) {
+	p.mu.Lock()
+	if p.cached != nil && time.Since(p.cachedAt) < p.opts.CacheFor {
+		out := p.cached
+		p.mu.Unlock()
+		return out, nil
+	}
+	p.mu.Unlock()
+
+	local := p.hub.Rooms()
+	others, err := p.read(ctx)
+	if err != nil {
+		p.onError("presence_read", err)
+		return Summarize(local), err
+	}
+	out := merge(append(others, presenceRecord{Replica: p.opts.ReplicaID, Rooms: local}))
+	p.mu.Lock()
+	p.cached, p.cachedAt = out, time.Now()
+	p.mu.Unlock()
+	return out, nil
+}
+
+// read returns the records of the other live replicas.
+func (p *Presence) read(ctx context.Context) ([]presenceRecord, error) {
+	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
+	ids, err := p.client.ZRangeByScore(ctx, p.indexKey(), &redis.ZRangeBy{Min: now, Max: "+inf"}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("failed to list replicas: %w", err)
+	}
+	pipe := p.client.Pipeline()
+	cmds := make([]*redis.StringCmd, 0, len(ids))
+	for _, id := range ids {
+		if id != p.opts.ReplicaID {
+			cmds = append(cmds, pipe.Get(ctx, p.key(id)))
+		}
+	}
+	if len(cmds) == 0 {
+		return nil, nil
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("failed to read presence: %w", err)
+	}
+	out := make([]presenceRecord, 0, len(cmds))
+	for _, cmd := range cmds {
+		b, err := cmd.Bytes()
+		if err != nil {
+			continue // expired between the two reads
+		}
+		var rec presenceRecord
+		if err := json.Unmarshal(b, &rec); err != nil {
+			continue
+		}
+		out = append(out, rec)
+	}
+	return out, nil
+}
+
+// merge sums the replicas' rooms by name.
+func merge(recs []presenceRecord) []RoomSummary {
+	byName := map[string]*RoomSummary{}
+	for _, rec := range recs {
+		for _, r := range rec.Rooms {
+			if !ValidName(r.Name) {
+				continue
+			}
+			s := byName[r.Name]
+			if s == nil {
+				s = &RoomSummary{Name: r.Name}
+				byName[r.Name] = s
+			}
+			s.Viewers += r.Viewers
+			s.Publishers += r.Publishers
+			s.Live = s.Live || r.Live
+			if r.LastFrame.After(s.LastFrame) {
+				s.LastFrame = r.LastFrame
+			}
+			s.Replicas++
+		}
+	}
+	out := make([]RoomSummary, 0, len(byName))
+	for _, s := range byName {
+		out = append(out, *s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+func (p *Presence) onError(op string, err error) {
+	if p.opts.OnError != nil {
+		p.opts.OnError(op, err)
+	}
+}

@@ -1,0 +1,372 @@
+package rooms_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/framecast/framecast/internal/testenv"
+	"github.com/framecast/framecast/pkg/frames"
+	"github.com/framecast/framecast/pkg/rooms"
+)
+
+// replica is one gateway replica's part of the relay: its own go-redis
+// client, RedisLayer and Hub, like a gateway process.
+type replica struct {
+	client *redis.Client
+	layer  *rooms.RedisLayer
+	hub    *rooms.Hub
+}
+
+func newReplica(t testing.TB, r *testenv.Redis) *replica {
+	t.Helper()
+	client := redis.NewClient(&redis.Options{Addr: r.Addr()})
+	layer := rooms.NewRedisLayer(client, rooms.RedisOptions{Logger: quietLogger()})
+	t.Cleanup(func() {
+		layer.Close()
+		client.Close()
+	})
+	return &replica{
+		client: client,
+		layer:  layer,
+		hub:    rooms.NewHub(layer, rooms.Options{Logger: quietLogger(), PublishTimeout: 500 * time.Millisecond}),
+	}
+}
+
+// numSub returns how many subscription connections Redis has for channel.
+func numSub(t testing.TB, c *redis.Client, channel string) int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	m, err := c.PubSubNumSub(ctx, channel).Result()
+	if err != nil {
+		t.Fatalf("PUBSUB NUMSUB %s: %v", channel, err)
+	}
+	return m[channel]
+}
+
+func waitNumSub(t testing.TB, c *redis.Client, channel string, want int64) {
+	t.Helper()
+	testenv.WaitFor(t, 3*time.Second, fmt.Sprintf("PUBSUB NUMSUB %s == %d", channel, want), func() error {
+		if got := numSub(t, c, channel); got != want {
+			return fmt.Errorf("NUMSUB %d", got)
+		}
+		return nil
+	})
+}
+
+// publishCalls returns how many PUBLISH commands Redis has executed.
+func publishCalls(t testing.TB, c *redis.Client) int {
+	t.Helper()
+	info, err := c.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatalf("INFO commandstats: %v", err)
+	}
+	for line := range strings.SplitSeq(info, "\n") {
+		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_publish:calls=")
+		if !ok {
+			continue
+		}
+		calls, _, _ := strings.Cut(rest, ",")
+		n, err := strconv.Atoi(calls)
+		if err != nil {
+			t.Fatalf("cmdstat_publish: %q: %v", line, err)
+		}
+		return n
+	}
+	return 0
+}
+
+// sender sends numbered frames through a publisher.
+type sender struct {
+	t   testing.TB
+	p   *rooms.Publisher
+	seq atomic.Uint64
+}
+
+func (s *sender) send() uint64 {
+	seq := s.seq.Add(1)
+	s.p.Send(frame(s.t, seq))
+	return seq
+}
+
+// sendUntilReceived sends frames until v receives one sent at or after
+// minSeq: subscriptions are asynchronous, so the first frames may reach
+// nobody.
+func (s *sender) sendUntilReceived(v *rooms.Viewer, minSeq uint64, timeout time.Duration) *frames.Frame {
+	s.t.Helper()
+	var got *frames.Frame
+	testenv.WaitFor(s.t, timeout, "a frame to cross Redis", func() error {
+		s.send()
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		for {
+			f, err := v.Next(ctx)
+			if err != nil {
+				return fmt.Errorf("no frame >= %d yet: %w", minSeq, err)
+			}
+			if !f.IsOffline() && f.Seq >= minSeq {
+				got = f
+				return nil
+			}
+		}
+	})
+	return got
+}
+
+// receive waits for frame seq on v, skipping older ones.
+func receive(t testing.TB, v *rooms.Viewer, seq uint64) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for {
+		f, err := v.Next(ctx)
+		if err != nil {
+			t.Fatalf("viewer never got frame %d: %v", seq, err)
+		}
+		if f.Seq == seq {
+			return
+		}
+		if f.Seq > seq {
+			t.Fatalf("viewer got frame %d, skipping %d", f.Seq, seq)
+		}
+	}
+}
+
+func TestRedisRelayBetweenHubs(t *testing.T) {
+	r := testenv.StartRedis(t)
+	a, b := newReplica(t, r), newReplica(t, r)
+	const ch = "video_room"
+
+	b1, b2 := join(t, b.hub, "room"), join(t, b.hub, "room")
+	waitNumSub(t, a.client, ch, 1) // one subscription for B, not one per viewer
+
+	p, err := a.hub.NewPublisher("room")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &sender{t: t, p: p}
+	f := s.sendUntilReceived(b1, 1, 3*time.Second)
+	if f.Room != "room" || string(f.JPEG) != string(testJPEG) {
+		t.Fatalf("frame from A arrived at B as room %q with %d JPEG bytes", f.Room, len(f.JPEG))
+	}
+	receive(t, b2, f.Seq)
+	if got := numSub(t, a.client, ch); got != 1 {
+		t.Fatalf("a publisher subscribed its replica: NUMSUB %d, want 1", got)
+	}
+
+	a1, a2 := join(t, a.hub, "room"), join(t, a.hub, "room")
+	waitNumSub(t, a.client, ch, 2)
+
+	// Settle: every frame sent so far has been published (or replaced in
+	// the publisher's slot) and relayed, so the counters below are exact.
+	sent := s.seq.Load()
+	testenv.WaitFor(t, 3*time.Second, "frames in flight to settle", func() error {
+		st := a.hub.Stats()
+		if st.Published+st.PublishDropped+st.PublishErrors != sent {
+			return fmt.Errorf("A: %+v, %d sent", st, sent)
+		}
+		if rb := b.hub.Stats().Relayed; rb != st.Published {
+			return fmt.Errorf("B relayed %d of %d published", rb, st.Published)
+		}
+		return nil
+	})
+	calls0, relayedA0, relayedB0 := publishCalls(t, a.client), a.hub.Stats().Relayed, b.hub.Stats().Relayed
+
+	const k = 5
+	for range k {
+		seq := s.send()
+		for _, v := range []*rooms.Viewer{a1, a2, b1, b2} {
+			receive(t, v, seq)
+		}
+	}
+	if got := publishCalls(t, a.client) - calls0; got != k {
+		t.Errorf("%d frames to 4 viewers on 2 replicas took %d PUBLISH commands, want %d", k, got, k)
+	}
+	if got := a.hub.Stats().Relayed - relayedA0; got != k {
+		t.Errorf("replica A relayed %d messages for %d frames", got, k)
+	}
+	if got := b.hub.Stats().Relayed - relayedB0; got != k {
+		t.Errorf("replica B relayed %d messages for %d frames", got, k)
+	}
+
+	a.hub.Leave(a1)
+	b.hub.Leave(b1)
+	waitNumSub(t, a.client, ch, 2) // each replica still has a viewer
+	a.hub.Leave(a2)
+	waitNumSub(t, a.client, ch, 1)
+	b.hub.Leave(b2)
+	waitNumSub(t, a.client, ch, 0)
+	if names := roomNames(b.hub); len(names) != 0 {
+		t.Fatalf("B still holds rooms %v", names)
+	}
+	if names := roomNames(a.hub); len(names) != 1 {
+		t.Fatalf("A holds rooms %v, want the publisher's room", names)
+	}
+	p.Close()
+	if names := roomNames(a.hub); len(names) != 0 {
+		t.Fatalf("A still holds rooms %v after its publisher closed", names)
+	}
+}
+
+func TestRedisOfflineCrossesReplicas(t *testing.T) {
+	r := testenv.StartRedis(t)
+	a, b := newReplica(t, r), newReplica(t, r)
+	v := join(t, b.hub, "room")
+	waitNumSub(t, b.client, "video_room", 1)
+	p, err := a.hub.NewPublisher("room")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &sender{t: t, p: p}
+	last := s.sendUntilReceived(v, 1, 3*time.Second)
+	p.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for {
+		f, err := v.Next(ctx)
+		if err != nil {
+			t.Fatalf("viewer on B never got the offline event: %v", err)
+		}
+		if f.IsOffline() {
+			if f.Seq < last.Seq {
+				t.Fatalf("offline event carries seq %d, before the last frame received, %d", f.Seq, last.Seq)
+			}
+			break
+		}
+	}
+	if b.hub.Latest("room") != nil {
+		t.Fatal("B still reports the room live")
+	}
+}
+
+func TestRedisRestart(t *testing.T) {
+	r := testenv.StartRedis(t)
+	a, b := newReplica(t, r), newReplica(t, r)
+	v := join(t, b.hub, "room")
+	p, err := a.hub.NewPublisher("room")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	s := &sender{t: t, p: p}
+	s.sendUntilReceived(v, 1, 3*time.Second)
+	for _, x := range []*replica{a, b} {
+		if err := x.layer.Ready(context.Background()); err != nil {
+			t.Fatalf("Ready() before the restart: %v", err)
+		}
+	}
+
+	r.Kill()
+	for i, x := range []*replica{a, b} {
+		testenv.WaitFor(t, 3*time.Second, fmt.Sprintf("replica %d's layer to report Redis down", i), func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			defer cancel()
+			if x.layer.Ready(ctx) == nil {
+				return errors.New("Ready() is nil with Redis killed")
+			}
+			return nil
+		})
+	}
+	// Frames sent while Redis is down are dropped, without blocking.
+	for range 10 {
+		s.send()
+	}
+	beforeRestart := s.seq.Load()
+
+	r.Restart()
+	restarted := time.Now()
+	f := s.sendUntilReceived(v, beforeRestart+1, 2*time.Second)
+	t.Logf("frame %d arrived %v after the restart", f.Seq, time.Since(restarted))
+	for i, x := range []*replica{a, b} {
+		testenv.WaitFor(t, 2*time.Second, fmt.Sprintf("replica %d's layer to report ready", i), func() error {
+			return x.layer.Ready(context.Background())
+		})
+	}
+}
+
+func TestRedisLayerCloseLeavesNoGoroutines(t *testing.T) {
+	r := testenv.StartRedis(t)
+	before := runtime.NumGoroutine()
+
+	client := redis.NewClient(&redis.Options{Addr: r.Addr()})
+	layer := rooms.NewRedisLayer(client, rooms.RedisOptions{Logger: quietLogger()})
+	hub := rooms.NewHub(layer, rooms.Options{Logger: quietLogger()})
+	v := join(t, hub, "room")
+	p, err := hub.NewPublisher("room")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &sender{t: t, p: p}
+	s.sendUntilReceived(v, 1, 3*time.Second)
+	p.Close()
+	hub.Leave(v)
+
+	if err := layer.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := layer.Ready(context.Background()); !errors.Is(err, rooms.ErrLayerClosed) {
+		t.Errorf("Ready() after Close = %v, want ErrLayerClosed", err)
+	}
+	if err := layer.Publish(context.Background(), "room", msg(1)); !errors.Is(err, rooms.ErrLayerClosed) {
+		t.Errorf("Publish() after Close = %v, want ErrLayerClosed", err)
+	}
+	if err := layer.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	client.Close()
+	testenv.WaitFor(t, 3*time.Second, "goroutines to exit", func() error {
+		if n := runtime.NumGoroutine(); n > before {
+			return fmt.Errorf("%d goroutines, %d before the layer started", n, before)
+		}
+		return nil
+	})
+}
+
+// TestRedisLayerCloseWhileDown: Close returns promptly when Redis is gone
+// and the read loop is backing off.
+func TestRedisLayerCloseWhileDown(t *testing.T) {
+	r := testenv.StartRedis(t)
+	before := runtime.NumGoroutine()
+	client := redis.NewClient(&redis.Options{Addr: r.Addr()})
+	layer := rooms.NewRedisLayer(client, rooms.RedisOptions{Logger: quietLogger()})
+	hub := rooms.NewHub(layer, rooms.Options{Logger: quietLogger()})
+	join(t, hub, "room")
+	waitNumSub(t, client, "video_room", 1)
+	r.Kill()
+	testenv.WaitFor(t, 3*time.Second, "the layer to notice", func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		if layer.Ready(ctx) == nil {
+			return errors.New("still ready")
+		}
+		return nil
+	})
+	closing := time.Now()
+	done := make(chan struct{})
+	go func() {
+		layer.Close()
+		client.Close()
+		close(done)
+	}()
+	select {
+	case <-done:
+		t.Logf("Close took %v", time.Since(closing))
+	case <-time.After(3 * time.Second):
+		t.Fatal("Close hung with Redis down")
+	}
+	testenv.WaitFor(t, 3*time.Second, "goroutines to exit", func() error {
+		if n := runtime.NumGoroutine(); n > before {
+			return fmt.Errorf("%d goroutines, %d before the layer started", n, before)
+		}
+		return nil
+	})
+}
