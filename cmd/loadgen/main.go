@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -53,6 +54,7 @@ func run(args []string) int {
 		redisAddr  = fs.String("redis", "", "host:port of the Redis whose INFO total_net_output_bytes is read around the window")
 		asJSON     = fs.Bool("json", false, "print the report as JSON")
 		quiet      = fs.Bool("q", false, "no progress lines on stderr")
+		cpuProfile = fs.String("cpuprofile", "", "write the load generator's own CPU profile to this file (it shares the cores it measures: check it stays cheap)")
 	)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: loadgen [flags]\n\nDrives framecast gateways with publishers and viewers and reports delivery, latency and throughput.\n\n")
@@ -105,6 +107,19 @@ func run(args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "loadgen: %v\n", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(os.Stderr, "loadgen: failed to start the CPU profile: %v\n", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+	}
 	rep, err := loadgen.Run(ctx, cfg)
 	if rep != nil {
 		if *asJSON {

@@ -1,9 +1,8 @@
 // Package auth issues and checks framecast access tokens.
 //
 // A token is a JWT that names a room (or a pattern of rooms), a role and an
-// expiry:
-//
-//	{"room": "cam_*", "role": "publish", "exp": 1767225600}
+// expiry, for example {"room": "cam_*", "role": "publish", "exp": 1767225600}.
+// Its claims:
 //
 //   - room is an exact room name ("demo") or a path.Match pattern: "*" (every
 //     room), "cam_*" (every room whose name starts with cam_), "cam_?"...

@@ -94,8 +94,9 @@ func (b *browser) Navigate(t *testing.T, url string) {
 	}
 }
 
-// Eval evaluates a JavaScript expression in the page and decodes its value.
-func Eval[T any](b *browser, js string) (T, error) {
+// evaluate evaluates a JavaScript expression in the page and decodes its
+// value (a method cannot have a type parameter).
+func evaluate[T any](b *browser, js string) (T, error) {
 	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
 	defer cancel()
 	return chromedp.Run(ctx, chromedp.Evaluate[T](js))
@@ -123,12 +124,6 @@ func (b *browser) ConsoleErrors() []chromedp.ConsoleMessage {
 	defer b.mu.Unlock()
 	var out []chromedp.ConsoleMessage
 	for _, m := range b.console {
-		// The gateway serves no /favicon.ico, and the pages declare no icon,
-		// so Chromium's own request for it fails with 404. Not the page's
-		// doing; reported to be fixed in web/templates.
-		if m.Source == "network" && strings.HasSuffix(m.URL, "/favicon.ico") {
-			continue
-		}
 		if m.Type == chromedp.ConsoleError || m.IsException() {
 			out = append(out, m)
 		}

@@ -149,11 +149,6 @@ func testViewerPage(t *testing.T, page *browser, proxy *nginx) {
 	} else {
 		t.Logf("screenshot of the viewer page: %s", path)
 	}
-	for i := 0; i < 6; i++ {
-		time.Sleep(500 * time.Millisecond)
-		st, _ := Eval[viewerState](page, viewerStateJS)
-		t.Logf("sample: %s", st)
-	}
 	page.RequireCleanConsole(t)
 }
 
@@ -321,7 +316,7 @@ func testReplicaKilled(t *testing.T, page *browser, proxy *nginx, gateways []*te
 		// Where nginx put the sender is chance; the kill tests more when
 		// the sender loses its replica too.
 		moveSender(t, sender, proxy, gateways, victim)
-		last, err := Eval[viewerState](page, viewerStateJS)
+		last, err := evaluate[viewerState](page, viewerStateJS)
 		if err != nil {
 			t.Fatalf("failed to read the page: %v", err)
 		}
@@ -332,7 +327,7 @@ func testReplicaKilled(t *testing.T, page *browser, proxy *nginx, gateways []*te
 			return nil
 		})
 	}
-	before, err := Eval[viewerState](page, viewerStateJS)
+	before, err := evaluate[viewerState](page, viewerStateJS)
 	if err != nil {
 		t.Fatalf("failed to read the page: %v", err)
 	}
@@ -375,7 +370,7 @@ func testReplicaKilled(t *testing.T, page *browser, proxy *nginx, gateways []*te
 // SIGTERM.
 func moveSender(t *testing.T, sender *testenv.Process, proxy *nginx, gateways []*testenv.Gateway, want int) {
 	t.Helper()
-	for range 2 * len(gateways) {
+	for restarts := 1; restarts <= 2*len(gateways); restarts++ {
 		if err := sender.Signal(syscall.SIGTERM); err != nil {
 			t.Fatalf("failed to stop the sender: %v", err)
 		}
@@ -398,6 +393,7 @@ func moveSender(t *testing.T, sender *testenv.Process, proxy *nginx, gateways []
 			t.Fatal(err)
 		}
 		if publishers[want] == 1 {
+			t.Logf("moved the sender to gateway :%d in %d restart(s)", gateways[want].Port, restarts)
 			return
 		}
 	}
@@ -408,23 +404,22 @@ func moveSender(t *testing.T, sender *testenv.Process, proxy *nginx, gateways []
 // viewerStateJS: web/static/viewer.js's window.framecast, the overlay's
 // text, and a hash of the canvas's pixels.
 type viewerState struct {
-	State     string   `json:"state"`
-	Frames    int      `json:"frames"`
-	Drawn     int      `json:"drawn"`
-	FPS       int      `json:"fps"`
-	Skipped   int      `json:"skipped"`
-	Connects  int      `json:"connects"`
-	Width     int      `json:"width"`
-	Height    int      `json:"height"`
-	LatencyMs *float64 `json:"latencyMs"`
-	Overlay   string   `json:"overlay"`
-	PixelHash uint32   `json:"pixelHash"` // FNV-1a of the canvas's RGB values
-	Opaque    bool     `json:"opaque"`    // a JPEG was drawn: a fresh canvas is transparent
+	State     string `json:"state"`
+	Frames    int    `json:"frames"`
+	Drawn     int    `json:"drawn"`
+	FPS       int    `json:"fps"`
+	Skipped   int    `json:"skipped"`
+	Connects  int    `json:"connects"`
+	Width     int    `json:"width"`
+	Height    int    `json:"height"`
+	Overlay   string `json:"overlay"`
+	PixelHash uint32 `json:"pixelHash"` // FNV-style hash of the canvas's RGB values
+	Opaque    bool   `json:"opaque"`    // a JPEG was drawn: a fresh canvas is transparent
 }
 
 func (s viewerState) String() string {
-	return fmt.Sprintf("state=%s frames=%d drawn=%d connects=%d size=%dx%d pixels=%08x overlay=%q",
-		s.State, s.Frames, s.Drawn, s.Connects, s.Width, s.Height, s.PixelHash, s.Overlay)
+	return fmt.Sprintf("state=%s frames=%d drawn=%d skipped=%d fps=%d connects=%d size=%dx%d pixels=%08x overlay=%q",
+		s.State, s.Frames, s.Drawn, s.Skipped, s.FPS, s.Connects, s.Width, s.Height, s.PixelHash, s.Overlay)
 }
 
 const viewerStateJS = `(() => {
@@ -442,7 +437,6 @@ const viewerStateJS = `(() => {
 	return {
 		state: f.state || "", frames: f.frames || 0, drawn: f.drawn || 0, fps: f.fps || 0,
 		skipped: f.skipped || 0, connects: f.connects || 0, width: f.width || 0, height: f.height || 0,
-		latencyMs: f.latencyMs ?? null,
 		overlay: document.getElementById("overlay").textContent,
 		pixelHash: h >>> 0, opaque: px.length > 0 && px[3] === 255,
 	};
@@ -454,7 +448,7 @@ func waitForPage(t *testing.T, page *browser, deadline time.Time, what string, c
 	t.Helper()
 	var got viewerState
 	testenv.WaitFor(t, time.Until(deadline), what, func() error {
-		s, err := Eval[viewerState](page, viewerStateJS)
+		s, err := evaluate[viewerState](page, viewerStateJS)
 		if err != nil {
 			return fmt.Errorf("failed to read the page: %w", err)
 		}

@@ -64,16 +64,31 @@ func (a *accessControl) required(need auth.Permission) bool {
 	return false
 }
 
-// rolePermission is what a WebSocket connection of role does in its room.
-// The seed's connection (no role) publishes and receives.
+// rolePermission is what a WebSocket connection of role needs to be
+// admitted. The seed's connection (no role) may publish and receives; it is
+// admitted as a viewer, so the seed's page (which has no token) works where
+// viewing is open, and seedPublishClaims decides whether it may publish.
 func rolePermission(role string) auth.Permission {
-	switch role {
-	case rolePublish:
+	if role == rolePublish {
 		return auth.Publish
-	case roleView:
-		return auth.View
 	}
-	return auth.Publish | auth.View
+	return auth.View
+}
+
+// seedPublishClaims reports whether a no-role connection may publish to
+// room: publishing needs no token in this mode, or the request carries a
+// valid token that allows publishing there (its claims are returned, for
+// expiry). It never refuses the connection: one that may not publish still
+// watches, and is closed with 1008 if it sends a frame.
+func (s *Server) seedPublishClaims(r *http.Request, room string) (*auth.Claims, bool) {
+	if !s.access.required(auth.Publish) {
+		return nil, true
+	}
+	claims, err := s.access.verifier.Verify(requestToken(r))
+	if err != nil || claims.Allows(room, auth.Publish) != nil {
+		return nil, false
+	}
+	return claims, true
 }
 
 // requestToken returns the token of r: the Authorization: Bearer header, or

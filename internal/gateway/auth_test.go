@@ -54,7 +54,6 @@ func TestAuthPublishMode(t *testing.T) {
 		body   string
 	}{
 		{"publisher without token", "demo", "role=publish", nil, 401, "missing token"},
-		{"seed sender without token", "demo", "", nil, 401, "missing token"},
 		{"basic auth is no token", "demo", "role=publish", http.Header{"Authorization": {"Basic Zm9vOmJhcg=="}}, 401, "missing token"},
 		{"garbage token", "demo", "role=publish&token=abc", nil, 401, "malformed"},
 		{"token signed with another secret", "demo", "role=publish&token=" + forged, nil, 401, "bad signature"},
@@ -62,7 +61,6 @@ func TestAuthPublishMode(t *testing.T) {
 		{"alg none", "demo", "role=publish&token=" + none, nil, 401, "wrong signing algorithm"},
 		{"bad bearer header", "demo", "role=publish", bearer("abc"), 401, "malformed"},
 		{"view token publishing", "demo", "role=publish&token=" + view, nil, 403, "role"},
-		{"view token on the seed's connection", "demo", "token=" + view, nil, 403, "role"},
 		{"token for another room", "lobby", "role=publish&token=" + pub, nil, 403, "room"},
 		{"pattern that does not match", "dog_1", "role=publish&token=" + cams, nil, 403, "room"},
 
@@ -119,7 +117,8 @@ func TestAuthAllMode(t *testing.T) {
 		{"viewer with a view token", "role=view&token=" + secToken(t, "demo", auth.RoleView, time.Hour), 101},
 		{"viewer with a publish token", "role=view&token=" + secToken(t, "demo", auth.RolePublish, time.Hour), 101},
 		{"viewer with a * token", "role=view&token=" + secToken(t, "*", auth.RoleAll, time.Hour), 101},
-		{"seed's connection with a view token", "token=" + secToken(t, "demo", auth.RoleView, time.Hour), 403},
+		{"seed's connection without a token", "", 401},
+		{"seed's connection with a view token (it may watch)", "token=" + secToken(t, "demo", auth.RoleView, time.Hour), 101},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, status, body, _ := secDial(t, secURL(g, "demo", tc.query), nil); status != tc.status {
@@ -314,4 +313,50 @@ func secDefaultConfig(t *testing.T) Config {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// TestSeedPageWatchesWithoutToken: with GATEWAY_AUTH=publish (what
+// docker-compose runs), the seed's page, which connects with no role and no
+// token, is admitted as a viewer and receives the room's frames. The same
+// kind of connection is closed with 1008 when it tries to publish without a
+// publish token, and publishes with one.
+func TestSeedPageWatchesWithoutToken(t *testing.T) {
+	g := testenv.StartGateway(t, "GATEWAY_AUTH=publish", "GATEWAY_JWT_SECRET="+secSecret)
+	page := secMustDial(t, secURL(g, "demo", ""), nil)
+	p := secStartPublisher(t, secMustDial(t, secURL(g, "demo", "role=publish&token="+secToken(t, "demo", auth.RolePublish, time.Hour)), nil), 20*time.Millisecond)
+	pageGetsFrame := func() {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), secWait)
+		defer cancel()
+		typ, msg, err := page.Read(ctx)
+		if err != nil || typ != websocket.MessageText || !strings.HasPrefix(string(msg), `{"message":"data:image/jpeg;base64,`) {
+			t.Fatalf("the seed's page got %v %.60q %v, want its JSON envelope", typ, msg, err)
+		}
+	}
+	pageGetsFrame()
+	p.secAlive(t)
+
+	jpg := "data:image/jpg;base64," + base64.StdEncoding.EncodeToString(secJPEG(t, 1, 0))
+	for _, query := range []string{"", "token=" + secToken(t, "demo", auth.RoleView, time.Hour)} {
+		c := secMustDial(t, secURL(g, "demo", query), nil)
+		ctx, cancel := context.WithTimeout(context.Background(), secWait)
+		err := c.Write(ctx, websocket.MessageText, []byte(jpg))
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		secExpectClose(t, secCloseOf(c, secWait), websocket.StatusPolicyViolation, "publish token")
+	}
+	// The page kept receiving throughout.
+	pageGetsFrame()
+
+	seed := secMustDial(t, secURL(g, "demo", "format=binary&token="+secToken(t, "demo", auth.RolePublish, time.Hour)), nil)
+	ctx, cancel := context.WithTimeout(context.Background(), secWait)
+	defer cancel()
+	if err := seed.Write(ctx, websocket.MessageText, []byte(jpg)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := secReadFrame(seed, secWait); err != nil {
+		t.Fatalf("a seed connection with a publish token: %v", err)
+	}
 }

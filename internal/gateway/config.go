@@ -21,49 +21,52 @@ const EnvPrefix = "GATEWAY"
 // variables. Each field's default and meaning is in its tags; `gateway -h`
 // prints them. Validate checks it in one place.
 type Config struct {
-	Addr            string        `envconfig:"ADDR" default:":8000" desc:"HTTP listen address"`
-	RedisURL        string        `envconfig:"REDIS_URL" desc:"Redis channel layer: redis://[user:password@]host:port/db, or rediss:// for TLS; empty runs alone on the in-process layer"`
-	ChannelPrefix   string        `envconfig:"CHANNEL_PREFIX" default:"video_" desc:"prefix of the Redis channel of each room (the seed's group name)"`
-	MaxFrameBytes   int           `envconfig:"MAX_FRAME_BYTES" default:"2097152" desc:"largest JPEG accepted from a publisher; larger frames close the publisher with 1009"`
-	WriteTimeout    time.Duration `envconfig:"WRITE_TIMEOUT" default:"10s" desc:"a viewer whose frame write stalls this long is cut off"`
-	PingInterval    time.Duration `envconfig:"PING_INTERVAL" default:"20s" desc:"WebSocket ping period on every connection; a pong must come within WRITE_TIMEOUT"`
-	PublishTimeout  time.Duration `envconfig:"PUBLISH_TIMEOUT" default:"2s" desc:"bound on one publish to the channel layer; frames that miss it are dropped"`
-	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"10s" desc:"on SIGTERM, how long to wait for connections to close with 1001"`
-	MaxRooms        int           `envconfig:"MAX_ROOMS" default:"1000" desc:"most rooms with local viewers or publishers; 0 = no limit"`
-	AllowedOrigins  []string      `envconfig:"ALLOWED_ORIGINS" desc:"extra Origin host patterns allowed to open WebSockets (comma-separated, path.Match syntax, e.g. *.example.com); the page's own host is always allowed"`
-	LogLevel        string        `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
-	LogFormat       string        `envconfig:"LOG_FORMAT" default:"text" desc:"text or json"`
+	Addr            string        `envconfig:"GATEWAY_ADDR" default:":8000" desc:"HTTP listen address"`
+	RedisURL        string        `envconfig:"GATEWAY_REDIS_URL" desc:"Redis channel layer: redis://[user:password@]host:port/db, or rediss:// for TLS; empty runs alone on the in-process layer"`
+	ChannelPrefix   string        `envconfig:"GATEWAY_CHANNEL_PREFIX" default:"video_" desc:"prefix of the Redis channel of each room (the seed's group name)"`
+	MaxFrameBytes   int           `envconfig:"GATEWAY_MAX_FRAME_BYTES" default:"2097152" desc:"largest JPEG accepted from a publisher; larger frames close the publisher with 1009"`
+	WriteTimeout    time.Duration `envconfig:"GATEWAY_WRITE_TIMEOUT" default:"10s" desc:"a viewer whose frame write stalls this long is cut off"`
+	PingInterval    time.Duration `envconfig:"GATEWAY_PING_INTERVAL" default:"20s" desc:"WebSocket ping period on every connection; a pong must come within WRITE_TIMEOUT"`
+	PublishTimeout  time.Duration `envconfig:"GATEWAY_PUBLISH_TIMEOUT" default:"2s" desc:"bound on one publish to the channel layer; frames that miss it are dropped"`
+	ShutdownTimeout time.Duration `envconfig:"GATEWAY_SHUTDOWN_TIMEOUT" default:"10s" desc:"on SIGTERM, how long to wait for connections to close with 1001"`
+	MaxRooms        int           `envconfig:"GATEWAY_MAX_ROOMS" default:"1000" desc:"most rooms with local viewers or publishers; 0 = no limit"`
+	AllowedOrigins  []string      `envconfig:"GATEWAY_ALLOWED_ORIGINS" desc:"extra Origin host patterns allowed to open WebSockets (comma-separated, path.Match syntax, e.g. *.example.com); the page's own host is always allowed"`
+	LogLevel        string        `envconfig:"GATEWAY_LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
+	LogFormat       string        `envconfig:"GATEWAY_LOG_FORMAT" default:"text" desc:"text or json"`
 
 	// Access control and limits (auth.go, limits.go, docs/security.md).
-	Auth                string      `envconfig:"AUTH" default:"off" desc:"who needs a token: off (anyone may publish and watch), publish (publishers need one; watching is open) or all"`
-	JWTSecret           auth.Secret `envconfig:"JWT_SECRET" desc:"HS256 secret of access tokens, at least 32 bytes; the same on every replica and wherever tokens are minted"`
-	JWTPublicKeyFile    string      `envconfig:"JWT_PUBLIC_KEY_FILE" desc:"PEM public key of RS256 (RSA) or ES256 (P-256) access tokens, instead of JWT_SECRET"`
-	PublishRate         float64     `envconfig:"PUBLISH_RATE" default:"60" desc:"frames per second one publisher may send; frames over it are dropped; 0 = no limit"`
-	PublishBurst        int         `envconfig:"PUBLISH_BURST" default:"30" desc:"frames a publisher may send at once over PUBLISH_RATE; more than this many dropped within 2s closes it with 1008"`
-	MaxConnections      int         `envconfig:"MAX_CONNECTIONS" default:"10000" desc:"most WebSocket connections on this replica (keep it below the open-file limit); more get 429; 0 = no limit"`
-	MaxConnectionsPerIP int         `envconfig:"MAX_CONNECTIONS_PER_IP" default:"200" desc:"most WebSocket connections from one client address (IPv6: one /64); more get 429; 0 = no limit"`
-	TrustedProxies      []string    `envconfig:"TRUSTED_PROXIES" desc:"proxies whose X-Forwarded-For names the client (comma-separated CIDRs or IPs, e.g. 10.0.0.0/8); empty = none"`
+	Auth                string      `envconfig:"GATEWAY_AUTH" default:"off" desc:"who needs a token: off (anyone may publish and watch), publish (publishers need one; watching is open) or all"`
+	JWTSecret           auth.Secret `envconfig:"GATEWAY_JWT_SECRET" desc:"HS256 secret of access tokens, at least 32 bytes; the same on every replica and wherever tokens are minted"`
+	JWTPublicKeyFile    string      `envconfig:"GATEWAY_JWT_PUBLIC_KEY_FILE" desc:"PEM public key of RS256 (RSA) or ES256 (P-256) access tokens, instead of JWT_SECRET"`
+	PublishRate         float64     `envconfig:"GATEWAY_PUBLISH_RATE" default:"60" desc:"frames per second one publisher may send; frames over it are dropped; 0 = no limit"`
+	PublishBurst        int         `envconfig:"GATEWAY_PUBLISH_BURST" default:"30" desc:"frames a publisher may send at once over PUBLISH_RATE; more than this many dropped within 2s closes it with 1008"`
+	MaxConnections      int         `envconfig:"GATEWAY_MAX_CONNECTIONS" default:"10000" desc:"most WebSocket connections on this replica (keep it below the open-file limit); more get 429; 0 = no limit"`
+	MaxConnectionsPerIP int         `envconfig:"GATEWAY_MAX_CONNECTIONS_PER_IP" default:"200" desc:"most WebSocket connections from one client address (IPv6: one /64); more get 429; 0 = no limit"`
+	TrustedProxies      []string    `envconfig:"GATEWAY_TRUSTED_PROXIES" desc:"proxies whose X-Forwarded-For names the client (comma-separated CIDRs or IPs, e.g. 10.0.0.0/8); empty = none"`
 
 	// Scale-out: Redis Cluster and Sentinel, presence, frame cache
 	// (redisclient.go, docs/scaling.md). Zero values mean the defaults.
-	RedisClusterAddrs     []string      `envconfig:"REDIS_CLUSTER_ADDRS" desc:"Redis Cluster nodes to start from (comma-separated host:port): sharded pub/sub (SPUBLISH/SSUBSCRIBE, Redis 7+); instead of REDIS_URL"`
-	RedisSentinelAddrs    []string      `envconfig:"REDIS_SENTINEL_ADDRS" desc:"Redis Sentinel addresses (comma-separated host:port): follow the master they name across failovers; needs REDIS_SENTINEL_MASTER; instead of REDIS_URL"`
-	RedisSentinelMaster   string        `envconfig:"REDIS_SENTINEL_MASTER" desc:"name of the master the sentinels monitor (sentinel monitor <name> ...)"`
-	RedisUsername         string        `envconfig:"REDIS_USERNAME" desc:"Redis ACL user in cluster and sentinel modes (REDIS_URL carries its own)"`
-	RedisPassword         auth.Secret   `envconfig:"REDIS_PASSWORD" desc:"Redis password in cluster and sentinel modes (REDIS_URL carries its own)"`
-	RedisSentinelPassword auth.Secret   `envconfig:"REDIS_SENTINEL_PASSWORD" desc:"password of the sentinels themselves (requirepass in sentinel.conf), if any"`
-	RedisKeyPrefix        string        `envconfig:"REDIS_KEY_PREFIX" default:"framecast:" desc:"prefix of the presence and frame-cache keys"`
-	ReplicaID             string        `envconfig:"REPLICA_ID" desc:"this replica's name in the presence keys; empty = hostname (the pod name) plus a random suffix"`
-	PresenceInterval      time.Duration `envconfig:"PRESENCE_INTERVAL" default:"3s" desc:"how often a replica writes its rooms and viewer counts to Redis"`
-	PresenceTTL           time.Duration `envconfig:"PRESENCE_TTL" default:"10s" desc:"how long a replica's rooms stay listed after its last write: a dead replica drops out after this"`
-	FrameCacheInterval    time.Duration `envconfig:"FRAME_CACHE_INTERVAL" default:"500ms" desc:"shortest time between two writes of a room's newest frame to Redis (at most 1/this writes per second per room)"`
-	FrameCacheTTL         time.Duration `envconfig:"FRAME_CACHE_TTL" default:"10s" desc:"how long a room's cached frame outlives its publisher's replica"`
+	RedisClusterAddrs     []string      `envconfig:"GATEWAY_REDIS_CLUSTER_ADDRS" desc:"Redis Cluster nodes to start from (comma-separated host:port): sharded pub/sub (SPUBLISH/SSUBSCRIBE, Redis 7+); instead of REDIS_URL"`
+	RedisSentinelAddrs    []string      `envconfig:"GATEWAY_REDIS_SENTINEL_ADDRS" desc:"Redis Sentinel addresses (comma-separated host:port): follow the master they name across failovers; needs REDIS_SENTINEL_MASTER; instead of REDIS_URL"`
+	RedisSentinelMaster   string        `envconfig:"GATEWAY_REDIS_SENTINEL_MASTER" desc:"name of the master the sentinels monitor (sentinel monitor <name> ...)"`
+	RedisUsername         string        `envconfig:"GATEWAY_REDIS_USERNAME" desc:"Redis ACL user in cluster and sentinel modes (REDIS_URL carries its own)"`
+	RedisPassword         auth.Secret   `envconfig:"GATEWAY_REDIS_PASSWORD" desc:"Redis password in cluster and sentinel modes (REDIS_URL carries its own)"`
+	RedisSentinelPassword auth.Secret   `envconfig:"GATEWAY_REDIS_SENTINEL_PASSWORD" desc:"password of the sentinels themselves (requirepass in sentinel.conf), if any"`
+	RedisKeyPrefix        string        `envconfig:"GATEWAY_REDIS_KEY_PREFIX" default:"framecast:" desc:"prefix of the presence and frame-cache keys"`
+	ReplicaID             string        `envconfig:"GATEWAY_REPLICA_ID" desc:"this replica's name in the presence keys; empty = hostname (the pod name) plus a random suffix"`
+	PresenceInterval      time.Duration `envconfig:"GATEWAY_PRESENCE_INTERVAL" default:"3s" desc:"how often a replica writes its rooms and viewer counts to Redis"`
+	PresenceTTL           time.Duration `envconfig:"GATEWAY_PRESENCE_TTL" default:"10s" desc:"how long a replica's rooms stay listed after its last write: a dead replica drops out after this"`
+	FrameCacheInterval    time.Duration `envconfig:"GATEWAY_FRAME_CACHE_INTERVAL" default:"500ms" desc:"shortest time between two writes of a room's newest frame to Redis (at most 1/this writes per second per room)"`
+	FrameCacheTTL         time.Duration `envconfig:"GATEWAY_FRAME_CACHE_TTL" default:"10s" desc:"how long a room's cached frame outlives its publisher's replica"`
 }
 
 // LoadConfig reads the configuration from the environment and validates it.
 func LoadConfig() (Config, error) {
 	var c Config
-	if err := envconfig.Process(EnvPrefix, &c); err != nil {
+	// Full names in the tags and no prefix here: with a prefix, envconfig
+	// falls back to the bare tag name, so a stray REDIS_URL or ADDR in the
+	// environment would configure the gateway.
+	if err := envconfig.Process("", &c); err != nil {
 		return c, fmt.Errorf("invalid configuration: %w", err)
 	}
 	return c, c.Validate()
@@ -143,7 +146,7 @@ func (c *Config) maxMessageBytes() int64 {
 func PrintUsage(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SETTING\tDEFAULT\tDESCRIPTION")
-	_ = envconfig.Usagef(EnvPrefix, &Config{}, tw, `{{range .}}{{usage_key .}}	{{usage_default .}}	{{usage_description .}}
+	_ = envconfig.Usagef("", &Config{}, tw, `{{range .}}{{usage_key .}}	{{usage_default .}}	{{usage_description .}}
 {{end}}`)
 	tw.Flush()
 }

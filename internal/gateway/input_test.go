@@ -63,12 +63,14 @@ func TestHostileFramesThroughRealGateway(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			bad := secMustDial(t, secURL(g, "cam", "role=publish"), nil)
-			if err := bad.Write(t.Context(), tc.typ, tc.msg); err != nil {
-				t.Fatal(err)
-			}
+			secWaitMetric(t, g.URL(), `framecast_connections{role="publish"}`, 2)
+			werr := bad.Write(t.Context(), tc.typ, tc.msg)
 			err := secCloseOf(bad, secWait)
 			sent := good.seq.Load()
-			secExpectClose(t, err, tc.code, tc.reason)
+			if werr == nil || len(tc.msg) < 64<<10 {
+				secExpectClose(t, err, tc.code, tc.reason)
+			} // else the gateway closed while the message was still on its way: the client may see a reset
+			secWaitMetric(t, g.URL(), `framecast_connections{role="publish"}`, 1)
 			// Frames sent after the bad message still reach the viewer, and
 			// the good publisher is still connected.
 			secWaitFrameAfter(t, viewer, sent)

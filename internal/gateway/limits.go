@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -296,4 +297,32 @@ func (c *Config) validateLimits() error {
 		}
 	}
 	return nil
+}
+
+// errViewerSentData ends a view-only connection whose peer sent a message.
+var errViewerSentData = errors.New("viewer sent a data message")
+
+// viewerCloseRead is websocket.Conn.CloseRead for view-only connections,
+// without its self-deadlock: CloseRead's goroutine answers a data message by
+// calling Close, and Close waits for that same goroutine to exit, so the
+// connection (its slot, gauge and goroutines) lingered 15 s after the 1008
+// (coder/websocket v1.8.15; github.com/coder/websocket/issues/429). Here the
+// reading goroutine is ours, and Close does not wait for it.
+//
+// It reads control frames (pongs, close) until the connection ends, and
+// closes the connection with 1008 "unexpected data message" if the peer
+// sends a data message; the returned context is then cancelled with the
+// reason as its cause. Call c.SetReadLimit(viewerReadLimit) first.
+func (s *Server) viewerCloseRead(ctx context.Context, c *websocket.Conn) context.Context {
+	ctx, cancel := context.WithCancelCause(ctx)
+	go func() {
+		_, _, err := c.Reader(ctx)
+		if err == nil {
+			err = errViewerSentData
+			s.metrics.rejected.WithLabelValues("viewer_sent_data").Inc()
+			_ = c.Close(websocket.StatusPolicyViolation, "unexpected data message")
+		}
+		cancel(err)
+	}()
+	return ctx
 }

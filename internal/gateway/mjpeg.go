@@ -37,17 +37,16 @@ func (s *Server) handleMJPEG(w http.ResponseWriter, r *http.Request) {
 	if _, ok := s.authorize(w, r, room, auth.View); !ok {
 		return
 	}
-	if s.draining.Load() {
+	if !s.beginConn() {
 		http.Error(w, "gateway shutting down", http.StatusServiceUnavailable)
 		return
 	}
+	defer s.conns.Done()
 	release, ok := s.admitConnection(w, r)
 	if !ok {
 		return
 	}
 	defer release()
-	s.conns.Add(1)
-	defer s.conns.Done()
 
 	v, err := s.hub.Join(r.Context(), room)
 	if err != nil {
@@ -108,7 +107,9 @@ func (s *Server) handleMJPEG(w http.ResponseWriter, r *http.Request) {
 			return err
 		})
 		if err != nil {
-			if s.ctx.Err() == nil && r.Context().Err() == nil && errors.Is(err, os.ErrDeadlineExceeded) {
+			// A failed write cancels r's context too: tell a stall (the
+			// deadline passed) from a client that went away by the error.
+			if s.ctx.Err() == nil && errors.Is(err, os.ErrDeadlineExceeded) {
 				s.metrics.cutOff.WithLabelValues("slow").Inc()
 				log.Info("viewer cut off", "reason", "write stalled for "+s.cfg.WriteTimeout.String(), "skipped", v.Skipped())
 			} else {

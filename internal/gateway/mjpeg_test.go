@@ -150,26 +150,29 @@ func TestMJPEGStreamParts(t *testing.T) {
 	}
 
 	// Shutdown ends the stream, and waits for its handler.
+	ended := make(chan time.Time, 1)
+	go func() {
+		for {
+			p, err := mr.NextPart()
+			if err != nil {
+				ended <- time.Now()
+				return
+			}
+			_, _ = io.Copy(io.Discard, p)
+		}
+	}()
 	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer scancel()
 	start := time.Now()
 	if err := srv.Shutdown(sctx); err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
-	ended := make(chan error, 1)
-	go func() {
-		for {
-			p, err := mr.NextPart()
-			if err != nil {
-				ended <- err
-				return
-			}
-			_, _ = io.Copy(io.Discard, p)
-		}
-	}()
+	t.Logf("Shutdown took %v", time.Since(start).Round(time.Millisecond))
 	select {
-	case err := <-ended:
-		t.Logf("stream ended %v after Shutdown began: %v", time.Since(start).Round(time.Millisecond), err)
+	case at := <-ended:
+		if took := at.Sub(start); took > 2*time.Second {
+			t.Fatalf("MJPEG stream ended %v after Shutdown began", took)
+		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("MJPEG stream still open 5 s after Shutdown")
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/coder/websocket"
+
 	"github.com/framecast/framecast/internal/testenv"
 	"github.com/framecast/framecast/pkg/rooms"
 	"github.com/framecast/framecast/web"
@@ -42,7 +44,10 @@ func TestPagesRefuseWeirdRooms(t *testing.T) {
 // that allows only the gateway's own scripts.
 func TestPagesRenderRoomsAndCSP(t *testing.T) {
 	g := testenv.StartGateway(t)
-	secMustDial(t, secURL(g, "back_yard_2", "role=publish"), nil)
+	pub := secMustDial(t, secURL(g, "back_yard_2", "role=publish"), nil)
+	if err := pub.Write(t.Context(), websocket.MessageBinary, secJPEG(t, 1, 500)); err != nil { // a room from its first frame
+		t.Fatal(err)
+	}
 	testenv.WaitFor(t, secWait, "the room on the index", func() error {
 		_, body := secGet(t, g.URL()+"/", nil)
 		if !strings.Contains(body, `<a href="/video/back_yard_2/">back_yard_2</a>`) {

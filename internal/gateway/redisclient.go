@@ -204,6 +204,20 @@ func (s *Server) startScaleOut() {
 		defer sc.wg.Done()
 		sc.cache.Run(ctx, s.hub)
 	}()
+	if rl, ok := s.layer.(*rooms.RedisLayer); ok && s.cfg.redisMode() == redisSentinel {
+		// The failover client moves commands to a new master by itself,
+		// but not the layer's subscription: move it on +switch-master.
+		sc.wg.Add(1)
+		go func() {
+			defer sc.wg.Done()
+			rooms.FollowSentinels(ctx, rooms.SentinelOptions{
+				Addrs:      trimAll(s.cfg.RedisSentinelAddrs),
+				MasterName: s.cfg.RedisSentinelMaster,
+				Password:   string(s.cfg.RedisSentinelPassword),
+				Logger:     s.log,
+			}, func(string) { rl.Reconnect() })
+		}()
+	}
 }
 
 // stopScaleOut stops the heartbeats, removing this replica's presence at

@@ -131,7 +131,8 @@ type soPublisher struct {
 func soStartPublisher(t testing.TB, url string, every time.Duration, jpg []byte) *soPublisher {
 	t.Helper()
 	c := soDial(t, url)
-	ctx, cancel := context.WithCancel(context.Background())
+	// CloseRead answers the gateway's close handshake (1001 on shutdown).
+	ctx, cancel := context.WithCancel(c.CloseRead(context.Background()))
 	p := &soPublisher{cancel: cancel}
 	p.wg.Add(1)
 	go func() {

@@ -41,6 +41,7 @@ type Server struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	draining atomic.Bool
+	connMu   sync.Mutex // orders conns.Add (beginConn) before Shutdown's conns.Wait
 	conns    sync.WaitGroup // WebSocket and stream handlers still running
 	active   sync.Map       // *websocket.Conn -> struct{}: open WebSockets, for forced closes
 }
@@ -130,12 +131,26 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintln(w, "ready")
 }
 
+// beginConn counts a long-lived connection handler in s.conns, unless
+// shutdown has begun. The caller calls s.conns.Done when it ends.
+func (s *Server) beginConn() bool {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	if s.draining.Load() {
+		return false
+	}
+	s.conns.Add(1)
+	return true
+}
+
 // Shutdown closes every WebSocket with 1001 (going away) so clients
 // reconnect to another replica, waits for the handlers to finish or ctx to
 // end, then closes the channel layer. The caller stops the listener first
 // (http.Server.Shutdown), since hijacked connections are not its to close.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.connMu.Lock()
 	s.draining.Store(true)
+	s.connMu.Unlock()
 	s.cancel()
 	done := make(chan struct{})
 	go func() {
@@ -174,6 +189,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // Run serves cfg.Addr until ctx ends, then shuts down within
 // cfg.ShutdownTimeout. It is the whole life of the gateway process.
 func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
+	// go-redis logs through a process-wide logger: route it to ours.
+	redis.SetLogger(rooms.RedisLogger{Logger: log})
 	s, err := New(cfg, log)
 	if err != nil {
 		return err

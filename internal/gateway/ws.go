@@ -70,15 +70,28 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("format must be %q or %q", formatJSON, formatBinary), http.StatusBadRequest)
 		return
 	}
-	if s.draining.Load() {
+	if !s.beginConn() {
 		http.Error(w, "gateway shutting down", http.StatusServiceUnavailable)
 		return
 	}
+	handedOver := false
+	defer func() {
+		if !handedOver {
+			s.conns.Done()
+		}
+	}()
 	// Access control and connection limits answer 401/403/429 before the
 	// upgrade (auth.go, limits.go); Accept checks the Origin (403).
 	claims, ok := s.authorize(w, r, room, rolePermission(role))
 	if !ok {
 		return
+	}
+	mayPublish := role == rolePublish
+	if role == roleSeed {
+		var pubClaims *auth.Claims
+		if pubClaims, mayPublish = s.seedPublishClaims(r, room); pubClaims != nil {
+			claims = pubClaims
+		}
 	}
 	release, ok := s.admitConnection(w, r)
 	if !ok {
@@ -97,8 +110,8 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 	// The connection outlives this handler: returning lets net/http free
 	// the request, the response and its goroutine's stack, which would
 	// otherwise be pinned for the life of every idle viewer.
-	s.conns.Add(1)
-	k := &wsConn{c: c, room: room, role: role, format: format,
+	handedOver = true // serveConn's end calls conns.Done
+	k := &wsConn{c: c, room: room, role: role, format: format, mayPublish: mayPublish,
 		log:      s.log.With("room", room, "role", role, "remote", r.RemoteAddr),
 		cleanups: make([]func(), 0, 10)}
 	k.onEnd(s.conns.Done)
@@ -112,6 +125,7 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 type wsConn struct {
 	c                  *websocket.Conn
 	room, role, format string
+	mayPublish         bool // the seed's connection may send frames only with a publish token where one is required
 	log                *slog.Logger
 
 	cleanups []func() // run in reverse order by end; appended before any goroutine starts
@@ -165,12 +179,14 @@ func (s *Server) serveConn(k *wsConn, claims *auth.Claims) {
 	}
 	switch k.role {
 	case roleView:
-		c.SetReadLimit(viewerReadLimit) // viewers send nothing; CloseRead closes them with 1008 if they do
-		readCtx := c.CloseRead(ctx)
+		// Viewers send nothing: a data message closes them with 1008
+		// (CloseRead without its 15 s linger, limits.go).
+		c.SetReadLimit(viewerReadLimit)
+		readCtx := s.viewerCloseRead(ctx, c)
 		context.AfterFunc(readCtx, func() { s.end(k, context.Cause(readCtx)) })
 	default:
 		// Publishers, and the seed's two-way connections: a read loop.
-		go func() { s.end(k, s.servePublisher(ctx, c, k.room, k.log)) }()
+		go func() { s.end(k, s.servePublisher(ctx, k)) }()
 	}
 }
 
@@ -221,14 +237,18 @@ func isNormalClose(err error) bool {
 // seed's sender) or a binary message, bare JPEG or header + JPEG. A message
 // that is not a valid frame closes the connection with 1007 (1009 if too
 // large) and a reason.
-func (s *Server) servePublisher(ctx context.Context, c *websocket.Conn, room string, log *slog.Logger) error {
-	pub, err := s.hub.NewPublisher(room)
-	if err != nil {
-		s.metrics.rejected.WithLabelValues("too_many_rooms").Inc()
-		_ = c.Close(websocket.StatusTryAgainLater, "too many rooms on this gateway")
-		return err
-	}
-	defer pub.Close()
+func (s *Server) servePublisher(ctx context.Context, k *wsConn) error {
+	c, room, log := k.c, k.room, k.log
+	// The room's publisher is registered at the first valid frame, not at
+	// connect: a seed-mode connection that only watches is no publisher,
+	// and its leaving must not tell viewers the room went offline.
+	var pub *rooms.Publisher
+	defer func() {
+		if pub != nil {
+			pub.Close()
+		}
+	}()
+	var seq uint64 // for frames whose wire format carries none
 	c.SetReadLimit(s.cfg.maxMessageBytes())
 	limit := newPublishLimiter(s.cfg.PublishRate, s.cfg.PublishBurst)
 	for {
@@ -247,10 +267,11 @@ func (s *Server) servePublisher(ctx context.Context, c *websocket.Conn, room str
 		}
 		var f *frames.Frame
 		now := time.Now()
+		seq++
 		if typ == websocket.MessageText {
-			f, err = frames.ParseDataURL(data, pub.NextSeq(), now, s.cfg.MaxFrameBytes)
+			f, err = frames.ParseDataURL(data, seq, now, s.cfg.MaxFrameBytes)
 		} else {
-			f, err = frames.ParseBinary(data, pub.NextSeq(), now, s.cfg.MaxFrameBytes)
+			f, err = frames.ParseBinary(data, seq, now, s.cfg.MaxFrameBytes)
 			if err == nil && f.IsOffline() {
 				err = fmt.Errorf("%w: publishers send frames, not offline events", frames.ErrBadHeader)
 			}
@@ -263,6 +284,19 @@ func (s *Server) servePublisher(ctx context.Context, c *websocket.Conn, room str
 			s.metrics.rejected.WithLabelValues(reason).Inc()
 			_ = c.Close(code, closeReason(err))
 			return fmt.Errorf("refused frame: %w", err)
+		}
+		if pub == nil {
+			if !k.mayPublish {
+				s.metrics.rejected.WithLabelValues("forbidden").Inc()
+				_ = c.Close(websocket.StatusPolicyViolation, "publishing to this room needs a publish token")
+				return errors.New("refused frame: publishing needs a publish token")
+			}
+			if pub, err = s.hub.NewPublisher(room); err != nil {
+				s.metrics.rejected.WithLabelValues("too_many_rooms").Inc()
+				_ = c.Close(websocket.StatusTryAgainLater, "too many rooms on this gateway")
+				return err
+			}
+			log.Debug("publishing")
 		}
 		s.metrics.framesIn.Inc()
 		pub.Send(f)
@@ -352,7 +386,7 @@ func (w *viewerWriter) run(v *rooms.Viewer) {
 	for {
 		if f := v.TryNext(); f != nil {
 			if err := w.write(f); err != nil {
-				w.fail(err) // running stays set: no writer starts again
+				w.fail(v, err) // running stays set: no writer starts again
 				return
 			}
 			continue
@@ -393,12 +427,12 @@ func (w *viewerWriter) write(f *frames.Frame) error {
 	return nil
 }
 
-func (w *viewerWriter) fail(err error) {
+func (w *viewerWriter) fail(v *rooms.Viewer, err error) {
 	w.dead.Store(true)
 	if errors.Is(err, errViewerTooSlow) {
 		w.s.metrics.cutOff.WithLabelValues("slow").Inc()
 		err = fmt.Errorf("%w: write stalled for %v (close code %d)", errViewerTooSlow, w.s.cfg.WriteTimeout, StatusViewerTooSlow)
-		w.k.log.Info("viewer cut off", "reason", err, "skipped", w.v.Skipped())
+		w.k.log.Info("viewer cut off", "reason", err, "skipped", v.Skipped())
 	}
 	w.k.setReason(err)
 	_ = w.k.c.CloseNow() // ends the reader, which ends the connection

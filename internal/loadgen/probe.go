@@ -71,6 +71,43 @@ func readStatusKB(pid int, key string) (int64, error) {
 	return 0, fmt.Errorf("no %s in /proc/%d/status", key, pid)
 }
 
+// MachineCPU is a reading of /proc/stat's aggregate cpu line, in clock
+// ticks summed over all CPUs.
+type MachineCPU struct {
+	Busy, Steal, Total int64
+}
+
+// ReadMachineCPU reads the whole machine's CPU counters.
+func ReadMachineCPU() (MachineCPU, error) {
+	var m MachineCPU
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return m, err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return m, errors.New("malformed /proc/stat")
+	}
+	// user nice system idle iowait irq softirq steal [guest guest_nice]:
+	// guest time is already counted in user.
+	for i := 1; i <= 8; i++ {
+		v, err := strconv.ParseInt(f[i], 10, 64)
+		if err != nil {
+			return m, errors.New("malformed /proc/stat")
+		}
+		m.Total += v
+		switch i {
+		case 4, 5: // idle, iowait
+		case 8:
+			m.Steal += v
+		default:
+			m.Busy += v
+		}
+	}
+	return m, nil
+}
+
 // selfCPU returns this process's user + system CPU time.
 func selfCPU() time.Duration {
 	var ru syscall.Rusage
@@ -139,6 +176,16 @@ series:
 		total += v
 	}
 	return total
+}
+
+// Has reports whether m holds any series of metric name.
+func (m Metrics) Has(name string) bool {
+	for k := range m {
+		if n, _, _ := strings.Cut(k, "{"); n == name {
+			return true
+		}
+	}
+	return false
 }
 
 // ScrapeMetrics GETs a Prometheus text endpoint and parses it.

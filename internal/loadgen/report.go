@@ -51,6 +51,15 @@ type Report struct {
 	ClientCPUMS            float64 `json:"client_cpu_ms,omitempty"`
 	ClientCPUPerDeliveryUS float64 `json:"client_cpu_per_delivery_us,omitempty"`
 
+	// MachineBusyCores is how many CPUs the whole machine kept busy in the
+	// window (from /proc/stat: everything but idle, iowait and steal);
+	// OtherBusyCores subtracts this process and the watched ones, leaving
+	// Redis, the kernel's unattributed work and anything else running.
+	// StealCores is time the hypervisor gave to other guests.
+	MachineBusyCores float64 `json:"machine_busy_cores,omitempty"`
+	OtherBusyCores   float64 `json:"other_busy_cores,omitempty"`
+	StealCores       float64 `json:"steal_cores,omitempty"`
+
 	Procs   []ProcReport   `json:"procs,omitempty"`
 	Gateway *GatewayReport `json:"gateway,omitempty"`
 	Redis   *RedisReport   `json:"redis,omitempty"`
@@ -131,6 +140,9 @@ type IdleReport struct {
 	StackPerViewerKB float64 `json:"stack_per_viewer_kb,omitempty"`
 	// ClientRSSPerViewerKB is this process's own cost per connection.
 	ClientRSSPerViewerKB float64 `json:"client_rss_per_viewer_kb,omitempty"`
+	// Messages counts data messages the idle viewers got (a cached frame
+	// on joining, say); they were discarded.
+	Messages uint64 `json:"messages,omitempty"`
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
@@ -142,8 +154,8 @@ func (r *Report) WriteText(w io.Writer) {
 	p("connect: %d conns in %.2fs (%.0f/s), %d failed", r.Connect.Conns, r.Connect.Seconds, r.Connect.PerSec, r.Connect.Failed)
 	if r.Mode == "idle" {
 		if r.Idle != nil {
-			p("idle: %.1f KB RSS per viewer (Go heap %.1f KB, stacks %.1f KB); this client %.1f KB per connection",
-				r.Idle.RSSPerViewerKB, r.Idle.HeapPerViewerKB, r.Idle.StackPerViewerKB, r.Idle.ClientRSSPerViewerKB)
+			p("idle: %.1f KB RSS per viewer (Go heap %.1f KB, stacks %.1f KB); this client %.1f KB per connection; %d messages discarded",
+				r.Idle.RSSPerViewerKB, r.Idle.HeapPerViewerKB, r.Idle.StackPerViewerKB, r.Idle.ClientRSSPerViewerKB, r.Idle.Messages)
 		}
 	} else {
 		fps := fmt.Sprintf("%.0f fps", r.FPS)
@@ -159,6 +171,10 @@ func (r *Report) WriteText(w io.Writer) {
 		if r.ViewersLost > 0 || r.BadMessages > 0 {
 			p("viewers lost: %d, bad messages: %d", r.ViewersLost, r.BadMessages)
 		}
+	}
+	if r.MachineBusyCores > 0 {
+		p("machine: %.2f cores busy in the window (%.2f outside this process and the watched ones), %.2f stolen",
+			r.MachineBusyCores, r.OtherBusyCores, r.StealCores)
 	}
 	for _, pr := range r.Procs {
 		p("pid %d: CPU %.0f ms in window, RSS %d KB before, %d KB after, %d KB peak", pr.PID, pr.CPUMS, pr.RSSBeforeKB, pr.RSSAfterKB, pr.RSSPeakKB)

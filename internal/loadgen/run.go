@@ -3,6 +3,7 @@ package loadgen
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -164,6 +165,7 @@ func runLoad(ctx context.Context, cfg *Config) (*Report, error) {
 		return rep, ctx.Err()
 	}
 	cpu0 := selfCPU()
+	mach0, machErr := ReadMachineCPU()
 	w.windowStart()
 	redis0, redisErr := int64(0), error(nil)
 	if cfg.RedisAddr != "" {
@@ -173,6 +175,7 @@ func runLoad(ctx context.Context, cfg *Config) (*Report, error) {
 	pwg.Wait()
 	t1 := time.Now()
 	cpu1 := selfCPU()
+	mach1, machErr1 := ReadMachineCPU()
 	w.windowEnd()
 	redis1 := int64(0)
 	if cfg.RedisAddr != "" && redisErr == nil {
@@ -251,6 +254,15 @@ func runLoad(ctx context.Context, cfg *Config) (*Report, error) {
 		rep.ClientCPUPerDeliveryUS = float64(cpu1-cpu0) / float64(time.Microsecond) / float64(rep.Received)
 	}
 	rep.Procs = w.report(errf)
+	if machErr == nil && machErr1 == nil && mach1.Total > mach0.Total {
+		rep.MachineBusyCores = float64(mach1.Busy-mach0.Busy) / clockTicks / win
+		rep.StealCores = float64(mach1.Steal-mach0.Steal) / clockTicks / win
+		ours := rep.ClientCPUMS
+		for _, p := range rep.Procs {
+			ours += p.CPUMS
+		}
+		rep.OtherBusyCores = max(0, rep.MachineBusyCores-ours/1000/win)
+	}
 	rep.Gateway = gatewayDelta(metricsBefore, metricsAfter, errf)
 	if cfg.RedisAddr != "" {
 		if redisErr != nil {
@@ -297,14 +309,28 @@ func runIdle(ctx context.Context, cfg *Config) (*Report, error) {
 
 	d := newDialer()
 	query := "role=view&format=" + cfg.Format
+	var idleFrames atomic.Uint64
 	logf(cfg, "connecting %d idle viewers to %d gateways", cfg.Idle, len(cfg.Gateways))
 	w.startPeak()
 	cr := connectAll(ctx, cfg.Idle, cfg.ConnectRate, cfg.ConnectConcurrency, func(ctx context.Context, i int) (*websocket.Conn, error) {
 		c, err := d.dial(ctx, cfg.Gateways[i%len(cfg.Gateways)], cfg.Room, query)
 		if err == nil {
-			// Answers the gateway's pings; the room has no publisher, so no
-			// data message comes.
-			c.CloseRead(context.Background())
+			// Reading answers the gateway's pings. The room should have no
+			// publisher, but a replica may hand a joining viewer the room's
+			// cached last frame: discard and count it (CloseRead would
+			// close the connection on any data message).
+			go func() {
+				for {
+					_, r, err := c.Reader(context.Background())
+					if err != nil {
+						return
+					}
+					if _, err := io.Copy(io.Discard, r); err != nil {
+						return
+					}
+					idleFrames.Add(1)
+				}
+			}()
 		}
 		return c, err
 	})
@@ -330,7 +356,7 @@ func runIdle(ctx context.Context, cfg *Config) (*Report, error) {
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		m := scrapeAll(ctx, cfg.Gateways)
-		if m == nil || m.Sum("framecast_connections", `role="view"`) >= float64(n) {
+		if !m.Has("framecast_connections") || m.Sum("framecast_connections", `role="view"`) >= float64(n) {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -344,7 +370,7 @@ func runIdle(ctx context.Context, cfg *Config) (*Report, error) {
 	w.stopPeak()
 
 	rep.Procs = w.report(errf)
-	idle := &IdleReport{ClientRSSPerViewerKB: float64(selfAfter-selfBefore) / float64(n)}
+	idle := &IdleReport{ClientRSSPerViewerKB: float64(selfAfter-selfBefore) / float64(n), Messages: idleFrames.Load()}
 	var grow int64
 	for _, p := range rep.Procs {
 		grow += p.RSSAfterKB - p.RSSBeforeKB

@@ -138,7 +138,7 @@ type Sentinel struct {
 func StartSentinel(t testing.TB) *Sentinel {
 	t.Helper()
 	s := &Sentinel{MasterName: "mymaster"}
-	s.Master = StartRedis(t)
+	s.Master = StartRedis(t, "--repl-diskless-sync-delay", "0")
 	s.Replica = StartRedis(t, "--replicaof", "127.0.0.1", strconv.Itoa(s.Master.Port))
 
 	dir := t.TempDir()

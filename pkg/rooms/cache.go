@@ -29,7 +29,8 @@ const defaultCacheTimeout = 200 * time.Millisecond
 // offerCached gives v the room's cached frame when the room has no live
 // frame in memory. v is already among the room's viewers and the room is
 // subscribed, so a frame the layer delivers meanwhile reaches v directly;
-// the cached one is offered only if none did (it would be older).
+// the cached one is offered only if none did (it would be older): not if
+// the room went live meanwhile, nor if v's slot is no longer empty.
 func (h *Hub) offerCached(ctx context.Context, r *Room, v *Viewer) {
 	timeout := h.opts.CacheTimeout
 	if timeout <= 0 {

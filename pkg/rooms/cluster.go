@@ -45,8 +45,9 @@ type ClusterLayer struct {
 
 	handlers sync.Map // channel name -> roomHandler; read by the read loops
 
-	mu     sync.Mutex // guards everything below, and each shard's chans and pendingUnsub
-	closed bool
+	closed atomic.Bool // set under mu by Close; read without it by Publish and Ready
+
+	mu     sync.Mutex              // guards everything below, and each shard's chans and pendingUnsub
 	rooms  map[string]*clusterRoom // channel name -> subscribed room
 	shards map[string]*shardSub    // node address -> its subscription connection
 	slots  []slotRange             // slot owners from the last CLUSTER SLOTS, sorted
@@ -119,6 +120,9 @@ func (l *ClusterLayer) Channel(room string) string { return l.opts.Prefix + room
 // Publish sends msg to room's channel with one SPUBLISH, which the cluster
 // client routes to the node owning the channel's slot.
 func (l *ClusterLayer) Publish(ctx context.Context, room string, msg []byte) error {
+	if l.closed.Load() {
+		return ErrLayerClosed
+	}
 	if err := l.client.SPublish(ctx, l.Channel(room), msg).Err(); err != nil {
 		l.onError("publish", err)
 		return fmt.Errorf("failed to publish to %q: %w", l.Channel(room), err)
@@ -135,7 +139,7 @@ func (l *ClusterLayer) Subscribe(ctx context.Context, room string, h Handler) er
 	l.handlers.Store(ch, roomHandler{room: room, h: h})
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed {
+	if l.closed.Load() {
 		return ErrLayerClosed
 	}
 	cr := l.rooms[ch]
@@ -169,8 +173,8 @@ func (l *ClusterLayer) Unsubscribe(ctx context.Context, room string) error {
 	defer l.mu.Unlock()
 	cr := l.rooms[ch]
 	delete(l.rooms, ch)
-	if cr == nil || cr.shard == nil {
-		return nil
+	if cr == nil || cr.shard == nil || l.closed.Load() {
+		return nil // Close dropped every subscription
 	}
 	s := cr.shard
 	delete(s.chans, ch)
@@ -188,8 +192,11 @@ func (l *ClusterLayer) Unsubscribe(ctx context.Context, room string) error {
 }
 
 // Ready returns nil when the cluster answers PING and every subscribed room
-// has a live subscription connection.
+// has a live subscription connection, and ErrLayerClosed after Close.
 func (l *ClusterLayer) Ready(ctx context.Context) error {
+	if l.closed.Load() {
+		return ErrLayerClosed
+	}
 	if err := l.client.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("redis cluster unreachable: %w", err)
 	}
@@ -207,13 +214,15 @@ func (l *ClusterLayer) Ready(ctx context.Context) error {
 }
 
 // Close stops the read loops and closes the subscription connections.
+// Later calls of the layer's methods return ErrLayerClosed (Unsubscribe:
+// nil); Close is idempotent.
 func (l *ClusterLayer) Close() error {
 	l.mu.Lock()
-	if l.closed {
+	if l.closed.Swap(true) {
 		l.mu.Unlock()
+		l.wg.Wait()
 		return nil
 	}
-	l.closed = true
 	l.cancel()
 	for _, s := range l.shards {
 		l.dropShardLocked(s)
@@ -393,7 +402,7 @@ func (l *ClusterLayer) resyncLoop() {
 func (l *ClusterLayer) resyncOnce() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed {
+	if l.closed.Load() {
 		return nil
 	}
 	// Drain a kick that arrived while we were pausing: this pass covers it.
@@ -461,10 +470,10 @@ func firstOf(first, err error) error {
 func (l *ClusterLayer) shardFailed(s *shardSub, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed || l.shards[s.addr] != s {
+	if l.closed.Load() || l.shards[s.addr] != s {
 		return
 	}
-	l.log.Debug("redis cluster subscription connection failed", "node", s.addr, "err", err)
+	l.log.Warn("redis cluster subscription connection lost; resubscribing its rooms", "node", s.addr, "rooms", len(s.chans), "err", err)
 	l.breakShardLocked(s)
 }
 
@@ -484,7 +493,7 @@ func (l *ClusterLayer) unsubscribed(s *shardSub, ch string) {
 		return
 	}
 	cr := l.rooms[ch]
-	if l.closed || cr == nil || cr.shard != s {
+	if l.closed.Load() || cr == nil || cr.shard != s {
 		return
 	}
 	l.log.Info("redis cluster moved a room's channel; resubscribing", "channel", ch, "from", s.addr)

@@ -2,6 +2,7 @@ package rooms_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -245,6 +246,54 @@ func TestClusterLayerShardedPubSub(t *testing.T) {
 		}
 	})
 
+	t.Run("follows a slot moved to another shard", func(t *testing.T) {
+		// Move y's slot (it holds no keys) from node 1 to node 2. Node 1
+		// then drops y's subscribers with a SUNSUBSCRIBE of its own.
+		n2 := cluster.Nodes[2].Addr()
+		slot := strconv.Itoa(rooms.HashSlot(prefix + y))
+		id := func(addr string) string {
+			s, err := nodes[addr].ClusterMyID(ctx).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}
+		from, to := id(n1), id(n2)
+		steps := []struct {
+			addr string
+			args []any
+		}{
+			{n2, []any{"CLUSTER", "SETSLOT", slot, "IMPORTING", from}},
+			{n1, []any{"CLUSTER", "SETSLOT", slot, "MIGRATING", to}},
+			{n2, []any{"CLUSTER", "SETSLOT", slot, "NODE", to}},
+			{n1, []any{"CLUSTER", "SETSLOT", slot, "NODE", to}},
+			{n0, []any{"CLUSTER", "SETSLOT", slot, "NODE", to}},
+		}
+		for _, s := range steps {
+			if err := nodes[s.addr].Do(ctx, s.args...).Err(); err != nil {
+				t.Fatalf("%v on %s: %v", s.args, s.addr, err)
+			}
+		}
+		owner = func(slot int) string {
+			if slot == rooms.HashSlot(prefix+y) {
+				return n2
+			}
+			for _, s := range slots {
+				if s.Start <= slot && slot <= s.End {
+					return s.Nodes[0].Addr
+				}
+			}
+			return ""
+		}
+		testenv.WaitFor(t, 5*time.Second, "y subscribed on its new shard only", func() error {
+			return subscribedOnOwnerOnly(y)
+		})
+		if got := lb.Shards()[prefix+y]; got != n2 {
+			t.Fatalf("layer has y on %q, want %s", got, n2)
+		}
+		flowing("messages after the slot moved")
+	})
+
 	t.Run("unsubscribe leaves the shard", func(t *testing.T) {
 		if err := lb.Unsubscribe(ctx, x); err != nil {
 			t.Fatal(err)
@@ -301,7 +350,35 @@ func TestClusterLayerWithoutCluster(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.Subscribe(ctx, "x", func(string, []byte) {}); err != rooms.ErrLayerClosed {
+	if err := l.Subscribe(ctx, "x", func(string, []byte) {}); !errors.Is(err, rooms.ErrLayerClosed) {
 		t.Fatalf("Subscribe after Close: %v, want ErrLayerClosed", err)
+	}
+	if err := l.Publish(ctx, "x", []byte("m")); !errors.Is(err, rooms.ErrLayerClosed) {
+		t.Fatalf("Publish after Close: %v, want ErrLayerClosed", err)
+	}
+	if err := l.Ready(ctx); !errors.Is(err, rooms.ErrLayerClosed) {
+		t.Fatalf("Ready after Close: %v, want ErrLayerClosed", err)
+	}
+	if err := l.Unsubscribe(ctx, "late"); err != nil {
+		t.Fatalf("Unsubscribe after Close: %v", err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+}
+
+// A room's channel lives on the shard that owns its hash slot; rooms that
+// must share a shard can share a hash tag.
+func ExampleHashSlot() {
+	fmt.Println(rooms.HashSlot("video_lobby"))
+	fmt.Println(rooms.HashSlot("video_{site1}_cam1") == rooms.HashSlot("video_{site1}_cam2"))
+	// Output:
+	// 8673
+	// true
+}
+
+func BenchmarkHashSlot(b *testing.B) {
+	for b.Loop() {
+		rooms.HashSlot("video_lobby_camera_1")
 	}
 }

@@ -213,7 +213,8 @@ func (p *Presence) leave() {
 
 // Rooms lists the rooms of every live replica, sorted by name, with this
 // replica's own rooms as they are now rather than as of its last beat. When
-// Redis cannot be read it returns this replica's rooms and the error.
+// Redis cannot be read it returns this replica's rooms and the error; either
+// answer is reused for CacheFor.
 func (p *Presence) Rooms(ctx context.Context) ([]RoomSummary, error) {
 	p.mu.Lock()
 	if p.cached != nil && time.Since(p.cachedAt) < p.opts.CacheFor {
@@ -227,7 +228,13 @@ func (p *Presence) Rooms(ctx context.Context) ([]RoomSummary, error) {
 	others, err := p.read(ctx)
 	if err != nil {
 		p.onError("presence_read", err)
-		return Summarize(local), err
+		// Reused like a good read, so that while Redis is down page views
+		// do not each wait for it.
+		out := Summarize(local)
+		p.mu.Lock()
+		p.cached, p.cachedAt = out, time.Now()
+		p.mu.Unlock()
+		return out, err
 	}
 	out := merge(append(others, presenceRecord{Replica: p.opts.ReplicaID, Rooms: local}))
 	p.mu.Lock()

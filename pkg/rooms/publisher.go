@@ -29,6 +29,7 @@ type Publisher struct {
 
 	seq     atomic.Uint64
 	lastSeq atomic.Uint64
+	sent    atomic.Bool // a frame was sent: only then does Close announce offline
 }
 
 // NewPublisher registers a publisher of room and starts its goroutine.
@@ -56,6 +57,7 @@ func (p *Publisher) NextSeq() uint64 { return p.seq.Add(1) }
 func (p *Publisher) Send(f *frames.Frame) {
 	f.Room = p.room.name
 	p.lastSeq.Store(f.Seq)
+	p.sent.Store(true)
 	if !f.IsOffline() {
 		// Keep the newest frame for snapshots and first frames even when
 		// this replica has no viewers subscribed to the room.
@@ -110,7 +112,7 @@ func (p *Publisher) Close() {
 		last := p.room.publishers == 0
 		h.dropIfEmpty(p.room)
 		h.mu.Unlock()
-		if last {
+		if last && p.sent.Load() {
 			p.room.live.Store(false)
 			off := frames.Offline(p.lastSeq.Load(), time.Now())
 			ctx, cancel := context.WithTimeout(context.Background(), h.opts.PublishTimeout)

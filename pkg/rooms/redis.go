@@ -183,6 +183,17 @@ func (l *RedisLayer) pubsub() *redis.PubSub {
 	return l.ps
 }
 
+// Reconnect replaces the subscription connection with a new one holding the
+// same rooms, even though the old one still answers. With a Sentinel
+// failover client the new connection goes to the master the sentinels name
+// now: call it when they announce a new master (see FollowSentinels), since
+// a demoted master keeps its subscribers connected, but no longer receives
+// what is published on the new one, until the sentinels reconfigure it.
+// The read loop logs the switch as a lost and restored connection.
+func (l *RedisLayer) Reconnect() {
+	l.replace(context.Background())
+}
+
 // replace closes a subscription connection that stopped answering and opens
 // a new one with the same channels.
 func (l *RedisLayer) replace(ctx context.Context) {
@@ -193,7 +204,7 @@ func (l *RedisLayer) replace(ctx context.Context) {
 	})
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if ctx.Err() != nil {
+	if ctx.Err() != nil || l.closed.Load() {
 		return // Close has closed l.ps; do not open another
 	}
 	_ = l.ps.Close()

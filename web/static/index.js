@@ -96,7 +96,7 @@ document.getElementById("open-room").addEventListener("submit", (ev) => {
     for (const img of document.querySelectorAll("img.thumb")) {
       const li = img.closest("li.room");
       if (!li) continue;
-      const next = new Image(img.width, img.height);
+      const next = new Image(320, 240);
       next.className = "thumb";
       next.alt = "";
       next.onload = () => { if (img.isConnected) img.replaceWith(next); };

@@ -282,7 +282,7 @@ func runS3(b *bench, sec *section) error {
 	if b.quick {
 		n = 1000
 	}
-	r, err := b.loadgen(sec, "-gateways", wsList(gws), "-idle", strconv.Itoa(n), "-duration", "2s", "-watch-pids", pidList(gws))
+	r, err := b.loadgen(sec, "-gateways", wsList(gws), "-idle", strconv.Itoa(n), "-room", "idle", "-duration", "2s", "-watch-pids", pidList(gws))
 	if err != nil {
 		return err
 	}
