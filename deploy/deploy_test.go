@@ -24,8 +24,11 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/framecast/framecast/internal/auth"
 )
 
 // repoRoot is the repository root seen from this package's directory, which
@@ -68,14 +71,18 @@ func readFile(t *testing.T, name string) []byte {
 // composeFile is the part of a Compose file these tests look at.
 type composeFile struct {
 	Services map[string]composeService `yaml:"services"`
+	Volumes  map[string]any            `yaml:"volumes"`
 }
 
 type composeService struct {
-	Image       string          `yaml:"image"`
-	Build       *composeBuild   `yaml:"build"`
-	Environment composeEnv      `yaml:"environment"`
-	Ports       []composePort   `yaml:"ports"`
-	Volumes     []composeVolume `yaml:"volumes"`
+	Image       string           `yaml:"image"`
+	Build       *composeBuild    `yaml:"build"`
+	Entrypoint  composeCommand   `yaml:"entrypoint"`
+	Environment composeEnv       `yaml:"environment"`
+	Ports       []composePort    `yaml:"ports"`
+	Volumes     []composeVolume  `yaml:"volumes"`
+	DependsOn   composeDependsOn `yaml:"depends_on"`
+	Restart     string           `yaml:"restart"`
 	Deploy      struct {
 		Replicas *int `yaml:"replicas"`
 	} `yaml:"deploy"`
@@ -97,6 +104,54 @@ func (b *composeBuild) UnmarshalYAML(n *yaml.Node) error {
 	}
 	type plain composeBuild
 	return n.Decode((*plain)(b))
+}
+
+// composeCommand is `entrypoint:` (or `command:`) as a list or a string.
+type composeCommand []string
+
+func (c *composeCommand) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		*c = strings.Fields(n.Value)
+		return nil
+	}
+	var l []string
+	if err := n.Decode(&l); err != nil {
+		return err
+	}
+	*c = l
+	return nil
+}
+
+// composeDependsOn is `depends_on:` as a list of services or a map of
+// service to {condition: ...}; a listed service has condition
+// service_started.
+type composeDependsOn map[string]string
+
+func (d *composeDependsOn) UnmarshalYAML(n *yaml.Node) error {
+	*d = composeDependsOn{}
+	if n.Kind == yaml.SequenceNode {
+		var l []string
+		if err := n.Decode(&l); err != nil {
+			return err
+		}
+		for _, s := range l {
+			(*d)[s] = "service_started"
+		}
+		return nil
+	}
+	var m map[string]struct {
+		Condition string `yaml:"condition"`
+	}
+	if err := n.Decode(&m); err != nil {
+		return err
+	}
+	for s, v := range m {
+		if v.Condition == "" {
+			v.Condition = "service_started"
+		}
+		(*d)[s] = v.Condition
+	}
+	return nil
 }
 
 // composeEnv is `environment:` as a map or as a list of KEY=VALUE.
@@ -222,7 +277,7 @@ func TestComposeConfigValid(t *testing.T) {
 	})
 
 	c := loadCompose(t)
-	for _, name := range []string{"redis", "gateway", "nginx", "sender"} {
+	for _, name := range []string{"redis", "gateway", "nginx", "sender", "token"} {
 		if _, ok := c.Services[name]; !ok {
 			t.Errorf("service %q missing", name)
 		}
@@ -285,6 +340,132 @@ func TestComposeConfigValid(t *testing.T) {
 				t.Errorf("%s: volume source %s: %v", name, v.Source, err)
 			}
 		}
+	}
+}
+
+// composeDefault returns the default of a `${VAR:-default}` value.
+func composeDefault(v string) (variable, def string, ok bool) {
+	m := regexp.MustCompile(`^\$\{([A-Z0-9_]+):-([^}]*)\}$`).FindStringSubmatch(v)
+	if m == nil {
+		return "", "", false
+	}
+	return m[1], m[2], true
+}
+
+// TestComposeSenderToken: `docker compose up` needs no manual step with
+// publish protection on. The one-shot token service mints the sender's token
+// with the gateways' secret into a named volume the sender reads; the secret
+// defaults to auth.DemoSecret (which the gateway warns about) and is
+// overridden by FRAMECAST_JWT_SECRET.
+func TestComposeSenderToken(t *testing.T) {
+	c := loadCompose(t)
+	gw, tok, snd := c.Services["gateway"], c.Services["token"], c.Services["sender"]
+	if gw.Image == "" || tok.Image == "" || snd.Image == "" {
+		t.Fatalf("gateway, token or sender service missing or without image")
+	}
+
+	if got := gw.Environment["GATEWAY_AUTH"]; got != "publish" && got != "all" {
+		t.Errorf("gateway: GATEWAY_AUTH = %q, want publish (publish protection on)", got)
+	}
+	secret := gw.Environment["GATEWAY_JWT_SECRET"]
+	variable, def, ok := composeDefault(secret)
+	switch {
+	case !ok:
+		t.Errorf("gateway: GATEWAY_JWT_SECRET = %q, want ${FRAMECAST_JWT_SECRET:-<demo secret>}", secret)
+	case variable != "FRAMECAST_JWT_SECRET":
+		t.Errorf("gateway: GATEWAY_JWT_SECRET comes from %s, want FRAMECAST_JWT_SECRET (the documented override)", variable)
+	case def != auth.DemoSecret:
+		t.Errorf("gateway: GATEWAY_JWT_SECRET defaults to %q, want auth.DemoSecret %q, which the gateway warns about", def, auth.DemoSecret)
+	}
+	if len(auth.DemoSecret) < auth.MinSecretBytes {
+		t.Errorf("auth.DemoSecret is %d bytes; the gateway refuses secrets under %d", len(auth.DemoSecret), auth.MinSecretBytes)
+	}
+
+	// The token service: the gateway's image and secret, minting a publish
+	// token for the sender's room into the shared volume.
+	if tok.Image != gw.Image {
+		t.Errorf("token: image %q, want the gateway's %q", tok.Image, gw.Image)
+	}
+	if got := tok.Environment["GATEWAY_JWT_SECRET"]; got != secret {
+		t.Errorf("token: GATEWAY_JWT_SECRET = %q, want the gateway's %q", got, secret)
+	}
+	if tok.Restart != "no" {
+		t.Errorf("token: restart = %q, want \"no\" (one-shot)", tok.Restart)
+	}
+	args := map[string]string{}
+	ep := tok.Entrypoint
+	if len(ep) < 2 || ep[0] != "/gateway" || ep[1] != "token" {
+		t.Fatalf("token: entrypoint %q, want [/gateway token ...]", ep)
+	}
+	for i := 2; i+1 < len(ep); i += 2 {
+		args[ep[i]] = ep[i+1]
+	}
+	if args["-role"] != auth.RolePublish {
+		t.Errorf("token: -role %q, want publish", args["-role"])
+	}
+	if room := snd.Environment["SENDER_ROOM"]; args["-room"] != room {
+		t.Errorf("token: -room %q, want the sender's room %q", args["-room"], room)
+	}
+	if _, err := time.ParseDuration(args["-ttl"]); err != nil {
+		t.Errorf("token: -ttl %q: %v", args["-ttl"], err)
+	}
+	out := args["-out"]
+	if !path.IsAbs(out) {
+		t.Fatalf("token: -out %q, want an absolute path in the tokens volume", out)
+	}
+
+	// The sender reads that file from the same volume, read-only, and has
+	// no SENDER_TOKEN (it and SENDER_TOKEN_FILE exclude each other).
+	if _, ok := snd.Environment["SENDER_TOKEN"]; ok {
+		t.Errorf("sender: SENDER_TOKEN is set; the token comes from SENDER_TOKEN_FILE")
+	}
+	if got := snd.Environment["SENDER_TOKEN_FILE"]; got != out {
+		t.Errorf("sender: SENDER_TOKEN_FILE = %q, want the token service's -out %q", got, out)
+	}
+	mountOf := func(svc composeService, file string) (composeVolume, bool) {
+		for _, v := range svc.Volumes {
+			if !v.isBindMount() && v.Source != "" && strings.HasPrefix(file, path.Clean(v.Target)+"/") {
+				return v, true
+			}
+		}
+		return composeVolume{}, false
+	}
+	tv, ok := mountOf(tok, out)
+	switch {
+	case !ok:
+		t.Errorf("token: no named volume mounted above %s (volumes %+v)", out, tok.Volumes)
+	case tv.ReadOnly:
+		t.Errorf("token: volume %s is read-only; the token service writes to it", tv.Source)
+	}
+	sv, ok := mountOf(snd, out)
+	switch {
+	case !ok:
+		t.Errorf("sender: no named volume mounted above %s (volumes %+v)", out, snd.Volumes)
+	case sv.Source != tv.Source || sv.Target != tv.Target:
+		t.Errorf("sender mounts %s at %s, token service %s at %s: want the same volume at the same path", sv.Source, sv.Target, tv.Source, tv.Target)
+	case !sv.ReadOnly:
+		t.Errorf("sender: volume %s is mounted read-write, want :ro", sv.Source)
+	}
+	if _, ok := c.Volumes[tv.Source]; tv.Source != "" && !ok {
+		t.Errorf("volume %s is not declared under the top-level volumes:", tv.Source)
+	}
+	if cond := snd.DependsOn["token"]; cond != "service_completed_successfully" {
+		t.Errorf("sender: depends_on token with condition %q, want service_completed_successfully", cond)
+	}
+
+	// A fresh named volume takes the ownership of the image's directory at
+	// its mount point: the gateway image must create it for its non-root
+	// user (65532), or the token service cannot write there.
+	owned := false
+	for _, in := range parseDockerfile(readFile(t, "gateway.Dockerfile")) {
+		words := strings.Fields(in.Args)
+		if in.Cmd == "COPY" && len(words) > 0 && path.Clean(words[len(words)-1]) == path.Clean(tv.Target) &&
+			(strings.Contains(in.Args, "--chown=65532") || strings.Contains(in.Args, "--chown=nonroot")) {
+			owned = true
+		}
+	}
+	if !owned {
+		t.Errorf("deploy/gateway.Dockerfile does not create %s owned by the nonroot user (COPY --chown=65532:65532 ... %s)", tv.Target, tv.Target)
 	}
 }
 
@@ -838,6 +1019,11 @@ func TestK8sManifests(t *testing.T) {
 		}
 		if e.Name == "GATEWAY_JWT_SECRET" {
 			jwtFromSecret = true
+			// The example's placeholder must at least start: the gateway
+			// refuses shorter secrets.
+			if v, ok := s.StringData[ref.Key]; ok && len(v) < auth.MinSecretBytes {
+				t.Errorf("Secret %s key %s: placeholder of %d bytes; the gateway refuses secrets under %d", ref.Name, ref.Key, len(v), auth.MinSecretBytes)
+			}
 		}
 	}
 	if !jwtFromSecret {

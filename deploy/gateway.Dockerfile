@@ -12,9 +12,16 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/gateway ./cmd/gateway
+# Where `gateway token -out` writes the demo sender's token in compose (the
+# `tokens` volume). Distroless has no shell to mkdir in the final stage.
+RUN mkdir -p /out/run/framecast
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/gateway /gateway
+# Owned by the nonroot user (65532), mode 0755: a fresh named volume mounted
+# here takes this ownership, so the token service can write to it and the
+# sender's user can read it.
+COPY --from=build --chown=65532:65532 /out/run/framecast /run/framecast
 USER nonroot:nonroot
 EXPOSE 8000
 # `gateway healthcheck` asks the running gateway's /healthz and exits 0 or 1:

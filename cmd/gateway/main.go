@@ -4,8 +4,8 @@
 //
 //	gateway               serve (settings from GATEWAY_* environment variables)
 //	gateway healthcheck   exit 0 if the local gateway's /healthz answers (for images without curl)
-//	gateway token -room R -role publish|view|* [-ttl 24h]
-//	                      print an access token signed with GATEWAY_JWT_SECRET (or -secret-file, -key-file)
+//	gateway token -room R -role publish|view|* [-ttl 24h] [-out FILE]
+//	                      print (or write to FILE) an access token signed with GATEWAY_JWT_SECRET (or -secret-file, -key-file)
 //	gateway -h            list every setting with its default
 package main
 
@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -83,7 +84,7 @@ func healthcheck(args []string) int {
 }
 
 // token mints an access token for operators (see internal/auth and
-// docs/security.md) and prints it on stdout.
+// docs/security.md) and prints it on stdout, or writes it to -out.
 func token(args []string) int {
 	fs := flag.NewFlagSet("gateway token", flag.ContinueOnError)
 	room := fs.String("room", "", "room name, or pattern such as cam_* or * (required)")
@@ -92,6 +93,7 @@ func token(args []string) int {
 	sub := fs.String("sub", "", "optional subject, e.g. the camera's name, logged when its token expires")
 	secretFile := fs.String("secret-file", "", "file holding the HS256 secret (default: $GATEWAY_JWT_SECRET)")
 	keyFile := fs.String("key-file", "", "PEM private key for RS256/ES256 tokens, instead of a secret")
+	out := fs.String("out", "", "write the token to this file (mode 0644, replaced atomically) instead of stdout; its directory must exist")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -110,8 +112,46 @@ func token(args []string) int {
 		fmt.Fprintf(os.Stderr, "gateway token: %v\n", err)
 		return 2
 	}
-	fmt.Println(tok)
+	if *out == "" {
+		fmt.Println(tok)
+		return 0
+	}
+	if err := writeTokenFile(*out, tok); err != nil {
+		fmt.Fprintf(os.Stderr, "gateway token: %v\n", err)
+		return 1
+	}
 	return 0
+}
+
+// writeTokenFile writes tok and a newline to name with mode 0644, through a
+// temporary file in the same directory renamed over name: a reader (a sender
+// re-reading its token file before a reconnect) sees the old token or the
+// new one, never a partial file.
+func writeTokenFile(name, tok string) (err error) {
+	f, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("failed to write token: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+			err = fmt.Errorf("failed to write token to %s: %w", name, err)
+		}
+	}()
+	if _, err = f.WriteString(tok + "\n"); err != nil {
+		return err
+	}
+	if err = f.Chmod(0o644); err != nil {
+		return err
+	}
+	if err = f.Sync(); err != nil {
+		return err
+	}
+	if err = f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), name)
 }
 
 func envOr(key, def string) string {

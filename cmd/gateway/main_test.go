@@ -124,6 +124,82 @@ func TestTokenCommandKeyFile(t *testing.T) {
 	publishAndWatch(t, g, "demo", tok)
 }
 
+// TestTokenCommandOut: -out writes the token (mode 0644, for a volume the
+// sender's user reads) instead of printing it, replacing an older token; the
+// token verifies with the same secret. A directory that does not exist is
+// an error, and nothing is printed.
+func TestTokenCommandOut(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "sender.token")
+	if err := os.WriteFile(out, []byte("old-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"GATEWAY_JWT_SECRET=" + testSecret}
+	printed, code, stderr := mintCLI(t, env, "-room", "demo", "-role", "publish", "-ttl", "87600h", "-out", out)
+	if code != 0 {
+		t.Fatalf("gateway token -out exited %d: %s", code, stderr)
+	}
+	if printed != "" {
+		t.Fatalf("gateway token -out printed %q; the token belongs in the file only", printed)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(out); err != nil || fi.Mode().Perm() != 0o644 {
+		t.Fatalf("token file mode %v (err %v), want 0644", fi.Mode().Perm(), err)
+	}
+	v, _ := auth.NewHMACVerifier([]byte(testSecret))
+	c, err := v.Verify(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatalf("token written with -out does not verify: %v (file %q)", err, b)
+	}
+	if c.Room != "demo" || c.Role != auth.RolePublish {
+		t.Fatalf("claims %+v, want room demo, role publish", c)
+	}
+	if d := time.Until(c.ExpiresAt.Time); d < 87599*time.Hour {
+		t.Fatalf("-ttl 87600h gave exp in %v", d)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Fatalf("-out left other files behind: %v", ents)
+	}
+
+	missing := filepath.Join(dir, "nope", "sender.token")
+	printed, code, stderr = mintCLI(t, env, "-room", "demo", "-role", "publish", "-out", missing)
+	if code == 0 || printed != "" || !strings.Contains(stderr, "failed to write token") {
+		t.Fatalf("-out into a missing directory: exit %d, stdout %q, stderr %q; want a failure naming the write", code, printed, stderr)
+	}
+}
+
+// TestDemoSecretWarns: a gateway running with docker-compose.yml's public
+// demo secret says so loudly at start; one with its own secret does not.
+func TestDemoSecretWarns(t *testing.T) {
+	demo := testenv.StartGateway(t, "GATEWAY_AUTH=publish", "GATEWAY_JWT_SECRET="+auth.DemoSecret)
+	testenv.WaitFor(t, 10*time.Second, "the demo-secret warning", func() error {
+		out := demo.Proc.Output()
+		for _, line := range strings.Split(out, "\n") {
+			if strings.Contains(line, "level=WARN") && strings.Contains(line, "demo secret") && strings.Contains(line, "FRAMECAST_JWT_SECRET") {
+				return nil
+			}
+		}
+		return fmt.Errorf("no WARN about the demo secret in %q", out)
+	})
+	if out := demo.Proc.Output(); strings.Contains(out, auth.DemoSecret) {
+		t.Fatalf("the warning prints the secret: %s", out)
+	}
+
+	own := testenv.StartGateway(t, "GATEWAY_AUTH=publish", "GATEWAY_JWT_SECRET="+testSecret)
+	testenv.WaitFor(t, 10*time.Second, "the access-control line", func() error {
+		if !strings.Contains(own.Proc.Output(), "access control on") {
+			return errors.New("not logged yet")
+		}
+		return nil
+	})
+	if out := own.Proc.Output(); strings.Contains(out, "demo secret") {
+		t.Fatalf("a gateway with its own secret warns about the demo secret:\n%s", out)
+	}
+}
+
 // TestTokenCommandErrors: bad invocations exit 2 with a message and print
 // no token.
 func TestTokenCommandErrors(t *testing.T) {

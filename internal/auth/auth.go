@@ -73,6 +73,14 @@ const Leeway = 5 * time.Second
 // offline from any one token.
 const MinSecretBytes = 32
 
+// DemoSecret is the HS256 secret docker-compose.yml falls back to when
+// FRAMECAST_JWT_SECRET is unset, so that `docker compose up` starts with
+// publish protection on and no manual step. It is public (it is in the
+// repository), so tokens signed with it protect nothing: the gateway logs a
+// warning at start when GATEWAY_JWT_SECRET equals it. Production sets its own
+// secret (openssl rand -hex 32); see docs/security.md.
+const DemoSecret = "framecast-demo-secret-CHANGE-ME-0123456789abcdef"
+
 // maxRoomPattern bounds the room claim, which path.Match walks on every
 // connection.
 const maxRoomPattern = 128

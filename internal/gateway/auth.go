@@ -196,6 +196,10 @@ func (s *Server) logSecurityPosture() {
 	default:
 		s.log.Info("access control on", "auth", s.access.mode, "alg", s.access.verifier.Method())
 	}
+	if string(s.cfg.JWTSecret) == auth.DemoSecret {
+		s.log.Warn("GATEWAY_JWT_SECRET is docker-compose.yml's public demo secret: anyone can mint tokens for this gateway; " +
+			"set FRAMECAST_JWT_SECRET (openssl rand -hex 32) in a .env file beside docker-compose.yml, see docs/security.md")
+	}
 }
 
 // withoutURL drops the URL from a url.Parse error: GATEWAY_REDIS_URL may

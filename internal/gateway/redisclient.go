@@ -133,6 +133,7 @@ func (s *Server) connectRedis() error {
 		if err != nil {
 			return settingError("REDIS_URL", "%v", withoutURL(err))
 		}
+		opt.ContextTimeoutEnabled = true
 		s.redis = redis.NewClient(opt)
 		s.layer = rooms.NewRedisLayer(s.redis, layerOpts)
 	case redisSentinel:
@@ -146,6 +147,10 @@ func (s *Server) connectRedis() error {
 			SentinelPassword: string(cfg.RedisSentinelPassword),
 			Username:         cfg.RedisUsername,
 			Password:         string(cfg.RedisPassword),
+			// Every call carries a deadline (publish, readiness, presence):
+			// honour it on the socket, not only go-redis's 3 s read timeout,
+			// so a frozen Redis cannot hold /readyz or a publish past it.
+			ContextTimeoutEnabled: true,
 		})
 		s.redis = client
 		s.layer = rooms.NewRedisLayer(client, layerOpts)
@@ -154,6 +159,8 @@ func (s *Server) connectRedis() error {
 			Addrs:    trimAll(cfg.RedisClusterAddrs),
 			Username: cfg.RedisUsername,
 			Password: string(cfg.RedisPassword),
+			// See the sentinel case.
+			ContextTimeoutEnabled: true,
 		})
 		s.redis = client
 		s.layer = rooms.NewClusterLayer(client, layerOpts)

@@ -41,7 +41,7 @@ type Server struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	draining atomic.Bool
-	connMu   sync.Mutex // orders conns.Add (beginConn) before Shutdown's conns.Wait
+	connMu   sync.Mutex     // orders conns.Add (beginConn) before Shutdown's conns.Wait
 	conns    sync.WaitGroup // WebSocket and stream handlers still running
 	active   sync.Map       // *websocket.Conn -> struct{}: open WebSockets, for forced closes
 }

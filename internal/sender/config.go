@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
+	"os"
 	"reflect"
 	"regexp"
 	"strconv"
@@ -41,14 +42,15 @@ const (
 // would configure the sender. split_words derives the same names without
 // that fallback; a test checks the env tags against envconfig.
 type Config struct {
-	URL      string  `split_words:"true" env:"SENDER_URL" flag:"url" default:"ws://127.0.0.1:8000" desc:"gateway base URL (ws, wss, http or https); the sender appends /ws/video/{room}/"`
-	Room     string  `split_words:"true" env:"SENDER_ROOM" flag:"room" default:"demo" desc:"room to publish to: 1-64 characters of [A-Za-z0-9_]"`
-	Source   string  `split_words:"true" env:"SENDER_SOURCE" flag:"source" default:"0" desc:"camera index (0) or /dev/videoN, a video file (loops), an rtsp:// or http(s):// URL, or test (a generated pattern)"`
-	FPS      float64 `split_words:"true" env:"SENDER_FPS" flag:"fps" default:"10" desc:"most frames sent per second, above 0 and at most 120"`
-	Quality  int     `split_words:"true" env:"SENDER_QUALITY" flag:"quality" default:"80" desc:"JPEG quality, 1-100"`
-	Width    int     `split_words:"true" env:"SENDER_WIDTH" flag:"width" default:"640" desc:"largest frame width in pixels (aspect kept, never upscaled); 0 keeps the source's width; the test pattern's width (0: 640)"`
-	Protocol string  `split_words:"true" env:"SENDER_PROTOCOL" flag:"protocol" default:"binary" desc:"binary (role=publish, header + JPEG) or seed (data URL text messages, the Django Channels route)"`
-	Token    string  `split_words:"true" env:"SENDER_TOKEN" flag:"token" desc:"publish token for a gateway that requires one; sent as ?token= and Authorization: Bearer (prefer the env var: flags show in ps)"`
+	URL       string  `split_words:"true" env:"SENDER_URL" flag:"url" default:"ws://127.0.0.1:8000" desc:"gateway base URL (ws, wss, http or https); the sender appends /ws/video/{room}/"`
+	Room      string  `split_words:"true" env:"SENDER_ROOM" flag:"room" default:"demo" desc:"room to publish to: 1-64 characters of [A-Za-z0-9_]"`
+	Source    string  `split_words:"true" env:"SENDER_SOURCE" flag:"source" default:"0" desc:"camera index (0) or /dev/videoN, a video file (loops), an rtsp:// or http(s):// URL, or test (a generated pattern)"`
+	FPS       float64 `split_words:"true" env:"SENDER_FPS" flag:"fps" default:"10" desc:"most frames sent per second, above 0 and at most 120"`
+	Quality   int     `split_words:"true" env:"SENDER_QUALITY" flag:"quality" default:"80" desc:"JPEG quality, 1-100"`
+	Width     int     `split_words:"true" env:"SENDER_WIDTH" flag:"width" default:"640" desc:"largest frame width in pixels (aspect kept, never upscaled); 0 keeps the source's width; the test pattern's width (0: 640)"`
+	Protocol  string  `split_words:"true" env:"SENDER_PROTOCOL" flag:"protocol" default:"binary" desc:"binary (role=publish, header + JPEG) or seed (data URL text messages, the Django Channels route)"`
+	Token     string  `split_words:"true" env:"SENDER_TOKEN" flag:"token" desc:"publish token for a gateway that requires one; sent as ?token= and Authorization: Bearer (prefer the env var: flags show in ps)"`
+	TokenFile string  `split_words:"true" env:"SENDER_TOKEN_FILE" flag:"token-file" desc:"file holding the publish token, instead of TOKEN; read at start and again before every reconnect, so a rotated token is picked up"`
 
 	WriteTimeout   time.Duration `split_words:"true" env:"SENDER_WRITE_TIMEOUT" flag:"write-timeout" default:"5s" desc:"a frame write that stalls this long drops the connection, which is then redialled"`
 	DialTimeout    time.Duration `split_words:"true" env:"SENDER_DIAL_TIMEOUT" flag:"dial-timeout" default:"10s" desc:"bound on one WebSocket connection attempt (TCP, TLS and handshake)"`
@@ -149,6 +151,14 @@ func (c Config) Validate() error {
 	if strings.ContainsAny(c.Token, " \t\r\n") {
 		return bad("SENDER_TOKEN", "must not contain white space")
 	}
+	if c.TokenFile != "" {
+		if c.Token != "" {
+			return fmt.Errorf("invalid SENDER_TOKEN (-token) and SENDER_TOKEN_FILE (-token-file): set one or the other, not both")
+		}
+		if _, err := readTokenFile(c.TokenFile); err != nil {
+			return bad("SENDER_TOKEN_FILE", "%v", err)
+		}
+	}
 	for _, d := range []struct {
 		env string
 		v   time.Duration
@@ -188,14 +198,46 @@ func (c Config) SlogLevel() (slog.Level, error) {
 // the token redacted.
 func (c Config) LogValue() slog.Value {
 	token := ""
-	if c.Token != "" {
+	switch {
+	case c.Token != "":
 		token = "[set]"
+	case c.TokenFile != "":
+		token = "[file " + c.TokenFile + "]"
 	}
 	return slog.GroupValue(
 		slog.String("url", c.URL), slog.String("room", c.Room), slog.String("source", c.Source),
 		slog.Float64("fps", c.FPS), slog.Int("quality", c.Quality), slog.Int("width", c.Width),
 		slog.String("protocol", c.Protocol), slog.String("token", token),
 	)
+}
+
+// maxTokenFileBytes bounds a token file: a JWT is a few hundred bytes.
+const maxTokenFileBytes = 16 << 10
+
+// readTokenFile returns the token in the file name, without surrounding
+// white space (`gateway token -out` ends it with a newline). Its errors never
+// quote the file's content.
+func readTokenFile(name string) (string, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxTokenFileBytes+1))
+	if err != nil {
+		return "", fmt.Errorf("failed to read %s: %w", name, err)
+	}
+	if len(b) > maxTokenFileBytes {
+		return "", fmt.Errorf("%s is larger than %d bytes: not a token", name, maxTokenFileBytes)
+	}
+	tok := strings.TrimSpace(string(b))
+	switch {
+	case tok == "":
+		return "", fmt.Errorf("%s is empty", name)
+	case strings.ContainsAny(tok, " \t\r\n"):
+		return "", fmt.Errorf("%s holds white space inside the token: want the token alone", name)
+	}
+	return tok, nil
 }
 
 // PrintUsage writes the settings table: flag, environment variable, default

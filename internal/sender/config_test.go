@@ -64,6 +64,14 @@ func TestValidate(t *testing.T) {
 	if err := os.WriteFile(video, []byte("not checked by Validate"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	tokenFile := filepath.Join(dir, "sender.token")
+	writeFile(t, tokenFile, "tok.en-1\n")
+	emptyTokenFile := filepath.Join(dir, "empty.token")
+	writeFile(t, emptyTokenFile, " \n")
+	spacedTokenFile := filepath.Join(dir, "spaced.token")
+	writeFile(t, spacedTokenFile, "tok en\n")
+	bigTokenFile := filepath.Join(dir, "big.token")
+	writeFile(t, bigTokenFile, strings.Repeat("a", maxTokenFileBytes+1))
 	tests := []struct {
 		name    string
 		edit    func(*Config)
@@ -101,6 +109,13 @@ func TestValidate(t *testing.T) {
 		{"url with query", func(c *Config) { c.URL = "ws://h:1/?role=view" }, "SENDER_URL"},
 		{"width negative", func(c *Config) { c.Width = -1 }, "SENDER_WIDTH (-width)"},
 		{"token space", func(c *Config) { c.Token = "a b" }, "SENDER_TOKEN"},
+		{"token file", func(c *Config) { c.TokenFile = tokenFile }, ""},
+		{"token and token file", func(c *Config) { c.Token, c.TokenFile = "tok", tokenFile }, "SENDER_TOKEN (-token) and SENDER_TOKEN_FILE (-token-file)"},
+		{"missing token file", func(c *Config) { c.TokenFile = filepath.Join(dir, "missing.token") }, "SENDER_TOKEN_FILE (-token-file)"},
+		{"token file is a directory", func(c *Config) { c.TokenFile = dir }, "SENDER_TOKEN_FILE"},
+		{"empty token file", func(c *Config) { c.TokenFile = emptyTokenFile }, "SENDER_TOKEN_FILE"},
+		{"token file with spaces", func(c *Config) { c.TokenFile = spacedTokenFile }, "SENDER_TOKEN_FILE"},
+		{"token file too big", func(c *Config) { c.TokenFile = bigTokenFile }, "SENDER_TOKEN_FILE"},
 		{"write timeout", func(c *Config) { c.WriteTimeout = 0 }, "SENDER_WRITE_TIMEOUT (-write-timeout)"},
 		{"dial timeout", func(c *Config) { c.DialTimeout = -time.Second }, "SENDER_DIAL_TIMEOUT"},
 		{"ping interval", func(c *Config) { c.PingInterval = 0 }, "SENDER_PING_INTERVAL"},
@@ -191,6 +206,9 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"positional", nil, []string{"test"}, "unexpected argument"},
 		{"flag fails validation", nil, []string{"-room", "no way"}, "SENDER_ROOM (-room)"},
 		{"env fails validation", map[string]string{"SENDER_PROTOCOL": "mjpeg"}, nil, "SENDER_PROTOCOL"},
+		{"missing token file env", map[string]string{"SENDER_TOKEN_FILE": "/nonexistent/sender.token"}, nil, "SENDER_TOKEN_FILE (-token-file)"},
+		{"missing token file flag", nil, []string{"-token-file", "/nonexistent/sender.token"}, "SENDER_TOKEN_FILE (-token-file)"},
+		{"token and token file", map[string]string{"SENDER_TOKEN": "tok"}, []string{"-token-file", "/nonexistent/sender.token"}, "SENDER_TOKEN (-token) and SENDER_TOKEN_FILE"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -226,6 +244,10 @@ func TestConfigLogValueRedactsToken(t *testing.T) {
 	c.Token = "s3cret"
 	if s := c.LogValue().String(); strings.Contains(s, "s3cret") {
 		t.Fatalf("token in log value: %s", s)
+	}
+	c.Token, c.TokenFile = "", "/run/framecast/sender.token"
+	if s := c.LogValue().String(); !strings.Contains(s, c.TokenFile) {
+		t.Fatalf("token file not in log value: %s", s)
 	}
 }
 

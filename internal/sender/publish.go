@@ -37,6 +37,9 @@ type publisher struct {
 	slot  *messageSlot
 	stats *counters
 	log   *slog.Logger
+
+	// tokenErr is the last failure to read cfg.TokenFile, logged once.
+	tokenErr string
 }
 
 // publishURL returns the WebSocket URL for cfg: the room's path under the
@@ -73,6 +76,14 @@ func (p *publisher) run(ctx context.Context) {
 	var lastErr string
 	connections := 0
 	for ctx.Err() == nil {
+		if p.cfg.TokenFile != "" {
+			// Before every dial, so that a rotated token is used.
+			p.reloadToken()
+			if target, err = publishURL(p.cfg); err != nil {
+				p.log.Error("bad gateway URL", "err", err)
+				return
+			}
+		}
 		conn, err := p.dial(ctx, target)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -116,6 +127,28 @@ func (p *publisher) run(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// reloadToken reads cfg.TokenFile into cfg.Token. A file that cannot be
+// read (being replaced, removed) leaves the last token in use; the failure
+// is logged once, without the file's content.
+func (p *publisher) reloadToken() {
+	tok, err := readTokenFile(p.cfg.TokenFile)
+	if err != nil {
+		if err.Error() != p.tokenErr {
+			p.tokenErr = err.Error()
+			p.log.Warn("failed to read token file; using the last token read", "file", p.cfg.TokenFile, "err", err)
+		}
+		return
+	}
+	if p.tokenErr != "" {
+		p.tokenErr = ""
+		p.log.Info("token file readable again", "file", p.cfg.TokenFile)
+	}
+	if p.cfg.Token != "" && tok != p.cfg.Token {
+		p.log.Info("token file changed; using the new token", "file", p.cfg.TokenFile)
+	}
+	p.cfg.Token = tok
 }
 
 // dial opens the WebSocket, bounded by DialTimeout.

@@ -212,7 +212,7 @@ func (s *Sentinel) Failover(t testing.TB) {
 		_, err := RedisCLI(t, "-p", strconv.Itoa(s.Sentinel.Port), "SENTINEL", "FAILOVER", s.MasterName)
 		return err
 	})
-	WaitFor(t, 10*time.Second, "the sentinel to switch master", func() error {
+	WaitFor(t, 30*time.Second, "the sentinel to switch master", func() error {
 		p, err := s.MasterPort(t)
 		if err != nil {
 			return err
