@@ -38,12 +38,12 @@ build: deps-demo ## build bin/gateway, bin/sender, bin/loadgen
 	$(GO) build -o $(BIN)/sender ./cmd/sender
 	$(GO) build -o $(BIN)/loadgen ./cmd/loadgen
 
-demo: build ## gateway on the in-process layer + a demo sender: open http://localhost:8000/video/demo/
+demo: build ## gateway (in-process layer) + a demo sender: open http://localhost:8000/video/demo/
 	@echo; echo "framecast demo: open http://localhost:8000/video/demo/ (Ctrl-C stops)"; echo
-	@trap 'kill 0' INT TERM EXIT; \
-	GATEWAY_ADDR=$${GATEWAY_ADDR:-:8000} $(BIN)/gateway & \
+	@GATEWAY_ADDR=$${GATEWAY_ADDR:-:8000} $(BIN)/gateway & gw=$$!; \
+	trap 'kill $$gw $$snd 2>/dev/null; wait; exit 0' INT TERM; \
 	for i in $$(seq 50); do $(BIN)/gateway healthcheck -timeout 1s 2>/dev/null && break; sleep 0.1; done; \
-	SENDER_URL=ws://127.0.0.1:8000 SENDER_ROOM=demo SENDER_SOURCE=test SENDER_FPS=$${SENDER_FPS:-15} $(BIN)/sender & \
+	SENDER_URL=ws://127.0.0.1:8000 SENDER_ROOM=demo SENDER_SOURCE=test SENDER_FPS=$${SENDER_FPS:-15} $(BIN)/sender & snd=$$!; \
 	wait
 
 test: deps ## vet, then every test with -race, short fuzz runs, the Mat leak check
