@@ -1,14 +1,10 @@
 package gateway_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"image"
-	"image/color"
-	"image/jpeg"
 	"io"
 	"net/http"
 	"strings"
@@ -17,34 +13,13 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/framecast/framecast/internal/testenv"
 	"github.com/framecast/framecast/pkg/frames"
 )
 
-// testJPEG returns a real JPEG of w×h whose pixels depend on n, padded to
-// at least minSize bytes with a COM segment so tests can choose frame sizes.
-func testJPEG(t testing.TB, n, minSize int) []byte {
-	t.Helper()
-	img := image.NewRGBA(image.Rect(0, 0, 64, 48))
-	for y := 0; y < 48; y++ {
-		for x := 0; x < 64; x++ {
-			img.Set(x, y, color.RGBA{uint8(x*4 + n), uint8(y * 5), uint8(n * 7), 255})
-		}
-	}
-	var buf bytes.Buffer
-	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: 80}); err != nil {
-		t.Fatal(err)
-	}
-	b := buf.Bytes()
-	for len(b) < minSize {
-		// Insert COM segments (FF FE len) after SOI: still a valid JPEG.
-		pad := min(minSize-len(b), 65000)
-		seg := make([]byte, 4+pad)
-		seg[0], seg[1] = 0xFF, 0xFE
-		seg[2], seg[3] = byte((pad+2)>>8), byte(pad+2)
-		b = append(b[:2:2], append(seg, b[2:]...)...)
-	}
-	return b
-}
+// testJPEG returns a real 64×48 JPEG whose pixels depend on n, padded to
+// minSize bytes.
+func testJPEG(t testing.TB, n, minSize int) []byte { return testenv.JPEG(t, 64, 48, n, minSize) }
 
 // client is a real WebSocket client of a gateway.
 type client struct {

@@ -1,13 +1,9 @@
 package gateway_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"image"
-	"image/color"
-	"image/jpeg"
 	"io"
 	"log/slog"
 	"net/http"
@@ -21,6 +17,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/framecast/framecast/internal/gateway"
+	"github.com/framecast/framecast/internal/testenv"
 	"github.com/framecast/framecast/pkg/frames"
 	"github.com/framecast/framecast/pkg/rooms"
 )
@@ -28,30 +25,8 @@ import (
 // Helpers of the scale-out tests (snapshots, MJPEG, presence, first frames,
 // Cluster, Sentinel), prefixed "so".
 
-// soJPEG returns a real w×h JPEG whose pixels depend on n, padded with COM
-// segments to at least size bytes.
-func soJPEG(t testing.TB, w, h, n, size int) []byte {
-	t.Helper()
-	img := image.NewRGBA(image.Rect(0, 0, w, h))
-	for y := 0; y < h; y++ {
-		for x := 0; x < w; x++ {
-			img.Set(x, y, color.RGBA{uint8(x + n), uint8(y * 2), uint8(n * 7), 255})
-		}
-	}
-	var buf bytes.Buffer
-	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: 80}); err != nil {
-		t.Fatal(err)
-	}
-	b := buf.Bytes()
-	out := append([]byte{}, b[:2]...) // SOI, then COM padding, then the rest
-	for pad := size - len(b); pad > 4; {
-		n := min(pad-4, 65533)
-		out = append(out, 0xFF, 0xFE, byte((n+2)>>8), byte(n+2))
-		out = append(out, bytes.Repeat([]byte{'p'}, n)...)
-		pad -= n + 4
-	}
-	return append(out, b[2:]...)
-}
+// soJPEG returns a real w×h JPEG whose pixels depend on n, padded to size bytes.
+func soJPEG(t testing.TB, w, h, n, size int) []byte { return testenv.JPEG(t, w, h, n, size) }
 
 // soInProcess runs a gateway in this test process on the in-process layer,
 // or on Redis if mutate sets it.

@@ -7,13 +7,9 @@ package gateway
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"image"
-	"image/color"
-	"image/jpeg"
 	"io"
 	"net/http"
 	"strconv"
@@ -34,33 +30,8 @@ const secSecret = "framecast-test-secret-0123456789abcdefgh"
 
 const secWait = 10 * time.Second // -race builds on a shared machine are slow
 
-// secJPEG returns a real JPEG whose pixels depend on n, padded with COM
-// segments to at least size bytes.
-func secJPEG(t testing.TB, n, size int) []byte {
-	t.Helper()
-	img := image.NewRGBA(image.Rect(0, 0, 32, 24))
-	for y := 0; y < 24; y++ {
-		for x := 0; x < 32; x++ {
-			img.Set(x, y, color.RGBA{uint8(x*8 + n), uint8(y * 10), uint8(n * 3), 255})
-		}
-	}
-	var buf bytes.Buffer
-	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: 80}); err != nil {
-		t.Fatal(err)
-	}
-	b := buf.Bytes()
-	out := append([]byte{}, b[:2]...) // SOI
-	for pad := size - len(b); pad > 0; {
-		n := min(pad-4, 65533)
-		if n < 0 {
-			n = 0
-		}
-		out = append(out, 0xFF, 0xFE, byte((n+2)>>8), byte(n+2))
-		out = append(out, bytes.Repeat([]byte{'x'}, n)...)
-		pad -= n + 4
-	}
-	return append(out, b[2:]...)
-}
+// secJPEG returns a real JPEG whose pixels depend on n, padded to size bytes.
+func secJPEG(t testing.TB, n, size int) []byte { return testenv.JPEG(t, 32, 24, n, size) }
 
 // secToken mints a token with secSecret.
 func secToken(t testing.TB, room, role string, ttl time.Duration) string {
