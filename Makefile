@@ -50,8 +50,11 @@ test: deps ## vet, then every test with -race, short fuzz runs, the Mat leak che
 	$(GO) vet ./...
 	$(MAKE) test-go fuzz matleak
 
+# The soak runs alone after the rest: it measures latency gaps and memory,
+# and other packages' tests sharing the 2 cores would only add noise.
 test-go:
-	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -race -count=1 -timeout 20m -skip '^TestSoak$$' ./...
+	$(GO) test -race -count=1 -timeout 5m -run '^TestSoak$$' -v ./internal/soak/
 
 FUZZTIME ?= 10s
 fuzz: ## run each fuzz target for FUZZTIME (default 10s)

@@ -7,7 +7,6 @@ import (
 	"math"
 	"net/http"
 	"slices"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -71,6 +70,7 @@ type viewer struct {
 	mu   sync.Mutex
 	msgs []message // guarded by mu
 	err  error     // guarded by mu: why the read loop ended
+	bad  error     // guarded by mu: a message that did not parse, if one came
 }
 
 // startViewer connects a binary viewer of room on the gateway at base and
@@ -83,7 +83,14 @@ func startViewer(t testing.TB, name, base, room string) *viewer {
 	}
 	v := &viewer{name: name, conn: c, done: make(chan struct{})}
 	go v.run()
-	t.Cleanup(v.close)
+	t.Cleanup(func() {
+		v.close()
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		if v.bad != nil {
+			t.Error(v.bad)
+		}
+	})
 	return v
 }
 
@@ -91,7 +98,7 @@ func (v *viewer) run() {
 	defer close(v.done)
 	var buf bytes.Buffer
 	for {
-		_, r, err := v.conn.Reader(context.Background())
+		typ, r, err := v.conn.Reader(context.Background())
 		if err == nil {
 			buf.Reset()
 			_, err = buf.ReadFrom(r)
@@ -104,12 +111,17 @@ func (v *viewer) run() {
 		}
 		now := time.Now()
 		f, err := frames.ParseBinary(buf.Bytes(), 0, time.Time{}, 0)
-		if err == nil && buf.Bytes()[0] == 0xFF {
+		switch {
+		case err != nil:
+		case typ != websocket.MessageBinary:
+			err = fmt.Errorf("a %v message, want binary", typ)
+		case buf.Bytes()[0] == 0xFF:
 			err = fmt.Errorf("a bare JPEG, not a binary frame message")
 		}
 		v.mu.Lock()
 		if err != nil {
-			v.err = fmt.Errorf("viewer %s got a bad message: %w", v.name, err)
+			v.bad = fmt.Errorf("viewer %s got a bad message: %w", v.name, err)
+			v.err = v.bad
 			v.mu.Unlock()
 			_ = v.conn.CloseNow()
 			return
@@ -179,7 +191,7 @@ func (v *viewer) count() int {
 	return len(v.msgs)
 }
 
-// frames returns the JPEG frames that arrived in [from, to).
+// framesIn returns the JPEG frames that arrived in [from, to).
 func (v *viewer) framesIn(from, to time.Time) []message {
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -398,7 +410,7 @@ func quantile(ds []time.Duration, q float64) time.Duration {
 		return 0
 	}
 	s := slices.Clone(ds)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	slices.Sort(s)
 	i := int(math.Ceil(q*float64(len(s)))) - 1
 	return s[min(max(i, 0), len(s)-1)]
 }

@@ -26,9 +26,9 @@ func TestPublisherReconnects(t *testing.T) {
 	// leave is how a publisher goes.
 	type leave int
 	const (
-		closes   leave = iota // close handshake, 1000
-		drops                 // TCP connection closed without a close frame
-		silent                // network gone: no close, no FIN; found by the gateway's ping
+		closes leave = iota // close handshake, 1000
+		drops               // TCP connection closed without a close frame
+		silent              // network gone: no close, no FIN; found by the gateway's ping
 	)
 	seq := uint64(1)
 	for _, step := range []struct {
@@ -62,11 +62,11 @@ func TestPublisherReconnects(t *testing.T) {
 				t.Logf("viewer %s: live again %v after the publisher connected", v.name, m.at.Sub(joined).Round(time.Millisecond))
 			}
 
+			left := time.Now()
 			if proxy != nil {
 				proxy.Freeze()
 			}
 			pub.stop(step.how == closes)
-			left := time.Now()
 			last := pub.seq.Load()
 			for _, v := range viewers {
 				for _, m := range v.framesIn(joined, left.Add(time.Second)) {
@@ -77,7 +77,7 @@ func TestPublisherReconnects(t *testing.T) {
 				off := v.await(t, 10*time.Second, "the offline event", func(m message) bool {
 					return m.kind == frames.KindOffline && m.at.After(joined)
 				})
-				t.Logf("viewer %s: offline event %v after the publisher left (seq %d; last sent %d)",
+				t.Logf("viewer %s: offline event %v after the publisher began to leave (seq %d; last sent %d)",
 					v.name, off.at.Sub(left).Round(100*time.Microsecond), off.seq, last)
 				if off.size != frames.HeaderSize {
 					t.Errorf("viewer %s: offline event of %d bytes, want the %d-byte header alone", v.name, off.size, frames.HeaderSize)

@@ -148,7 +148,7 @@ func (s *Server) connectRedis() error {
 			Username:         cfg.RedisUsername,
 			Password:         string(cfg.RedisPassword),
 			// Every call carries a deadline (publish, readiness, presence):
-			// honour it on the socket, not only go-redis's 3 s read timeout,
+			// honour it on the socket, not only go-redis's 5 s read timeout,
 			// so a frozen Redis cannot hold /readyz or a publish past it.
 			ContextTimeoutEnabled: true,
 		})

@@ -207,7 +207,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		// Idle keep-alive connections (scrapers, page loads) are not
+		// WebSockets and count against no limit: do not hold them forever.
+		IdleTimeout: 120 * time.Second,
+		ErrorLog:    slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	s.log.Info("gateway listening", "addr", ln.Addr().String(), "layer", s.layerName())
 	s.logSecurityPosture()

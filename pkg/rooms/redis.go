@@ -244,7 +244,9 @@ func (l *RedisLayer) readLoop(ctx context.Context) {
 				if pingSent {
 					l.markDown(&down, fmt.Errorf("no answer to ping within %v", l.opts.IdleTimeout))
 					l.replace(ctx)
-					pingSent = false
+					// Connect the new subscription now: otherwise it waits
+					// for the next idle timeout, and Ready with it.
+					pingSent = l.pubsub().Ping(ctx) == nil
 					continue
 				}
 				if perr := ps.Ping(ctx); perr == nil {
