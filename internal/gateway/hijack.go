@@ -3,40 +3,51 @@ package gateway
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"io"
 	"net"
 	"net/http"
+	"sync"
 )
 
-// Buffer sizes of upgraded connections. coder/websocket keeps the bufio
-// reader and writer that Hijack returns for the life of the connection, and
-// net/http hands out 4 KiB of each: for an idle viewer that is most of its
-// memory. Viewers read only control frames (pong, close: at most 127 bytes
-// each), so their read buffer can be tiny. Writes of large frames bypass a
-// bufio.Writer's buffer once it is full, so a small write buffer costs no
-// extra copies: a frame leaves in two writes whatever the size.
+// Buffer sizes of upgraded connections that receive frames. coder/websocket
+// keeps the bufio reader and writer that Hijack returns for the life of the
+// connection, and net/http hands out 4 KiB of each: for an idle viewer that
+// is most of its memory. Viewers read only control frames (pong, close: at
+// most 127 bytes each), so their read buffer can be tiny; the seed's two-way
+// connections read whole frames and keep 4 KiB. coder/websocket writes only
+// control frames through the write buffer (frames go out through
+// frameConn.WriteFrame), so it can be small too.
 const (
 	viewerReadBuffer  = 256
-	viewerWriteBuffer = 1024
+	seedReadBuffer    = 4096
+	viewerWriteBuffer = 256
 )
 
-// hijackWithBuffers wraps w so that, for viewers, Hijack returns buffers
-// sized for them instead of net/http's defaults. Publishers (and the seed's
-// two-way connections) keep the defaults: they read whole frames.
-func hijackWithBuffers(w http.ResponseWriter, role string) http.ResponseWriter {
-	if role != roleView {
-		return w
-	}
-	return &smallBufferHijacker{ResponseWriter: w}
-}
-
-type smallBufferHijacker struct {
+// frameHijacker wraps the ResponseWriter of a connection that will receive
+// frames, so that Hijack hands coder/websocket a frameConn and buffers sized
+// for the role. After the upgrade, conn is the frameConn.
+type frameHijacker struct {
 	http.ResponseWriter
+	readBuffer int
+	conn       *frameConn
 }
 
-// Hijack takes over the connection and returns small buffers, carrying over
-// any bytes net/http had already read past the request.
-func (h *smallBufferHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+// newFrameHijacker returns the wrapper for role, or nil for publishers,
+// which receive no frames and keep net/http's defaults.
+func newFrameHijacker(w http.ResponseWriter, role string) *frameHijacker {
+	switch role {
+	case roleView:
+		return &frameHijacker{ResponseWriter: w, readBuffer: viewerReadBuffer}
+	case roleSeed:
+		return &frameHijacker{ResponseWriter: w, readBuffer: seedReadBuffer}
+	}
+	return nil
+}
+
+// Hijack takes over the connection and returns new buffers over a
+// frameConn, carrying over any bytes net/http had already read.
+func (h *frameHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	conn, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
 	if err != nil {
 		return nil, nil, err
@@ -54,8 +65,102 @@ func (h *smallBufferHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 			return nil, nil, err
 		}
 	}
-	return conn, bufio.NewReadWriter(bufio.NewReaderSize(r, viewerReadBuffer), bufio.NewWriterSize(conn, viewerWriteBuffer)), nil
+	h.conn = &frameConn{Conn: conn}
+	return h.conn, bufio.NewReadWriter(bufio.NewReaderSize(r, h.readBuffer), bufio.NewWriterSize(h.conn, viewerWriteBuffer)), nil
+}
+
+// frameConn returns the hijacked connection (nil before Hijack, or for a nil
+// h). Keep it, not h: h holds net/http's response, its request and buffers.
+func (h *frameHijacker) frameConn() *frameConn {
+	if h == nil {
+		return nil
+	}
+	return h.conn
 }
 
 // Unwrap lets http.ResponseController reach the server's ResponseWriter.
-func (h *smallBufferHijacker) Unwrap() http.ResponseWriter { return h.ResponseWriter }
+func (h *frameHijacker) Unwrap() http.ResponseWriter { return h.ResponseWriter }
+
+// frameConn lets the gateway write pre-framed WebSocket messages straight to
+// the socket, one write per frame per viewer, next to coder/websocket's own
+// writes (pings, pongs, close), without the two ever interleaving.
+//
+// Every frame has one owner from its first byte to its last. (Go's net.Conn
+// already makes each single Write call atomic with respect to other writes;
+// mu extends that to coder/websocket frames written in several calls.)
+// coder/websocket
+// flushes its bufio writer at the end of every frame it writes, so each of
+// its frames reaches Write as one or more consecutive calls, the first
+// starting with the frame header: Write takes mu at a frame's first byte,
+// reads the frame's length from the header, and releases mu after its last
+// byte. WriteFrame holds mu for one whole frame. Calls to Write are
+// serialized by coder/websocket; WriteFrame must be called by one goroutine
+// at a time (the viewer's writer).
+type frameConn struct {
+	net.Conn
+	mu        sync.Mutex
+	remaining int  // bytes left of coder/websocket's current frame; mu is held while > 0
+	closed    bool // a close frame went out: no data frame may follow (RFC 6455 5.5.1); guarded by mu
+}
+
+// Write passes coder/websocket's frames through, holding mu per frame.
+func (c *frameConn) Write(p []byte) (int, error) {
+	if c.remaining == 0 {
+		c.mu.Lock()
+		total, opcode, ok := wsFrameSize(p)
+		if !ok {
+			// Not a frame start we can read (coder/websocket always
+			// flushes whole headers): write it unguarded past this call.
+			defer c.mu.Unlock()
+			return c.Conn.Write(p)
+		}
+		if opcode == 0x8 {
+			c.closed = true
+		}
+		c.remaining = total
+	}
+	n, err := c.Conn.Write(p)
+	c.remaining -= n
+	if err != nil || c.remaining <= 0 {
+		c.remaining = 0
+		c.mu.Unlock()
+	}
+	return n, err
+}
+
+// WriteFrame writes one complete, pre-framed WebSocket message.
+func (c *frameConn) WriteFrame(frame []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return net.ErrClosed
+	}
+	_, err := c.Conn.Write(frame)
+	return err
+}
+
+// wsFrameSize reads a WebSocket frame header at the start of p and returns
+// the whole frame's size (header and payload) and its opcode.
+func wsFrameSize(p []byte) (total int, opcode byte, ok bool) {
+	if len(p) < 2 {
+		return 0, 0, false
+	}
+	opcode = p[0] & 0x0F
+	hdr, n := 2, int(p[1]&0x7F)
+	switch n {
+	case 126:
+		if len(p) < 4 {
+			return 0, 0, false
+		}
+		hdr, n = 4, int(binary.BigEndian.Uint16(p[2:4]))
+	case 127:
+		if len(p) < 10 {
+			return 0, 0, false
+		}
+		hdr, n = 10, int(binary.BigEndian.Uint64(p[2:10]))
+	}
+	if p[1]&0x80 != 0 { // masked: a client's frame; servers do not mask
+		hdr += 4
+	}
+	return hdr + n, opcode, true
+}

@@ -97,7 +97,12 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	c, err := websocket.Accept(hijackWithBuffers(w, role), r, &websocket.AcceptOptions{
+	var rw http.ResponseWriter = w
+	fh := newFrameHijacker(w, role)
+	if fh != nil {
+		rw = fh
+	}
+	c, err := websocket.Accept(rw, r, &websocket.AcceptOptions{
 		OriginPatterns:  s.cfg.AllowedOrigins,
 		CompressionMode: websocket.CompressionDisabled, // JPEG does not compress
 	})
@@ -112,6 +117,7 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 	// otherwise be pinned for the life of every idle viewer.
 	handedOver = true // serveConn's end calls conns.Done
 	k := &wsConn{c: c, room: room, role: role, format: format, mayPublish: mayPublish,
+		frames:   fh.frameConn(),
 		log:      s.log.With("room", room, "role", role, "remote", r.RemoteAddr),
 		cleanups: make([]func(), 0, 10)}
 	k.onEnd(s.conns.Done)
@@ -125,7 +131,8 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 type wsConn struct {
 	c                  *websocket.Conn
 	room, role, format string
-	mayPublish         bool // the seed's connection may send frames only with a publish token where one is required
+	mayPublish         bool       // the seed's connection may send frames only with a publish token where one is required
+	frames             *frameConn // nil for publishers; carries pre-framed messages to viewers
 	log                *slog.Logger
 
 	cleanups []func() // run in reverse order by end; appended before any goroutine starts
@@ -327,7 +334,6 @@ type viewerWriter struct {
 	s    *Server
 	k    *wsConn
 	v    *rooms.Viewer
-	typ  websocket.MessageType
 	json bool
 	out  prometheus.Counter
 
@@ -343,12 +349,9 @@ var errViewerTooSlow = errors.New("viewer too slow")
 // startViewer joins the room and arms the writer.
 func (s *Server) startViewer(ctx context.Context, k *wsConn) (*viewerWriter, error) {
 	w := &viewerWriter{
-		s: s, k: k, typ: websocket.MessageBinary, json: k.format == formatJSON,
+		s: s, k: k, json: k.format == formatJSON,
 		out:  s.metrics.framesOut.WithLabelValues(k.format),
 		wake: make(chan struct{}, 1),
-	}
-	if w.json {
-		w.typ = websocket.MessageText
 	}
 	w.stuck = time.AfterFunc(time.Hour, func() { _ = k.c.CloseNow() }) // unblocks the stalled Write
 	w.stuck.Stop()
@@ -406,17 +409,18 @@ func (w *viewerWriter) run(v *rooms.Viewer) {
 }
 
 func (w *viewerWriter) write(f *frames.Frame) error {
-	msg := f.Binary()
+	// The frame's WebSocket form is built once per frame and format and
+	// shared by every viewer: one write per frame per viewer, header and
+	// payload together, no copy in the gateway.
+	msg := f.WebSocketBinary()
 	if w.json {
-		msg = f.JSON() // nil for offline events: the seed's page has no use for them
+		msg = f.WebSocketJSON() // nil for offline events: the seed's page has no use for them
 	}
 	if msg == nil {
 		return nil
 	}
 	w.stuck.Reset(w.s.cfg.WriteTimeout)
-	// A background context: the stuck timer bounds the write, which spares
-	// a timer allocation per frame per viewer.
-	err := w.k.c.Write(context.Background(), w.typ, msg)
+	err := w.k.frames.WriteFrame(msg)
 	if !w.stuck.Stop() {
 		return errViewerTooSlow
 	}

@@ -208,18 +208,27 @@ func (s *Sentinel) MasterPort(t testing.TB) (int, error) {
 // the old replica as the master.
 func (s *Sentinel) Failover(t testing.TB) {
 	t.Helper()
-	WaitFor(t, 10*time.Second, "SENTINEL FAILOVER to be accepted", func() error {
-		_, err := RedisCLI(t, "-p", strconv.Itoa(s.Sentinel.Port), "SENTINEL", "FAILOVER", s.MasterName)
-		return err
-	})
-	WaitFor(t, 30*time.Second, "the sentinel to switch master", func() error {
+	// On a loaded machine a failover can be accepted and then abandoned
+	// (the replica looked lagging, the failover timed out): ask again until
+	// the sentinel names the replica as master.
+	WaitFor(t, 45*time.Second, "the sentinel to switch master", func() error {
 		p, err := s.MasterPort(t)
 		if err != nil {
 			return err
 		}
-		if p != s.Replica.Port {
-			return fmt.Errorf("master still on port %d", p)
+		if p == s.Replica.Port {
+			return nil
 		}
-		return nil
+		if _, err := RedisCLI(t, "-p", strconv.Itoa(s.Sentinel.Port), "SENTINEL", "FAILOVER", s.MasterName); err != nil {
+			return fmt.Errorf("SENTINEL FAILOVER: %w", err)
+		}
+		deadline := time.Now().Add(8 * time.Second)
+		for time.Now().Before(deadline) {
+			if p, err := s.MasterPort(t); err == nil && p == s.Replica.Port {
+				return nil
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		return fmt.Errorf("master still on port %d", p)
 	})
 }
