@@ -40,6 +40,7 @@ func run(args []string) int {
 		fps        = fs.Float64("fps", 30, "frames per second per publisher; 0 sends as fast as the gateway takes them")
 		size       = fs.Int("size", 50000, "JPEG payload bytes per frame")
 		format     = fs.String("format", loadgen.FormatBinary, "viewer wire format: binary or json")
+		client     = fs.String("client", loadgen.ClientCoder, "reading viewers' WebSocket client: coder (coder/websocket, conn.Reader into a reused buffer) or raw (the generator's own minimal reader, fewer system calls; ws:// only)")
 		duration   = fs.Duration("duration", 10*time.Second, "measured window (idle mode: how long to hold the connections)")
 		warmup     = fs.Duration("warmup", 2*time.Second, "publishing time before the window; not counted")
 		drain      = fs.Duration("drain", 2*time.Second, "longest wait for frames in flight after the window")
@@ -51,7 +52,7 @@ func run(args []string) int {
 		ceilDur    = fs.Duration("ceiling-duration", 3*time.Second, "measured window of the ceiling")
 		ceilReader = fs.Bool("ceiling-reader", false, "internal: run as the ceiling's reading process (parameters in $"+loadgen.CeilingReaderEnv+")")
 		pids       = fs.String("watch-pids", "", "comma-separated gateway PIDs whose CPU time and RSS are read from /proc")
-		redisAddr  = fs.String("redis", "", "host:port of the Redis whose INFO total_net_output_bytes is read around the window")
+		redisAddr  = fs.String("redis", "", "host:port of the Redis whose INFO total_net_output_bytes is read before publishing and after the last frame arrived, per frame published")
 		asJSON     = fs.Bool("json", false, "print the report as JSON")
 		quiet      = fs.Bool("q", false, "no progress lines on stderr")
 		cpuProfile = fs.String("cpuprofile", "", "write the load generator's own CPU profile to this file (it shares the cores it measures: check it stays cheap)")
@@ -87,6 +88,7 @@ func run(args []string) int {
 		FPS:                *fps,
 		Size:               *size,
 		Format:             *format,
+		Client:             *client,
 		Warmup:             *warmup,
 		Duration:           *duration,
 		Drain:              *drain,

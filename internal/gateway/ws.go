@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -258,8 +259,19 @@ func (s *Server) servePublisher(ctx context.Context, k *wsConn) error {
 	var seq uint64 // for frames whose wire format carries none
 	c.SetReadLimit(s.cfg.maxMessageBytes())
 	limit := newPublishLimiter(s.cfg.PublishRate, s.cfg.PublishBurst)
+	// Reads use a background context: with a cancellable one coder/websocket
+	// arms a context.AfterFunc for every chunk it reads (about 30 allocations
+	// per 50 KB frame). Cancelling ctx closes the connection instead, which is
+	// what a cancelled read does anyway.
+	stopRead := context.AfterFunc(ctx, func() { _ = c.CloseNow() })
+	defer stopRead()
+	var buf bytes.Buffer
 	for {
-		typ, data, err := c.Read(ctx)
+		typ, r, err := c.Reader(context.Background())
+		if err == nil {
+			buf.Reset()
+			_, err = buf.ReadFrom(r)
+		}
 		if err != nil {
 			if errors.Is(err, websocket.ErrMessageTooBig) {
 				s.metrics.rejected.WithLabelValues("too_large").Inc()
@@ -271,6 +283,13 @@ func (s *Server) servePublisher(ctx context.Context, k *wsConn) error {
 				return err
 			}
 			continue // over the rate: dropped unparsed, and counted
+		}
+		// A parsed binary frame aliases its message, and rooms and the cache
+		// keep frames: one exact-size copy per binary frame. A data URL is
+		// decoded into a new buffer anyway.
+		data := buf.Bytes()
+		if typ == websocket.MessageBinary {
+			data = bytes.Clone(data)
 		}
 		var f *frames.Frame
 		now := time.Now()

@@ -23,6 +23,18 @@ import (
 	"time"
 )
 
+// Viewer clients: how reading viewers speak WebSocket.
+const (
+	// ClientCoder is coder/websocket's client, read with conn.Reader into a
+	// reused buffer: the default.
+	ClientCoder = "coder"
+	// ClientRaw is the load generator's own minimal RFC 6455 reader (see
+	// rawViewer): several frames per read system call when they are there.
+	// It measured 5-20% less client CPU per 50 KB delivery than coder on
+	// two cores, within run-to-run noise. ws:// only.
+	ClientRaw = "raw"
+)
+
 // Viewer wire formats, as the gateway's format query parameter names them.
 const (
 	FormatBinary = "binary"
@@ -56,6 +68,10 @@ type Config struct {
 	// Format is the viewers' wire format, FormatBinary or FormatJSON.
 	// Default binary.
 	Format string
+	// Client is the reading viewers' WebSocket client, ClientCoder or
+	// ClientRaw. Default coder. Idle viewers and publishers always use
+	// coder/websocket.
+	Client string
 	// Warmup is how long publishers send before measuring starts; frames
 	// sent during it are not counted anywhere. Default 2s; negative means
 	// none.
@@ -112,6 +128,9 @@ func (c Config) WithDefaults() Config {
 	if c.Format == "" {
 		c.Format = FormatBinary
 	}
+	if c.Client == "" {
+		c.Client = ClientCoder
+	}
 	if c.Warmup == 0 {
 		c.Warmup = 2 * time.Second
 	}
@@ -156,6 +175,10 @@ func (c *Config) Validate() error {
 	switch {
 	case c.Format != FormatBinary && c.Format != FormatJSON:
 		return fmt.Errorf("loadgen: format %q is not %q or %q", c.Format, FormatBinary, FormatJSON)
+	case c.Client != ClientRaw && c.Client != ClientCoder:
+		return fmt.Errorf("loadgen: client %q is not %q or %q", c.Client, ClientRaw, ClientCoder)
+	case c.Client == ClientRaw && c.Idle == 0 && hasTLS(c.Gateways):
+		return fmt.Errorf("loadgen: the %q client speaks ws:// only; use -client %s for wss://", ClientRaw, ClientCoder)
 	case c.Size < MinPayloadSize:
 		return fmt.Errorf("loadgen: size %d is below %d bytes", c.Size, MinPayloadSize)
 	case c.Viewers < 0 || c.Stalled < 0 || c.Idle < 0:
@@ -195,6 +218,15 @@ func baseURL(s string) (string, error) {
 		return "", errors.New("no host")
 	}
 	return strings.TrimSuffix(u.Scheme+"://"+u.Host+u.Path, "/"), nil
+}
+
+func hasTLS(gateways []string) bool {
+	for _, g := range gateways {
+		if strings.HasPrefix(g, "wss://") {
+			return true
+		}
+	}
+	return false
 }
 
 // httpURL turns a ws base URL into the matching http one.

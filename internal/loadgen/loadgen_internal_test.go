@@ -1,7 +1,12 @@
 package loadgen
 
 import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
 	"math/rand/v2"
+	"net"
 	"testing"
 	"time"
 )
@@ -112,5 +117,142 @@ func TestHistogramMerge(t *testing.T) {
 	m.Merge(&Histogram{})
 	if m != all {
 		t.Fatalf("merged histogram differs from the one that saw every sample")
+	}
+}
+
+// rawPair returns a rawViewer and the server end of its TCP connection.
+func rawPair(t *testing.T) (*rawViewer, net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			accepted <- nil
+			return
+		}
+		accepted <- c
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := <-accepted
+	if srv == nil {
+		t.Fatal("accept failed")
+	}
+	t.Cleanup(func() { c.Close(); srv.Close() })
+	// A small buffer, so frames straddle reads and the buffer must grow.
+	return &rawViewer{conn: c, buf: make([]byte, 64)}, srv
+}
+
+// serverFrame encodes an unmasked frame.
+func serverFrame(fin bool, op byte, payload []byte) []byte {
+	b := []byte{op, 0}
+	if fin {
+		b[0] |= 0x80
+	}
+	switch n := len(payload); {
+	case n < 126:
+		b[1] = byte(n)
+	case n < 1<<16:
+		b[1] = 126
+		b = binary.BigEndian.AppendUint16(b, uint16(n))
+	default:
+		b[1] = 127
+		b = binary.BigEndian.AppendUint64(b, uint64(n))
+	}
+	return append(b, payload...)
+}
+
+// readClientFrame reads and unmasks one client frame from c.
+func readClientFrame(t *testing.T, c net.Conn) (op byte, payload []byte) {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	h := make([]byte, 6)
+	if _, err := io.ReadFull(c, h); err != nil {
+		t.Fatalf("reading the client's frame: %v", err)
+	}
+	if h[1]&0x80 == 0 {
+		t.Fatal("client frame not masked")
+	}
+	n := int(h[1] & 0x7F)
+	p := make([]byte, n)
+	if _, err := io.ReadFull(c, p); err != nil {
+		t.Fatal(err)
+	}
+	for i := range p {
+		p[i] ^= h[2+i%4]
+	}
+	return h[0] & 0x0F, p
+}
+
+func TestRawViewerFrames(t *testing.T) {
+	r, srv := rawPair(t)
+	big := bytes.Repeat([]byte("0123456789"), 7000) // 70,000 B: 8-byte length, buffer growth
+	mid := bytes.Repeat([]byte("ab"), 300)          // 600 B: 2-byte length
+	var script []byte
+	script = append(script, serverFrame(true, 0x2, []byte("hello"))...)
+	script = append(script, serverFrame(true, 0x9, []byte("ping!"))...)
+	script = append(script, serverFrame(true, 0x2, mid)...)
+	script = append(script, serverFrame(true, 0x1, big)...)
+	script = append(script, serverFrame(false, 0x2, []byte("frag"))...)
+	script = append(script, serverFrame(true, 0xA, nil)...) // a pong between fragments
+	script = append(script, serverFrame(false, 0x0, []byte("ment"))...)
+	script = append(script, serverFrame(true, 0x0, []byte("ed"))...)
+	script = append(script, serverFrame(true, 0x8, []byte{0x03, 0xE8, 'b', 'y', 'e'})...)
+	go func() {
+		// Dribble the bytes so frames straddle reads.
+		for len(script) > 0 {
+			n := min(len(script), 777)
+			if _, err := srv.Write(script[:n]); err != nil {
+				return
+			}
+			script = script[n:]
+		}
+	}()
+	for i, want := range [][]byte{[]byte("hello"), mid, big, []byte("fragmented")} {
+		got, err := r.Next()
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("message %d: got %d bytes %.20q, want %d bytes %.20q", i, len(got), got, len(want), want)
+		}
+		if i == 1 {
+			if op, p := readClientFrame(t, srv); op != 0xA || string(p) != "ping!" {
+				t.Fatalf("answer to ping: opcode %#x payload %q, want a pong echoing it", op, p)
+			}
+		}
+	}
+	if _, err := r.Next(); !errors.Is(err, errRawClosed) {
+		t.Fatalf("after the close frame: %v, want errRawClosed", err)
+	}
+	if op, p := readClientFrame(t, srv); op != 0x8 || !bytes.Equal(p, []byte{0x03, 0xE8}) {
+		t.Fatalf("answer to close: opcode %#x payload %x, want close 1000", op, p)
+	}
+}
+
+func TestRawViewerRejects(t *testing.T) {
+	for name, frame := range map[string][]byte{
+		"masked":       {0x82, 0x81, 1, 2, 3, 4, 'x'},
+		"too large":    append([]byte{0x82, 127}, binary.BigEndian.AppendUint64(nil, readLimit+1)...),
+		"bad opcode":   serverFrame(true, 0x3, nil),
+		"continuation": serverFrame(true, 0x0, []byte("x")),
+	} {
+		r, srv := rawPair(t)
+		go func() { _, _ = srv.Write(frame) }()
+		if _, err := r.Next(); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+	r, srv := rawPair(t)
+	srv.Close()
+	if _, err := r.Next(); err == nil {
+		t.Error("closed connection: no error")
 	}
 }

@@ -19,6 +19,7 @@ type Report struct {
 	FPS        float64 `json:"fps,omitempty"` // target; 0 = unthrottled
 	Size       int     `json:"size"`
 	Format     string  `json:"format,omitempty"`
+	Client     string  `json:"client,omitempty"`
 	// MessageBytes is the size of one viewer message (header + JPEG, or the
 	// JSON envelope).
 	MessageBytes int     `json:"message_bytes"`
@@ -101,16 +102,22 @@ type ProcReport struct {
 // GatewayReport sums the watched gateways' own counters over the run, read
 // from their /metrics.
 type GatewayReport struct {
-	FramesOut   float64 `json:"frames_out"`
-	Skipped     float64 `json:"skipped"`
-	CutOff      float64 `json:"cut_off"`
-	HeapInuseKB float64 `json:"heap_inuse_kb_delta,omitempty"`
-	StackKB     float64 `json:"stack_inuse_kb_delta,omitempty"`
+	FramesOut float64 `json:"frames_out"`
+	// Skipped counts frames replaced in viewers' latest-wins slots;
+	// PublishDropped frames replaced in publishers' slots before the
+	// channel layer took them (every viewer misses those).
+	Skipped        float64 `json:"skipped"`
+	PublishDropped float64 `json:"publish_dropped"`
+	CutOff         float64 `json:"cut_off"`
+	HeapInuseKB    float64 `json:"heap_inuse_kb_delta,omitempty"`
+	StackKB        float64 `json:"stack_inuse_kb_delta,omitempty"`
 }
 
-// RedisReport is Redis's output during the window.
+// RedisReport is Redis's output over the whole publishing run (warmup,
+// window and drain), per frame published to it.
 type RedisReport struct {
 	OutputBytes int64   `json:"output_bytes"`
+	Frames      float64 `json:"frames"` // published to Redis, from the gateways' counters
 	PerFrame    float64 `json:"per_frame"`
 	// Replicas is the number of gateways subscribed to the room (those
 	// with viewers of it); ExpectedPerFrame is MessageBytes × Replicas
@@ -180,10 +187,10 @@ func (r *Report) WriteText(w io.Writer) {
 		p("pid %d: CPU %.0f ms in window, RSS %d KB before, %d KB after, %d KB peak", pr.PID, pr.CPUMS, pr.RSSBeforeKB, pr.RSSAfterKB, pr.RSSPeakKB)
 	}
 	if g := r.Gateway; g != nil {
-		p("gateways: %.0f frames out, %.0f skipped, %.0f viewers cut off", g.FramesOut, g.Skipped, g.CutOff)
+		p("gateways: %.0f frames out, %.0f skipped by viewers, %.0f dropped before the channel layer, %.0f viewers cut off", g.FramesOut, g.Skipped, g.PublishDropped, g.CutOff)
 	}
 	if rd := r.Redis; rd != nil {
-		p("redis: %d output bytes, %.0f per frame = %.3f × (message × %d replicas)", rd.OutputBytes, rd.PerFrame, rd.Ratio, rd.Replicas)
+		p("redis: %d output bytes for %.0f frames published, %.0f per frame = %.3f × (message × %d replicas)", rd.OutputBytes, rd.Frames, rd.PerFrame, rd.Ratio, rd.Replicas)
 	}
 	if c := r.Ceiling; c != nil {
 		p("loopback ceiling: %.1f MB/s (%.0f msgs/s) over %d conns of %d B buffers; delivered = %.1f%% of it",

@@ -60,7 +60,7 @@ func runLoad(ctx context.Context, cfg *Config) (*Report, error) {
 	}
 	rep := &Report{
 		Mode: "load", Gateways: len(cfg.Gateways), Viewers: cfg.Viewers, Stalled: cfg.Stalled,
-		Publishers: cfg.Publishers, FPS: max(cfg.FPS, 0), Size: cfg.Size, Format: cfg.Format,
+		Publishers: cfg.Publishers, FPS: max(cfg.FPS, 0), Size: cfg.Size, Format: cfg.Format, Client: cfg.Client,
 		MessageBytes: messageBytes(cfg.Format, payload),
 	}
 	errf := func(format string, args ...any) { rep.Errors = append(rep.Errors, fmt.Sprintf(format, args...)) }
@@ -90,17 +90,17 @@ func runLoad(ctx context.Context, cfg *Config) (*Report, error) {
 	metricsBefore := scrapeAll(ctx, cfg.Gateways)
 
 	d := newDialer()
-	query := "role=view&format=" + cfg.Format
 	logf(cfg, "connecting %d viewers (%d stalled) to %d gateways", cfg.Viewers, cfg.Stalled, len(cfg.Gateways))
 	w.startPeak()
-	cr := connectAll(ctx, total, cfg.ConnectRate, cfg.ConnectConcurrency, func(ctx context.Context, i int) (*websocket.Conn, error) {
-		return d.dial(ctx, gwOf(i), roomOf(i).name, query)
+	defer w.stopPeak()
+	cr := connectAll(ctx, total, cfg.ConnectRate, cfg.ConnectConcurrency, func(ctx context.Context, i int) (msgSource, error) {
+		return d.dialViewer(ctx, cfg.Client, gwOf(i), roomOf(i).name, cfg.Format, rep.MessageBytes)
 	})
 	rep.Connect = ConnectReport{Conns: total - cr.failed, Failed: cr.failed, Seconds: cr.took.Seconds(), PerSec: float64(total-cr.failed) / cr.took.Seconds()}
 	defer func() {
-		for _, c := range cr.conns {
-			if c != nil {
-				_ = c.CloseNow()
+		for i, c := range cr.conns {
+			if cr.ok[i] {
+				_ = c.Close()
 			}
 		}
 	}()
@@ -108,7 +108,6 @@ func runLoad(ctx context.Context, cfg *Config) (*Report, error) {
 		errf("%d of %d viewers failed to connect; first: %v", cr.failed, total, cr.first)
 	}
 	if cr.failed == total && total > 0 {
-		w.stopPeak()
 		return rep, fmt.Errorf("no viewer connected: %w", cr.first)
 	}
 
@@ -116,10 +115,10 @@ func runLoad(ctx context.Context, cfg *Config) (*Report, error) {
 	var wg sync.WaitGroup
 	var closing atomic.Bool // set before the run closes the viewers
 	for i, c := range cr.conns[:cfg.Viewers] {
-		if c == nil {
+		if !cr.ok[i] {
 			continue
 		}
-		v := newViewer(c, roomOf(i), cfg.Format, rep.MessageBytes)
+		v := newViewer(c, roomOf(i), cfg.Format)
 		v.closing = &closing
 		viewers = append(viewers, v)
 		wg.Add(1)
@@ -134,7 +133,6 @@ func runLoad(ctx context.Context, cfg *Config) (*Report, error) {
 	for i, r := range rooms {
 		c, err := d.dial(ctx, cfg.PublishTo, r.name, "role=publish")
 		if err != nil {
-			w.stopPeak()
 			return rep, fmt.Errorf("failed to connect publisher %d: %w", i+1, err)
 		}
 		defer c.CloseNow()
@@ -143,6 +141,15 @@ func runLoad(ctx context.Context, cfg *Config) (*Report, error) {
 		c.CloseRead(context.Background())
 		pubs[i] = newPublisher(c, r, payload, cfg.FPS)
 	}
+
+	// Redis's output is read around the whole publishing run, drain
+	// included, and divided by the frames the gateways published: reading
+	// it at the window's edges would cut frames in flight in two.
+	redis0, redisErr := int64(0), error(nil)
+	if cfg.RedisAddr != "" {
+		redis0, redisErr = RedisInfoField(ctx, cfg.RedisAddr, "stats", "total_net_output_bytes")
+	}
+	metricsPub := scrapeAll(ctx, cfg.Gateways)
 
 	start := time.Now()
 	windowStart := start.Add(max(cfg.Warmup, 0))
@@ -167,20 +174,12 @@ func runLoad(ctx context.Context, cfg *Config) (*Report, error) {
 	cpu0 := selfCPU()
 	mach0, machErr := ReadMachineCPU()
 	w.windowStart()
-	redis0, redisErr := int64(0), error(nil)
-	if cfg.RedisAddr != "" {
-		redis0, redisErr = RedisInfoField(ctx, cfg.RedisAddr, "stats", "total_net_output_bytes")
-	}
 	t0 := time.Now()
 	pwg.Wait()
 	t1 := time.Now()
 	cpu1 := selfCPU()
 	mach1, machErr1 := ReadMachineCPU()
 	w.windowEnd()
-	redis1 := int64(0)
-	if cfg.RedisAddr != "" && redisErr == nil {
-		redis1, redisErr = RedisInfoField(ctx, cfg.RedisAddr, "stats", "total_net_output_bytes")
-	}
 	if ctx.Err() != nil {
 		return rep, ctx.Err()
 	}
@@ -213,12 +212,16 @@ func runLoad(ctx context.Context, cfg *Config) (*Report, error) {
 		}
 	}
 	metricsAfter := scrapeAll(ctx, cfg.Gateways)
+	redis1 := int64(0)
+	if cfg.RedisAddr != "" && redisErr == nil {
+		redis1, redisErr = RedisInfoField(ctx, cfg.RedisAddr, "stats", "total_net_output_bytes")
+	}
 	w.stopPeak()
 
 	// Stop the viewers and gather their figures.
 	closing.Store(true)
 	for _, v := range viewers {
-		_ = v.conn.CloseNow()
+		_ = v.src.Close()
 	}
 	wg.Wait()
 	var hist Histogram
@@ -265,23 +268,7 @@ func runLoad(ctx context.Context, cfg *Config) (*Report, error) {
 	}
 	rep.Gateway = gatewayDelta(metricsBefore, metricsAfter, errf)
 	if cfg.RedisAddr != "" {
-		if redisErr != nil {
-			errf("redis INFO: %v", redisErr)
-		} else if rep.FramesSent > 0 {
-			var weighted float64
-			for i, r := range rooms {
-				weighted += float64(r.sent.Load()) * float64(len(replicas[i]))
-			}
-			reps := weighted / float64(rep.FramesSent)
-			rd := &RedisReport{
-				OutputBytes:      redis1 - redis0,
-				PerFrame:         float64(redis1-redis0) / float64(rep.FramesSent),
-				Replicas:         int(reps + 0.5),
-				ExpectedPerFrame: float64(frames.HeaderSize+cfg.Size) * reps,
-			}
-			rd.Ratio = rd.PerFrame / rd.ExpectedPerFrame
-			rep.Redis = rd
-		}
+		rep.Redis = redisReport(redis1-redis0, redisErr, replicas, pubs, metricsPub, metricsAfter, cfg.Size, errf)
 	}
 	for _, p := range pubs {
 		_ = p.conn.Close(websocket.StatusNormalClosure, "")
@@ -312,6 +299,7 @@ func runIdle(ctx context.Context, cfg *Config) (*Report, error) {
 	var idleFrames atomic.Uint64
 	logf(cfg, "connecting %d idle viewers to %d gateways", cfg.Idle, len(cfg.Gateways))
 	w.startPeak()
+	defer w.stopPeak()
 	cr := connectAll(ctx, cfg.Idle, cfg.ConnectRate, cfg.ConnectConcurrency, func(ctx context.Context, i int) (*websocket.Conn, error) {
 		c, err := d.dial(ctx, cfg.Gateways[i%len(cfg.Gateways)], cfg.Room, query)
 		if err == nil {
@@ -335,8 +323,8 @@ func runIdle(ctx context.Context, cfg *Config) (*Report, error) {
 		return c, err
 	})
 	defer func() {
-		for _, c := range cr.conns {
-			if c != nil {
+		for i, c := range cr.conns {
+			if cr.ok[i] {
 				_ = c.CloseNow()
 			}
 		}
@@ -347,7 +335,6 @@ func runIdle(ctx context.Context, cfg *Config) (*Report, error) {
 		errf("%d of %d viewers failed to connect; first: %v", cr.failed, cfg.Idle, cr.first)
 	}
 	if n == 0 {
-		w.stopPeak()
 		return rep, fmt.Errorf("no viewer connected: %w", cr.first)
 	}
 	logf(cfg, "%d connected in %.2fs; holding for %v", n, cr.took.Seconds(), cfg.Duration)
@@ -385,6 +372,39 @@ func runIdle(ctx context.Context, cfg *Config) (*Report, error) {
 	rep.Idle = idle
 	rep.Gateway = gatewayDelta(metricsBefore, metricsAfter, errf)
 	return rep, nil
+}
+
+// redisReport relates Redis's output over the run to the frames published
+// to it: the gateways' own count when their /metrics answer (it leaves out
+// frames a publisher's latest-wins slot replaced), else the frames sent.
+func redisReport(out int64, err error, replicas []map[string]bool, pubs []*publisher,
+	before, after Metrics, size int, errf func(string, ...any)) *RedisReport {
+	if err != nil {
+		errf("redis INFO: %v", err)
+		return nil
+	}
+	rd := &RedisReport{OutputBytes: out}
+	var sent, weighted float64
+	for i, p := range pubs {
+		sent += float64(p.sentTotal)
+		weighted += float64(p.sentTotal) * float64(len(replicas[i]))
+	}
+	if sent == 0 {
+		return nil
+	}
+	rd.Frames = sent
+	if before != nil && after != nil && after.Has("framecast_frames_published_total") {
+		rd.Frames = after.Sum("framecast_frames_published_total") - before.Sum("framecast_frames_published_total")
+	}
+	if rd.Frames <= 0 {
+		return nil
+	}
+	reps := weighted / sent
+	rd.PerFrame = float64(out) / rd.Frames
+	rd.Replicas = int(reps + 0.5)
+	rd.ExpectedPerFrame = float64(frames.HeaderSize+size) * reps
+	rd.Ratio = rd.PerFrame / rd.ExpectedPerFrame
+	return rd
 }
 
 // sleepUntil waits until t or ctx's end and reports whether t came.
@@ -426,10 +446,11 @@ func gatewayDelta(before, after Metrics, errf func(string, ...any)) *GatewayRepo
 	}
 	d := func(name string) float64 { return after.Sum(name) - before.Sum(name) }
 	return &GatewayReport{
-		FramesOut:   d("framecast_frames_out_total"),
-		Skipped:     d("framecast_frames_skipped_total"),
-		CutOff:      d("framecast_viewers_cut_off_total"),
-		HeapInuseKB: d("go_memstats_heap_inuse_bytes") / 1024,
-		StackKB:     d("go_memstats_stack_inuse_bytes") / 1024,
+		FramesOut:      d("framecast_frames_out_total"),
+		Skipped:        d("framecast_frames_skipped_total"),
+		PublishDropped: d("framecast_publish_dropped_total"),
+		CutOff:         d("framecast_viewers_cut_off_total"),
+		HeapInuseKB:    d("go_memstats_heap_inuse_bytes") / 1024,
+		StackKB:        d("go_memstats_stack_inuse_bytes") / 1024,
 	}
 }

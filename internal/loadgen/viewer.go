@@ -3,6 +3,7 @@ package loadgen
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"sync/atomic"
@@ -31,14 +32,48 @@ type roomState struct {
 	viewers int
 }
 
+// msgSource yields a viewer's data messages.
+type msgSource interface {
+	// Next returns the next data message; it is valid until the next call.
+	Next() ([]byte, error)
+	// Close closes the connection; Next then fails. Any goroutine may call it.
+	Close() error
+}
+
+// coderSource reads messages with coder/websocket: conn.Reader into one
+// reused buffer (conn.Read would allocate a buffer per message).
+type coderSource struct {
+	conn *websocket.Conn
+	buf  bytes.Buffer
+}
+
+func newCoderSource(conn *websocket.Conn, msgSize int) *coderSource {
+	s := &coderSource{conn: conn}
+	s.buf.Grow(msgSize + 4096)
+	return s
+}
+
+func (s *coderSource) Next() ([]byte, error) {
+	// A background context: a cancellable one costs coder/websocket a
+	// context.AfterFunc per read. Close ends a blocked read.
+	_, r, err := s.conn.Reader(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	s.buf.Reset()
+	_, err = s.buf.ReadFrom(r)
+	return s.buf.Bytes(), err
+}
+
+func (s *coderSource) Close() error { return s.conn.CloseNow() }
+
 // viewer is one reading viewer. Its fields other than received are owned
 // by its read loop until the loop returns.
 type viewer struct {
-	conn  *websocket.Conn
+	src   msgSource
 	room  *roomState
 	parse func([]byte) (uint64, int64, bool)
 
-	buf      bytes.Buffer
 	hist     Histogram
 	bytes    uint64
 	maxGap   time.Duration
@@ -54,35 +89,25 @@ type viewer struct {
 	onFrame func(seq uint64)
 }
 
-func newViewer(conn *websocket.Conn, room *roomState, format string, msgSize int) *viewer {
-	v := &viewer{conn: conn, room: room, parse: ParseBinaryFrame}
+func newViewer(src msgSource, room *roomState, format string) *viewer {
+	v := &viewer{src: src, room: room, parse: ParseBinaryFrame}
 	if format == FormatJSON {
 		v.parse = ParseJSONFrame
 	}
-	v.buf.Grow(msgSize + 4096)
 	return v
 }
 
-// run reads messages until the connection ends. It reads each message
-// into the viewer's reused buffer (conn.Read would allocate one per
-// message) and looks at the header only.
+// run reads messages until the connection ends, looking at each one's
+// header only.
 func (v *viewer) run() {
-	// A background context: a cancellable one costs coder/websocket a
-	// context.AfterFunc per message. The loop ends when the conn is closed.
-	ctx := context.Background()
 	for {
-		_, r, err := v.conn.Reader(ctx)
-		if err == nil {
-			v.buf.Reset()
-			_, err = v.buf.ReadFrom(r)
-		}
+		msg, err := v.src.Next()
 		if err != nil {
 			v.err = err
 			v.lost = v.closing == nil || !v.closing.Load()
 			return
 		}
 		now := time.Now()
-		msg := v.buf.Bytes()
 		seq, ts, ok := v.parse(msg)
 		if !ok {
 			v.bad++
@@ -115,6 +140,26 @@ func newDialer() *dialer {
 	return &dialer{client: &http.Client{Transport: tr}}
 }
 
+// dialViewer opens a viewer of room on the gateway at base with the raw
+// client or coder/websocket's.
+func (d *dialer) dialViewer(ctx context.Context, client, base, room, format string, msgSize int) (msgSource, error) {
+	if client == ClientRaw {
+		ctx, cancel := context.WithTimeout(ctx, dialTimeout)
+		defer cancel()
+		u := base + "/ws/video/" + room + "/?role=view&format=" + format
+		r, err := dialRaw(ctx, u)
+		if err != nil {
+			return nil, fmt.Errorf("failed to connect to %s: %w", u, err)
+		}
+		return r, nil
+	}
+	c, err := d.dial(ctx, base, room, "role=view&format="+format)
+	if err != nil {
+		return nil, err
+	}
+	return newCoderSource(c, msgSize), nil
+}
+
 // dial opens a connection to room on the gateway at base with the given
 // query ("role=view&format=binary").
 func (d *dialer) dial(ctx context.Context, base, room, query string) (*websocket.Conn, error) {
@@ -136,8 +181,9 @@ func (d *dialer) dial(ctx context.Context, base, room, query string) (*websocket
 }
 
 // connected is the outcome of connectAll.
-type connected struct {
-	conns  []*websocket.Conn // in order; nil where a connection failed
+type connected[T any] struct {
+	conns  []T    // in order
+	ok     []bool // whether conns[i] connected
 	failed int
 	first  error // the first failure
 	took   time.Duration
@@ -145,9 +191,10 @@ type connected struct {
 
 // connectAll opens n connections, the i-th with open(i), at most rate per
 // second (0: no cap) and conc at a time.
-func connectAll(ctx context.Context, n int, rate float64, conc int,
-	open func(ctx context.Context, i int) (*websocket.Conn, error)) connected {
-	conns := make([]*websocket.Conn, n)
+func connectAll[T any](ctx context.Context, n int, rate float64, conc int,
+	open func(ctx context.Context, i int) (T, error)) connected[T] {
+	conns := make([]T, n)
+	ok := make([]bool, n)
 	errs := make([]error, n)
 	var next atomic.Int64
 	start := time.Now()
@@ -174,6 +221,7 @@ func connectAll(ctx context.Context, n int, rate float64, conc int,
 					}
 				}
 				conns[i], errs[i] = open(ctx, i)
+				ok[i] = errs[i] == nil
 			}
 		}()
 	}
@@ -184,8 +232,11 @@ func connectAll(ctx context.Context, n int, rate float64, conc int,
 	failed := 0
 	var first error
 	for i, err := range errs {
-		if err == nil && conns[i] == nil {
+		if err == nil && !ok[i] {
 			err = ctx.Err()
+			if err == nil {
+				err = errors.New("not attempted")
+			}
 		}
 		if err != nil {
 			failed++
@@ -194,5 +245,5 @@ func connectAll(ctx context.Context, n int, rate float64, conc int,
 			}
 		}
 	}
-	return connected{conns: conns, failed: failed, first: first, took: took}
+	return connected[T]{conns: conns, ok: ok, failed: failed, first: first, took: took}
 }

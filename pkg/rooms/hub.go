@@ -150,9 +150,17 @@ func (h *Hub) join(ctx context.Context, room string, notify func(*Viewer)) (*Vie
 	}
 	v := newViewer(r)
 	v.notify = notify
+	// Copy-on-write with spare capacity: readers hold their own slice
+	// header and never look past its length, so appending into capacity
+	// they cannot see is safe (writers hold h.mu). A room of N viewers then
+	// costs O(N) copying to fill, not O(N²): at 10,000 viewers the full
+	// copies were ~400 MB of garbage, visible in RSS.
 	old := *r.viewers.Load()
-	vs := make([]*Viewer, len(old), len(old)+1)
-	copy(vs, old)
+	vs := old
+	if len(old) == cap(old) {
+		vs = make([]*Viewer, len(old), 2*len(old)+4)
+		copy(vs, old)
+	}
 	vs = append(vs, v)
 	r.viewers.Store(&vs)
 	h.mu.Unlock()

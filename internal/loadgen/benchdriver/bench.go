@@ -53,6 +53,7 @@ type section struct {
 	commands  []string
 	failed    string
 	took      time.Duration
+	other     []float64 // machine cores busy outside gateways and loadgen, per run
 }
 
 type rawReport struct {
@@ -279,9 +280,44 @@ func gatewayCommand(g *gateway) string {
 	return strings.Join(g.env, " ") + " $BIN/gateway"
 }
 
+// quietBusy is the machine's busy CPU (in cores) under which a run may
+// start: the gateways and Redis idle between runs, so anything above it is
+// someone else's work that would skew the figures.
+const quietBusy = 0.3
+
+// waitQuiet waits up to a minute for the machine to be quiet, sampling
+// /proc/stat over half a second at a time, and logs when it had to wait.
+func (b *bench) waitQuiet() {
+	deadline := time.Now().Add(time.Minute)
+	for waited := false; ; waited = true {
+		m0, err := loadgen.ReadMachineCPU()
+		time.Sleep(500 * time.Millisecond)
+		m1, err1 := loadgen.ReadMachineCPU()
+		if err != nil || err1 != nil || m1.Total <= m0.Total {
+			return
+		}
+		cores := float64(runtime.NumCPU())
+		busy := float64(m1.Busy-m0.Busy) / float64(m1.Total-m0.Total) * cores
+		if busy < quietBusy {
+			if waited {
+				b.logf("machine quiet again (%.2f cores busy)", busy)
+			}
+			return
+		}
+		if time.Now().After(deadline) || b.ctx.Err() != nil {
+			b.logf("machine still busy (%.2f cores) after a minute: running anyway", busy)
+			return
+		}
+		if !waited {
+			b.logf("machine busy (%.2f cores outside the benchmark): waiting for it to settle", busy)
+		}
+	}
+}
+
 // loadgen runs cmd/loadgen with args (plus -json -q), records the command
 // in sec and returns its report.
 func (b *bench) loadgen(sec *section, args ...string) (*loadgen.Report, error) {
+	b.waitQuiet()
 	args = append(args, "-json", "-q")
 	cmdline := "$BIN/loadgen " + strings.Join(args, " ")
 	sec.commands = append(sec.commands, cmdline)
@@ -300,6 +336,9 @@ func (b *bench) loadgen(sec *section, args ...string) (*loadgen.Report, error) {
 		return nil, fmt.Errorf("loadgen printed no report: %v", err)
 	}
 	b.raw = append(b.raw, rawReport{Scenario: sec.id, Command: cmdline, Report: &rep})
+	if rep.MachineBusyCores > 0 {
+		sec.other = append(sec.other, rep.OtherBusyCores)
+	}
 	for _, e := range rep.Errors {
 		b.logf("  loadgen: %s", e)
 	}
@@ -319,7 +358,7 @@ func (b *bench) writeRaw(path string) error {
 
 // machine describes where the benchmark ran.
 type machine struct {
-	CPUs, CPUModel, Kernel, Go, Redis, Date string
+	CPUs, CPUModel, Kernel, Go, Redis, Date, LoadAvg, Commit string
 }
 
 func describeMachine(ctx context.Context) machine {
@@ -346,6 +385,16 @@ func describeMachine(ctx context.Context) machine {
 	}
 	if out, err := exec.CommandContext(ctx, "redis-server", "--version").Output(); err == nil {
 		m.Redis = strings.TrimSpace(string(out))
+	}
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		m.LoadAvg = strings.Join(strings.Fields(string(b))[:3], " ")
+	}
+	m.Commit = "unknown"
+	if out, err := exec.CommandContext(ctx, "git", "describe", "--always", "--dirty").Output(); err == nil {
+		m.Commit = strings.TrimSpace(string(out))
+		if strings.HasSuffix(m.Commit, "-dirty") {
+			m.Commit = strings.TrimSuffix(m.Commit, "-dirty") + " plus uncommitted changes"
+		}
 	}
 	return m
 }

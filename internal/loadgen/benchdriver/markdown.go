@@ -26,8 +26,11 @@ func (b *bench) markdown() string {
 	p("2-core machine of the same kind, not in this run; compare them through ratios and orders of magnitude, not milliseconds.\n\n")
 
 	p("## Machine\n\n| | |\n|---|---|\n")
-	p("| CPUs (nproc) | %s |\n| CPU model | %s |\n| kernel | %s |\n| Go | %s |\n| Redis | %s |\n| date | %s |\n\n",
+	p("| CPUs (nproc) | %s |\n| CPU model | %s |\n| kernel | %s |\n| Go | %s |\n| Redis | %s |\n| date | %s |\n",
 		m.CPUs, m.CPUModel, m.Kernel, m.Go, m.Redis, m.Date)
+	p("| framecast | %s |\n| load average at start | %s |\n\n", m.Commit, m.LoadAvg)
+	p("Each scenario notes how busy the machine was in its windows outside the gateways and the load generator ")
+	p("(Redis, the kernel's unattributed network work, and anything else running): a high figure means a noisy run.\n\n")
 
 	p("## Summary\n\n| scenario | measure | framecast | target | seed stack (anchor) | Centrifugo (anchor) |\n|---|---|---|---|---|---|\n")
 	for _, r := range b.summaryRows {
@@ -41,6 +44,13 @@ func (b *bench) markdown() string {
 			p("**Failed:** %s\n\n", sec.failed)
 		}
 		p("%s", sec.body.String())
+		if len(sec.other) > 0 {
+			lo, hi := sec.other[0], sec.other[0]
+			for _, o := range sec.other {
+				lo, hi = min(lo, o), max(hi, o)
+			}
+			p("Machine outside framecast and the load generator during the windows: %.2f–%.2f cores busy.\n\n", lo, hi)
+		}
 		if len(sec.commands) > 0 {
 			p("Commands (%s; `$BIN` holds `go build` outputs of ./cmd/gateway and ./cmd/loadgen; ports were free ones picked for the run):\n\n```sh\n", sec.took.Round(1e9))
 			for _, c := range sec.commands {
@@ -51,7 +61,7 @@ func (b *bench) markdown() string {
 	}
 
 	p("## Method\n\n")
-	p("- **Load generator** (`cmd/loadgen`, `internal/loadgen`): viewers are WebSocket clients spread round-robin over the ")
+	p("- **Load generator** (`cmd/loadgen`, `internal/loadgen`): viewers are coder/websocket clients spread round-robin over the ")
 	p("gateways; each reads with `conn.Reader` into a reused buffer and parses only the 20-byte header (JSON: the tail holding ")
 	p("`\"seq\"` and `\"ts\"`). The publisher sends one prebuilt JPEG-shaped payload (FF D8 FF … FF D9) whose header it rewrites per ")
 	p("frame with the sequence number and the send time as capture time.\n")
@@ -61,10 +71,14 @@ func (b *bench) markdown() string {
 	p("- **Loopback ceiling** (`loadgen -ceiling`): this process writes buffers of the viewers' message size to as many TCP ")
 	p("connections as there are viewers, one writer goroutine per connection, while a child process (`loadgen -ceiling-reader`) ")
 	p("reads them; 0.5 s warmup, then 3 s measured, right after the load in the same run.\n")
+	p("- **Noise**: before each loadgen run the driver waits (up to a minute) until the machine has under %.1f busy cores, ", quietBusy)
+	p("so other work on a shared machine does not land inside a window; each scenario reports what was busy outside the benchmark anyway.\n")
 	p("- **CPU and memory**: utime+stime from /proc/PID/stat and VmRSS from /proc/PID/status of each gateway, read at the ")
 	p("window's edges (peak RSS sampled every 200 ms); the load generator's own CPU from getrusage. Gateway counters ")
 	p("(frames out, skipped, cut off, Go heap) from their /metrics.\n")
-	p("- **Profiling**: `go test -run='^$' -bench=BenchmarkFanout -cpuprofile cpu.out ./internal/loadgen/` runs the gateway ")
-	p("in-process with viewers in the same process and reports gateway-relevant allocations per delivery; `go tool pprof -top cpu.out`.\n")
+	p("- **Profiling**: `go test -run='^$' -bench=BenchmarkFanout -cpuprofile cpu.out -memprofile mem.out ./internal/loadgen/` ")
+	p("runs gateways in-process (memory layer, or Redis with two replicas) with viewers in the same process; goroutines carry a ")
+	p("pprof label, so `go tool pprof -top -tagfocus=side=gateway cpu.out` shows the gateway's share alone. It reports ")
+	p("deliveries/op, ns/delivery, cpu-ns/delivery and allocations per frame. `loadgen -cpuprofile FILE` profiles the generator itself.\n")
 	return s.String()
 }

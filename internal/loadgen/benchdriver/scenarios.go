@@ -149,9 +149,10 @@ func runS2(b *bench, sec *section) error {
 		"the gateways' latest-wins slots drop what they cannot relay) also measures the loopback ceiling for that " +
 		"many connections and this message size. Then the frame rate is ramped (doubling, then bisecting) to find " +
 		"the highest rate *sustained*: ≥ 99%% delivered, the publisher at its rate, no viewer cut off. " +
-		"Two replicas, viewers split between them, 50 KB binary frames.\n\n")
-	sec.printf("| fan-out | run | target fps | sent fps | delivered | p50 | p99 | deliveries/s | MB/s | %% of ceiling | sustained |\n")
-	sec.printf("|---|---|---|---|---|---|---|---|---|---|---|\n")
+		"Two replicas, viewers split between them, 50 KB binary frames. Busy cores: the whole machine's, of 2; " +
+		"drops and skips are the gateways' counters over the run, warmup included.\n\n")
+	sec.printf("| fan-out | run | target fps | sent fps | delivered | p50 | p99 | deliveries/s | MB/s | %% of ceiling | busy cores | dropped before Redis / skipped at viewers | sustained |\n")
+	sec.printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	type best struct {
 		fanout int
 		ceil   *loadgen.CeilingReport
@@ -181,8 +182,12 @@ func runS2(b *bench, sec *section) error {
 			if bt.ceil != nil {
 				frac = pct(r.MBSec / bt.ceil.MBSec)
 			}
-			sec.printf("| %d | %s | %s | %.0f | %s | %s | %s | %.0f | %.0f | %s | %s |\n", fanout, kind, target, r.SentFPS,
-				pct(r.DeliveryRatio), msf(r.Latency.P50), msf(r.Latency.P99), r.DeliveriesSec, r.MBSec, frac, sus)
+			drops := "–"
+			if g := r.Gateway; g != nil {
+				drops = fmt.Sprintf("%.0f / %.0f", g.PublishDropped, g.Skipped)
+			}
+			sec.printf("| %d | %s | %s | %.0f | %s | %s | %s | %.0f | %.0f | %s | %.2f | %s | %s |\n", fanout, kind, target, r.SentFPS,
+				pct(r.DeliveryRatio), msf(r.Latency.P50), msf(r.Latency.P99), r.DeliveriesSec, r.MBSec, frac, r.MachineBusyCores, drops, sus)
 		}
 		args := append(b.loadArgs(gws, fanout, 0, "binary"), b.window(time.Second, 4*time.Second)...)
 		args = append(args, "-ceiling", "-ceiling-duration", b.dur(3*time.Second, time.Second))
@@ -316,39 +321,58 @@ func runS4(b *bench, sec *section) error {
 		sec.commands = append(sec.commands, tmp.commands...)
 		base = b.s1
 	}
+	// The latency run: S1's load with 10% of the viewers stalled, long
+	// enough for their writes to block and the write timeout to fire.
 	gws, err := b.startGateways(2)
 	if err != nil {
 		return err
 	}
-	defer stopAll(gws)
 	b.recordGateways(sec, gws)
 	args := append(b.loadArgs(gws, 90, 30, "binary"), "-stalled", "10")
 	args = append(args, b.window(2*time.Second, 20*time.Second)...)
 	r, err := b.loadgen(sec, args...)
+	stopAll(gws)
+	if err != nil {
+		return err
+	}
+	// The memory run: 10 stalled viewers pin at most a few frames each,
+	// well inside RSS noise, so this run stalls 200 next to S1's 100
+	// readers and compares the replicas' peak RSS growth with S1's.
+	const memStalled = 200
+	gws, err = b.startGateways(2)
+	if err != nil {
+		return err
+	}
+	b.recordGateways(sec, gws)
+	args = append(b.loadArgs(gws, 100, 30, "binary"), "-stalled", strconv.Itoa(memStalled))
+	args = append(args, b.window(2*time.Second, 10*time.Second)...)
+	m, err := b.loadgen(sec, args...)
+	stopAll(gws)
 	if err != nil {
 		return err
 	}
 	ratio := r.Latency.P99 / base.Latency.P99
-	growS1, growS4 := peakGrowthKB(base), peakGrowthKB(r)
-	perStalled := float64(growS4-growS1) * 1024 / 10 / frameSize
-	sec.printf("S1's load with 10 of the 100 viewers connected but never reading (90 read). The window is 20 s so the "+
-		"stalled viewers' socket buffers fill and their writes block: the gateway's write timeout "+
-		"(GATEWAY_WRITE_TIMEOUT, 10 s) then cuts them off. Memory: peak RSS over the run minus RSS before the "+
-		"viewers connected, both replicas, compared with S1 (%s fresh replicas each).\n\n", "two")
+	growS1, growMem := peakGrowthKB(base), peakGrowthKB(m)
+	perStalled := float64(growMem-growS1) * 1024 / memStalled / frameSize
+	sec.printf("First run: S1's load with 10 of the 100 viewers connected but never reading (90 read), for 20 s so "+
+		"that the stalled viewers' socket buffers fill, their writes block, and the gateway's write timeout "+
+		"(GATEWAY_WRITE_TIMEOUT, 10 s) cuts them off. Second run, for memory: S1's 100 readers plus %d stalled "+
+		"viewers; extra memory = (peak RSS growth − S1's) ÷ %d, both replicas, fresh replicas each run.\n\n", memStalled, memStalled)
 	sec.printf("| measure | framecast | target |\n|---|---|---|\n")
 	sec.printf("| reading viewers: delivered | %s | |\n", pct(r.DeliveryRatio))
 	sec.printf("| reading viewers: p50 / p99 | %s / %s | |\n", msf(r.Latency.P50), msf(r.Latency.P99))
 	sec.printf("| p99 with stalled viewers ÷ S1 p99 | %.2f× (%s vs %s) | ≤ 1.5× |\n", ratio, msf(r.Latency.P99), msf(base.Latency.P99))
 	sec.printf("| max gap at a reading viewer | %s | |\n", msf(r.MaxGapMS))
-	sec.printf("| gateway peak RSS growth: S1 / S4 | %d KB / %d KB | |\n", growS1, growS4)
-	sec.printf("| extra memory per stalled viewer | %.1f frames (%.0f KB) | ≤ a couple of frames |\n", perStalled, perStalled*frameSize/1024)
 	if g := r.Gateway; g != nil {
 		sec.printf("| frames skipped (latest-wins) / viewers cut off | %.0f / %.0f | stalled viewers skip |\n", g.Skipped, g.CutOff)
 	}
-	sec.printf("\nMemory figures are single samples of noisy RSS; kernel socket buffers (several MB per stalled " +
-		"connection on loopback) are not in RSS.\n\n")
+	sec.printf("| gateway peak RSS growth: S1 / S1 + %d stalled | %d KB / %d KB | |\n", memStalled, growS1, growMem)
+	sec.printf("| extra memory per stalled viewer | %.2f frames (%.0f KB) | ≤ a couple of frames |\n", perStalled, perStalled*frameSize/1024)
+	sec.printf("| readers' p99 next to %d stalled viewers | %s (delivered %s) | |\n", memStalled, msf(m.Latency.P99), pct(m.DeliveryRatio))
+	sec.printf("\nThe extra memory includes each stalled connection's own cost as an idle viewer (S3); kernel socket " +
+		"buffers (several MB per stalled connection on loopback) are not in the gateway's RSS.\n\n")
 	b.summary("S4", "others' p99 with 10% stalled ÷ S1 p99", fmt.Sprintf("%.2f×", ratio), "≤ 1.5×", "", "stalled cut off after ~4 s")
-	b.summary("S4", "gateway memory per stalled viewer", fmt.Sprintf("%.1f frames", perStalled), "≤ ~2 frames", "", "")
+	b.summary("S4", "gateway memory per stalled viewer", fmt.Sprintf("%.2f frames", perStalled), "≤ ~2 frames", "", "")
 	return nil
 }
 
@@ -359,9 +383,11 @@ func runS5(b *bench, sec *section) error {
 	}
 	defer stopAll(gws)
 	b.recordGateways(sec, gws)
-	sec.printf("Redis INFO stats total_net_output_bytes, read just before and after the window, divided by the frames " +
-		"published in it; expected = binary message (50,020 B) × replicas subscribed. 10 fps so that 1,000 viewers " +
-		"stay well below saturation; two replicas, viewers split between them.\n\n")
+	sec.printf("Redis INFO stats total_net_output_bytes, read before the publisher starts and after the last frame " +
+		"arrived, divided by the frames the gateways published to Redis (their framecast_frames_published_total); " +
+		"expected = binary message (50,020 B) × replicas subscribed. 10 fps so that 1,000 viewers stay well below " +
+		"saturation; two replicas, viewers split between them. The output also holds Redis's replies to the " +
+		"replicas' presence and frame-cache writes, a few bytes each.\n\n")
 	sec.printf("| viewers | frames | Redis output per frame | message × replicas | ratio | delivered |\n|---|---|---|---|---|---|\n")
 	var ratios []string
 	for _, n := range []int{10, 1000} {
@@ -372,7 +398,7 @@ func runS5(b *bench, sec *section) error {
 		if r.Redis == nil {
 			return fmt.Errorf("no Redis figures: %v", r.Errors)
 		}
-		sec.printf("| %d | %d | %.0f B | %.0f B (× %d) | %.3f | %s |\n", n, r.FramesSent, r.Redis.PerFrame,
+		sec.printf("| %d | %.0f | %.0f B | %.0f B (× %d) | %.3f | %s |\n", n, r.Redis.Frames, r.Redis.PerFrame,
 			r.Redis.ExpectedPerFrame, r.Redis.Replicas, r.Redis.Ratio, pct(r.DeliveryRatio))
 		ratios = append(ratios, fmt.Sprintf("%.3f", r.Redis.Ratio))
 	}
