@@ -82,7 +82,65 @@ func TestEndToEnd(t *testing.T) {
 		t.Run("viewer", func(t *testing.T) { testSeedViewer(t, proxy) })
 		t.Run("publisher", func(t *testing.T) { testSeedPublisher(t, proxy) })
 	})
+	t.Run("mjpeg_img", func(t *testing.T) { testMJPEGImage(t, page) })
 	t.Run("replica_killed", func(t *testing.T) { testReplicaKilled(t, page, proxy, gateways, sender) })
+}
+
+// mjpegStateJS adds (once) an <img> of the room's MJPEG stream to the page,
+// as a camera dashboard would, and reads its size and a hash of its pixels.
+const mjpegStateJS = `(() => {
+	let img = document.getElementById("mjpeg");
+	if (!img) {
+		img = document.createElement("img");
+		img.id = "mjpeg";
+		img.src = "/video/` + room + `/stream.mjpg";
+		document.body.append(img);
+	}
+	if (!img.naturalWidth) return {width: 0, height: 0, pixelHash: 0};
+	const c = new OffscreenCanvas(img.naturalWidth, img.naturalHeight).getContext("2d", {willReadFrequently: true});
+	c.drawImage(img, 0, 0);
+	const px = c.getImageData(0, 0, img.naturalWidth, img.naturalHeight).data;
+	let h = 0x811c9dc5;
+	for (let i = 0; i < px.length; i += 4) {
+		h = Math.imul(h ^ px[i] ^ (px[i + 1] << 8) ^ (px[i + 2] << 16), 0x01000193);
+	}
+	return {width: img.naturalWidth, height: img.naturalHeight, pixelHash: h >>> 0};
+})()`
+
+// testMJPEGImage: Chromium shows the room's MJPEG stream
+// (multipart/x-mixed-replace, through nginx) in a plain <img> under the
+// page's Content-Security-Policy, at the sender's size, and the picture
+// changes as frames arrive.
+func testMJPEGImage(t *testing.T, page *browser) {
+	type imgState struct {
+		Width     int    `json:"width"`
+		Height    int    `json:"height"`
+		PixelHash uint32 `json:"pixelHash"`
+	}
+	read := func() (imgState, error) { return evaluate[imgState](page, mjpegStateJS) }
+	var first imgState
+	testenv.WaitFor(t, recoveryBound, "the MJPEG <img> to show a frame", func() error {
+		s, err := read()
+		if err != nil {
+			return err
+		}
+		if s.Width != senderWidth {
+			return fmt.Errorf("<img> is %dx%d, want width %d", s.Width, s.Height, senderWidth)
+		}
+		first = s
+		return nil
+	})
+	testenv.WaitFor(t, recoveryBound, "the MJPEG <img> to change", func() error {
+		s, err := read()
+		if err != nil {
+			return err
+		}
+		if s.PixelHash == first.PixelHash {
+			return fmt.Errorf("pixels unchanged (%08x)", s.PixelHash)
+		}
+		return nil
+	})
+	page.RequireCleanConsole(t)
 }
 
 // startSender starts cmd/sender publishing its test pattern to room

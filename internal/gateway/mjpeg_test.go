@@ -24,6 +24,7 @@ import (
 
 	"github.com/framecast/framecast/internal/gateway"
 	"github.com/framecast/framecast/internal/testenv"
+	"github.com/framecast/framecast/pkg/frames"
 )
 
 func TestSnapshotAndMJPEGWithFFmpeg(t *testing.T) {
@@ -265,5 +266,40 @@ func TestSlowMJPEGClientCostsNothing(t *testing.T) {
 	}
 	if n := soMetric(t, ts.URL, `framecast_connections{role="mjpeg"}`); n != 0 {
 		t.Fatalf("%v MJPEG connections still counted after the cut-off", n)
+	}
+}
+
+// TestMJPEGPartEndsWithBoundary: each part is followed at once by the next
+// boundary, which is what tells a browser the image is complete: a room that
+// sends one frame shows it now, not when a second frame arrives.
+func TestMJPEGPartEndsWithBoundary(t *testing.T) {
+	_, ts := startInProcess(t, nil)
+	pub := dial(t, wsURL(ts.URL, "still", "role=publish"))
+	jpg := testJPEG(t, 1, 3000)
+	if err := pub.sendBinary(frames.AppendBinary(nil, 1, time.Now(), jpg)); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 5*time.Second, "the frame to reach the room", func() error {
+		return testenv.HTTPStatus(ts.URL+"/video/still/snapshot.jpg", http.StatusOK)
+	})
+	resp, err := http.Get(ts.URL + "/video/still/stream.mjpg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	want := append(append([]byte{}, jpg...), "\r\n--frame\r\n"...)
+	var got []byte
+	buf := make([]byte, 4096)
+	deadline := time.AfterFunc(5*time.Second, func() { resp.Body.Close() })
+	defer deadline.Stop()
+	for !bytes.Contains(got, want) {
+		n, err := resp.Body.Read(buf)
+		got = append(got, buf[:n]...)
+		if err != nil {
+			t.Fatalf("stream ended (%v) after %d bytes without the part and its closing boundary", err, len(got))
+		}
+	}
+	if !bytes.HasPrefix(got, []byte("--frame\r\nContent-Type: image/jpeg\r\n")) {
+		t.Fatalf("stream starts %.60q", got)
 	}
 }
