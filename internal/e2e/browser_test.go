@@ -18,8 +18,8 @@ import (
 // browser is one headless Chromium with one tab, driven over the DevTools
 // protocol. It records everything the page writes to its console.
 type browser struct {
-	ctx    context.Context // the tab's chromedp context; actions derive timeouts from it
-	output *syncBuffer     // Chromium's stdout and stderr
+	ctx    context.Context     // the tab's chromedp context; actions derive timeouts from it
+	output *testenv.SyncBuffer // Chromium's stdout and stderr
 
 	mu      sync.Mutex
 	console []chromedp.ConsoleMessage
@@ -31,7 +31,7 @@ type browser struct {
 func startBrowser(t *testing.T) *browser {
 	t.Helper()
 	exe := testenv.RequireTool(t, "chromium")
-	b := &browser{output: &syncBuffer{}}
+	b := &browser{output: &testenv.SyncBuffer{}}
 	// Without a user-data-dir flag chromedp makes a fresh profile folder per
 	// browser and removes it after killing Chromium's leftover children,
 	// which a t.TempDir could not do.
@@ -59,7 +59,7 @@ func startBrowser(t *testing.T) *browser {
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("--- browser console ---\n%s", b.consoleText())
-			t.Logf("--- chromium output ---\n%s", tail(b.output.String(), 8000))
+			t.Logf("--- chromium output ---\n%s", testenv.Tail(b.output.String(), 8000))
 		}
 	})
 	// The first action starts the browser; it must run without a timeout,
@@ -151,32 +151,4 @@ func (b *browser) consoleText() string {
 		fmt.Fprintf(&s, "%s %s\n", m.Time.Format("15:04:05.000"), m)
 	}
 	return s.String()
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.b.Len() > 1<<20 { // bounded: Chromium can be chatty
-		s.b.Reset()
-		s.b.WriteString("[output truncated]\n")
-	}
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return "..." + s[len(s)-n:]
-	}
-	return s
 }

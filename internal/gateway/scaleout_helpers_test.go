@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -32,27 +31,7 @@ func soJPEG(t testing.TB, w, h, n, size int) []byte { return testenv.JPEG(t, w, 
 // or on Redis if mutate sets it.
 func soInProcess(t *testing.T, mutate func(*gateway.Config)) (*gateway.Server, *httptest.Server) {
 	t.Helper()
-	cfg := gateway.Config{
-		Addr: ":0", ChannelPrefix: "video_", MaxFrameBytes: 2 << 20,
-		WriteTimeout: 2 * time.Second, PingInterval: 20 * time.Second,
-		PublishTimeout: 2 * time.Second, ShutdownTimeout: 5 * time.Second,
-		MaxRooms: 100, LogLevel: "warn", LogFormat: "text",
-	}
-	if mutate != nil {
-		mutate(&cfg)
-	}
-	srv, err := gateway.New(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		ts.Close()
-	})
-	return srv, ts
+	return startInProcess(t, mutate)
 }
 
 // soWS returns the WebSocket URL of room on the gateway at base (http://...).

@@ -124,7 +124,7 @@ func Binary(t testing.TB, name string) string {
 type Process struct {
 	Name string
 	Cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *SyncBuffer
 	done chan struct{}
 	err  error
 }
@@ -135,7 +135,7 @@ func Start(t testing.TB, name, bin string, env []string, args ...string) *Proces
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
-	buf := &syncBuffer{}
+	buf := &SyncBuffer{}
 	cmd.Stdout = buf
 	cmd.Stderr = buf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -150,7 +150,7 @@ func Start(t testing.TB, name, bin string, env []string, args ...string) *Proces
 	t.Cleanup(func() {
 		p.Kill()
 		if t.Failed() {
-			t.Logf("--- output of %s ---\n%s", name, tail(buf.String(), 8000))
+			t.Logf("--- output of %s ---\n%s", name, Tail(buf.String(), 8000))
 		}
 	})
 	return p
@@ -331,12 +331,14 @@ func HTTPStatus(url string, want int) error {
 	return nil
 }
 
-type syncBuffer struct {
+// SyncBuffer is a bytes.Buffer safe for concurrent writers (a child
+// process's stdout and stderr), bounded to a few MB.
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *SyncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.b.Len() > 4<<20 { // keep memory bounded for chatty processes
@@ -346,13 +348,14 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
 }
 
-func tail(s string, n int) string {
+// Tail returns the last n bytes of s, marked as cut when it is longer.
+func Tail(s string, n int) string {
 	if len(s) > n {
 		return "..." + s[len(s)-n:]
 	}
