@@ -521,3 +521,35 @@ func TestFramesAndPingsNeverInterleave(t *testing.T) {
 		}
 	}
 }
+
+// TestFrameSentWithTheHandshake: a client may send its first frame in the
+// same TCP segment as its upgrade request, so net/http has read it before
+// the upgrade. The gateway must keep those bytes: here a seed-style
+// connection's first data URL must reach a viewer.
+func TestFrameSentWithTheHandshake(t *testing.T) {
+	_, ts := startInProcess(t, nil)
+	viewer := dial(t, wsURL(ts.URL, "early", "role=view&format=binary"))
+	jpg := testJPEG(t, 5, 2000)
+	payload := frames.AppendDataURL(nil, jpg)
+	var msg bytes.Buffer
+	fmt.Fprintf(&msg, "GET /ws/video/early/ HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", strings.TrimPrefix(ts.URL, "http://"))
+	// One masked, final text frame (RFC 6455 5.2); mask 0 leaves the bytes as they are.
+	msg.Write([]byte{0x81, 0x80 | 126, byte(len(payload) >> 8), byte(len(payload)), 0, 0, 0, 0})
+	msg.Write(payload)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(ts.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write(msg.Bytes()); err != nil { // request and frame in one write
+		t.Fatal(err)
+	}
+	f, err := viewer.readFrame(5 * time.Second)
+	if err != nil {
+		t.Fatalf("the frame sent with the handshake never arrived: %v", err)
+	}
+	if !bytes.Equal(f.JPEG, jpg) {
+		t.Fatal("the viewer got a different JPEG")
+	}
+}

@@ -52,10 +52,23 @@ func (h *frameHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	var r io.Reader = conn
+	// Bytes the client sent right after its handshake may already sit in
+	// net/http's buffer. They must end up buffered in the new reader, not
+	// merely behind it: coder/websocket keeps only what is buffered
+	// (Peek(Buffered())) and then resets the reader onto the raw conn.
+	size := h.readBuffer
+	var early []byte
 	if n := brw.Reader.Buffered(); n > 0 {
-		early, _ := brw.Reader.Peek(n)
-		r = io.MultiReader(bytes.NewReader(bytes.Clone(early)), conn)
+		b, _ := brw.Reader.Peek(n)
+		early = bytes.Clone(b)
+		size = max(size, n)
+	}
+	br := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(early), conn), size)
+	if len(early) > 0 {
+		if _, err := br.Peek(len(early)); err != nil { // reads only from early
+			conn.Close()
+			return nil, nil, err
+		}
 	}
 	if brw.Writer.Buffered() > 0 {
 		// net/http flushes the 101 response before hijacking; anything
@@ -66,7 +79,7 @@ func (h *frameHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		}
 	}
 	h.conn = &frameConn{Conn: conn}
-	return h.conn, bufio.NewReadWriter(bufio.NewReaderSize(r, h.readBuffer), bufio.NewWriterSize(h.conn, viewerWriteBuffer)), nil
+	return h.conn, bufio.NewReadWriter(br, bufio.NewWriterSize(h.conn, viewerWriteBuffer)), nil
 }
 
 // frameConn returns the hijacked connection (nil before Hijack, or for a nil
