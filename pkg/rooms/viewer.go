@@ -16,7 +16,10 @@ import (
 // by one frame whatever the frame rate, and nothing it does can hold up the
 // hub, the channel layer or other viewers.
 //
-// Next must be called by one goroutine only; offer may be called from any.
+// A viewer made by Join is drained with Next (or Wake and TryNext) by one
+// goroutine. A viewer made by JoinNotify has no goroutine of its own: each
+// offer calls its notify func, which starts a writer when none runs; that
+// writer drains with TryNext. offer may be called from any goroutine.
 type Viewer struct {
 	room   *Room
 	slot   atomic.Pointer[frames.Frame]
