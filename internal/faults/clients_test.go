@@ -377,19 +377,7 @@ func scrape(base string) (loadgen.Metrics, error) { return scrapeWithin(base, 5*
 func scrapeWithin(base string, timeout time.Duration) (loadgen.Metrics, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := noKeepAlive.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("failed to scrape %s: %w", base, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("failed to scrape %s: %s", base, resp.Status)
-	}
-	return loadgen.ParseMetrics(resp.Body)
+	return loadgen.ScrapeMetrics(ctx, base+"/metrics")
 }
 
 // metric returns one metric of a gateway, summed over the series whose

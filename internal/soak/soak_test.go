@@ -407,23 +407,8 @@ func read(ctx context.Context, gws []*replica) (sample, error) {
 	return s, nil
 }
 
-// noKeepAlive scrapes without keeping a connection, and so a goroutine in
-// the gateway, open between samples.
-var noKeepAlive = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-
 func scrape(ctx context.Context, base string) (loadgen.Metrics, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := noKeepAlive.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("failed to scrape %s: %w", base, err)
-	}
-	defer resp.Body.Close()
-	return loadgen.ParseMetrics(resp.Body)
+	return loadgen.ScrapeMetrics(ctx, base+"/metrics")
 }
 
 // logSeries logs each gateway's samples, one line per series.
