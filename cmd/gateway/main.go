@@ -23,6 +23,7 @@ import (
 
 	"github.com/framecast/framecast/internal/auth"
 	"github.com/framecast/framecast/internal/gateway"
+	"github.com/framecast/framecast/internal/gctune"
 )
 
 func main() {
@@ -63,8 +64,15 @@ func run(args []string) int {
 		// The heap is mostly long-lived per-connection state, and frames
 		// are few large noscan buffers: collecting at 50% growth instead
 		// of 100% trims idle memory per viewer by about a fifth (measured:
-		// 22.7 -> 18.2 KB) for little GC work. GOGC overrides it.
-		debug.SetGCPercent(50)
+		// 22.7 -> 18.2 KB). But a small heap relaying many frames would
+		// then collect every few frames (over 100 times a second at 800
+		// frames/s): below GC_FLOOR_MB the collector waits for the floor.
+		// GOGC overrides both. See docs/performance-log.md.
+		if cfg.GCFloorMB > 0 {
+			defer gctune.Start(50, uint64(cfg.GCFloorMB)<<20).Stop()
+		} else {
+			debug.SetGCPercent(50)
+		}
 	}
 	log := cfg.NewLogger(os.Stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)

@@ -33,6 +33,7 @@ type Config struct {
 	AllowedOrigins  []string      `envconfig:"GATEWAY_ALLOWED_ORIGINS" desc:"extra Origin host patterns allowed to open WebSockets (comma-separated, path.Match syntax, e.g. *.example.com); the page's own host is always allowed"`
 	LogLevel        string        `envconfig:"GATEWAY_LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
 	LogFormat       string        `envconfig:"GATEWAY_LOG_FORMAT" default:"text" desc:"text or json"`
+	GCFloorMB       int           `envconfig:"GATEWAY_GC_FLOOR_MB" default:"32" desc:"heap size below which the garbage collector does not run (MB): GOGC is 50 above it; 0 = plain GOGC 50; a GOGC variable overrides both"`
 
 	// Access control and limits (auth.go, limits.go, docs/security.md).
 	Auth                string      `envconfig:"GATEWAY_AUTH" default:"off" desc:"who needs a token: off (anyone may publish and watch), publish (publishers need one; watching is open) or all"`
@@ -98,6 +99,9 @@ func (c *Config) Validate() error {
 		if d <= 0 {
 			return bad(name, "%v must be positive", d)
 		}
+	}
+	if c.GCFloorMB < 0 || c.GCFloorMB > 1<<20 {
+		return bad("GC_FLOOR_MB", "%d is outside 0..1048576", c.GCFloorMB)
 	}
 	if c.MaxRooms < 0 {
 		return bad("MAX_ROOMS", "%d must not be negative", c.MaxRooms)
