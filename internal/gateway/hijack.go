@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"sync"
+	"syscall"
 )
 
 // Buffer sizes of upgraded connections that receive frames. coder/websocket
@@ -79,6 +81,11 @@ func (h *frameHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		}
 	}
 	h.conn = &frameConn{Conn: conn}
+	if sc, ok := conn.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			h.conn.raw = raw
+		}
+	}
 	return h.conn, bufio.NewReadWriter(br, bufio.NewWriterSize(h.conn, viewerWriteBuffer)), nil
 }
 
@@ -111,6 +118,7 @@ func (h *frameHijacker) Unwrap() http.ResponseWriter { return h.ResponseWriter }
 // at a time (the viewer's writer).
 type frameConn struct {
 	net.Conn
+	raw       syscall.RawConn // nil if the connection has no file descriptor (no non-blocking writes)
 	mu        sync.Mutex
 	remaining int  // bytes left of coder/websocket's current frame; mu is held while > 0
 	closed    bool // a close frame went out: no data frame may follow (RFC 6455 5.5.1); guarded by mu
@@ -149,6 +157,56 @@ func (c *frameConn) WriteFrame(frame []byte) error {
 		return net.ErrClosed
 	}
 	_, err := c.Conn.Write(frame)
+	return err
+}
+
+// errWouldBlock says a non-blocking write could not start.
+var errWouldBlock = errors.New("gateway: write would block")
+
+// TryWriteFrame starts writing one pre-framed message without blocking:
+// it writes what the socket takes now, with one system call. If the whole
+// frame went out it returns (nil, nil) and releases the connection. If only
+// part of it (or nothing) went out, it returns the rest and keeps the
+// connection locked: the caller must finish the frame with FinishFrame,
+// from any goroutine. If the connection is busy (coder/websocket is writing
+// a control frame) or has no file descriptor, it returns errWouldBlock and
+// holds nothing.
+func (c *frameConn) TryWriteFrame(frame []byte) (rest []byte, err error) {
+	if c.raw == nil || !c.mu.TryLock() {
+		return nil, errWouldBlock
+	}
+	if c.closed {
+		c.mu.Unlock()
+		return nil, net.ErrClosed
+	}
+	var n int
+	var werr error
+	if err := c.raw.Write(func(fd uintptr) bool {
+		n, werr = syscall.Write(int(fd), frame)
+		return true // never wait for the socket: that is FinishFrame's job
+	}); err != nil {
+		c.mu.Unlock()
+		return nil, err
+	}
+	if werr == syscall.EAGAIN || werr == syscall.EINTR {
+		n, werr = 0, nil
+	}
+	if werr != nil {
+		c.mu.Unlock()
+		return nil, werr
+	}
+	if n == len(frame) {
+		c.mu.Unlock()
+		return nil, nil
+	}
+	return frame[n:], nil
+}
+
+// FinishFrame writes the rest of a frame TryWriteFrame started, blocking
+// as needed, and releases the connection.
+func (c *frameConn) FinishFrame(rest []byte) error {
+	defer c.mu.Unlock()
+	_, err := c.Conn.Write(rest)
 	return err
 }
 

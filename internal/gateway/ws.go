@@ -156,8 +156,9 @@ func (k *wsConn) setReason(err error) {
 
 // serveConn starts one connection in its role and returns. Nothing waits on
 // a view-only connection but coder/websocket's reader (CloseRead): frames are
-// written by a writer goroutine that exists only while frames flow, pings by
-// a timer, and the end is a callback on the reader's context.
+// written by the hub's fan-out shards, with a writer goroutine only while a
+// write blocks (viewerWriter), pings by a timer, and the end is a callback on
+// the reader's context.
 func (s *Server) serveConn(k *wsConn, claims *auth.Claims) {
 	c := k.c
 	s.active.Store(c, struct{}{})
@@ -338,17 +339,19 @@ func closeReason(err error) string {
 	return msg
 }
 
-// viewerIdle is how long a viewer's writer goroutine waits for the next
-// frame before it exits; the next frame starts a new one. A streaming room
-// keeps its viewers' writers alive, an idle room costs no goroutines.
-const viewerIdle = 2 * time.Second
-
 // viewerWriter writes a viewer's frames to its connection. It is the
 // connection's only frame writer: it takes the newest frame from the
 // viewer's latest-wins slot, so a slow viewer skips frames instead of
-// queueing them. The hub calls notify (never blocking); notify starts the
-// writer goroutine if none runs. A write that stalls past the write timeout
-// cuts the viewer off.
+// queueing them.
+//
+// The hub calls notify (never blocking) after it fills the slot. When no
+// write is in progress, notify writes the frame at once, in the hub's
+// goroutine, with one non-blocking system call: the common case, a viewer
+// whose socket has room, costs no goroutine and no wake-up. Only when the
+// socket takes part of the frame (or none, or coder/websocket is writing a
+// ping) does a writer goroutine start; it finishes that frame with blocking
+// writes, drains the slot, and exits once the slot is empty. A blocking
+// write that stalls past the write timeout cuts the viewer off.
 type viewerWriter struct {
 	s    *Server
 	k    *wsConn
@@ -356,11 +359,9 @@ type viewerWriter struct {
 	json bool
 	out  prometheus.Counter
 
-	running atomic.Bool   // a writer goroutine owns the connection's writes
-	dead    atomic.Bool   // the connection is ending: start no writer
-	wake    chan struct{} // wakes a running writer waiting for a frame
-	stuck   *time.Timer   // cuts the connection off when a write stalls
-	idle    *time.Timer   // owned by the running writer
+	running atomic.Bool // a write is in progress: notify only fills the slot
+	dead    atomic.Bool // the connection is ending: write nothing more
+	stuck   *time.Timer // cuts the connection off when a write stalls
 }
 
 var errViewerTooSlow = errors.New("viewer too slow")
@@ -369,13 +370,10 @@ var errViewerTooSlow = errors.New("viewer too slow")
 func (s *Server) startViewer(ctx context.Context, k *wsConn) (*viewerWriter, error) {
 	w := &viewerWriter{
 		s: s, k: k, json: k.format == formatJSON,
-		out:  s.metrics.framesOut.WithLabelValues(k.format),
-		wake: make(chan struct{}, 1),
+		out: s.metrics.framesOut.WithLabelValues(k.format),
 	}
 	w.stuck = time.AfterFunc(time.Hour, func() { _ = k.c.CloseNow() }) // unblocks the stalled Write
 	w.stuck.Stop()
-	w.idle = time.NewTimer(time.Hour)
-	w.idle.Stop()
 	v, err := s.hub.JoinNotify(ctx, k.room, w.notify)
 	if err != nil {
 		s.metrics.rejected.WithLabelValues("too_many_rooms").Inc()
@@ -387,38 +385,62 @@ func (s *Server) startViewer(ctx context.Context, k *wsConn) (*viewerWriter, err
 	return w, nil
 }
 
-// notify is the hub's callback after it puts a frame in the slot.
+// notify is the hub's callback after it puts a frame in the slot. If no
+// write is in progress it takes ownership of the connection's frame writes
+// and tries to write without blocking; otherwise the running writer will
+// find the frame in the slot.
 func (w *viewerWriter) notify(v *rooms.Viewer) {
-	if w.dead.Load() {
-		return
-	}
-	if w.running.CompareAndSwap(false, true) {
-		go w.run(v)
-		return
-	}
-	select {
-	case w.wake <- struct{}{}:
-	default:
+	for !w.dead.Load() && w.running.CompareAndSwap(false, true) {
+		f := v.TryNext()
+		if f == nil {
+			w.running.Store(false)
+		} else if msg := w.message(f); msg == nil {
+			w.running.Store(false)
+		} else {
+			rest, err := w.k.frames.TryWriteFrame(msg)
+			switch {
+			case errors.Is(err, errWouldBlock):
+				go w.run(v, msg, false)
+				return
+			case err != nil:
+				go w.fail(v, err) // running stays set: no writer starts again
+				return
+			case rest != nil:
+				go w.run(v, rest, true)
+				return
+			}
+			w.out.Inc()
+			w.running.Store(false)
+		}
+		// Ownership is released; a frame offered meanwhile found running
+		// set and was left in the slot: check for it.
+		if !v.Pending() {
+			return
+		}
 	}
 }
 
-// run writes frames until the slot stays empty for viewerIdle, then exits;
-// it rechecks the slot after giving up ownership, so no frame is stranded.
-func (w *viewerWriter) run(v *rooms.Viewer) {
+// run owns the connection's frame writes: it writes msg (the rest of a
+// frame whose start TryWriteFrame wrote, if started), then every frame that
+// reaches the slot meanwhile, and exits when the slot is empty; it rechecks
+// the slot after giving up ownership, so no frame is stranded.
+func (w *viewerWriter) run(v *rooms.Viewer, msg []byte, started bool) {
+	write := w.k.frames.WriteFrame
+	if started {
+		write = w.k.frames.FinishFrame
+	}
 	for {
-		if f := v.TryNext(); f != nil {
-			if err := w.write(f); err != nil {
+		if msg != nil {
+			if err := w.write(write, msg); err != nil {
 				w.fail(v, err) // running stays set: no writer starts again
 				return
 			}
-			continue
+			write = w.k.frames.WriteFrame
 		}
-		w.idle.Reset(viewerIdle)
-		select {
-		case <-w.wake:
-			w.idle.Stop()
+		msg = nil
+		if f := v.TryNext(); f != nil {
+			msg = w.message(f)
 			continue
-		case <-w.idle.C:
 		}
 		w.running.Store(false)
 		if w.dead.Load() || !v.Pending() || !w.running.CompareAndSwap(false, true) {
@@ -427,19 +449,22 @@ func (w *viewerWriter) run(v *rooms.Viewer) {
 	}
 }
 
-func (w *viewerWriter) write(f *frames.Frame) error {
-	// The frame's WebSocket form is built once per frame and format and
-	// shared by every viewer: one write per frame per viewer, header and
-	// payload together, no copy in the gateway.
-	msg := f.WebSocketBinary()
+// message is f's WebSocket form for this viewer's format: built once per
+// frame and format and shared by every viewer, so each viewer costs one
+// write of header and payload together and no copy. It is nil for offline
+// events to JSON viewers: the seed's page has no use for them.
+func (w *viewerWriter) message(f *frames.Frame) []byte {
 	if w.json {
-		msg = f.WebSocketJSON() // nil for offline events: the seed's page has no use for them
+		return f.WebSocketJSON()
 	}
-	if msg == nil {
-		return nil
-	}
+	return f.WebSocketBinary()
+}
+
+// write writes msg with a blocking write, cutting the viewer off if it
+// stalls past the write timeout.
+func (w *viewerWriter) write(write func([]byte) error, msg []byte) error {
 	w.stuck.Reset(w.s.cfg.WriteTimeout)
-	err := w.k.frames.WriteFrame(msg)
+	err := write(msg)
 	if !w.stuck.Stop() {
 		return errViewerTooSlow
 	}

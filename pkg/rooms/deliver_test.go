@@ -14,7 +14,7 @@ import (
 // every viewer's slot, the steady state of a fan-out to slow viewers.
 func deliverRoom(tb testing.TB, n int) *rooms.MemoryLayer {
 	tb.Helper()
-	hub, layer := newMemoryHub(tb, rooms.Options{})
+	hub, layer := newMemoryHub(tb, rooms.Options{FanoutShards: 1}) // the offers themselves, on Publish's goroutine
 	for range n {
 		join(tb, hub, "bench")
 	}

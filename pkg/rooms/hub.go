@@ -10,7 +10,10 @@
 // Fan-out never blocks: each viewer has a one-frame latest-wins slot (see
 // Viewer), and each publisher a one-frame latest-wins slot in front of the
 // layer (see Publisher), so a stuck viewer or a frozen Redis costs skipped
-// frames, counted, and nothing else.
+// frames, counted, and nothing else. The offers to a room's viewers run on a
+// few fan-out shards, one per core by default (see fanout.go), each keeping
+// its viewers' frames in order; a Publish to the in-process layer returns
+// once the frame is queued to them.
 package rooms
 
 import (
@@ -18,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -46,6 +50,10 @@ type Options struct {
 	Cache FrameCache
 	// CacheTimeout bounds the Cache lookup at Join. Default 200ms.
 	CacheTimeout time.Duration
+	// FanoutShards is how many goroutines at most offer frames to viewers
+	// at once (see fanout.go). 0 means GOMAXPROCS; 1 means the goroutine
+	// delivering a frame offers it to every viewer itself.
+	FanoutShards int
 }
 
 // Hub holds the local rooms of one gateway replica. It is safe for
@@ -57,6 +65,8 @@ type Hub struct {
 
 	mu    sync.RWMutex // guards rooms and each Room's viewer list and publishers
 	rooms map[string]*Room
+
+	shards []*fanoutShard // nil: offer on the delivering goroutine
 
 	subMu      sync.Mutex // serializes subscription changes; guards subscribed
 	subscribed map[string]bool
@@ -77,13 +87,22 @@ func NewHub(layer Layer, opts Options) *Hub {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Hub{
+	if opts.FanoutShards <= 0 {
+		opts.FanoutShards = runtime.GOMAXPROCS(0)
+	}
+	h := &Hub{
 		layer:      layer,
 		opts:       opts,
 		log:        opts.Logger,
 		rooms:      make(map[string]*Room),
 		subscribed: make(map[string]bool),
 	}
+	if opts.FanoutShards > 1 {
+		for range opts.FanoutShards {
+			h.shards = append(h.shards, &fanoutShard{hub: h})
+		}
+	}
+	return h
 }
 
 // Layer returns the hub's channel layer.
@@ -94,8 +113,9 @@ type Room struct {
 	hub  *Hub
 	name string
 
-	viewers    atomic.Pointer[[]*Viewer] // copy-on-write; replaced under hub.mu
+	viewers    atomic.Pointer[viewerSet] // copy-on-write; replaced under hub.mu
 	publishers int                       // guarded by hub.mu
+	nextShard  int                       // fan-out shard of the next viewer; guarded by hub.mu
 
 	last     atomic.Pointer[frames.Frame] // newest image frame seen
 	live     atomic.Bool                  // an image arrived since the last offline event
@@ -111,7 +131,11 @@ func (h *Hub) roomLocked(name string) (*Room, error) {
 		return nil, fmt.Errorf("%w: limit %d", ErrTooManyRooms, h.opts.MaxRooms)
 	}
 	r := &Room{hub: h, name: name}
-	r.viewers.Store(&[]*Viewer{})
+	set := &viewerSet{}
+	if h.shards != nil {
+		set.byShard = make([][]*Viewer, len(h.shards))
+	}
+	r.viewers.Store(set)
 	h.rooms[name] = r
 	return r, nil
 }
@@ -119,7 +143,7 @@ func (h *Hub) roomLocked(name string) (*Room, error) {
 // dropIfEmpty forgets r when it has no viewers and no publishers. Call with
 // h.mu held.
 func (h *Hub) dropIfEmpty(r *Room) {
-	if len(*r.viewers.Load()) == 0 && r.publishers == 0 && h.rooms[r.name] == r {
+	if len(r.viewers.Load().all) == 0 && r.publishers == 0 && h.rooms[r.name] == r {
 		delete(h.rooms, r.name)
 	}
 }
@@ -134,9 +158,11 @@ func (h *Hub) Join(ctx context.Context, room string) (*Viewer, error) {
 
 // JoinNotify is Join for a viewer without a goroutine of its own: instead of
 // waking Next, each frame offered to the viewer calls notify(v), on the
-// delivering goroutine, so notify must not block (it typically starts a
-// short-lived writer goroutine if none is running, which drains the slot
-// with TryNext). An idle viewer then costs no goroutine at all.
+// goroutine that offers it (the viewer's fan-out shard, see fanout.go; the
+// joining goroutine for the first frame), so notify must not block. It
+// typically drains the slot with TryNext and writes the frame without
+// blocking, or starts a writer goroutine for a write that would block. An
+// idle viewer then costs no goroutine at all.
 func (h *Hub) JoinNotify(ctx context.Context, room string, notify func(*Viewer)) (*Viewer, error) {
 	return h.join(ctx, room, notify)
 }
@@ -150,19 +176,11 @@ func (h *Hub) join(ctx context.Context, room string, notify func(*Viewer)) (*Vie
 	}
 	v := newViewer(r)
 	v.notify = notify
-	// Copy-on-write with spare capacity: readers hold their own slice
-	// header and never look past its length, so appending into capacity
-	// they cannot see is safe (writers hold h.mu). A room of N viewers then
-	// costs O(N) copying to fill, not O(N²): at 10,000 viewers the full
-	// copies were ~400 MB of garbage, visible in RSS.
-	old := *r.viewers.Load()
-	vs := old
-	if len(old) == cap(old) {
-		vs = make([]*Viewer, len(old), 2*len(old)+4)
-		copy(vs, old)
+	if h.shards != nil {
+		v.shard = r.nextShard // round-robin within the room: its viewers spread over all shards
+		r.nextShard = (r.nextShard + 1) % len(h.shards)
 	}
-	vs = append(vs, v)
-	r.viewers.Store(&vs)
+	r.viewers.Store(r.viewers.Load().with(v))
 	h.mu.Unlock()
 
 	h.syncSubscription(ctx, room)
@@ -179,14 +197,7 @@ func (h *Hub) join(ctx context.Context, room string, notify func(*Viewer)) (*Vie
 func (h *Hub) Leave(v *Viewer) {
 	r := v.room
 	h.mu.Lock()
-	old := *r.viewers.Load()
-	vs := make([]*Viewer, 0, len(old))
-	for _, x := range old {
-		if x != v {
-			vs = append(vs, x)
-		}
-	}
-	r.viewers.Store(&vs)
+	r.viewers.Store(r.viewers.Load().without(v))
 	h.dropIfEmpty(r)
 	h.mu.Unlock()
 	h.syncSubscription(context.Background(), r.name)
@@ -200,7 +211,7 @@ func (h *Hub) syncSubscription(ctx context.Context, room string) {
 	defer h.subMu.Unlock()
 	h.mu.RLock()
 	r := h.rooms[room]
-	want := r != nil && len(*r.viewers.Load()) > 0
+	want := r != nil && len(r.viewers.Load().all) > 0
 	h.mu.RUnlock()
 	if want == h.subscribed[room] {
 		return
@@ -223,7 +234,8 @@ func (h *Hub) syncSubscription(ctx context.Context, room string) {
 }
 
 // deliver is the layer's Handler: it hands one message to every local viewer
-// of room. It does not block and allocates once per message, not per viewer.
+// of room, through the fan-out shards. It does not block and allocates once
+// per message and shard, not per viewer.
 func (h *Hub) deliver(room string, msg []byte) {
 	f, err := frames.ParseBinary(msg, 0, time.Time{}, 0)
 	if err != nil {
@@ -239,8 +251,17 @@ func (h *Hub) deliver(room string, msg []byte) {
 	}
 	h.relayed.Add(1)
 	r.observe(f)
-	for _, v := range *r.viewers.Load() {
-		v.offer(f)
+	set := r.viewers.Load()
+	if set.byShard == nil {
+		for _, v := range set.all {
+			v.offer(f)
+		}
+		return
+	}
+	for i, vs := range set.byShard {
+		if len(vs) > 0 {
+			h.shards[i].push(f, vs)
+		}
 	}
 }
 
@@ -282,7 +303,7 @@ func (h *Hub) Rooms() []RoomInfo {
 	for _, r := range h.rooms {
 		info := RoomInfo{
 			Name:       r.name,
-			Viewers:    len(*r.viewers.Load()),
+			Viewers:    len(r.viewers.Load().all),
 			Publishers: r.publishers,
 			Live:       r.live.Load(),
 		}
@@ -313,7 +334,7 @@ func (h *Hub) Stats() Stats {
 	h.mu.RLock()
 	s := Stats{Rooms: len(h.rooms)}
 	for _, r := range h.rooms {
-		s.Viewers += len(*r.viewers.Load())
+		s.Viewers += len(r.viewers.Load().all)
 	}
 	h.mu.RUnlock()
 	s.Published = h.published.Load()

@@ -8,7 +8,7 @@ import (
 )
 
 // Viewer is one local viewer of a room: a latest-frame-wins slot that the
-// hub fills and the viewer's single writer goroutine drains.
+// hub fills and the viewer's single writer drains.
 //
 // Offering a frame never blocks: it swaps the frame into the slot and, if
 // the slot still held an unsent frame, counts that frame as skipped. So a
@@ -18,13 +18,16 @@ import (
 //
 // A viewer made by Join is drained with Next (or Wake and TryNext) by one
 // goroutine. A viewer made by JoinNotify has no goroutine of its own: each
-// offer calls its notify func, which starts a writer when none runs; that
-// writer drains with TryNext. offer may be called from any goroutine.
+// offer calls its notify func, which drains with TryNext (writing at once,
+// or starting a writer when a write would block). offer may be called from
+// any goroutine; the hub offers a viewer's frames from one fan-out shard, in
+// the order they arrived.
 type Viewer struct {
 	room   *Room
 	slot   atomic.Pointer[frames.Frame]
 	wake   chan struct{}
 	notify func(*Viewer) // if set, called instead of signalling wake
+	shard  int           // the hub's fan-out shard that offers to it
 
 	skipped atomic.Uint64
 	offered atomic.Uint64
