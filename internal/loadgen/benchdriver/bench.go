@@ -226,7 +226,7 @@ var benchLimits = []string{
 
 // startGateways starts n fresh gateways on the shared Redis and waits until
 // each is ready.
-func (b *bench) startGateways(n int) ([]*gateway, error) {
+func (b *bench) startGateways(n int, extraEnv ...string) ([]*gateway, error) {
 	var gws []*gateway
 	for i := range n {
 		port, err := freePort()
@@ -240,6 +240,7 @@ func (b *bench) startGateways(n int) ([]*gateway, error) {
 			"GATEWAY_LOG_LEVEL=warn",
 		}
 		env = append(env, benchLimits...)
+		env = append(env, extraEnv...)
 		p, err := b.start(fmt.Sprintf("gateway%d", i+1), filepath.Join(b.dir, "gateway"), env)
 		if err != nil {
 			stopAll(gws)
