@@ -34,6 +34,8 @@ type bench struct {
 	total     time.Duration
 	raw       []rawReport
 
+	optimizations string // the performance log's before/after table
+
 	summaryRows []summaryRow
 	s1          *loadgen.Report // S1's report, which S4 compares with
 }

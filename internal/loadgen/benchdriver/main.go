@@ -81,6 +81,10 @@ func run() int {
 	if !filepath.IsAbs(path) {
 		path = filepath.Join(root, path)
 	}
+	if b.optimizations, err = optimizationTable(filepath.Join(root, "docs", "performance-log.md")); err != nil {
+		fmt.Fprintf(os.Stderr, "benchdriver: %v\n", err)
+		return 1
+	}
 	if err := os.WriteFile(path, []byte(b.markdown()), 0o644); err != nil {
 		fmt.Fprintf(os.Stderr, "benchdriver: failed to write %s: %v\n", path, err)
 		return 1

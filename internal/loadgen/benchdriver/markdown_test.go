@@ -1,0 +1,42 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestOptimizationTable(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "log.md")
+	doc := "# Log\n\nintro | not a table\n\n| change | measure | before | after | ratio |\n|---|---|---|---|---|\n| a | b | 1 | 2 | 2× |\n\n## Later\n\n| other | table |\n"
+	if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := optimizationTable(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "| change | measure | before | after | ratio |\n|---|---|---|---|---|\n| a | b | 1 | 2 | 2× |\n"
+	if got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	if err := os.WriteFile(path, []byte("# Log\n\nno table\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := optimizationTable(path); err == nil {
+		t.Fatal("a log without the table gave no error")
+	}
+}
+
+// TestThePerformanceLogHasItsTable: make bench copies the log's table into
+// docs/benchmarks.md and fails without it.
+func TestThePerformanceLogHasItsTable(t *testing.T) {
+	got, err := optimizationTable(filepath.Join("..", "..", "..", "docs", "performance-log.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rows := strings.Count(got, "\n"); rows < 10 {
+		t.Fatalf("the performance log's table has %d lines", rows)
+	}
+}
