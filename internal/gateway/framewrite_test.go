@@ -30,11 +30,11 @@ func tcpPair(t *testing.T) (*frameConn, net.Conn) {
 	t.Cleanup(func() { client.Close(); server.Close() })
 	_ = server.(*net.TCPConn).SetWriteBuffer(16 << 10)
 	_ = client.(*net.TCPConn).SetReadBuffer(16 << 10)
-	raw, err := server.(*net.TCPConn).SyscallConn()
-	if err != nil {
-		t.Fatal(err)
+	fc := newFrameConn(server)
+	if fc.raw == nil {
+		t.Fatal("a TCP connection has no RawConn")
 	}
-	return &frameConn{Conn: server, raw: raw}, client
+	return fc, client
 }
 
 // TestTryWriteFrameHandsOverWhenTheSocketIsFull: frames go out whole with
@@ -108,7 +108,7 @@ func TestTryWriteFrameAfterClose(t *testing.T) {
 	}
 	fc.mu.Unlock()
 
-	noFD := &frameConn{Conn: fc.Conn}
+	noFD := newFrameConn(struct{ net.Conn }{fc.Conn}) // hides SyscallConn
 	if _, err := noFD.TryWriteFrame([]byte("x")); !errors.Is(err, errWouldBlock) {
 		t.Fatalf("without a file descriptor: %v, want errWouldBlock", err)
 	}

@@ -80,12 +80,7 @@ func (h *frameHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 			return nil, nil, err
 		}
 	}
-	h.conn = &frameConn{Conn: conn}
-	if sc, ok := conn.(syscall.Conn); ok {
-		if raw, err := sc.SyscallConn(); err == nil {
-			h.conn.raw = raw
-		}
-	}
+	h.conn = newFrameConn(conn)
 	return h.conn, bufio.NewReadWriter(br, bufio.NewWriterSize(h.conn, viewerWriteBuffer)), nil
 }
 
@@ -120,8 +115,37 @@ type frameConn struct {
 	net.Conn
 	raw       syscall.RawConn // nil if the connection has no file descriptor (no non-blocking writes)
 	mu        sync.Mutex
-	remaining int  // bytes left of coder/websocket's current frame; mu is held while > 0
-	closed    bool // a close frame went out: no data frame may follow (RFC 6455 5.5.1); guarded by mu
+	try       tryWrite // TryWriteFrame's system call; guarded by mu
+	remaining int      // bytes left of coder/websocket's current frame; mu is held while > 0
+	closed    bool     // a close frame went out: no data frame may follow (RFC 6455 5.5.1); guarded by mu
+}
+
+// tryWrite is one non-blocking write(2) through syscall.RawConn. It lives in
+// the frameConn, and call is bound once, so that a write allocates nothing
+// (a closure passed to RawConn.Write per call would escape to the heap:
+// one allocation per frame per viewer).
+type tryWrite struct {
+	p    []byte
+	n    int
+	err  error
+	call func(fd uintptr) bool // bound to do
+}
+
+func (t *tryWrite) do(fd uintptr) bool {
+	t.n, t.err = syscall.Write(int(fd), t.p)
+	return true // never wait for the socket: that is FinishFrame's job
+}
+
+// newFrameConn wraps a hijacked connection.
+func newFrameConn(conn net.Conn) *frameConn {
+	c := &frameConn{Conn: conn}
+	c.try.call = c.try.do
+	if sc, ok := conn.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			c.raw = raw
+		}
+	}
+	return c
 }
 
 // Write passes coder/websocket's frames through, holding mu per frame.
@@ -179,12 +203,11 @@ func (c *frameConn) TryWriteFrame(frame []byte) (rest []byte, err error) {
 		c.mu.Unlock()
 		return nil, net.ErrClosed
 	}
-	var n int
-	var werr error
-	if err := c.raw.Write(func(fd uintptr) bool {
-		n, werr = syscall.Write(int(fd), frame)
-		return true // never wait for the socket: that is FinishFrame's job
-	}); err != nil {
+	c.try.p = frame
+	err = c.raw.Write(c.try.call)
+	n, werr := c.try.n, c.try.err
+	c.try.p, c.try.err = nil, nil
+	if err != nil {
 		c.mu.Unlock()
 		return nil, err
 	}
