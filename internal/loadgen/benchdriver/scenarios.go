@@ -158,7 +158,8 @@ func runS2(b *bench, sec *section) error {
 		"measured in the same run (the anchors' measure: the seed's ~3%% is its peak, reached while it delivered a third " +
 		"of the frames; Centrifugo's ~36%% is its highest rate before it cuts viewers off). For each fan-out: a first " +
 		"short run at a low rate also measures the ceiling for that many connections and this message size; then the " +
-		"publisher's rate climbs by 1.5× from 15%% of the ceiling's message rate until delivered payload stops growing " +
+		"publisher's rate climbs by 1.5× from 15%% of the ceiling's message rate until delivered payload stops growing (two steps " +
+		"in a row add < 3%%) " +
 		"(**saturation**: the most payload delivered with no viewer cut off); then the rate is bisected for the highest " +
 		"rate at which **≥ 99%% of frames** are delivered, the publisher keeps its rate and nobody is cut off. Above " +
 		"saturation, viewers skip frames (latest-frame-wins slots) rather than fall behind, so latency stays low. " +
@@ -274,13 +275,16 @@ func s2Search(b *bench, sec *section, gws []*gateway, fanout int) (s2Result, err
 		start = math.Max(1, math.Round(0.15*res.ceil.MsgSec/float64(fanout)))
 	}
 
-	// Climb to saturation: stop once a step past the 99% boundary adds
-	// less than 3% to the most payload delivered so far.
-	climb := 7
+	// Climb to saturation: stop once two steps in a row past the 99%
+	// boundary add less than 3% to the most payload delivered so far (one
+	// such step can be a noisy window: a publisher held up for a moment
+	// sends fewer frames than asked).
+	climb := 8
 	if b.quick {
 		climb = 3
 	}
-	for f := start; climb > 0; climb-- {
+	flat := 0
+	for f := start; climb > 0 && flat < 2; climb-- {
 		before := 0.0
 		if res.peak != nil {
 			before = res.peak.MBSec
@@ -290,7 +294,9 @@ func s2Search(b *bench, sec *section, gws []*gateway, fanout int) (s2Result, err
 			return res, err
 		}
 		if hi != 0 && r.MBSec < 1.03*before {
-			break
+			flat++
+		} else {
+			flat = 0
 		}
 		f = math.Round(f * 1.5)
 	}
