@@ -439,6 +439,7 @@ func TestConfigErrorsNameTheSetting(t *testing.T) {
 		{"GATEWAY_WRITE_TIMEOUT=-1s", "GATEWAY_WRITE_TIMEOUT"},
 		{"GATEWAY_PING_INTERVAL=soon", "PING_INTERVAL"},
 		{"GATEWAY_LOG_LEVEL=loud", "GATEWAY_LOG_LEVEL"},
+		{"GATEWAY_GC_FLOOR_MB=-1", "GATEWAY_GC_FLOOR_MB"},
 	} {
 		t.Run(tc.env, func(t *testing.T) {
 			cmd := exec.Command(bin)

@@ -1,6 +1,7 @@
 package gctune_test
 
 import (
+	"fmt"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/framecast/framecast/internal/gctune"
+	"github.com/framecast/framecast/internal/testenv"
 )
 
 func TestPercent(t *testing.T) {
@@ -42,14 +44,13 @@ func TestTunerFollowsTheLiveHeap(t *testing.T) {
 
 	waitGOGC := func(what string, ok func(int) bool) {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for !ok(tu.GOGC()) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: GOGC is %d", what, tu.GOGC())
+		testenv.WaitFor(t, 10*time.Second, what, func() error {
+			if p := tu.GOGC(); !ok(p) {
+				runtime.GC() // each collection runs the tuner's cleanup
+				return fmt.Errorf("GOGC is %d", p)
 			}
-			runtime.GC() // each collection runs the tuner's cleanup
-			time.Sleep(10 * time.Millisecond)
-		}
+			return nil
+		})
 	}
 	waitGOGC("small heap: want GOGC well above 50", func(p int) bool { return p > 500 })
 	if got := runtimeGOGC(); got != tu.GOGC() {

@@ -77,13 +77,16 @@ func (s *fanoutShard) run() {
 		s.mu.Lock()
 		if len(s.queue) == 0 {
 			s.running = false
-			s.queue = s.queue[:0:0] // let a burst's backing array go
 			s.mu.Unlock()
 			return
 		}
+		// Pop the head in place: the queue keeps one backing array of at
+		// most maxShardQueue jobs for its life, instead of allocating one
+		// per burst.
 		j := s.queue[0]
-		s.queue[0] = fanoutJob{}
-		s.queue = s.queue[1:]
+		n := copy(s.queue, s.queue[1:])
+		s.queue[n] = fanoutJob{} // do not pin the frame
+		s.queue = s.queue[:n]
 		s.mu.Unlock()
 		for _, v := range j.viewers {
 			v.offer(j.f)

@@ -2,11 +2,13 @@ package rooms
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/framecast/framecast/internal/testenv"
 	"github.com/framecast/framecast/pkg/frames"
 )
 
@@ -73,11 +75,13 @@ func TestShardsKeepEachViewersOrder(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	deadline := time.Now().Add(10 * time.Second)
 	for i, r := range recs {
-		for len(r.snapshot()) < n && time.Now().Before(deadline) {
-			time.Sleep(time.Millisecond)
-		}
+		testenv.WaitFor(t, 10*time.Second, fmt.Sprintf("viewer %d's %d frames", i, n), func() error {
+			if got := r.snapshot(); len(got) < n {
+				return fmt.Errorf("%d frames: %v", len(got), got)
+			}
+			return nil
+		})
 		got := r.snapshot()
 		if len(got) != n {
 			t.Fatalf("viewer %d got %d of %d frames: %v", i, len(got), n, got)
@@ -148,19 +152,14 @@ func TestShardQueueIsBounded(t *testing.T) {
 		t.Fatalf("viewer skipped %d, want the %d frames dropped from the queue", got, wantDropped)
 	}
 	close(release)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testenv.WaitFor(t, 10*time.Second, "the shard to drain its queue", func() error {
 		sh.mu.Lock()
-		idle := !sh.running
-		sh.mu.Unlock()
-		if idle {
-			break
+		defer sh.mu.Unlock()
+		if sh.running {
+			return fmt.Errorf("%d frames queued", len(sh.queue))
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the shard did not drain its queue")
-		}
-		time.Sleep(time.Millisecond)
-	}
+		return nil
+	})
 	if f := v.TryNext(); f == nil || f.Seq != n {
 		t.Fatalf("viewer's slot holds %v, want the newest frame %d", f, n)
 	}
