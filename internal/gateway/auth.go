@@ -3,14 +3,11 @@ package gateway
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
 	"strings"
 	"time"
-
-	"github.com/coder/websocket"
 
 	"github.com/framecast/framecast/internal/auth"
 )
@@ -137,17 +134,16 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, room string, 
 	return claims, true
 }
 
-// closeOnExpiry closes c with 1008 "token expired" when the token it was
-// admitted with expires (exp plus auth.Leeway), and returns a func that
-// cancels that. A nil claims (no token required) does nothing.
-func (s *Server) closeOnExpiry(c *websocket.Conn, claims *auth.Claims, log *slog.Logger) (stop func()) {
+// closeOnExpiry calls expire when the token a connection was admitted with
+// expires (exp plus auth.Leeway), and returns a func that cancels that. A
+// nil claims (no token required) does nothing.
+func (s *Server) closeOnExpiry(claims *auth.Claims, expire func()) (stop func()) {
 	if claims == nil {
 		return func() {}
 	}
 	t := time.AfterFunc(time.Until(claims.Deadline()), func() {
 		s.metrics.rejected.WithLabelValues("token_expired").Inc()
-		log.Info("token expired; closing", "code", int(websocket.StatusPolicyViolation), "sub", claims.Subject)
-		_ = c.Close(websocket.StatusPolicyViolation, "token expired")
+		expire()
 	})
 	return func() { t.Stop() }
 }

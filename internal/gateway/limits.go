@@ -70,10 +70,10 @@ func (p *publishLimiter) admit(now time.Time) error {
 	return errFrameDropped
 }
 
-// admitFrame applies l to a frame just read from c: it returns true if the
-// frame may be published. A dropped frame is counted; a sustained excess
-// closes c with 1008 "publish rate exceeded" and returns its error.
-func (s *Server) admitFrame(c *websocket.Conn, l *publishLimiter) (bool, error) {
+// admitFrame applies l to a frame just read: it returns true if the frame
+// may be published. A dropped frame is counted; a sustained excess returns
+// the error that ends the connection (1008 "publish rate exceeded").
+func (s *Server) admitFrame(l *publishLimiter) (bool, error) {
 	switch err := l.admit(time.Now()); {
 	case err == nil:
 		return true, nil
@@ -82,8 +82,7 @@ func (s *Server) admitFrame(c *websocket.Conn, l *publishLimiter) (bool, error) 
 		return false, nil
 	default:
 		s.metrics.rejected.WithLabelValues("rate_exceeded").Inc()
-		_ = c.Close(websocket.StatusPolicyViolation, "publish rate exceeded")
-		return false, err
+		return false, ended(endRate, err)
 	}
 }
 
@@ -299,9 +298,6 @@ func (c *Config) validateLimits() error {
 	return nil
 }
 
-// errViewerSentData ends a view-only connection whose peer sent a message.
-var errViewerSentData = errors.New("viewer sent a data message")
-
 // viewerCloseRead is websocket.Conn.CloseRead for view-only connections,
 // without its self-deadlock: CloseRead's goroutine answers a data message by
 // calling Close, and Close waits for that same goroutine to exit, so the
@@ -318,9 +314,8 @@ func (s *Server) viewerCloseRead(ctx context.Context, c *websocket.Conn) context
 	go func() {
 		_, _, err := c.Reader(ctx)
 		if err == nil {
-			err = errViewerSentData
+			err = ended(endViewerData, nil)
 			s.metrics.rejected.WithLabelValues("viewer_sent_data").Inc()
-			_ = c.Close(websocket.StatusPolicyViolation, "unexpected data message")
 		}
 		cancel(err)
 	}()

@@ -20,6 +20,7 @@ type metrics struct {
 	framesOut   *prometheus.CounterVec // format
 	rejected    *prometheus.CounterVec // reason
 	cutOff      *prometheus.CounterVec // reason
+	closed      *prometheus.CounterVec // reason: closeTable's labels
 	redisErrors *prometheus.CounterVec // op
 }
 
@@ -39,6 +40,9 @@ func newMetrics() *metrics {
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "framecast_rejected_total", Help: "Requests and messages refused, by reason.",
 		}, []string{"reason"}),
+		closed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "framecast_connections_closed_total", Help: "WebSocket connections ended, by reason (see docs/protocol.md).",
+		}, []string{"reason"}),
 		cutOff: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "framecast_viewers_cut_off_total", Help: "Viewers closed by the gateway, by reason.",
 		}, []string{"reason"}),
@@ -49,7 +53,7 @@ func newMetrics() *metrics {
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.connections, m.framesIn, m.framesOut, m.rejected, m.cutOff, m.redisErrors,
+		m.connections, m.framesIn, m.framesOut, m.rejected, m.cutOff, m.closed, m.redisErrors,
 	)
 	for _, r := range []string{roleView, rolePublish, roleSeed} {
 		m.connections.WithLabelValues(r)

@@ -240,8 +240,3 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.log.Info("gateway stopped", "err", err)
 	return err
 }
-
-// closeStatus returns the close code of err, or -1.
-func closeStatus(err error) websocket.StatusCode {
-	return websocket.CloseStatus(err)
-}

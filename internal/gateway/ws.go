@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -31,14 +30,6 @@ const (
 const (
 	formatJSON   = "json"   // the seed's {"message": data URL}, the default
 	formatBinary = "binary" // header + JPEG, see docs/protocol.md
-)
-
-// Close codes the gateway sends beyond the standard ones.
-const (
-	// StatusViewerTooSlow is logged when a viewer's write stalls past the
-	// write timeout; the connection is dropped at once, since a stalled peer
-	// cannot read a close frame either.
-	StatusViewerTooSlow websocket.StatusCode = 4008
 )
 
 // handleWebSocket serves GET /ws/video/{room}/: validation happens before the
@@ -99,7 +90,7 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var rw http.ResponseWriter = w
-	fh := newFrameHijacker(w, role)
+	fh := newFrameHijacker(w, role, s.cfg.WriteTimeout)
 	if fh != nil {
 		rw = fh
 	}
@@ -118,7 +109,7 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 	// otherwise be pinned for the life of every idle viewer.
 	handedOver = true // serveConn's end calls conns.Done
 	k := &wsConn{c: c, room: room, role: role, format: format, mayPublish: mayPublish,
-		frames:   fh.frameConn(),
+		sock:     fh.sockWriter(),
 		log:      s.log.With("room", room, "role", role, "remote", r.RemoteAddr),
 		cleanups: make([]func(), 0, 10)}
 	k.onEnd(s.conns.Done)
@@ -128,37 +119,39 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 
 // wsConn is one upgraded connection and what must happen when it ends.
 // end runs once, from whichever goroutine sees the end first (the read loop,
-// or the CloseRead watcher of a view-only connection).
+// or the reader of a view-only connection).
 type wsConn struct {
 	c                  *websocket.Conn
 	room, role, format string
-	mayPublish         bool       // the seed's connection may send frames only with a publish token where one is required
-	frames             *frameConn // nil for publishers; carries pre-framed messages to viewers
+	mayPublish         bool        // the seed's connection may send frames only with a publish token where one is required
+	sock               *sockWriter // nil for publishers: the socket's writer for connections that receive frames
 	log                *slog.Logger
 
 	cleanups []func() // run in reverse order by end; appended before any goroutine starts
 	once     sync.Once
 	mu       sync.Mutex
-	reason   error // why the connection ended, if something on our side ended it
+	reason   *connEnd // why the gateway is ending the connection, if it is
 }
 
 func (k *wsConn) onEnd(f func()) { k.cleanups = append(k.cleanups, f) }
 
 // setReason records why the gateway is ending the connection, if no reason
-// was recorded before.
-func (k *wsConn) setReason(err error) {
+// was recorded before, and reports whether this one was recorded.
+func (k *wsConn) setReason(e *connEnd) bool {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if k.reason == nil {
-		k.reason = err
+	if k.reason != nil {
+		return false
 	}
+	k.reason = e
+	return true
 }
 
 // serveConn starts one connection in its role and returns. Nothing waits on
-// a view-only connection but coder/websocket's reader (CloseRead): frames are
-// written by the hub's fan-out shards, with a writer goroutine only while a
-// write blocks (viewerWriter), pings by a timer, and the end is a callback on
-// the reader's context.
+// a view-only connection but its reader (viewerCloseRead): frames are
+// written by the hub's fan-out shards through the viewer's writer
+// (viewerWriter), pings by a timer, and the end is a callback on the
+// reader's context.
 func (s *Server) serveConn(k *wsConn, claims *auth.Claims) {
 	c := k.c
 	s.active.Store(c, struct{}{})
@@ -167,16 +160,16 @@ func (s *Server) serveConn(k *wsConn, claims *auth.Claims) {
 	gauge.Inc()
 	k.onEnd(gauge.Dec)
 	k.log.Debug("connected", "format", k.format)
-	k.onEnd(s.closeOnExpiry(c, claims, k.log))
+	k.onEnd(s.closeOnExpiry(claims, func() { s.stop(k, ended(endTokenExpired, nil)) }))
 
-	// Shutdown closes the connection with 1001 from here, once per
-	// connection. Reads do not use s.ctx: cancelling a read's context makes
-	// coder/websocket drop the connection without a close frame.
-	stop := context.AfterFunc(s.ctx, func() { _ = c.Close(websocket.StatusGoingAway, "gateway shutting down") })
+	// Shutdown closes the connection with 1001, once per connection. Reads
+	// do not use s.ctx: cancelling a read's context makes coder/websocket
+	// drop the connection without a close frame.
+	stop := context.AfterFunc(s.ctx, func() { s.stop(k, ended(endShutdown, nil)) })
 	k.onEnd(func() { stop() })
 	ctx, cancel := context.WithCancel(context.Background())
 	k.onEnd(cancel)
-	k.onEnd(s.keepalive(ctx, c))
+	k.onEnd(keepalive(s.cfg.PingInterval, func() bool { return s.ping(ctx, k) }))
 
 	if k.role != rolePublish {
 		w, err := s.startViewer(ctx, k)
@@ -199,46 +192,53 @@ func (s *Server) serveConn(k *wsConn, claims *auth.Claims) {
 	}
 }
 
-// end runs the connection's cleanups once and closes it according to why it
-// ended.
+// stop ends k for the reason e carries, unless another reason was recorded
+// first: it closes the connection as closeTable says, with a close
+// handshake (which may take coder/websocket's 5 s to time out) or by
+// dropping it. The reader then sees the end, and end does the rest. It may
+// block: call it from a goroutine that may wait.
+func (s *Server) stop(k *wsConn, err error) {
+	e := classify(err)
+	if !k.setReason(e) {
+		return
+	}
+	if e.reason.handshake() {
+		_ = k.c.Close(closeTable[e.reason].code, e.closeText())
+		return
+	}
+	_ = k.c.CloseNow()
+}
+
+// end runs the connection's cleanups once, closes it, and counts and logs
+// why it ended: the reason the gateway recorded, or else what its reads
+// ended with.
 func (s *Server) end(k *wsConn, readErr error) {
 	k.once.Do(func() {
-		k.mu.Lock()
-		reason := k.reason
-		k.mu.Unlock()
-		if reason == nil {
-			reason = readErr
+		e := classify(readErr)
+		if k.setReason(e) && e.reason.handshake() {
+			// The read loop returned a reason of the gateway's own (a bad
+			// frame, say): the peer gets the close frame now.
+			_ = k.c.Close(closeTable[e.reason].code, e.closeText())
 		}
+		k.mu.Lock()
+		e = k.reason
+		k.mu.Unlock()
 		for i := len(k.cleanups) - 1; i >= 1; i-- { // cleanups[0] is conns.Done: last
 			k.cleanups[i]()
 		}
-		s.finish(k.c, reason, k.log)
+		_ = k.c.CloseNow()
+		spec := closeTable[e.reason]
+		s.metrics.closed.WithLabelValues(spec.label).Inc()
+		if spec.cutOff != "" {
+			s.metrics.cutOff.WithLabelValues(spec.cutOff).Inc()
+		}
+		if e.err == nil {
+			k.log.Log(context.Background(), spec.level, "connection closed", "reason", spec.label)
+		} else {
+			k.log.Log(context.Background(), spec.level, "connection closed", "reason", spec.label, "err", e.err)
+		}
 		k.cleanups[0]()
 	})
-}
-
-// finish closes c according to why its handler returned.
-func (s *Server) finish(c *websocket.Conn, reason error, log *slog.Logger) {
-	switch {
-	case s.ctx.Err() != nil:
-		// Waits for the close handshake the shutdown hook started.
-		_ = c.Close(websocket.StatusGoingAway, "gateway shutting down")
-		log.Debug("closed for shutdown")
-	case reason == nil, isNormalClose(reason):
-		_ = c.CloseNow()
-		log.Debug("disconnected")
-	default:
-		_ = c.CloseNow()
-		log.Info("connection closed", "reason", reason)
-	}
-}
-
-func isNormalClose(err error) bool {
-	switch closeStatus(err) {
-	case websocket.StatusNormalClosure, websocket.StatusGoingAway, websocket.StatusNoStatusRcvd:
-		return true
-	}
-	return errors.Is(err, context.Canceled) || errors.Is(err, io.EOF)
 }
 
 // servePublisher reads frames from c and hands them to a publisher until
@@ -279,7 +279,7 @@ func (s *Server) servePublisher(ctx context.Context, k *wsConn) error {
 			}
 			return err
 		}
-		if ok, err := s.admitFrame(c, limit); !ok {
+		if ok, err := s.admitFrame(limit); !ok {
 			if err != nil {
 				return err
 			}
@@ -304,24 +304,21 @@ func (s *Server) servePublisher(ctx context.Context, k *wsConn) error {
 			}
 		}
 		if err != nil {
-			code, reason := websocket.StatusInvalidFramePayloadData, "bad_frame"
+			reason := endBadFrame
 			if errors.Is(err, frames.ErrTooLarge) {
-				code, reason = websocket.StatusMessageTooBig, "too_large"
+				reason = endTooLarge
 			}
-			s.metrics.rejected.WithLabelValues(reason).Inc()
-			_ = c.Close(code, closeReason(err))
-			return fmt.Errorf("refused frame: %w", err)
+			s.metrics.rejected.WithLabelValues(closeTable[reason].label).Inc()
+			return ended(reason, err)
 		}
 		if pub == nil {
 			if !k.mayPublish {
 				s.metrics.rejected.WithLabelValues("forbidden").Inc()
-				_ = c.Close(websocket.StatusPolicyViolation, "publishing to this room needs a publish token")
-				return errors.New("refused frame: publishing needs a publish token")
+				return ended(endForbidden, errors.New("publishing needs a publish token"))
 			}
 			if pub, err = s.hub.NewPublisher(room); err != nil {
 				s.metrics.rejected.WithLabelValues("too_many_rooms").Inc()
-				_ = c.Close(websocket.StatusTryAgainLater, "too many rooms on this gateway")
-				return err
+				return ended(endRoomLimit, err)
 			}
 			log.Debug("publishing")
 		}
@@ -330,143 +327,89 @@ func (s *Server) servePublisher(ctx context.Context, k *wsConn) error {
 	}
 }
 
-// closeReason fits err into a close frame's 123-byte reason.
-func closeReason(err error) string {
-	msg := err.Error()
-	if len(msg) > 123 {
-		msg = msg[:120] + "..."
-	}
-	return msg
-}
-
-// viewerWriter writes a viewer's frames to its connection. It is the
-// connection's only frame writer: it takes the newest frame from the
-// viewer's latest-wins slot, so a slow viewer skips frames instead of
-// queueing them.
+// viewerWriter hands a viewer's frames to its connection. The viewer's
+// queue (rooms.Viewer) holds the frames; the writer takes them oldest first
+// and gives each to coder/websocket, which writes it through the
+// connection's sockWriter. At most one goroutine writes frames at a time
+// (running), so the queue's order is the socket's order.
 //
-// The hub calls notify (never blocking) after it fills the slot. When no
-// write is in progress, notify writes the frame at once, in the hub's
-// goroutine, with one non-blocking system call: the common case, a viewer
-// whose socket has room, costs no goroutine and no wake-up. Only when the
-// socket takes part of the frame (or none, or coder/websocket is writing a
-// ping) does a writer goroutine start; it finishes that frame with blocking
-// writes, drains the slot, and exits once the slot is empty. A blocking
-// write that stalls past the write timeout cuts the viewer off.
+// The hub calls pump (never blocking) after it queues a frame, on the
+// viewer's fan-out shard; the sockWriter calls it after a flush that
+// blocked has finished, on its flusher. pump writes while the socket takes
+// frames without blocking, which is the common case: a viewer whose socket
+// has room costs no goroutine and no wake-up. When the socket is full
+// (sockWriter.Busy), frames wait in the queue, where latest-frame-wins
+// bounds them, until the flusher drains the socket and calls pump again.
+// A flush that stalls past the write timeout cuts the viewer off.
 type viewerWriter struct {
-	s    *Server
-	k    *wsConn
-	v    *rooms.Viewer
-	json bool
-	out  prometheus.Counter
+	s   *Server
+	k   *wsConn
+	v   atomic.Pointer[rooms.Viewer]
+	typ websocket.MessageType
+	out prometheus.Counter
 
-	running atomic.Bool // a write is in progress: notify only fills the slot
+	running atomic.Bool // a goroutine is in pump's writing loop
 	dead    atomic.Bool // the connection is ending: write nothing more
-	stuck   *time.Timer // cuts the connection off when a write stalls
 }
-
-var errViewerTooSlow = errors.New("viewer too slow")
 
 // startViewer joins the room and arms the writer.
 func (s *Server) startViewer(ctx context.Context, k *wsConn) (*viewerWriter, error) {
-	w := &viewerWriter{
-		s: s, k: k, json: k.format == formatJSON,
-		out: s.metrics.framesOut.WithLabelValues(k.format),
+	w := &viewerWriter{s: s, k: k, typ: websocket.MessageBinary, out: s.metrics.framesOut.WithLabelValues(k.format)}
+	if k.format == formatJSON {
+		w.typ = websocket.MessageText
 	}
-	w.stuck = time.AfterFunc(time.Hour, func() { _ = k.c.CloseNow() }) // unblocks the stalled Write
-	w.stuck.Stop()
-	v, err := s.hub.JoinNotify(ctx, k.room, w.notify)
+	k.sock.onDrain = func() {
+		if v := w.v.Load(); v != nil {
+			w.pump(v)
+		}
+	}
+	k.sock.onFail = w.fail
+	v, err := s.hub.JoinNotify(ctx, k.room, w.pump)
 	if err != nil {
 		s.metrics.rejected.WithLabelValues("too_many_rooms").Inc()
-		_ = k.c.Close(websocket.StatusTryAgainLater, "too many rooms on this gateway")
-		return nil, err
+		return nil, ended(endRoomLimit, err)
 	}
-	w.v = v
-	w.notify(v) // the room's newest frame may already wait in the slot
+	w.v.Store(v)
 	return w, nil
 }
 
-// notify is the hub's callback after it puts a frame in the slot. If no
-// write is in progress it takes ownership of the connection's frame writes
-// and tries to write without blocking; otherwise the running writer will
-// find the frame in the slot.
-func (w *viewerWriter) notify(v *rooms.Viewer) {
+// pump writes the viewer's queued frames while the socket takes them
+// without blocking. It never blocks: if another goroutine is writing, or
+// the socket is full, it leaves the frames queued for that goroutine or
+// for the flusher's onDrain.
+func (w *viewerWriter) pump(v *rooms.Viewer) {
+	sock := w.k.sock
 	for !w.dead.Load() && w.running.CompareAndSwap(false, true) {
-		f := v.TryNext()
-		if f == nil {
-			w.running.Store(false)
-		} else if msg := w.message(f); msg == nil {
-			w.running.Store(false)
-		} else {
-			rest, err := w.k.frames.TryWriteFrame(msg)
-			switch {
-			case errors.Is(err, errWouldBlock):
-				go w.run(v, msg, false)
-				return
-			case err != nil:
-				go w.fail(v, err) // running stays set: no writer starts again
-				return
-			case rest != nil:
-				go w.run(v, rest, true)
+		for !w.dead.Load() && !sock.Busy() {
+			f := v.TryNext()
+			if f == nil {
+				break
+			}
+			msg := w.message(f)
+			if msg == nil {
+				continue
+			}
+			if err := w.write(msg); err != nil {
+				w.fail(err) // running stays set: nothing more is written
 				return
 			}
-			w.out.Inc()
-			w.running.Store(false)
-		}
-		// Ownership is released; a frame offered meanwhile found running
-		// set and was left in the slot: check for it.
-		if !v.Pending() {
-			return
-		}
-	}
-}
-
-// run owns the connection's frame writes: it writes msg (the rest of a
-// frame whose start TryWriteFrame wrote, if started), then every frame that
-// reaches the slot meanwhile, and exits when the slot is empty; it rechecks
-// the slot after giving up ownership, so no frame is stranded.
-func (w *viewerWriter) run(v *rooms.Viewer, msg []byte, started bool) {
-	write := w.k.frames.WriteFrame
-	if started {
-		write = w.k.frames.FinishFrame
-	}
-	for {
-		if msg != nil {
-			if err := w.write(write, msg); err != nil {
-				w.fail(v, err) // running stays set: no writer starts again
-				return
-			}
-			write = w.k.frames.WriteFrame
-		}
-		msg = nil
-		if f := v.TryNext(); f != nil {
-			msg = w.message(f)
-			continue
 		}
 		w.running.Store(false)
-		if w.dead.Load() || !v.Pending() || !w.running.CompareAndSwap(false, true) {
+		// A frame queued, or a flush finished, after the loop looked but
+		// before running was released found running set: look again.
+		if sock.Busy() || !v.Pending() {
 			return
 		}
 	}
 }
 
-// message is f's WebSocket form for this viewer's format: built once per
-// frame and format and shared by every viewer, so each viewer costs one
-// write of header and payload together and no copy. It is nil for offline
-// events to JSON viewers: the seed's page has no use for them.
-func (w *viewerWriter) message(f *frames.Frame) []byte {
-	if w.json {
-		return f.WebSocketJSON()
-	}
-	return f.WebSocketBinary()
-}
-
-// write writes msg with a blocking write, cutting the viewer off if it
-// stalls past the write timeout.
-func (w *viewerWriter) write(write func([]byte) error, msg []byte) error {
-	w.stuck.Reset(w.s.cfg.WriteTimeout)
-	err := write(msg)
-	if !w.stuck.Stop() {
-		return errViewerTooSlow
+// write hands one message to coder/websocket. The sockWriter queues what
+// the socket does not take, so this does not block on the network.
+func (w *viewerWriter) write(msg []byte) error {
+	w.k.sock.cork(msg)
+	err := w.k.c.Write(context.Background(), w.typ, msg)
+	if uerr := w.k.sock.uncork(); err == nil {
+		err = uerr
 	}
 	if err != nil {
 		return err
@@ -475,58 +418,78 @@ func (w *viewerWriter) write(write func([]byte) error, msg []byte) error {
 	return nil
 }
 
-func (w *viewerWriter) fail(v *rooms.Viewer, err error) {
-	w.dead.Store(true)
-	if errors.Is(err, errViewerTooSlow) {
-		w.s.metrics.cutOff.WithLabelValues("slow").Inc()
-		err = fmt.Errorf("%w: write stalled for %v (close code %d)", errViewerTooSlow, w.s.cfg.WriteTimeout, StatusViewerTooSlow)
-		w.k.log.Info("viewer cut off", "reason", err, "skipped", v.Skipped())
+// message is f's payload for this viewer's format: built once per frame
+// and format and shared by every viewer. It is nil for offline events to
+// JSON viewers: the seed's page has no use for them.
+func (w *viewerWriter) message(f *frames.Frame) []byte {
+	if w.typ == websocket.MessageText {
+		return f.JSON()
 	}
-	w.k.setReason(err)
-	_ = w.k.c.CloseNow() // ends the reader, which ends the connection
+	return f.Binary()
 }
 
-// stop leaves the room; a running writer finds the connection closed.
+// fail ends the connection after a failed write: too slow if the peer
+// stopped reading, gone if it went away; nothing more if the connection
+// was already being closed on the gateway's side.
+func (w *viewerWriter) fail(err error) {
+	w.dead.Store(true)
+	e := writeEnd(err)
+	if e == nil {
+		return
+	}
+	if v := w.v.Load(); v != nil && writeStalled(err) {
+		e = ended(endTooSlow, fmt.Errorf("%w (skipped %d frames)", err, v.Skipped()))
+	}
+	go w.s.stop(w.k, e) // the shard or flusher calling fail must not wait
+}
+
+// stop leaves the room; a write in progress finds the connection closed.
 func (w *viewerWriter) stop() {
 	w.dead.Store(true)
-	w.s.hub.Leave(w.v)
-	w.stuck.Stop()
+	if v := w.v.Load(); v != nil {
+		w.s.hub.Leave(v)
+	}
 }
 
-// keepalive pings c every ping interval from a timer (no goroutine waits
-// for it) until the returned stop is called or a ping fails.
-func (s *Server) keepalive(ctx context.Context, c *websocket.Conn) (stop func()) {
-	var t *time.Timer
+// keepalive calls ping every interval, from a timer (no goroutine waits
+// between pings), until ping returns false or the returned stop is called.
+// A ping in flight when stop is called does not re-arm the timer.
+func keepalive(interval time.Duration, ping func() bool) (stop func()) {
 	var mu sync.Mutex
+	stopped := false
+	var t *time.Timer
 	mu.Lock()
 	defer mu.Unlock()
-	t = time.AfterFunc(s.cfg.PingInterval, func() {
-		if s.ping(ctx, c) {
-			mu.Lock()
-			if ctx.Err() == nil {
-				t.Reset(s.cfg.PingInterval)
-			}
-			mu.Unlock()
+	t = time.AfterFunc(interval, func() {
+		if !ping() {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if !stopped {
+			t.Reset(interval)
 		}
 	})
 	return func() {
 		mu.Lock()
+		defer mu.Unlock()
+		stopped = true
 		t.Stop()
-		mu.Unlock()
 	}
 }
 
-// ping sends one ping and closes c if no pong comes within the write
-// timeout: the peer is gone or stuck.
-func (s *Server) ping(ctx context.Context, c *websocket.Conn) bool {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
+// ping sends one ping and ends k with a ping timeout if no pong comes
+// within the write timeout. A ping that fails because the connection is
+// ending for another reason (ctx is cancelled when it ends) counts nothing.
+func (s *Server) ping(ctx context.Context, k *wsConn) bool {
+	pctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
 	defer cancel()
-	if err := c.Ping(ctx); err != nil {
-		if ctx.Err() != nil && s.ctx.Err() == nil {
-			s.metrics.cutOff.WithLabelValues("ping_timeout").Inc()
-		}
-		_ = c.CloseNow()
-		return false
+	err := k.c.Ping(pctx)
+	if err == nil {
+		return true
 	}
-	return true
+	if ctx.Err() == nil && errors.Is(pctx.Err(), context.DeadlineExceeded) {
+		s.stop(k, ended(endPingTimeout, fmt.Errorf("no pong within %v", s.cfg.WriteTimeout)))
+	}
+	return false
 }

@@ -80,9 +80,6 @@ type Frame struct {
 
 	jsonOnce sync.Once
 	json     []byte
-
-	wsBinaryOnce, wsJSONOnce sync.Once
-	wsBinary, wsJSON         []byte
 }
 
 // New builds a frame from JPEG bytes, encoding the binary message once.
@@ -296,46 +293,4 @@ func truncate(b []byte, n int) []byte {
 		return b[:n]
 	}
 	return b
-}
-
-// WebSocket opcodes of the messages framecast sends (RFC 6455, section 5.2).
-const (
-	wsOpText   = 0x1
-	wsOpBinary = 0x2
-)
-
-// WebSocketBinary returns the binary message already wrapped in one
-// unmasked, final WebSocket frame, as a server sends it: a gateway writes
-// these exact bytes to every binary viewer with one write each. Computed on
-// first use and shared; callers must not modify it.
-func (f *Frame) WebSocketBinary() []byte {
-	f.wsBinaryOnce.Do(func() { f.wsBinary = AppendWebSocketFrame(make([]byte, 0, len(f.wire)+10), wsOpBinary, f.wire) })
-	return f.wsBinary
-}
-
-// WebSocketJSON is JSON wrapped in one unmasked, final WebSocket text
-// frame; nil for offline events.
-func (f *Frame) WebSocketJSON() []byte {
-	if f.Kind != KindJPEG {
-		return nil
-	}
-	f.wsJSONOnce.Do(func() { f.wsJSON = AppendWebSocketFrame(make([]byte, 0, len(f.JSON())+10), wsOpText, f.JSON()) })
-	return f.wsJSON
-}
-
-// AppendWebSocketFrame appends payload to dst as one final, unmasked
-// WebSocket frame with the given opcode: the form a server sends.
-func AppendWebSocketFrame(dst []byte, opcode byte, payload []byte) []byte {
-	n := len(payload)
-	dst = append(dst, 0x80|opcode) // FIN
-	switch {
-	case n < 126:
-		dst = append(dst, byte(n))
-	case n <= 0xFFFF:
-		dst = append(dst, 126, byte(n>>8), byte(n))
-	default:
-		dst = append(dst, 127)
-		dst = binary.BigEndian.AppendUint64(dst, uint64(n))
-	}
-	return append(dst, payload...)
 }

@@ -449,39 +449,3 @@ func TestJSONConcurrent(t *testing.T) {
 		}
 	}
 }
-
-func TestWebSocketFrames(t *testing.T) {
-	for _, size := range []int{10, 125, 126, 65535, 65536, 200 << 10} {
-		payload := bytes.Repeat([]byte{7}, size)
-		ws := frames.AppendWebSocketFrame(nil, 0x2, payload)
-		if ws[0] != 0x82 {
-			t.Fatalf("size %d: first byte %#x, want FIN|binary", size, ws[0])
-		}
-		var hdr, n int
-		switch l := int(ws[1]); {
-		case l < 126:
-			hdr, n = 2, l
-		case l == 126:
-			hdr, n = 4, int(ws[2])<<8|int(ws[3])
-		default:
-			hdr, n = 10, int(binary.BigEndian.Uint64(ws[2:10]))
-		}
-		if n != size || len(ws) != hdr+size || !bytes.Equal(ws[hdr:], payload) {
-			t.Fatalf("size %d: header says %d, frame %d bytes", size, n, len(ws))
-		}
-	}
-	f, err := frames.New(frames.KindJPEG, 3, time.UnixMicro(5), tinyJPEG(t), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := f.WebSocketBinary()
-	if !bytes.HasSuffix(b, f.Binary()) || &b[0] != &f.WebSocketBinary()[0] {
-		t.Fatal("WebSocketBinary does not wrap Binary, or is rebuilt per call")
-	}
-	if j := f.WebSocketJSON(); j[0] != 0x81 || !bytes.HasSuffix(j, f.JSON()) {
-		t.Fatal("WebSocketJSON does not wrap JSON in a text frame")
-	}
-	if frames.Offline(1, time.Now()).WebSocketJSON() != nil {
-		t.Fatal("offline events have no JSON form")
-	}
-}

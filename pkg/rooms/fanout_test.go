@@ -46,7 +46,9 @@ func (r *seqRecorder) snapshot() []uint64 {
 }
 
 // TestShardsKeepEachViewersOrder: with four shards, every viewer of a room
-// that drains its slot at once receives every frame, in order, on one shard.
+// that drains its queue at once receives frames on one shard, in order,
+// ending with the newest, and each frame it did not receive is counted as
+// skipped.
 func TestShardsKeepEachViewersOrder(t *testing.T) {
 	layer := NewMemoryLayer()
 	t.Cleanup(func() { layer.Close() })
@@ -55,6 +57,7 @@ func TestShardsKeepEachViewersOrder(t *testing.T) {
 		t.Fatalf("hub has %d shards, want 4", len(hub.shards))
 	}
 	recs := make([]*seqRecorder, 10)
+	viewers := make([]*Viewer, len(recs))
 	perShard := map[int]int{}
 	for i := range recs {
 		recs[i] = &seqRecorder{}
@@ -62,54 +65,51 @@ func TestShardsKeepEachViewersOrder(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		perShard[v.shard]++
+		viewers[i] = v
+		perShard[v.shard.index]++
 	}
 	if len(perShard) != 4 || perShard[0] != 3 || perShard[3] != 2 {
 		t.Fatalf("viewers per shard %v, want 3,3,2,2 round-robin", perShard)
 	}
-	// Few enough frames that no shard queue overflows whatever the
-	// scheduling: overflow is TestShardQueueIsBounded's subject.
-	const n = maxShardQueue
+	const n = 500
 	for seq := uint64(1); seq <= n; seq++ {
 		if err := layer.Publish(context.Background(), "lobby", shardFrame(t, seq)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for i, r := range recs {
-		testenv.WaitFor(t, 10*time.Second, fmt.Sprintf("viewer %d's %d frames", i, n), func() error {
-			if got := r.snapshot(); len(got) < n {
-				return fmt.Errorf("%d frames: %v", len(got), got)
+		testenv.WaitFor(t, 10*time.Second, fmt.Sprintf("viewer %d's last frame", i), func() error {
+			if got := r.snapshot(); len(got) == 0 || got[len(got)-1] != n {
+				return fmt.Errorf("%d frames", len(got))
 			}
 			return nil
 		})
 		got := r.snapshot()
-		if len(got) != n {
-			t.Fatalf("viewer %d got %d of %d frames: %v", i, len(got), n, got)
-		}
-		for j, seq := range got {
-			if seq != uint64(j+1) {
-				t.Fatalf("viewer %d got frames %v, want 1..%d in order", i, got, n)
+		for j := 1; j < len(got); j++ {
+			if got[j] <= got[j-1] {
+				t.Fatalf("viewer %d got frame %d after %d", i, got[j], got[j-1])
 			}
 		}
-	}
-	if s := hub.Stats(); s.Skipped != 0 {
-		t.Fatalf("%d frames skipped by viewers that drain at once", s.Skipped)
+		if skipped := viewers[i].Skipped(); uint64(len(got))+skipped != n {
+			t.Fatalf("viewer %d received %d and skipped %d of %d frames", i, len(got), skipped, n)
+		}
 	}
 }
 
-// TestShardQueueIsBounded: a shard whose goroutine cannot keep up (here, a
-// notify that blocks, which real notifies never do) holds at most
-// maxShardQueue frames; older image frames are dropped and counted as
-// skipped, offline events are kept, and the viewer ends on the newest frame.
-func TestShardQueueIsBounded(t *testing.T) {
+// TestShardKeepsOneFramePerRoom: a shard whose goroutine cannot keep up
+// (here, a notify that blocks, which real notifies never do) keeps one
+// waiting frame per room, the newest: a busy room's flood replaces its own
+// waiting frame, never a quiet room's, and the queue does not grow.
+func TestShardKeepsOneFramePerRoom(t *testing.T) {
 	layer := NewMemoryLayer()
 	t.Cleanup(func() { layer.Close() })
 	hub := NewHub(layer, Options{FanoutShards: 2, Logger: slog.New(slog.DiscardHandler)})
 	release := make(chan struct{})
 	entered := make(chan struct{}, 1)
 	var once sync.Once
-	v, err := hub.JoinNotify(context.Background(), "lobby", func(*Viewer) {
+	busy, err := hub.JoinNotify(context.Background(), "busy", func(v *Viewer) {
 		once.Do(func() {
+			v.TryNext()
 			entered <- struct{}{}
 			<-release
 		})
@@ -117,50 +117,113 @@ func TestShardQueueIsBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	publish := func(m []byte) {
+	quietRec := &seqRecorder{}
+	quiet, err := hub.JoinNotify(context.Background(), "quiet", quietRec.notify)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if busy.shard != quiet.shard {
+		t.Fatalf("the rooms' first viewers are on shards %d and %d, want the same", busy.shard.index, quiet.shard.index)
+	}
+	publish := func(room string, m []byte) {
 		t.Helper()
-		if err := layer.Publish(context.Background(), "lobby", m); err != nil {
+		if err := layer.Publish(context.Background(), room, m); err != nil {
 			t.Fatal(err)
 		}
 	}
-	publish(shardFrame(t, 1))
+	publish("busy", shardFrame(t, 1))
 	select {
-	case <-entered: // the shard's goroutine is now stuck in notify, holding frame 1's job
+	case <-entered: // the shard's goroutine is now stuck in notify
 	case <-time.After(10 * time.Second):
 		t.Fatal("the shard never offered frame 1")
 	}
-	const n = 3 * maxShardQueue
-	publish(frames.Offline(1, time.Unix(1700000000, 0)).Binary()) // must survive the overflow
+	publish("quiet", shardFrame(t, 7))
+	const n = 100
+	publish("busy", frames.Offline(1, time.Unix(1700000000, 0)).Binary())
 	for seq := uint64(2); seq <= n; seq++ {
-		publish(shardFrame(t, seq))
+		publish("busy", shardFrame(t, seq))
 	}
-	sh := hub.shards[v.shard]
+	sh := busy.shard
 	sh.mu.Lock()
-	queued, offline := len(sh.queue), 0
-	for _, j := range sh.queue {
-		if j.f.IsOffline() {
-			offline++
-		}
-	}
+	waiting := len(sh.queue) - sh.head
+	busyJob, quietJob := busy.room.jobs[sh.index], quiet.room.jobs[sh.index]
 	sh.mu.Unlock()
-	if queued != maxShardQueue || offline != 1 {
-		t.Fatalf("stuck shard queues %d frames (%d offline), want %d with the offline event", queued, offline, maxShardQueue)
+	if waiting != 2 {
+		t.Fatalf("stuck shard has %d rooms waiting, want 2", waiting)
 	}
-	// Frames 2..n are n-1 image frames; maxShardQueue-1 of them fit.
-	wantDropped := uint64(n - 1 - (maxShardQueue - 1))
-	if got := v.Skipped(); got != wantDropped {
-		t.Fatalf("viewer skipped %d, want the %d frames dropped from the queue", got, wantDropped)
+	if !busyJob.queued || busyJob.f.Seq != n || !quietJob.queued || quietJob.f.Seq != 7 {
+		t.Fatalf("waiting frames: busy %d, quiet %d; want %d and 7", busyJob.f.Seq, quietJob.f.Seq, n)
+	}
+	// Frames 2..n-1 were replaced while waiting; the offline event is not
+	// an image and is not counted.
+	if got, want := busy.Skipped(), uint64(n-2); got != want {
+		t.Fatalf("busy viewer skipped %d, want %d", got, want)
 	}
 	close(release)
+	testenv.WaitFor(t, 10*time.Second, "the quiet room's frame", func() error {
+		if got := quietRec.snapshot(); len(got) != 1 || got[0] != 7 {
+			return fmt.Errorf("quiet viewer got %v", got)
+		}
+		return nil
+	})
 	testenv.WaitFor(t, 10*time.Second, "the shard to drain its queue", func() error {
 		sh.mu.Lock()
 		defer sh.mu.Unlock()
 		if sh.running {
-			return fmt.Errorf("%d frames queued", len(sh.queue))
+			return fmt.Errorf("%d rooms waiting", len(sh.queue)-sh.head)
 		}
 		return nil
 	})
-	if f := v.TryNext(); f == nil || f.Seq != n {
-		t.Fatalf("viewer's slot holds %v, want the newest frame %d", f, n)
+	var held []uint64
+	for f := busy.TryNext(); f != nil; f = busy.TryNext() {
+		held = append(held, f.Seq)
+	}
+	if len(held) != 1 || held[0] != n {
+		t.Fatalf("busy viewer's queue holds %v, want the newest frame %d", held, n)
+	}
+}
+
+// TestFirstFrameNeverAfterANewerOne is the join race: the first frame a
+// joining viewer gets from the room's memory (or the frame cache) was read
+// before a newer frame reached the viewer through its shard. It must be
+// dropped, not delivered after the newer one.
+func TestFirstFrameNeverAfterANewerOne(t *testing.T) {
+	for _, shards := range []int{1, 2} {
+		t.Run(fmt.Sprintf("shards=%d", shards), func(t *testing.T) {
+			layer := NewMemoryLayer()
+			t.Cleanup(func() { layer.Close() })
+			hub := NewHub(layer, Options{FanoutShards: shards, Logger: slog.New(slog.DiscardHandler)})
+			rec := &seqRecorder{}
+			v, err := hub.JoinNotify(context.Background(), "lobby", rec.notify)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stale, err := frames.ParseBinary(shardFrame(t, 5), 0, time.Time{}, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := layer.Publish(context.Background(), "lobby", shardFrame(t, 6)); err != nil {
+				t.Fatal(err)
+			}
+			testenv.WaitFor(t, 10*time.Second, "frame 6", func() error {
+				if got := rec.snapshot(); len(got) != 1 {
+					return fmt.Errorf("got %v", got)
+				}
+				return nil
+			})
+			v.offerFirst(stale) // what Join does with the frame it read before 6 arrived
+			if err := layer.Publish(context.Background(), "lobby", shardFrame(t, 7)); err != nil {
+				t.Fatal(err)
+			}
+			testenv.WaitFor(t, 10*time.Second, "frame 7", func() error {
+				if got := rec.snapshot(); len(got) == 0 || got[len(got)-1] != 7 {
+					return fmt.Errorf("got %v", got)
+				}
+				return nil
+			})
+			if got := rec.snapshot(); len(got) != 2 || got[0] != 6 || got[1] != 7 {
+				t.Fatalf("viewer got %v, want [6 7]", got)
+			}
+		})
 	}
 }

@@ -7,10 +7,11 @@
 // at least one local viewer of it, so each frame crosses the layer once per
 // interested replica, never once per viewer.
 //
-// Fan-out never blocks: each viewer has a one-frame latest-wins slot (see
-// Viewer), and each publisher a one-frame latest-wins slot in front of the
-// layer (see Publisher), so a stuck viewer or a frozen Redis costs skipped
-// frames, counted, and nothing else. The offers to a room's viewers run on a
+// Fan-out never blocks: each viewer has a short latest-frame-wins queue (at
+// most MaxBehindFrames frames spanning MaxBehind, see Viewer), and each
+// publisher a latest-wins slot in front of the layer (see Publisher), so a
+// stuck viewer or a frozen Redis costs skipped frames, counted, and nothing
+// else. The offers to a room's viewers run on a
 // few fan-out shards, one per core by default (see fanout.go), each keeping
 // its viewers' frames in order; a Publish to the in-process layer returns
 // once the frame is queued to them.
@@ -52,7 +53,8 @@ type Options struct {
 	CacheTimeout time.Duration
 	// FanoutShards is how many goroutines at most offer frames to viewers
 	// at once (see fanout.go). 0 means GOMAXPROCS; 1 means the goroutine
-	// delivering a frame offers it to every viewer itself.
+	// delivering a frame offers it to every viewer itself, one delivery at
+	// a time.
 	FanoutShards int
 }
 
@@ -66,7 +68,8 @@ type Hub struct {
 	mu    sync.RWMutex // guards rooms and each Room's viewer list and publishers
 	rooms map[string]*Room
 
-	shards []*fanoutShard // nil: offer on the delivering goroutine
+	shards []*fanoutShard // at least one; a single one is inline
+	start  time.Time      // the origin of now's monotonic clock
 
 	subMu      sync.Mutex // serializes subscription changes; guards subscribed
 	subscribed map[string]bool
@@ -96,11 +99,10 @@ func NewHub(layer Layer, opts Options) *Hub {
 		log:        opts.Logger,
 		rooms:      make(map[string]*Room),
 		subscribed: make(map[string]bool),
+		start:      time.Now(),
 	}
-	if opts.FanoutShards > 1 {
-		for range opts.FanoutShards {
-			h.shards = append(h.shards, &fanoutShard{hub: h})
-		}
+	for i := range opts.FanoutShards {
+		h.shards = append(h.shards, &fanoutShard{hub: h, index: i, inline: opts.FanoutShards == 1})
 	}
 	return h
 }
@@ -116,6 +118,7 @@ type Room struct {
 	viewers    atomic.Pointer[viewerSet] // copy-on-write; replaced under hub.mu
 	publishers int                       // guarded by hub.mu
 	nextShard  int                       // fan-out shard of the next viewer; guarded by hub.mu
+	jobs       []shardJob                // one per shard; each guarded by its shard's mu
 
 	last     atomic.Pointer[frames.Frame] // newest image frame seen
 	live     atomic.Bool                  // an image arrived since the last offline event
@@ -130,12 +133,8 @@ func (h *Hub) roomLocked(name string) (*Room, error) {
 	if h.opts.MaxRooms > 0 && len(h.rooms) >= h.opts.MaxRooms {
 		return nil, fmt.Errorf("%w: limit %d", ErrTooManyRooms, h.opts.MaxRooms)
 	}
-	r := &Room{hub: h, name: name}
-	set := &viewerSet{}
-	if h.shards != nil {
-		set.byShard = make([][]*Viewer, len(h.shards))
-	}
-	r.viewers.Store(set)
+	r := &Room{hub: h, name: name, jobs: make([]shardJob, len(h.shards))}
+	r.viewers.Store(&viewerSet{byShard: make([][]*Viewer, len(h.shards))})
 	h.rooms[name] = r
 	return r, nil
 }
@@ -174,12 +173,10 @@ func (h *Hub) join(ctx context.Context, room string, notify func(*Viewer)) (*Vie
 		h.mu.Unlock()
 		return nil, err
 	}
-	v := newViewer(r)
+	// Round-robin within the room: its viewers spread over all shards.
+	v := newViewer(r, h.shards[r.nextShard])
+	r.nextShard = (r.nextShard + 1) % len(h.shards)
 	v.notify = notify
-	if h.shards != nil {
-		v.shard = r.nextShard // round-robin within the room: its viewers spread over all shards
-		r.nextShard = (r.nextShard + 1) % len(h.shards)
-	}
 	r.viewers.Store(r.viewers.Load().with(v))
 	h.mu.Unlock()
 
@@ -251,19 +248,16 @@ func (h *Hub) deliver(room string, msg []byte) {
 	}
 	h.relayed.Add(1)
 	r.observe(f)
-	set := r.viewers.Load()
-	if set.byShard == nil {
-		for _, v := range set.all {
-			v.offer(f)
-		}
-		return
-	}
-	for i, vs := range set.byShard {
+	at := h.now()
+	for i, vs := range r.viewers.Load().byShard {
 		if len(vs) > 0 {
-			h.shards[i].push(f, vs)
+			h.shards[i].push(r, f, vs, at)
 		}
 	}
 }
+
+// now is the hub's monotonic clock, in nanoseconds since it started.
+func (h *Hub) now() int64 { return int64(time.Since(h.start)) }
 
 // observe records f as the room's newest state.
 func (r *Room) observe(f *frames.Frame) {

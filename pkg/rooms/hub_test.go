@@ -162,28 +162,42 @@ func TestJoinThenPublisher(t *testing.T) {
 	}
 }
 
+// TestLatestWins: a viewer may fall MaxBehindFrames frames behind and still
+// receive them all, in order; one more frame skips it to the newest.
 func TestLatestWins(t *testing.T) {
 	hub, layer := newMemoryHub(t, rooms.Options{})
 	v := join(t, hub, "lobby")
-	for seq := uint64(1); seq <= 3; seq++ {
+	for seq := uint64(1); seq <= rooms.MaxBehindFrames; seq++ {
 		publish(t, layer, "lobby", seq) // MemoryLayer delivers synchronously
 	}
-	if f := next(t, v, time.Second); f.Seq != 3 {
-		t.Fatalf("Next() = frame %d, want the newest, 3", f.Seq)
+	for seq := uint64(1); seq <= rooms.MaxBehindFrames; seq++ {
+		if f := next(t, v, time.Second); f.Seq != seq {
+			t.Fatalf("Next() = frame %d, want %d", f.Seq, seq)
+		}
 	}
-	if got := v.Skipped(); got != 2 {
-		t.Fatalf("Skipped() = %d, want 2", got)
+	if got := v.Skipped(); got != 0 {
+		t.Fatalf("Skipped() = %d within the bound, want 0", got)
 	}
-	if got := hub.Stats().Skipped; got != 2 {
-		t.Fatalf("Stats().Skipped = %d, want 2", got)
+	last := uint64(2*rooms.MaxBehindFrames + 1)
+	for seq := uint64(rooms.MaxBehindFrames + 1); seq <= last; seq++ {
+		publish(t, layer, "lobby", seq)
+	}
+	if f := next(t, v, time.Second); f.Seq != last {
+		t.Fatalf("Next() = frame %d, want the newest, %d", f.Seq, last)
+	}
+	if got := v.Skipped(); got != rooms.MaxBehindFrames {
+		t.Fatalf("Skipped() = %d, want %d", got, rooms.MaxBehindFrames)
+	}
+	if got := hub.Stats().Skipped; got != rooms.MaxBehindFrames {
+		t.Fatalf("Stats().Skipped = %d, want %d", got, rooms.MaxBehindFrames)
 	}
 	if f := v.TryNext(); f != nil {
-		t.Fatalf("slot still holds frame %d after Next", f.Seq)
+		t.Fatalf("queue still holds frame %d after Next", f.Seq)
 	}
 }
 
-// TestOfflineIsNotCountedAsSkipped: an offline event replaced by a frame
-// is not a skipped image.
+// TestOfflineIsNotCountedAsSkipped: offline events reach viewers in order
+// with frames, and one dropped for a newer frame is not a skipped image.
 func TestOfflineIsNotCountedAsSkipped(t *testing.T) {
 	hub, layer := newMemoryHub(t, rooms.Options{})
 	v := join(t, hub, "lobby")
@@ -191,11 +205,23 @@ func TestOfflineIsNotCountedAsSkipped(t *testing.T) {
 		t.Fatal(err)
 	}
 	publish(t, layer, "lobby", 2)
-	if f := next(t, v, time.Second); f.Seq != 2 {
-		t.Fatalf("got %d", f.Seq)
+	if f := next(t, v, time.Second); !f.IsOffline() {
+		t.Fatalf("got frame %d, want the offline event first", f.Seq)
 	}
-	if v.Skipped() != 0 {
-		t.Fatalf("Skipped() = %d, want 0", v.Skipped())
+	if f := next(t, v, time.Second); f.Seq != 2 {
+		t.Fatalf("got %d, want 2", f.Seq)
+	}
+	if err := layer.Publish(context.Background(), "lobby", frames.Offline(2, epoch).Binary()); err != nil {
+		t.Fatal(err)
+	}
+	for seq := uint64(3); seq <= rooms.MaxBehindFrames+2; seq++ {
+		publish(t, layer, "lobby", seq) // the last one skips the queue: the event and the frames before it
+	}
+	if f := next(t, v, time.Second); f.Seq != rooms.MaxBehindFrames+2 {
+		t.Fatalf("got %d, want %d", f.Seq, rooms.MaxBehindFrames+2)
+	}
+	if got, want := v.Skipped(), uint64(rooms.MaxBehindFrames-1); got != want {
+		t.Fatalf("Skipped() = %d, want %d (images only)", got, want)
 	}
 }
 
@@ -259,16 +285,22 @@ func TestStuckViewerDoesNotDelayOthers(t *testing.T) {
 		}
 	})
 
-	// The stuck viewer holds one frame, the newest, and skipped the rest.
-	f := stuck.TryNext()
-	if f == nil || f.Seq != 2*n {
-		t.Fatalf("stuck viewer holds %v, want frame %d", f, 2*n)
+	// The stuck viewer holds at most MaxBehindFrames frames, in order,
+	// the newest last, and skipped the rest.
+	var held []uint64
+	for f := stuck.TryNext(); f != nil; f = stuck.TryNext() {
+		held = append(held, f.Seq)
 	}
-	if f := stuck.TryNext(); f != nil {
-		t.Fatalf("stuck viewer holds a second frame, %d", f.Seq)
+	if len(held) == 0 || len(held) > rooms.MaxBehindFrames || held[len(held)-1] != 2*n {
+		t.Fatalf("stuck viewer holds %v, want at most %d frames ending with %d", held, rooms.MaxBehindFrames, 2*n)
 	}
-	if got := stuck.Skipped(); got != 2*n-1 {
-		t.Fatalf("stuck viewer skipped %d, want %d", got, 2*n-1)
+	for i := 1; i < len(held); i++ {
+		if held[i] != held[i-1]+1 {
+			t.Fatalf("stuck viewer holds %v, want consecutive frames", held)
+		}
+	}
+	if got := stuck.Skipped(); got+uint64(len(held)) != 2*n {
+		t.Fatalf("stuck viewer skipped %d and holds %d, want %d in all", got, len(held), 2*n)
 	}
 }
 
@@ -378,8 +410,10 @@ func TestInstantFirstFrame(t *testing.T) {
 	first := join(t, hub, "lobby")
 	publish(t, layer, "lobby", 1)
 	publish(t, layer, "lobby", 2)
-	if f := next(t, first, time.Second); f.Seq != 2 {
-		t.Fatalf("first viewer got %d", f.Seq)
+	for seq := uint64(1); seq <= 2; seq++ {
+		if f := next(t, first, time.Second); f.Seq != seq {
+			t.Fatalf("first viewer got %d, want %d", f.Seq, seq)
+		}
 	}
 
 	late := join(t, hub, "lobby")

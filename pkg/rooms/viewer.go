@@ -2,62 +2,118 @@ package rooms
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/framecast/framecast/pkg/frames"
 )
 
-// Viewer is one local viewer of a room: a latest-frame-wins slot that the
-// hub fills and the viewer's single writer drains.
+// How far a viewer may fall behind before latest-frame-wins skips it to the
+// newest frame: at most MaxBehindFrames frames wait for its writer, and the
+// oldest of them arrived at most MaxBehind before the newest, whichever
+// bound is reached first. A few frames of slack absorb a writer that runs a
+// little late on busy cores (a one-frame slot lost a frame each time); the
+// bound keeps the never-freeze promise: a viewer's queue, and so its
+// latency, never grows past it however slow the viewer is.
+const (
+	MaxBehindFrames = 3
+	MaxBehind       = 100 * time.Millisecond
+)
+
+// Viewer is one local viewer of a room: a short latest-frame-wins queue that
+// the hub fills and the viewer's single writer drains.
 //
-// Offering a frame never blocks: it swaps the frame into the slot and, if
-// the slot still held an unsent frame, counts that frame as skipped. So a
-// viewer that falls behind jumps to the newest frame, its memory is bounded
-// by one frame whatever the frame rate, and nothing it does can hold up the
-// hub, the channel layer or other viewers.
+// Offering a frame never blocks. It appends the frame to the queue; if the
+// queue already holds MaxBehindFrames frames, or its oldest frame arrived
+// more than MaxBehind before this one, the queued frames are dropped first
+// (each image counted as skipped), so the viewer jumps to the newest frame.
+// Its memory is bounded by MaxBehindFrames shared frames whatever the frame
+// rate, and nothing it does can hold up the hub, the channel layer or other
+// viewers.
+//
+// Order: the hub offers a viewer's frames on its fan-out shard, one at a
+// time, in the order they reached the hub (see fanout.go); the first frame
+// at Join is offered only if no frame was (offerFirst); and the queue is
+// first in, first out. So a viewer never receives a frame after a newer one.
 //
 // A viewer made by Join is drained with Next (or Wake and TryNext) by one
 // goroutine. A viewer made by JoinNotify has no goroutine of its own: each
 // offer calls its notify func, which drains with TryNext (writing at once,
-// or starting a writer when a write would block). offer may be called from
-// any goroutine; the hub offers a viewer's frames from one fan-out shard, in
-// the order they arrived.
+// or handing the write to a goroutine when it would block).
 type Viewer struct {
 	room   *Room
-	slot   atomic.Pointer[frames.Frame]
 	wake   chan struct{}
 	notify func(*Viewer) // if set, called instead of signalling wake
-	shard  int           // the hub's fan-out shard that offers to it
+	shard  *fanoutShard  // offers to this viewer run here, one at a time
 
+	mu    sync.Mutex // guards the queue
+	queue [MaxBehindFrames]queued
+	head  int // index of the oldest queued frame
+	n     int // frames queued
+
+	offered atomic.Uint64 // frames offered so far; written under mu
 	skipped atomic.Uint64
-	offered atomic.Uint64
 }
 
-func newViewer(r *Room) *Viewer {
-	return &Viewer{room: r, wake: make(chan struct{}, 1)}
+// queued is a frame waiting for the viewer's writer, with the monotonic time
+// (nanoseconds since the hub started) at which the hub took it.
+type queued struct {
+	f  *frames.Frame
+	at int64
+}
+
+func newViewer(r *Room, shard *fanoutShard) *Viewer {
+	return &Viewer{room: r, shard: shard, wake: make(chan struct{}, 1)}
 }
 
 // Room returns the name of the viewer's room.
 func (v *Viewer) Room() string { return v.room.name }
 
-// offer puts f in the slot, replacing (and counting as skipped) any frame
-// the writer has not taken yet.
-func (v *Viewer) offer(f *frames.Frame) {
-	v.offered.Add(1)
-	if old := v.slot.Swap(f); old != nil && !old.IsOffline() {
-		v.skipped.Add(1)
-		v.room.hub.skipped.Add(1)
-	}
+// offer queues f, which the hub took at monotonic time at, skipping the
+// queue to f if the viewer is too far behind. The hub calls it on v's shard.
+func (v *Viewer) offer(f *frames.Frame, at int64) {
+	v.mu.Lock()
+	v.offerLocked(f, at)
+	v.mu.Unlock()
 	v.signal()
 }
 
-// offerFirst puts f in the slot only if the slot is empty: a first frame
-// (from memory or a cache) must not replace a newer one delivered meanwhile.
+// offerFirst gives v the room's newest frame when it joins (from memory or
+// a cache), only if nothing was offered to v before: a frame the shard
+// offered meanwhile is newer. Both hold v.mu, so whichever comes second
+// sees the other, and a first frame can never follow a newer one.
 func (v *Viewer) offerFirst(f *frames.Frame) {
-	if v.slot.CompareAndSwap(nil, f) {
-		v.offered.Add(1)
-		v.signal()
+	at := v.room.hub.now()
+	v.mu.Lock()
+	if v.offered.Load() != 0 {
+		v.mu.Unlock()
+		return
 	}
+	v.offerLocked(f, at)
+	v.mu.Unlock()
+	v.signal()
+}
+
+func (v *Viewer) offerLocked(f *frames.Frame, at int64) {
+	v.offered.Add(1)
+	if v.n == MaxBehindFrames || v.n > 0 && at-v.queue[v.head].at > int64(MaxBehind) {
+		var skipped uint64
+		for i := range v.n {
+			q := &v.queue[(v.head+i)%MaxBehindFrames]
+			if !q.f.IsOffline() {
+				skipped++
+			}
+			*q = queued{}
+		}
+		v.head, v.n = 0, 0
+		if skipped > 0 {
+			v.skipped.Add(skipped)
+			v.room.hub.skipped.Add(skipped)
+		}
+	}
+	v.queue[(v.head+v.n)%MaxBehindFrames] = queued{f: f, at: at}
+	v.n++
 }
 
 func (v *Viewer) signal() {
@@ -71,13 +127,17 @@ func (v *Viewer) signal() {
 	}
 }
 
-// Pending reports whether a frame waits in the slot.
-func (v *Viewer) Pending() bool { return v.slot.Load() != nil }
+// Pending reports whether a frame waits in the queue.
+func (v *Viewer) Pending() bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.n > 0
+}
 
-// Next waits for a frame and returns the newest one, or ctx's error.
+// Next waits for a frame and returns the oldest queued one, or ctx's error.
 func (v *Viewer) Next(ctx context.Context) (*frames.Frame, error) {
 	for {
-		if f := v.slot.Swap(nil); f != nil {
+		if f := v.TryNext(); f != nil {
 			return f, nil
 		}
 		select {
@@ -89,11 +149,32 @@ func (v *Viewer) Next(ctx context.Context) (*frames.Frame, error) {
 }
 
 // Wake returns a channel that receives when a frame may be waiting; a
-// writer that also waits on other events selects on it, then calls TryNext.
+// writer that also waits on other events selects on it, then calls TryNext
+// until it returns nil.
 func (v *Viewer) Wake() <-chan struct{} { return v.wake }
 
-// TryNext returns the waiting frame, or nil.
-func (v *Viewer) TryNext() *frames.Frame { return v.slot.Swap(nil) }
+// TryNext returns the oldest queued frame, or nil.
+func (v *Viewer) TryNext() *frames.Frame {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.n == 0 {
+		return nil
+	}
+	q := &v.queue[v.head]
+	f := q.f
+	*q = queued{}
+	v.head = (v.head + 1) % MaxBehindFrames
+	v.n--
+	if v.n > 0 && v.notify == nil {
+		// One wake per frame taken: a writer that calls TryNext once per
+		// wake still finds the frames left behind this one.
+		select {
+		case v.wake <- struct{}{}:
+		default:
+		}
+	}
+	return f
+}
 
 // Skipped returns how many frames this viewer skipped because it was behind.
 func (v *Viewer) Skipped() uint64 { return v.skipped.Load() }
