@@ -28,20 +28,23 @@ const (
 type endReason int
 
 const (
-	endNormal       endReason = iota // the peer closed: 1000, 1001 or no status
-	endGone                          // the peer vanished: EOF or reset without a close frame
-	endShutdown                      // the gateway is shutting down
-	endTooSlow                       // a viewer stopped reading
-	endPingTimeout                   // no pong within the write timeout
-	endBadFrame                      // a publisher's message is not a valid frame
-	endTooLarge                      // a message over the size limit
-	endRate                          // a publisher stayed over its rate limit
-	endForbidden                     // a frame from a connection that may not publish
-	endTokenExpired                  // the token the connection was admitted with expired
-	endViewerData                    // a view-only connection sent a data message
-	endRoomLimit                     // the replica holds its maximum number of rooms
-	endProtocol                      // the peer broke the WebSocket protocol
-	endInternal                      // an error of the gateway's own (a write that failed)
+	endNormal         endReason = iota // the peer closed: 1000, 1001 or no status
+	endGone                            // the peer vanished: EOF or reset without a close frame
+	endShutdown                        // the gateway is shutting down
+	endTooSlow                         // a viewer stopped reading
+	endPingTimeout                     // no pong within the write timeout
+	endBadFrame                        // a publisher's message is not a valid frame
+	endTooLarge                        // a message over the size limit
+	endRate                            // a publisher stayed over its rate limit
+	endForbidden                       // a frame from a connection that may not publish
+	endTokenExpired                    // the token the connection was admitted with expired
+	endViewerData                      // a view-only connection sent a data message
+	endRoomLimit                       // the replica holds its maximum number of rooms
+	endMessageTimeout                  // a message did not end within GATEWAY_MESSAGE_TIMEOUT
+	endReadBudget                      // the replica's unfinished messages are at GATEWAY_READ_BUDGET_MB
+	endControlFlood                    // the peer made the gateway write too many control frames
+	endProtocol                        // the peer broke the WebSocket protocol
+	endInternal                        // an error of the gateway's own (a write that failed)
 	numEndReasons
 )
 
@@ -56,20 +59,23 @@ type closeSpec struct {
 
 // closeTable is every reason a connection ends, in one place.
 var closeTable = [numEndReasons]closeSpec{
-	endNormal:       {label: "normal", level: slog.LevelDebug},
-	endGone:         {label: "gone", level: slog.LevelDebug},
-	endShutdown:     {label: "shutdown", code: websocket.StatusGoingAway, text: "gateway shutting down", level: slog.LevelDebug},
-	endTooSlow:      {label: "too_slow", code: StatusViewerTooSlow, text: "viewer too slow", level: slog.LevelInfo, cutOff: "slow"},
-	endPingTimeout:  {label: "ping_timeout", level: slog.LevelInfo, cutOff: "ping_timeout"},
-	endBadFrame:     {label: "bad_frame", code: websocket.StatusInvalidFramePayloadData, level: slog.LevelInfo},
-	endTooLarge:     {label: "too_large", code: websocket.StatusMessageTooBig, level: slog.LevelInfo},
-	endRate:         {label: "rate_exceeded", code: websocket.StatusPolicyViolation, text: "publish rate exceeded", level: slog.LevelInfo},
-	endForbidden:    {label: "forbidden", code: websocket.StatusPolicyViolation, text: "publishing to this room needs a publish token", level: slog.LevelInfo},
-	endTokenExpired: {label: "token_expired", code: websocket.StatusPolicyViolation, text: "token expired", level: slog.LevelInfo},
-	endViewerData:   {label: "viewer_sent_data", code: websocket.StatusPolicyViolation, text: "unexpected data message", level: slog.LevelInfo},
-	endRoomLimit:    {label: "too_many_rooms", code: websocket.StatusTryAgainLater, text: "too many rooms on this gateway", level: slog.LevelWarn},
-	endProtocol:     {label: "protocol_error", level: slog.LevelInfo},
-	endInternal:     {label: "internal", code: websocket.StatusInternalError, text: "internal error", level: slog.LevelWarn},
+	endNormal:         {label: "normal", level: slog.LevelDebug},
+	endGone:           {label: "gone", level: slog.LevelDebug},
+	endShutdown:       {label: "shutdown", code: websocket.StatusGoingAway, text: "gateway shutting down", level: slog.LevelDebug},
+	endTooSlow:        {label: "too_slow", code: StatusViewerTooSlow, text: "viewer too slow", level: slog.LevelInfo, cutOff: "slow"},
+	endPingTimeout:    {label: "ping_timeout", level: slog.LevelInfo, cutOff: "ping_timeout"},
+	endBadFrame:       {label: "bad_frame", code: websocket.StatusInvalidFramePayloadData, level: slog.LevelInfo},
+	endTooLarge:       {label: "too_large", code: websocket.StatusMessageTooBig, level: slog.LevelInfo},
+	endRate:           {label: "rate_exceeded", code: websocket.StatusPolicyViolation, text: "publish rate exceeded", level: slog.LevelInfo},
+	endForbidden:      {label: "forbidden", code: websocket.StatusPolicyViolation, text: "publishing to this room needs a publish token", level: slog.LevelInfo},
+	endTokenExpired:   {label: "token_expired", code: websocket.StatusPolicyViolation, text: "token expired", level: slog.LevelInfo},
+	endViewerData:     {label: "viewer_sent_data", code: websocket.StatusPolicyViolation, text: "unexpected data message", level: slog.LevelInfo},
+	endRoomLimit:      {label: "too_many_rooms", code: websocket.StatusTryAgainLater, text: "too many rooms on this gateway", level: slog.LevelWarn},
+	endMessageTimeout: {label: "message_timeout", code: websocket.StatusPolicyViolation, text: "message not finished in time", level: slog.LevelInfo},
+	endReadBudget:     {label: "read_budget", code: websocket.StatusTryAgainLater, text: "gateway busy: too many unfinished messages", level: slog.LevelWarn},
+	endControlFlood:   {label: "control_flood", level: slog.LevelInfo},
+	endProtocol:       {label: "protocol_error", level: slog.LevelInfo},
+	endInternal:       {label: "internal", code: websocket.StatusInternalError, text: "internal error", level: slog.LevelWarn},
 }
 
 // CloseLabels returns the labels of every reason a connection ends, as
@@ -133,6 +139,8 @@ func classify(err error) *connEnd {
 		return &connEnd{reason: endNormal}
 	case errors.Is(err, websocket.ErrMessageTooBig):
 		return &connEnd{reason: endTooLarge, err: err}
+	case errors.Is(err, errControlFlood):
+		return &connEnd{reason: endControlFlood, err: err}
 	}
 	switch websocket.CloseStatus(err) {
 	case websocket.StatusNormalClosure, websocket.StatusGoingAway, websocket.StatusNoStatusRcvd:
@@ -156,6 +164,8 @@ func writeEnd(err error) error {
 	switch {
 	case writeStalled(err):
 		return ended(endTooSlow, err)
+	case errors.Is(err, errControlFlood):
+		return ended(endControlFlood, err)
 	case errors.Is(err, net.ErrClosed):
 		return nil
 	case errors.Is(err, syscall.EPIPE), errors.Is(err, syscall.ECONNRESET):

@@ -36,14 +36,16 @@ type Config struct {
 	GCFloorMB       int           `envconfig:"GATEWAY_GC_FLOOR_MB" default:"32" desc:"heap size below which the garbage collector does not run (MB): GOGC is 50 above it; 0 = plain GOGC 50; a GOGC variable overrides both"`
 
 	// Access control and limits (auth.go, limits.go, docs/security.md).
-	Auth                string      `envconfig:"GATEWAY_AUTH" default:"off" desc:"who needs a token: off (anyone may publish and watch), publish (publishers need one; watching is open) or all"`
-	JWTSecret           auth.Secret `envconfig:"GATEWAY_JWT_SECRET" desc:"HS256 secret of access tokens, at least 32 bytes; the same on every replica and wherever tokens are minted"`
-	JWTPublicKeyFile    string      `envconfig:"GATEWAY_JWT_PUBLIC_KEY_FILE" desc:"PEM public key of RS256 (RSA) or ES256 (P-256) access tokens, instead of JWT_SECRET"`
-	PublishRate         float64     `envconfig:"GATEWAY_PUBLISH_RATE" default:"60" desc:"frames per second one publisher may send; frames over it are dropped; 0 = no limit"`
-	PublishBurst        int         `envconfig:"GATEWAY_PUBLISH_BURST" default:"30" desc:"frames a publisher may send at once over PUBLISH_RATE; more than this many dropped within 2s closes it with 1008"`
-	MaxConnections      int         `envconfig:"GATEWAY_MAX_CONNECTIONS" default:"10000" desc:"most WebSocket connections on this replica (keep it below the open-file limit); more get 429; 0 = no limit"`
-	MaxConnectionsPerIP int         `envconfig:"GATEWAY_MAX_CONNECTIONS_PER_IP" default:"200" desc:"most WebSocket connections from one client address (IPv6: one /64); more get 429; 0 = no limit"`
-	TrustedProxies      []string    `envconfig:"GATEWAY_TRUSTED_PROXIES" desc:"proxies whose X-Forwarded-For names the client (comma-separated CIDRs or IPs, e.g. 10.0.0.0/8); empty = none"`
+	Auth                string        `envconfig:"GATEWAY_AUTH" default:"off" desc:"who needs a token: off (anyone may publish and watch), publish (publishers need one; watching is open) or all"`
+	JWTSecret           auth.Secret   `envconfig:"GATEWAY_JWT_SECRET" desc:"HS256 secret of access tokens, at least 32 bytes; the same on every replica and wherever tokens are minted"`
+	JWTPublicKeyFile    string        `envconfig:"GATEWAY_JWT_PUBLIC_KEY_FILE" desc:"PEM public key of RS256 (RSA) or ES256 (P-256) access tokens, instead of JWT_SECRET"`
+	PublishRate         float64       `envconfig:"GATEWAY_PUBLISH_RATE" default:"60" desc:"frames per second one publisher may send; frames over it are dropped; 0 = no limit"`
+	PublishBurst        int           `envconfig:"GATEWAY_PUBLISH_BURST" default:"30" desc:"frames a publisher may send at once over PUBLISH_RATE; more than this many dropped within 2s closes it with 1008"`
+	MessageTimeout      time.Duration `envconfig:"GATEWAY_MESSAGE_TIMEOUT" default:"10s" desc:"a message a client started must end within this; slower ones close it with 1008; 0 = no deadline"`
+	ReadBudgetMB        int           `envconfig:"GATEWAY_READ_BUDGET_MB" default:"256" desc:"most memory (MB) all connections together may hold in messages not yet complete; a message that would pass it closes its connection with 1013; 0 = no budget"`
+	MaxConnections      int           `envconfig:"GATEWAY_MAX_CONNECTIONS" default:"10000" desc:"most WebSocket connections on this replica (keep it below the open-file limit); more get 429; 0 = no limit"`
+	MaxConnectionsPerIP int           `envconfig:"GATEWAY_MAX_CONNECTIONS_PER_IP" default:"200" desc:"most WebSocket connections from one client address (IPv6: one /64); more get 429; 0 = no limit"`
+	TrustedProxies      []string      `envconfig:"GATEWAY_TRUSTED_PROXIES" desc:"proxies whose X-Forwarded-For names the client (comma-separated CIDRs or IPs, e.g. 10.0.0.0/8); empty = none"`
 
 	// Scale-out: Redis Cluster and Sentinel, presence, frame cache
 	// (redisclient.go, docs/scaling.md). Zero values mean the defaults.
@@ -102,6 +104,12 @@ func (c *Config) Validate() error {
 	}
 	if c.GCFloorMB < 0 || c.GCFloorMB > 1<<20 {
 		return bad("GC_FLOOR_MB", "%d is outside 0..1048576", c.GCFloorMB)
+	}
+	if c.MessageTimeout < 0 {
+		return bad("MESSAGE_TIMEOUT", "%v must not be negative", c.MessageTimeout)
+	}
+	if c.ReadBudgetMB < 0 || c.ReadBudgetMB > 1<<20 {
+		return bad("READ_BUDGET_MB", "%d is outside 0..1048576", c.ReadBudgetMB)
 	}
 	if c.MaxRooms < 0 {
 		return bad("MAX_ROOMS", "%d must not be negative", c.MaxRooms)

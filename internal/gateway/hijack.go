@@ -24,10 +24,10 @@ const (
 	viewerWriteBuffer = 128
 )
 
-// frameHijacker wraps the ResponseWriter of a connection that will receive
-// frames, so that Hijack hands coder/websocket a sockWriter (the one owner
-// of the socket's write side) and buffers sized for the role. After the
-// upgrade, conn is the sockWriter.
+// frameHijacker wraps the ResponseWriter of a WebSocket connection, so that
+// Hijack hands coder/websocket a sockWriter (the one owner of the socket's
+// write side, which also sees the end of its reads) and buffers sized for
+// the role. After the upgrade, conn is the sockWriter.
 type frameHijacker struct {
 	http.ResponseWriter
 	readBuffer   int
@@ -35,17 +35,15 @@ type frameHijacker struct {
 	conn         *sockWriter
 }
 
-// newFrameHijacker returns the wrapper for role, or nil for publishers,
-// which receive no frames: coder/websocket writes their few control frames
-// straight to the socket, its only writer there.
+// newFrameHijacker returns the wrapper for a connection of role.
+// Publishers receive no frames, but their pongs and close frames go through
+// a sockWriter too: every connection has the same single writer.
 func newFrameHijacker(w http.ResponseWriter, role string, writeTimeout time.Duration) *frameHijacker {
-	switch role {
-	case roleView:
-		return &frameHijacker{ResponseWriter: w, readBuffer: viewerReadBuffer, writeTimeout: writeTimeout}
-	case roleSeed:
-		return &frameHijacker{ResponseWriter: w, readBuffer: seedReadBuffer, writeTimeout: writeTimeout}
+	size := seedReadBuffer // the seed's two-way connections and publishers read whole frames
+	if role == roleView {
+		size = viewerReadBuffer
 	}
-	return nil
+	return &frameHijacker{ResponseWriter: w, readBuffer: size, writeTimeout: writeTimeout}
 }
 
 // Hijack takes over the connection and returns new buffers over a
@@ -59,6 +57,7 @@ func (h *frameHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	// net/http's buffer. They must end up buffered in the new reader, not
 	// merely behind it: coder/websocket keeps only what is buffered
 	// (Peek(Buffered())) and then resets the reader onto the raw conn.
+	h.conn = newSockWriter(conn, h.writeTimeout)
 	size := h.readBuffer
 	var early []byte
 	if n := brw.Reader.Buffered(); n > 0 {
@@ -66,7 +65,7 @@ func (h *frameHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		early = bytes.Clone(b)
 		size = max(size, n)
 	}
-	br := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(early), conn), size)
+	br := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(early), h.conn), size)
 	if len(early) > 0 {
 		if _, err := br.Peek(len(early)); err != nil { // reads only from early
 			conn.Close()
@@ -81,7 +80,6 @@ func (h *frameHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 			return nil, nil, err
 		}
 	}
-	h.conn = newSockWriter(conn, h.writeTimeout)
 	return h.conn, bufio.NewReadWriter(br, bufio.NewWriterSize(h.conn, viewerWriteBuffer)), nil
 }
 

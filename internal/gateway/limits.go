@@ -88,9 +88,10 @@ func (s *Server) admitFrame(l *publishLimiter) (bool, error) {
 
 // limits are a replica's connection limits and what they count by.
 type limits struct {
-	conns   *connLimiter
-	proxies trustedProxies
-	log     *slog.Logger
+	readBudget *readBudget // memory in messages not yet complete, all connections
+	conns      *connLimiter
+	proxies    trustedProxies
+	log        *slog.Logger
 
 	xffWarning sync.Once
 }
@@ -100,7 +101,11 @@ func newLimits(cfg *Config, log *slog.Logger) (*limits, error) {
 	if err != nil {
 		return nil, settingError("TRUSTED_PROXIES", "%v", err)
 	}
-	return &limits{conns: newConnLimiter(cfg.MaxConnections, cfg.MaxConnectionsPerIP), proxies: proxies, log: log}, nil
+	return &limits{
+		readBudget: &readBudget{max: int64(cfg.ReadBudgetMB) << 20},
+		conns:      newConnLimiter(cfg.MaxConnections, cfg.MaxConnectionsPerIP),
+		proxies:    proxies, log: log,
+	}, nil
 }
 
 // connLimiter counts open connections per replica and per client address.

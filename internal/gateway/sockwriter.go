@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"sync"
@@ -48,7 +49,8 @@ type sockWriter struct {
 	onDrain func()          // called by the flusher after it emptied the queue
 	onFail  func(error)     // called by the flusher when a write fails; once
 
-	busy atomic.Bool // a flush is running or the writer failed: a data message now would queue
+	busy     atomic.Bool // a flush is running or the writer failed: a data message now would queue
+	readDone atomic.Bool // a read from the socket failed (EOF, reset, closed)
 
 	mu       sync.Mutex // guards everything below
 	pending  [][]byte   // accepted, not yet written, in order
@@ -61,6 +63,8 @@ type sockWriter struct {
 	used     int      // scratch[:used] is referenced by pending or a flusher batch
 	batch    [][]byte // the flusher's slices, reused
 	wv       writev
+	ctlStart time.Time // start of the current control-write window
+	ctlCount int       // writes outside a data message in that window
 }
 
 const (
@@ -69,10 +73,21 @@ const (
 	scratchSize = 2 * viewerWriteBuffer
 	// maxCopied bounds the bytes a writer holds in copies.
 	maxCopied = 64 << 10
+	// maxControlWrites bounds the writes outside data messages (pongs,
+	// pings, close: coder/websocket writes one per control frame) in any
+	// controlWindow. The gateway pings every 20 s; a peer that makes it
+	// answer hundreds of pings a second (a ping flood costs a core) is cut
+	// off.
+	maxControlWrites = 100
+	controlWindow    = time.Second
 )
 
-// errBacklog says a peer made the gateway queue more than maxCopied bytes.
-var errBacklog = errors.New("gateway: peer does not read: write queue full")
+var (
+	// errBacklog says a peer made the gateway queue more than maxCopied bytes.
+	errBacklog = errors.New("gateway: peer does not read: write queue full")
+	// errControlFlood says a peer made the gateway write too many control frames.
+	errControlFlood = fmt.Errorf("gateway: more than %d control frames in %v", maxControlWrites, controlWindow)
+)
 
 // newSockWriter wraps a hijacked connection. onDrain and onFail are set by
 // the owner before the first write.
@@ -87,6 +102,21 @@ func newSockWriter(conn net.Conn, timeout time.Duration) *sockWriter {
 	return w
 }
 
+// Read reads from the socket, noting when reads end.
+func (w *sockWriter) Read(p []byte) (int, error) {
+	n, err := w.Conn.Read(p)
+	if err != nil {
+		w.readDone.Store(true)
+	}
+	return n, err
+}
+
+// ReadEnded reports whether a read from the socket failed. A WebSocket
+// message whose reader reported its end while this is true may have been
+// cut off before its final fragment: coder/websocket v1.8.15 reports a
+// connection closed between two fragments as the message's end (EOF).
+func (w *sockWriter) ReadEnded() bool { return w.readDone.Load() }
+
 // Write queues p and writes what the socket takes without blocking. It
 // returns len(p) once p is accepted, or the writer's error.
 func (w *sockWriter) Write(p []byte) (int, error) {
@@ -97,6 +127,15 @@ func (w *sockWriter) Write(p []byte) (int, error) {
 	}
 	if len(p) == 0 {
 		return 0, nil
+	}
+	if !w.corked {
+		if now := time.Now(); now.Sub(w.ctlStart) > controlWindow {
+			w.ctlStart, w.ctlCount = now, 0
+		}
+		if w.ctlCount++; w.ctlCount > maxControlWrites {
+			w.failLocked(errControlFlood)
+			return 0, w.err
+		}
 	}
 	if !w.kept(p) {
 		if w.copied+len(p) > maxCopied {

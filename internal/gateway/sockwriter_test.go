@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -211,18 +212,37 @@ func TestSockWriterClosedIsNotAStall(t *testing.T) {
 
 // TestSockWriterBoundsCopies: bytes that are not part of the message being
 // written are copied, and a peer that makes the gateway hold more than
-// maxCopied of them (pongs to a ping flood it never reads) fails the writer.
+// maxCopied of them fails the writer.
 func TestSockWriterBoundsCopies(t *testing.T) {
 	w, _ := tcpPair(t, time.Minute)
-	var ev events
-	ev.attach(w)
-	pong := make([]byte, 127)
+	chunk := make([]byte, 8<<10)
+	w.cork(nil) // nothing is kept by reference
 	var err error
-	for i := 0; i < 2*maxCopied/len(pong) && err == nil; i++ {
-		_, err = w.Write(pong)
+	for i := 0; i < 2*maxCopied/len(chunk)+64 && err == nil; i++ { // far past the socket buffers and the bound
+		_, err = w.Write(chunk)
 	}
 	if !errors.Is(err, errBacklog) || !writeStalled(err) {
 		t.Fatalf("Write error %v, want errBacklog", err)
+	}
+}
+
+// TestSockWriterControlFlood: more than maxControlWrites writes outside
+// data messages within controlWindow (pongs to a ping flood) fail the
+// writer with errControlFlood, which ends the connection as control_flood.
+func TestSockWriterControlFlood(t *testing.T) {
+	w, peer := tcpPair(t, time.Minute)
+	go func() { _, _ = io.Copy(io.Discard, peer) }()
+	pong := []byte{0x8A, 0}
+	var err error
+	n := 0
+	for ; n <= maxControlWrites && err == nil; n++ {
+		_, err = w.Write(pong)
+	}
+	if !errors.Is(err, errControlFlood) || n != maxControlWrites+1 {
+		t.Fatalf("write %d: %v, want errControlFlood at write %d", n, err, maxControlWrites+1)
+	}
+	if e := classify(fmt.Errorf("failed to write control frame: %w", err)); e.reason != endControlFlood {
+		t.Fatalf("classified as %s", closeTable[e.reason].label)
 	}
 }
 

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -89,12 +88,8 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var rw http.ResponseWriter = w
 	fh := newFrameHijacker(w, role, s.cfg.WriteTimeout)
-	if fh != nil {
-		rw = fh
-	}
-	c, err := websocket.Accept(rw, r, &websocket.AcceptOptions{
+	c, err := websocket.Accept(fh, r, &websocket.AcceptOptions{
 		OriginPatterns:  s.cfg.AllowedOrigins,
 		CompressionMode: websocket.CompressionDisabled, // JPEG does not compress
 	})
@@ -124,7 +119,7 @@ type wsConn struct {
 	c                  *websocket.Conn
 	room, role, format string
 	mayPublish         bool        // the seed's connection may send frames only with a publish token where one is required
-	sock               *sockWriter // nil for publishers: the socket's writer for connections that receive frames
+	sock               *sockWriter // the socket's one writer
 	log                *slog.Logger
 
 	cleanups []func() // run in reverse order by end; appended before any goroutine starts
@@ -170,6 +165,11 @@ func (s *Server) serveConn(k *wsConn, claims *auth.Claims) {
 	ctx, cancel := context.WithCancel(context.Background())
 	k.onEnd(cancel)
 	k.onEnd(keepalive(s.cfg.PingInterval, func() bool { return s.ping(ctx, k) }))
+	k.sock.onFail = func(err error) { // startViewer replaces it for connections that receive frames
+		if e := writeEnd(err); e != nil {
+			go s.stop(k, e)
+		}
+	}
 
 	if k.role != rolePublish {
 		w, err := s.startViewer(ctx, k)
@@ -259,6 +259,13 @@ func (s *Server) servePublisher(ctx context.Context, k *wsConn) error {
 	}()
 	var seq uint64 // for frames whose wire format carries none
 	c.SetReadLimit(s.cfg.maxMessageBytes())
+	msgs := &messageReader{budget: s.limits.readBudget}
+	if !k.mayPublish {
+		// A connection that may not publish reads no more than a viewer
+		// would: its first data message closes it (1008, forbidden), and
+		// a large one is never buffered.
+		msgs.limit = viewerReadLimit
+	}
 	limit := newPublishLimiter(s.cfg.PublishRate, s.cfg.PublishBurst)
 	// Reads use a background context: with a cancellable one coder/websocket
 	// arms a context.AfterFunc for every chunk it reads (about 30 allocations
@@ -266,18 +273,39 @@ func (s *Server) servePublisher(ctx context.Context, k *wsConn) error {
 	// what a cancelled read does anyway.
 	stopRead := context.AfterFunc(ctx, func() { _ = c.CloseNow() })
 	defer stopRead()
-	var buf bytes.Buffer
+	// A message a client started must end in time: one that trickles (or
+	// never ends) would hold its buffer, and a budget share, for ever.
+	slow := time.AfterFunc(time.Hour, func() {
+		s.stop(k, ended(endMessageTimeout, fmt.Errorf("message not finished within %v", s.cfg.MessageTimeout)))
+	})
+	slow.Stop()
+	defer slow.Stop()
 	for {
 		typ, r, err := c.Reader(context.Background())
+		var data []byte
 		if err == nil {
-			buf.Reset()
-			_, err = buf.ReadFrom(r)
+			if s.cfg.MessageTimeout > 0 {
+				slow.Reset(s.cfg.MessageTimeout)
+			}
+			data, err = msgs.read(r)
+			slow.Stop()
 		}
-		if err != nil {
+		switch {
+		case errors.Is(err, errMessageLimit):
+			s.metrics.rejected.WithLabelValues("forbidden").Inc()
+			return ended(endForbidden, err)
+		case errors.Is(err, errReadBudget):
+			s.metrics.rejected.WithLabelValues("read_budget").Inc()
+			return ended(endReadBudget, err)
+		case err != nil:
 			if errors.Is(err, websocket.ErrMessageTooBig) {
 				s.metrics.rejected.WithLabelValues("too_large").Inc()
 			}
 			return err
+		case k.sock.ReadEnded():
+			// The connection closed between two fragments of the message:
+			// what was read is not a whole message, whatever it parses as.
+			return ended(endGone, errors.New("connection closed before the message's final fragment"))
 		}
 		if ok, err := s.admitFrame(limit); !ok {
 			if err != nil {
@@ -285,13 +313,9 @@ func (s *Server) servePublisher(ctx context.Context, k *wsConn) error {
 			}
 			continue // over the rate: dropped unparsed, and counted
 		}
-		// A parsed binary frame aliases its message, and rooms and the cache
-		// keep frames: one exact-size copy per binary frame. A data URL is
-		// decoded into a new buffer anyway.
-		data := buf.Bytes()
-		if typ == websocket.MessageBinary {
-			data = bytes.Clone(data)
-		}
+		// A parsed binary frame aliases its message, which messageReader
+		// allocated for it alone: the frame costs its size once. A data URL
+		// is decoded into a new buffer, and the message becomes garbage.
 		var f *frames.Frame
 		now := time.Now()
 		seq++
