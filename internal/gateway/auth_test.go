@@ -9,10 +9,13 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"fmt"
+	"io"
+	"mime/multipart"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -194,6 +197,88 @@ func TestTokenExpiresMidStream(t *testing.T) {
 		}
 	}
 	secWaitMetric(t, g.URL(), `framecast_rejected_total{reason="token_expired"}`, 2)
+}
+
+// TestMJPEGTokenExpires: under GATEWAY_AUTH=all an MJPEG stream opened with
+// a 1 s view token sends images until the token's deadline (exp + leeway)
+// and then ends, counted like a WebSocket closed for expiry; a stream opened
+// with a long-lived token goes on.
+func TestMJPEGTokenExpires(t *testing.T) {
+	g := testenv.StartGateway(t, "GATEWAY_AUTH=all", "GATEWAY_JWT_SECRET="+secSecret)
+	short := secToken(t, "demo", auth.RoleView, time.Second)
+	v, _ := auth.NewHMACVerifier([]byte(secSecret))
+	claims, err := v.Verify(short)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secStartPublisher(t, secMustDial(t, secURL(g, "demo", "role=publish&token="+secToken(t, "demo", auth.RolePublish, time.Hour)), nil), 50*time.Millisecond)
+	type stream struct {
+		parts   atomic.Int64
+		last    atomic.Int64 // UnixNano of the newest part
+		endedAt chan time.Time
+	}
+	open := func(token string) *stream {
+		ctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(cancel)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, g.URL()+"/video/demo/stream.mjpg?token="+token, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET stream.mjpg: %s", resp.Status)
+		}
+		s := &stream{endedAt: make(chan time.Time, 1)}
+		go func() {
+			defer resp.Body.Close()
+			mr := multipart.NewReader(resp.Body, "frame")
+			for {
+				part, err := mr.NextPart()
+				if err == nil {
+					_, err = io.Copy(io.Discard, part)
+				}
+				if err != nil {
+					s.endedAt <- time.Now()
+					return
+				}
+				s.last.Store(time.Now().UnixNano())
+				s.parts.Add(1)
+			}
+		}()
+		return s
+	}
+	long, expiring := open(secToken(t, "demo", auth.RoleView, time.Hour)), open(short)
+
+	var ended time.Time
+	select {
+	case ended = <-expiring.endedAt:
+	case <-time.After(time.Until(claims.Deadline()) + secWait):
+		t.Fatalf("MJPEG stream still open %v after its token's deadline (%d images)", secWait, expiring.parts.Load())
+	}
+	if early := claims.Deadline().Sub(ended); early > 50*time.Millisecond {
+		t.Fatalf("stream ended %v before the token's deadline", early)
+	}
+	if expiring.parts.Load() == 0 {
+		t.Fatal("the stream sent no image before its token expired")
+	}
+	// Allow for an image written just before the deadline and read after it.
+	if late := time.Unix(0, expiring.last.Load()).Sub(claims.Deadline()); late > 100*time.Millisecond {
+		t.Fatalf("an image came %v after the token's deadline", late)
+	}
+	secWaitMetric(t, g.URL(), `framecast_rejected_total{reason="token_expired"}`, 1)
+	// The long-lived stream goes on.
+	n := long.parts.Load()
+	testenv.WaitFor(t, secWait, "the long-lived stream to send more images", func() error {
+		select {
+		case <-long.endedAt:
+			t.Fatal("the long-lived stream ended")
+		default:
+		}
+		if long.parts.Load() <= n {
+			return fmt.Errorf("%d images, no new one", n)
+		}
+		return nil
+	})
 }
 
 // TestAuthPublicKey: with GATEWAY_JWT_PUBLIC_KEY_FILE the gateway accepts
