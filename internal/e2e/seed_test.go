@@ -1,7 +1,6 @@
 package e2e_test
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -14,12 +13,11 @@ import (
 	"text/template"
 	"time"
 
-	"github.com/framecast/framecast/internal/loadgen"
 	"github.com/framecast/framecast/internal/testenv"
 )
 
-// seedRoom is the room the seed's page watches: video.html hard-codes "wms".
-const seedRoom = "wms"
+// seedPageRoom is the room the seed's page watches: video.html hard-codes "wms".
+const seedPageRoom = "wms"
 
 // TestSeedDeployment runs the seed's own deployment with framecast in place
 // of daphne (issue 11, section 4): the seed's nginx server block (its
@@ -49,7 +47,7 @@ func TestSeedDeployment(t *testing.T) {
 	proxy := startSeedNginx(t, page, replicas[1])
 	testenv.Start(t, "sender", testenv.Binary(t, "sender"), []string{
 		"SENDER_URL=" + replicas[0].WSURL(), // straight to replica 1
-		"SENDER_ROOM=" + seedRoom,
+		"SENDER_ROOM=" + seedPageRoom,
 		"SENDER_SOURCE=test",
 		"SENDER_FPS=" + strconv.Itoa(senderFPS),
 		"SENDER_WIDTH=" + strconv.Itoa(senderWidth),
@@ -61,7 +59,7 @@ func TestSeedDeployment(t *testing.T) {
 	b := startBrowser(t)
 
 	if !t.Run("seed_page", func(t *testing.T) {
-		b.Navigate(t, proxy.URL()+"/video/"+seedRoom+"/")
+		b.Navigate(t, proxy.URL()+"/video/"+seedPageRoom+"/")
 		first := waitForSeedImg(t, b, "the page's <img> to show a frame", func(s seedImg) error {
 			if !strings.HasPrefix(s.Src, "data:image/jpeg;base64,") || s.Width != senderWidth {
 				return fmt.Errorf("no frame shown yet")
@@ -87,7 +85,7 @@ func TestSeedDeployment(t *testing.T) {
 		// The seed's page as another site would copy it: served from
 		// 127.0.0.2, its WebSocket aimed at the seed's server.
 		other := serveCrossSitePage(t, page, proxy.Addr())
-		b.Navigate(t, other+"/video/"+seedRoom+"/")
+		b.Navigate(t, other+"/video/"+seedPageRoom+"/")
 		s := waitForSeedImg(t, b, "the cross-site page's WebSocket to be closed", func(s seedImg) error {
 			if s.ReadyState != 3 { // CLOSED
 				return fmt.Errorf("WebSocket readyState %d", s.ReadyState)
@@ -121,7 +119,7 @@ func startSeedPage(t *testing.T) string {
 		t.Fatal(err)
 	}
 	root := t.TempDir()
-	dir := filepath.Join(root, "video", seedRoom)
+	dir := filepath.Join(root, "video", seedPageRoom)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +149,7 @@ func startSeedNginx(t *testing.T, root string, gateways ...*testenv.Gateway) *ng
 	for _, g := range gateways {
 		data.Upstreams = append(data.Upstreams, "127.0.0.1:"+strconv.Itoa(g.Port))
 	}
-	n.run(t, seedNginxConf, data, "/video/"+seedRoom+"/")
+	n.run(t, seedNginxConf, data, "/video/"+seedPageRoom+"/")
 	return n
 }
 
@@ -160,7 +158,7 @@ func startSeedNginx(t *testing.T, root string, gateways ...*testenv.Gateway) *ng
 // and returns the page server's base URL.
 func serveCrossSitePage(t *testing.T, root, target string) string {
 	t.Helper()
-	html, err := os.ReadFile(filepath.Join(root, "video", seedRoom, "index.html"))
+	html, err := os.ReadFile(filepath.Join(root, "video", seedPageRoom, "index.html"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,9 +223,5 @@ func waitForSeedImg(t *testing.T, b *browser, what string, cond func(seedImg) er
 // rejectedTotal returns how many requests g refused for their Origin.
 func rejectedTotal(t *testing.T, g *testenv.Gateway) float64 {
 	t.Helper()
-	m, err := loadgen.ScrapeMetrics(context.Background(), g.URL()+"/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m.Sum("framecast_rejected_total", `reason="origin"`)
+	return testenv.Metric(t, g.URL(), `framecast_rejected_total{reason="origin"}`)
 }

@@ -37,7 +37,7 @@ func TestOriginCheck(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, q := range []string{"role=view", "role=publish"} {
-				_, status, body, _ := secDial(t, secURL(tc.g, "demo", q), tc.hdr)
+				_, status, body, _ := testenv.TryDial(t, secURL(tc.g, "demo", q), tc.hdr)
 				if status != tc.status {
 					t.Fatalf("%s: status %d %q, want %d", q, status, body, tc.status)
 				}
