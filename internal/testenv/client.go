@@ -108,9 +108,15 @@ func (c *Client) ReadMessage(timeout time.Duration) (websocket.MessageType, []by
 // URL asked for format=binary, else the seed's JSON envelope. A message of
 // the other type is an error.
 func (c *Client) ReadFrame(timeout time.Duration) (*frames.Frame, error) {
-	deadline := time.Now().Add(timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return c.ReadFrameContext(ctx)
+}
+
+// ReadFrameContext is ReadFrame until ctx ends.
+func (c *Client) ReadFrameContext(ctx context.Context) (*frames.Frame, error) {
 	for {
-		typ, msg, err := c.ReadMessage(time.Until(deadline))
+		typ, msg, err := c.Read(ctx)
 		if err != nil {
 			return nil, err
 		}
