@@ -45,18 +45,6 @@ func mintCLI(t *testing.T, env []string, args ...string) (token string, code int
 	return strings.TrimSpace(out.String()), 0, errOut.String()
 }
 
-func dial(ctx context.Context, url string) (*websocket.Conn, int, error) {
-	c, resp, err := websocket.Dial(ctx, url, nil)
-	if err != nil {
-		status := 0
-		if resp != nil {
-			status = resp.StatusCode
-		}
-		return nil, status, err
-	}
-	return c, 101, nil
-}
-
 // TestTokenCommand: a token minted by `gateway token` (secret from the
 // environment or a file) lets a publisher into the rooms it names on a real
 // gateway with GATEWAY_AUTH=publish, and its frames reach a viewer; other
@@ -95,9 +83,7 @@ func TestTokenCommand(t *testing.T) {
 
 	g := testenv.StartGateway(t, "GATEWAY_AUTH=publish", "GATEWAY_JWT_SECRET="+testSecret)
 	publishAndWatch(t, g, "cam_front", fromEnv)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, status, _ := dial(ctx, g.WSURL()+"/ws/video/lobby/?role=publish&token="+fromEnv); status != 403 {
+	if _, status, _, _ := testenv.TryDial(t, g.WSURL()+"/ws/video/lobby/?role=publish&token="+fromEnv, nil); status != 403 {
 		t.Fatalf("token for cam_* publishing to lobby: status %d, want 403", status)
 	}
 }
@@ -235,15 +221,9 @@ func publishAndWatch(t *testing.T, g *testenv.Gateway, room, token string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	base := g.WSURL() + "/ws/video/" + room + "/?token=" + token
-	viewer, status, err := dial(ctx, base+"&role=view&format=binary")
-	if err != nil {
-		t.Fatalf("viewer: status %d: %v", status, err)
-	}
+	viewer := testenv.Dial(t, base+"&role=view&format=binary", nil)
 	defer viewer.CloseNow()
-	pub, status, err := dial(ctx, base+"&role=publish")
-	if err != nil {
-		t.Fatalf("publisher: status %d: %v", status, err)
-	}
+	pub := testenv.Dial(t, base+"&role=publish", nil)
 	defer pub.CloseNow()
 	jpg := []byte{0xFF, 0xD8, 0xFF, 0xE0, 0, 0, 0xFF, 0xD9}
 	got := make(chan error, 1)

@@ -1,7 +1,6 @@
 package e2e_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -11,7 +10,6 @@ import (
 	"image"
 	"image/color"
 	"image/jpeg"
-	"net/http"
 	"os"
 	"regexp"
 	"strconv"
@@ -216,7 +214,7 @@ func testViewerPage(t *testing.T, page *browser, proxy *nginx) {
 func testSeedViewer(t *testing.T, proxy *nginx) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c := dial(ctx, t, proxy.WSURL()+"/ws/video/"+room+"/")
+	c := testenv.Dial(t, proxy.WSURL()+"/ws/video/"+room+"/", nil)
 	defer c.CloseNow()
 	c.SetReadLimit(4 << 20) // a 320×240 frame is ~20 KB, 4/3 of that in base64
 
@@ -268,10 +266,10 @@ func testSeedPublisher(t *testing.T, proxy *nginx) {
 	const seedRoom = "seed_e2e"
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	viewer := dial(ctx, t, proxy.WSURL()+"/ws/video/"+seedRoom+"/?role=view&format=binary")
+	viewer := testenv.Dial(t, proxy.WSURL()+"/ws/video/"+seedRoom+"/?role=view&format=binary", nil)
 	defer viewer.CloseNow()
 	viewer.SetReadLimit(1 << 20)
-	pub := dial(ctx, t, proxy.WSURL()+"/ws/video/"+seedRoom+"/")
+	pub := testenv.Dial(t, proxy.WSURL()+"/ws/video/"+seedRoom+"/", nil)
 	defer pub.CloseNow()
 	pub.SetReadLimit(4 << 20)
 
@@ -535,35 +533,11 @@ func parseOverlay(text string) (fps int, latency string, err error) {
 // read from its own /metrics: nginx does not publish /metrics, and through
 // it the answer would come from any replica.
 func connections(g *testenv.Gateway, role string) (int, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, g.URL()+"/metrics", nil)
+	m, err := testenv.ScrapeMetrics(g.URL(), 2*time.Second)
 	if err != nil {
 		return 0, err
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, fmt.Errorf("failed to read metrics of gateway :%d: %w", g.Port, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("metrics of gateway :%d: status %d", g.Port, resp.StatusCode)
-	}
-	series := `framecast_connections{role="` + role + `"} `
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), series); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				return 0, fmt.Errorf("metrics of gateway :%d: bad value %q", g.Port, sc.Text())
-			}
-			return int(f), nil
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return 0, fmt.Errorf("failed to read metrics of gateway :%d: %w", g.Port, err)
-	}
-	return 0, fmt.Errorf("metrics of gateway :%d have no series %s", g.Port, strings.TrimSpace(series))
+	return int(m.Sum("framecast_connections", `role="`+role+`"`)), nil
 }
 
 // connectionCounts returns connections(g, role) for each gateway.
@@ -593,16 +567,6 @@ func wantTotal(gateways []*testenv.Gateway, role string, want int) error {
 		return fmt.Errorf("%s connections per gateway: %v, want %d in all", role, counts, want)
 	}
 	return nil
-}
-
-// dial opens a WebSocket or fails the test.
-func dial(ctx context.Context, t *testing.T, url string) *websocket.Conn {
-	t.Helper()
-	c, _, err := websocket.Dial(ctx, url, nil)
-	if err != nil {
-		t.Fatalf("failed to connect to %s: %v", url, err)
-	}
-	return c
 }
 
 // testJPEG returns a 160×120 JPEG that differs for every n: a gradient

@@ -48,12 +48,9 @@ var nginxConf = template.Must(template.ParseFiles(filepath.Join("testdata", "ngi
 
 // startNginx writes an nginx.conf (testdata/nginx.conf.tmpl) that proxies a
 // free loopback port to the gateways through the shared framecast config,
-// starts nginx in the foreground, and waits until /healthz answers through
-// the proxy. nginx is killed when the test ends; its error log is logged if
-// the test failed.
+// starts nginx, and waits until /healthz answers through the proxy.
 func startNginx(t *testing.T, gateways []*testenv.Gateway) *nginx {
 	t.Helper()
-	bin := testenv.RequireTool(t, "nginx")
 	root := testenv.RepoRoot(t)
 	n := &nginx{Port: testenv.FreePort(t), Dir: t.TempDir()}
 
@@ -69,8 +66,18 @@ func startNginx(t *testing.T, gateways []*testenv.Gateway) *nginx {
 	for _, g := range gateways {
 		data.Upstreams = append(data.Upstreams, "127.0.0.1:"+strconv.Itoa(g.Port))
 	}
+	n.run(t, nginxConf, data, "/healthz")
+	return n
+}
+
+// run renders tmpl with data into n.Dir/nginx.conf, starts nginx in the
+// foreground and waits until GET path answers 200 through it. nginx is
+// killed when the test ends; its error log is logged if the test failed.
+func (n *nginx) run(t *testing.T, tmpl *template.Template, data any, path string) {
+	t.Helper()
+	bin := testenv.RequireTool(t, "nginx")
 	var conf strings.Builder
-	if err := nginxConf.Execute(&conf, data); err != nil {
+	if err := tmpl.Execute(&conf, data); err != nil {
 		t.Fatalf("failed to render nginx.conf: %v", err)
 	}
 	confPath := filepath.Join(n.Dir, "nginx.conf")
@@ -86,11 +93,10 @@ func startNginx(t *testing.T, gateways []*testenv.Gateway) *nginx {
 			t.Logf("--- nginx error.log ---\n%s", n.ErrorLog())
 		}
 	})
-	testenv.WaitFor(t, 10*time.Second, "nginx to proxy /healthz to a gateway", func() error {
+	testenv.WaitFor(t, 10*time.Second, "nginx to answer GET "+path, func() error {
 		if n.Proc.Exited() {
 			return fmt.Errorf("nginx exited: %s\n%s\nconfig:\n%s", n.Proc.Output(), n.ErrorLog(), conf.String())
 		}
-		return testenv.HTTPStatus(n.URL()+"/healthz", http.StatusOK)
+		return testenv.HTTPStatus(n.URL()+path, http.StatusOK)
 	})
-	return n
 }

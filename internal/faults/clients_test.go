@@ -31,21 +31,6 @@ func wsURL(base, room, query string) string {
 	return base + "/ws/video/" + room + "/?" + query
 }
 
-// dial opens a WebSocket with a read limit far above any frame.
-func dial(ctx context.Context, url string) (*websocket.Conn, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{
-		HTTPClient:      noKeepAlive,
-		CompressionMode: websocket.CompressionDisabled,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("failed to connect to %s: %w", url, err)
-	}
-	c.SetReadLimit(16 << 20)
-	return c, nil
-}
-
 // message is one message a viewer received.
 type message struct {
 	at       time.Time // arrival
@@ -77,11 +62,8 @@ type viewer struct {
 // starts its read loop. It is closed when the test ends.
 func startViewer(t testing.TB, name, base, room string) *viewer {
 	t.Helper()
-	c, err := dial(context.Background(), wsURL(base, room, "role=view&format=binary"))
-	if err != nil {
-		t.Fatalf("viewer %s: %v", name, err)
-	}
-	v := &viewer{name: name, conn: c, done: make(chan struct{})}
+	c := testenv.Dial(t, wsURL(base, room, "role=view&format=binary"), nil)
+	v := &viewer{name: name, conn: c.Conn, done: make(chan struct{})}
 	go v.run()
 	t.Cleanup(func() {
 		v.close()
@@ -242,10 +224,7 @@ type write struct {
 // at base and sends size-byte frames at fps, numbered from firstSeq.
 func startPublisher(t testing.TB, name, base, room string, fps float64, size int, firstSeq uint64) *publisher {
 	t.Helper()
-	c, err := dial(context.Background(), wsURL(base, room, "role=publish"))
-	if err != nil {
-		t.Fatalf("publisher %s: %v", name, err)
-	}
+	c := testenv.Dial(t, wsURL(base, room, "role=publish"), nil).Conn
 	// Nothing is sent to publishers, but the close handshake and pongs are
 	// processed only while something reads.
 	c.CloseRead(context.Background())
@@ -368,28 +347,6 @@ func wantStatus(url string, want int) error {
 		return fmt.Errorf("GET %s = %d, want %d", url, code, want)
 	}
 	return nil
-}
-
-// scrape reads a gateway's /metrics (base is http://host:port).
-func scrape(base string) (loadgen.Metrics, error) { return scrapeWithin(base, 5*time.Second) }
-
-// scrapeWithin is scrape with a timeout.
-func scrapeWithin(base string, timeout time.Duration) (loadgen.Metrics, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	return loadgen.ScrapeMetrics(ctx, base+"/metrics")
-}
-
-// metric returns one metric of a gateway, summed over the series whose
-// labels contain each of match; it fails the test if /metrics is
-// unreachable.
-func metric(t testing.TB, base, name string, match ...string) float64 {
-	t.Helper()
-	m, err := scrape(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m.Sum(name, match...)
 }
 
 // quantile returns the q-quantile (nearest rank) of ds, 0 if empty.

@@ -40,7 +40,7 @@ func steadyGoroutines(t *testing.T, g *testenv.Gateway) float64 {
 	last := -1.0
 	var n float64
 	testenv.WaitFor(t, 10*time.Second, "a steady goroutine count", func() error {
-		n = metric(t, g.URL(), "go_goroutines")
+		n = testenv.Metric(t, g.URL(), "go_goroutines")
 		if n == last {
 			return nil
 		}
@@ -83,7 +83,7 @@ func TestRedisKilledAndRestarted(t *testing.T) {
 	}
 	peak := make([]float64, len(gws))
 	for i, g := range gws {
-		peak[i] = metric(t, g.URL(), "go_goroutines")
+		peak[i] = testenv.Metric(t, g.URL(), "go_goroutines")
 	}
 
 	for cycle := 1; cycle <= cycles; cycle++ {
@@ -114,7 +114,7 @@ func TestRedisKilledAndRestarted(t *testing.T) {
 			if g.Proc.Exited() {
 				t.Fatalf("gateway %s exited while Redis was down:\n%s", g.URL(), g.Proc.Output())
 			}
-			peak[i] = max(peak[i], metric(t, g.URL(), "go_goroutines"))
+			peak[i] = max(peak[i], testenv.Metric(t, g.URL(), "go_goroutines"))
 		}
 		t.Logf("outage %d: Redis down %v; all %d viewers had a fresh frame %v after it came back",
 			cycle, back.Sub(killed).Round(time.Millisecond), len(viewers), slowest.Round(time.Millisecond))
@@ -138,7 +138,7 @@ func TestRedisKilledAndRestarted(t *testing.T) {
 		var n float64
 		var under time.Time
 		testenv.WaitFor(t, 15*time.Second, fmt.Sprintf("gateway %s back to %v goroutines (+%d) for 1 s", g.URL(), baseline[i], goroutineSlack), func() error {
-			n = metric(t, g.URL(), "go_goroutines")
+			n = testenv.Metric(t, g.URL(), "go_goroutines")
 			switch {
 			case n > baseline[i]+goroutineSlack:
 				under = time.Time{}
@@ -189,8 +189,8 @@ func TestRedisFrozen(t *testing.T) {
 	}
 
 	health := startHealthPoller(gws, 100*time.Millisecond)
-	in0 := metric(t, a.URL(), "framecast_frames_in_total")
-	dropped0 := metric(t, a.URL(), "framecast_publish_dropped_total")
+	in0 := testenv.Metric(t, a.URL(), "framecast_frames_in_total")
+	dropped0 := testenv.Metric(t, a.URL(), "framecast_publish_dropped_total")
 
 	if err := r.Proc.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
@@ -225,7 +225,7 @@ func TestRedisFrozen(t *testing.T) {
 	scraped := time.Now()
 	counters := make(chan [2]float64, 1)
 	go func() {
-		m, err := scrapeWithin(a.URL(), 15*time.Second)
+		m, err := testenv.ScrapeMetrics(a.URL(), 15*time.Second)
 		if err != nil {
 			t.Errorf("scrape during the freeze: %v", err)
 		}

@@ -111,7 +111,7 @@ func stallOneViewer(t *testing.T, g *testenv.Gateway, healthy []*viewer, room st
 	proxy.Stall()
 	stalledAt := time.Now()
 	testenv.WaitFor(t, 20*time.Second, fmt.Sprintf(`framecast_viewers_cut_off_total{reason="slow"} = %d`, n), func() error {
-		if got := metric(t, g.URL(), "framecast_viewers_cut_off_total", `reason="slow"`); got < float64(n) {
+		if got := testenv.Metric(t, g.URL(), "framecast_viewers_cut_off_total", `reason="slow"`); got < float64(n) {
 			return fmt.Errorf("%v viewers cut off", got)
 		}
 		return nil
@@ -122,11 +122,11 @@ func stallOneViewer(t *testing.T, g *testenv.Gateway, healthy []*viewer, room st
 	if took := cutAt.Sub(stalledAt); took < writeTimeout {
 		t.Errorf("the stalled viewer was cut off %v after its network stalled, before the %v write timeout could pass", took, writeTimeout)
 	}
-	if got := metric(t, g.URL(), "framecast_viewers_cut_off_total"); got != float64(n) {
+	if got := testenv.Metric(t, g.URL(), "framecast_viewers_cut_off_total"); got != float64(n) {
 		t.Errorf("%v viewers cut off in all, want %d: only the stalled ones", got, n)
 	}
 	testenv.WaitFor(t, 5*time.Second, "the healthy viewers alone on the gateway", func() error {
-		if got := metric(t, g.URL(), "framecast_connections", `role="view"`); got != float64(len(healthy)) {
+		if got := testenv.Metric(t, g.URL(), "framecast_connections", `role="view"`); got != float64(len(healthy)) {
 			return fmt.Errorf("%v viewers", got)
 		}
 		return nil

@@ -9,10 +9,13 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"fmt"
+	"io"
+	"mime/multipart"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -72,7 +75,7 @@ func TestAuthPublishMode(t *testing.T) {
 		{"viewer with a bad token it does not need", "demo", "role=view&token=abc", nil, 101, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, status, body, _ := secDial(t, secURL(g, tc.room, tc.query), tc.hdr)
+			_, status, body, _ := testenv.TryDial(t, secURL(g, tc.room, tc.query), tc.hdr)
 			if status != tc.status || !strings.Contains(body, tc.body) {
 				t.Fatalf("status %d %q, want %d with %q", status, body, tc.status, tc.body)
 			}
@@ -93,12 +96,12 @@ func TestAuthPublishMode(t *testing.T) {
 	if resp.StatusCode != 401 || !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Bearer") {
 		t.Fatalf("401 without a Bearer challenge: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 	}
-	secWaitMetric(t, g.URL(), `framecast_rejected_total{reason="unauthorized"}`, unauthorized)
-	secWaitMetric(t, g.URL(), `framecast_rejected_total{reason="forbidden"}`, forbidden)
+	testenv.WaitMetric(t, secWait, g.URL(), `framecast_rejected_total{reason="unauthorized"}`, unauthorized)
+	testenv.WaitMetric(t, secWait, g.URL(), `framecast_rejected_total{reason="forbidden"}`, forbidden)
 
 	// An entitled publisher's frames reach a viewer that needed no token.
-	viewer := secMustDial(t, secURL(g, "flow", "role=view&format=binary"), nil)
-	p := secStartPublisher(t, secMustDial(t, secURL(g, "flow", "role=publish"), bearer(secToken(t, "flow", auth.RolePublish, time.Hour))), 20*time.Millisecond)
+	viewer := testenv.Dial(t, secURL(g, "flow", "role=view&format=binary"), nil)
+	p := secStartPublisher(t, testenv.Dial(t, secURL(g, "flow", "role=publish"), bearer(secToken(t, "flow", auth.RolePublish, time.Hour))), 20*time.Millisecond)
 	secWaitFrameAfter(t, viewer, 0)
 	p.secAlive(t)
 }
@@ -121,14 +124,14 @@ func TestAuthAllMode(t *testing.T) {
 		{"seed's connection with a view token (it may watch)", "token=" + secToken(t, "demo", auth.RoleView, time.Hour), 101},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, status, body, _ := secDial(t, secURL(g, "demo", tc.query), nil); status != tc.status {
+			if _, status, body, _ := testenv.TryDial(t, secURL(g, "demo", tc.query), nil); status != tc.status {
 				t.Fatalf("status %d %q, want %d", status, body, tc.status)
 			}
 		})
 	}
 	// The seed's protocol: one connection sends data URLs and receives the
 	// room's frames as JSON.
-	seed := secMustDial(t, secURL(g, "demo", "token="+secToken(t, "demo", auth.RolePublish, time.Hour)), nil)
+	seed := testenv.Dial(t, secURL(g, "demo", "token="+secToken(t, "demo", auth.RolePublish, time.Hour)), nil)
 	ctx := t.Context()
 	jpg := secJPEG(t, 2, 1000)
 	testenv.WaitFor(t, secWait, "the seed's connection to receive its own frame", func() error {
@@ -160,9 +163,9 @@ func TestTokenExpiresMidStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	viewer := secMustDial(t, secURL(g, "demo", "role=view&format=binary&token="+secToken(t, "demo", auth.RoleView, time.Hour)), nil)
-	shortViewer := secMustDial(t, secURL(g, "demo", "role=view&format=binary&token="+secToken(t, "demo", auth.RoleView, time.Second)), nil)
-	p := secStartPublisher(t, secMustDial(t, secURL(g, "demo", "role=publish&token="+short), nil), 50*time.Millisecond)
+	viewer := testenv.Dial(t, secURL(g, "demo", "role=view&format=binary&token="+secToken(t, "demo", auth.RoleView, time.Hour)), nil)
+	shortViewer := testenv.Dial(t, secURL(g, "demo", "role=view&format=binary&token="+secToken(t, "demo", auth.RoleView, time.Second)), nil)
+	p := secStartPublisher(t, testenv.Dial(t, secURL(g, "demo", "role=publish&token="+short), nil), 50*time.Millisecond)
 	secWaitFrameAfter(t, viewer, 0)
 
 	var closeErr error
@@ -178,7 +181,7 @@ func TestTokenExpiresMidStream(t *testing.T) {
 	}
 	secExpectClose(t, secCloseOf(shortViewer, secWait), websocket.StatusPolicyViolation, "token expired")
 
-	if _, status, body, _ := secDial(t, secURL(g, "demo", "role=publish&token="+short), nil); status != 401 || !strings.Contains(body, "expired") {
+	if _, status, body, _ := testenv.TryDial(t, secURL(g, "demo", "role=publish&token="+short), nil); status != 401 || !strings.Contains(body, "expired") {
 		t.Fatalf("reconnect with the expired token: %d %q", status, body)
 	}
 	// The long-lived viewer is still connected and hears the room go offline.
@@ -193,7 +196,89 @@ func TestTokenExpiresMidStream(t *testing.T) {
 			break
 		}
 	}
-	secWaitMetric(t, g.URL(), `framecast_rejected_total{reason="token_expired"}`, 2)
+	testenv.WaitMetric(t, secWait, g.URL(), `framecast_rejected_total{reason="token_expired"}`, 2)
+}
+
+// TestMJPEGTokenExpires: under GATEWAY_AUTH=all an MJPEG stream opened with
+// a 1 s view token sends images until the token's deadline (exp + leeway)
+// and then ends, counted like a WebSocket closed for expiry; a stream opened
+// with a long-lived token goes on.
+func TestMJPEGTokenExpires(t *testing.T) {
+	g := testenv.StartGateway(t, "GATEWAY_AUTH=all", "GATEWAY_JWT_SECRET="+secSecret)
+	short := secToken(t, "demo", auth.RoleView, time.Second)
+	v, _ := auth.NewHMACVerifier([]byte(secSecret))
+	claims, err := v.Verify(short)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secStartPublisher(t, testenv.Dial(t, secURL(g, "demo", "role=publish&token="+secToken(t, "demo", auth.RolePublish, time.Hour)), nil), 50*time.Millisecond)
+	type stream struct {
+		parts   atomic.Int64
+		last    atomic.Int64 // UnixNano of the newest part
+		endedAt chan time.Time
+	}
+	open := func(token string) *stream {
+		ctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(cancel)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, g.URL()+"/video/demo/stream.mjpg?token="+token, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET stream.mjpg: %s", resp.Status)
+		}
+		s := &stream{endedAt: make(chan time.Time, 1)}
+		go func() {
+			defer resp.Body.Close()
+			mr := multipart.NewReader(resp.Body, "frame")
+			for {
+				part, err := mr.NextPart()
+				if err == nil {
+					_, err = io.Copy(io.Discard, part)
+				}
+				if err != nil {
+					s.endedAt <- time.Now()
+					return
+				}
+				s.last.Store(time.Now().UnixNano())
+				s.parts.Add(1)
+			}
+		}()
+		return s
+	}
+	long, expiring := open(secToken(t, "demo", auth.RoleView, time.Hour)), open(short)
+
+	var ended time.Time
+	select {
+	case ended = <-expiring.endedAt:
+	case <-time.After(time.Until(claims.Deadline()) + secWait):
+		t.Fatalf("MJPEG stream still open %v after its token's deadline (%d images)", secWait, expiring.parts.Load())
+	}
+	if early := claims.Deadline().Sub(ended); early > 50*time.Millisecond {
+		t.Fatalf("stream ended %v before the token's deadline", early)
+	}
+	if expiring.parts.Load() == 0 {
+		t.Fatal("the stream sent no image before its token expired")
+	}
+	// Allow for an image written just before the deadline and read after it.
+	if late := time.Unix(0, expiring.last.Load()).Sub(claims.Deadline()); late > 100*time.Millisecond {
+		t.Fatalf("an image came %v after the token's deadline", late)
+	}
+	testenv.WaitMetric(t, secWait, g.URL(), `framecast_rejected_total{reason="token_expired"}`, 1)
+	// The long-lived stream goes on.
+	n := long.parts.Load()
+	testenv.WaitFor(t, secWait, "the long-lived stream to send more images", func() error {
+		select {
+		case <-long.endedAt:
+			t.Fatal("the long-lived stream ended")
+		default:
+		}
+		if long.parts.Load() <= n {
+			return fmt.Errorf("%d images, no new one", n)
+		}
+		return nil
+	})
 }
 
 // TestAuthPublicKey: with GATEWAY_JWT_PUBLIC_KEY_FILE the gateway accepts
@@ -226,7 +311,7 @@ func TestAuthPublicKey(t *testing.T) {
 		{"HS256 signed with a secret", secToken(t, "demo", auth.RolePublish, time.Hour), 401},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, status, body, _ := secDial(t, secURL(g, "demo", "role=publish&token="+tc.token), nil); status != tc.status {
+			if _, status, body, _ := testenv.TryDial(t, secURL(g, "demo", "role=publish&token="+tc.token), nil); status != tc.status {
 				t.Fatalf("status %d %q, want %d", status, body, tc.status)
 			}
 		})
@@ -245,7 +330,7 @@ func TestAuthOffWarns(t *testing.T) {
 		return nil
 	})
 	// and anyone may indeed publish
-	secMustDial(t, secURL(g, "demo", "role=publish"), nil)
+	testenv.Dial(t, secURL(g, "demo", "role=publish"), nil)
 }
 
 // TestSecurityConfigValidation: every bad security setting is refused at
@@ -322,8 +407,8 @@ func secDefaultConfig(t *testing.T) Config {
 // publish token, and publishes with one.
 func TestSeedPageWatchesWithoutToken(t *testing.T) {
 	g := testenv.StartGateway(t, "GATEWAY_AUTH=publish", "GATEWAY_JWT_SECRET="+secSecret)
-	page := secMustDial(t, secURL(g, "demo", ""), nil)
-	p := secStartPublisher(t, secMustDial(t, secURL(g, "demo", "role=publish&token="+secToken(t, "demo", auth.RolePublish, time.Hour)), nil), 20*time.Millisecond)
+	page := testenv.Dial(t, secURL(g, "demo", ""), nil)
+	p := secStartPublisher(t, testenv.Dial(t, secURL(g, "demo", "role=publish&token="+secToken(t, "demo", auth.RolePublish, time.Hour)), nil), 20*time.Millisecond)
 	pageGetsFrame := func() {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), secWait)
@@ -338,7 +423,7 @@ func TestSeedPageWatchesWithoutToken(t *testing.T) {
 
 	jpg := "data:image/jpg;base64," + base64.StdEncoding.EncodeToString(secJPEG(t, 1, 0))
 	for _, query := range []string{"", "token=" + secToken(t, "demo", auth.RoleView, time.Hour)} {
-		c := secMustDial(t, secURL(g, "demo", query), nil)
+		c := testenv.Dial(t, secURL(g, "demo", query), nil)
 		ctx, cancel := context.WithTimeout(context.Background(), secWait)
 		err := c.Write(ctx, websocket.MessageText, []byte(jpg))
 		cancel()
@@ -350,13 +435,13 @@ func TestSeedPageWatchesWithoutToken(t *testing.T) {
 	// The page kept receiving throughout.
 	pageGetsFrame()
 
-	seed := secMustDial(t, secURL(g, "demo", "format=binary&token="+secToken(t, "demo", auth.RolePublish, time.Hour)), nil)
+	seed := testenv.Dial(t, secURL(g, "demo", "format=binary&token="+secToken(t, "demo", auth.RolePublish, time.Hour)), nil)
 	ctx, cancel := context.WithTimeout(context.Background(), secWait)
 	defer cancel()
 	if err := seed.Write(ctx, websocket.MessageText, []byte(jpg)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := secReadFrame(seed, secWait); err != nil {
+	if _, err := seed.ReadFrame(secWait); err != nil {
 		t.Fatalf("a seed connection with a publish token: %v", err)
 	}
 }

@@ -45,18 +45,18 @@ func dialSmallBuffer(t *testing.T, url string) *websocket.Conn {
 func TestViewerGoneWhileWritePendingIsNotTooSlow(t *testing.T) {
 	_, ts := startInProcess(t, func(c *gateway.Config) { c.WriteTimeout = 3 * time.Second })
 	stuck := dialSmallBuffer(t, wsURL(ts.URL, "gone", "role=view&format=binary"))
-	pub := dial(t, wsURL(ts.URL, "gone", "role=publish"))
+	pub := testenv.Dial(t, wsURL(ts.URL, "gone", "role=publish"), nil)
 	startPublishing(t, pub, 5*time.Millisecond, 256<<10, false)
 	// The viewer's frames pile up: latest-frame-wins starts skipping.
 	testenv.WaitFor(t, 10*time.Second, "the unread viewer to skip frames", func() error {
-		if v := metric(t, ts.URL, "framecast_frames_skipped_total"); v < 1 {
+		if v := testenv.Metric(t, ts.URL, "framecast_frames_skipped_total"); v < 1 {
 			return fmt.Errorf("%v skipped", v)
 		}
 		return nil
 	})
 	_ = stuck.CloseNow() // with unread data: the kernel answers with a reset
 	testenv.WaitFor(t, 10*time.Second, "the viewer counted as gone", func() error {
-		if v := metric(t, ts.URL, `framecast_connections_closed_total{reason="gone"}`); v != 1 {
+		if v := testenv.Metric(t, ts.URL, `framecast_connections_closed_total{reason="gone"}`); v != 1 {
 			return fmt.Errorf("closed{gone} = %v", v)
 		}
 		return nil
@@ -64,7 +64,7 @@ func TestViewerGoneWhileWritePendingIsNotTooSlow(t *testing.T) {
 	// Past the write timeout, it is still not "too slow".
 	deadline := time.Now().Add(4 * time.Second)
 	for time.Now().Before(deadline) {
-		if v := metric(t, ts.URL, `framecast_viewers_cut_off_total{reason="slow"}`); v != 0 {
+		if v := testenv.Metric(t, ts.URL, `framecast_viewers_cut_off_total{reason="slow"}`); v != 0 {
 			t.Fatalf("a viewer that disconnected was counted as too slow (%v)", v)
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -80,29 +80,29 @@ func TestCloseTable(t *testing.T) {
 		c.MaxFrameBytes = 64 << 10
 	})
 	closes := func(label string) float64 {
-		return metric(t, ts.URL, fmt.Sprintf(`framecast_connections_closed_total{reason=%q}`, label))
+		return testenv.Metric(t, ts.URL, fmt.Sprintf(`framecast_connections_closed_total{reason=%q}`, label))
 	}
 	for _, tc := range []struct {
 		name, label string
 		query       string
-		send        func(c *client) error
+		send        func(c *testenv.Client) error
 		code        websocket.StatusCode
 	}{
 		{"bad frame", "bad_frame", "role=publish",
-			func(c *client) error { return c.sendBinary([]byte("not a frame")) }, websocket.StatusInvalidFramePayloadData},
+			func(c *testenv.Client) error { return c.SendBinary([]byte("not a frame")) }, websocket.StatusInvalidFramePayloadData},
 		{"too large", "too_large", "role=publish",
-			func(c *client) error { return c.sendText(strings.Repeat("x", 2<<20)) }, websocket.StatusMessageTooBig},
+			func(c *testenv.Client) error { return c.SendText(strings.Repeat("x", 2<<20)) }, websocket.StatusMessageTooBig},
 		{"viewer sends data", "viewer_sent_data", "role=view",
-			func(c *client) error { return c.sendText("hello") }, websocket.StatusPolicyViolation},
+			func(c *testenv.Client) error { return c.SendText("hello") }, websocket.StatusPolicyViolation},
 		{"peer closes", "normal", "role=view",
-			func(c *client) error { return c.conn.Close(websocket.StatusNormalClosure, "bye") }, -1},
+			func(c *testenv.Client) error { return c.Conn.Close(websocket.StatusNormalClosure, "bye") }, -1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := closes(tc.label)
-			c := dial(t, wsURL(ts.URL, "closes", tc.query))
+			c := testenv.Dial(t, wsURL(ts.URL, "closes", tc.query), nil)
 			_ = tc.send(c)
 			if tc.code != -1 {
-				_, _, err := c.conn.Read(context.Background())
+				_, _, err := c.Conn.Read(context.Background())
 				if got := websocket.CloseStatus(err); got != tc.code {
 					t.Fatalf("close status %d (%v), want %d", got, err, tc.code)
 				}
@@ -115,7 +115,7 @@ func TestCloseTable(t *testing.T) {
 			})
 		})
 	}
-	if v := metric(t, ts.URL, `framecast_viewers_cut_off_total{reason="ping_timeout"}`); v != 0 {
+	if v := testenv.Metric(t, ts.URL, `framecast_viewers_cut_off_total{reason="ping_timeout"}`); v != 0 {
 		t.Fatalf("%v connections the gateway closed were counted as ping timeouts", v)
 	}
 }

@@ -78,14 +78,14 @@ func TestRelayAcrossReplicas(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			room := strings.ReplaceAll(tc.name, " ", "_")
-			bin := dial(t, wsURL(b.URL(), room, "role=view&format=binary"))
-			js := dial(t, wsURL(b.URL(), room, "role=view&format=json"))
-			seedView := dial(t, wsURL(b.URL(), room, "")) // the seed's page: no query at all
-			pub := dial(t, wsURL(a.URL(), room, tc.pubQS))
+			bin := testenv.Dial(t, wsURL(b.URL(), room, "role=view&format=binary"), nil)
+			js := testenv.Dial(t, wsURL(b.URL(), room, "role=view&format=json"), nil)
+			seedView := testenv.Dial(t, wsURL(b.URL(), room, ""), nil) // the seed's page: no query at all
+			pub := testenv.Dial(t, wsURL(a.URL(), room, tc.pubQS), nil)
 			startPublishing(t, pub, 20*time.Millisecond, 4000, tc.seedPub)
 
-			for name, v := range map[string]*client{"binary": bin, "json": js, "seed page": seedView} {
-				f, err := v.readFrame(10 * time.Second)
+			for name, v := range map[string]*testenv.Client{"binary": bin, "json": js, "seed page": seedView} {
+				f, err := v.ReadFrame(10 * time.Second)
 				if err != nil {
 					t.Fatalf("%s viewer: %v", name, err)
 				}
@@ -118,18 +118,18 @@ func TestRelayAcrossReplicas(t *testing.T) {
 // frames (its own included) as {"message": data URL}.
 func TestSeedClientsUnchanged(t *testing.T) {
 	_, ts := startInProcess(t, nil)
-	page := dial(t, wsURL(ts.URL, "wms", ""))
-	sender := dial(t, wsURL(ts.URL, "wms", ""))
+	page := testenv.Dial(t, wsURL(ts.URL, "wms", ""), nil)
+	sender := testenv.Dial(t, wsURL(ts.URL, "wms", ""), nil)
 	startPublishing(t, sender, 20*time.Millisecond, 2000, true)
-	for name, c := range map[string]*client{"page": page, "sender": sender} {
-		typ, msg, err := c.read(5 * time.Second)
+	for name, c := range map[string]*testenv.Client{"page": page, "sender": sender} {
+		typ, msg, err := c.ReadMessage(5 * time.Second)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
 		if typ != websocket.MessageText || !bytes.HasPrefix(msg, []byte(`{"message":"data:image/jpeg;base64,`)) {
 			t.Fatalf("%s got %v %.60q, want the seed's JSON envelope", name, typ, msg)
 		}
-		if _, err := parseJSONFrame(msg); err != nil {
+		if _, err := testenv.ParseJSONFrame(msg); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
 	}
@@ -162,7 +162,7 @@ func TestRoomNameValidation(t *testing.T) {
 		})
 	}
 	// A valid 64-character name upgrades.
-	dial(t, wsURL(ts.URL, strings.Repeat("A", 64), "role=view"))
+	testenv.Dial(t, wsURL(ts.URL, strings.Repeat("A", 64), "role=view"), nil)
 }
 
 // TestBadFramesCloseOnlyTheirPublisher: an oversized frame closes its
@@ -170,38 +170,38 @@ func TestRoomNameValidation(t *testing.T) {
 // its other publisher and its viewer.
 func TestBadFramesCloseOnlyTheirPublisher(t *testing.T) {
 	_, ts := startInProcess(t, func(c *gateway.Config) { c.MaxFrameBytes = 64 << 10 })
-	viewer := dial(t, wsURL(ts.URL, "cam", "role=view&format=binary"))
-	good := dial(t, wsURL(ts.URL, "cam", "role=publish"))
+	viewer := testenv.Dial(t, wsURL(ts.URL, "cam", "role=view&format=binary"), nil)
+	good := testenv.Dial(t, wsURL(ts.URL, "cam", "role=publish"), nil)
 	startPublishing(t, good, 20*time.Millisecond, 1000, false)
-	if _, err := viewer.readFrame(5 * time.Second); err != nil {
+	if _, err := viewer.ReadFrame(5 * time.Second); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
 		name string
-		send func(*client) error
+		send func(*testenv.Client) error
 		want websocket.StatusCode
 	}{
 		// Over the read limit: refused while reading. Small enough to sit in
 		// the socket buffers whole, so the close frame is not lost to a reset.
-		{"oversized binary", func(c *client) error { return c.sendBinary(testJPEG(t, 1, 100<<10)) }, websocket.StatusMessageTooBig},
+		{"oversized binary", func(c *testenv.Client) error { return c.SendBinary(testJPEG(t, 1, 100<<10)) }, websocket.StatusMessageTooBig},
 		// Within the read limit as base64, over MaxFrameBytes once decoded:
 		// refused by the data URL parser.
-		{"oversized data URL", func(c *client) error {
-			return c.sendText(string(frames.AppendDataURL(nil, testJPEG(t, 1, 65560))))
+		{"oversized data URL", func(c *testenv.Client) error {
+			return c.SendText(string(frames.AppendDataURL(nil, testJPEG(t, 1, 65560))))
 		}, websocket.StatusMessageTooBig},
-		{"png data URL", func(c *client) error { return c.sendText("data:image/png;base64,iVBORw0KGgo=") }, websocket.StatusInvalidFramePayloadData},
-		{"not a JPEG", func(c *client) error { return c.sendBinary([]byte{0xFF, 0xD8, 0xFF, 1, 2, 3}) }, websocket.StatusInvalidFramePayloadData},
-		{"bad header version", func(c *client) error {
+		{"png data URL", func(c *testenv.Client) error { return c.SendText("data:image/png;base64,iVBORw0KGgo=") }, websocket.StatusInvalidFramePayloadData},
+		{"not a JPEG", func(c *testenv.Client) error { return c.SendBinary([]byte{0xFF, 0xD8, 0xFF, 1, 2, 3}) }, websocket.StatusInvalidFramePayloadData},
+		{"bad header version", func(c *testenv.Client) error {
 			msg := frames.AppendBinary(nil, 1, time.Now(), testJPEG(t, 1, 0))
 			msg[0] = 9
-			return c.sendBinary(msg)
+			return c.SendBinary(msg)
 		}, websocket.StatusInvalidFramePayloadData},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			bad := dial(t, wsURL(ts.URL, "cam", "role=publish"))
-			before := metric(t, ts.URL, `framecast_rejected_total{reason="too_large"}`)
+			bad := testenv.Dial(t, wsURL(ts.URL, "cam", "role=publish"), nil)
+			before := testenv.Metric(t, ts.URL, `framecast_rejected_total{reason="too_large"}`)
 			werr := tc.send(bad)
-			_, _, err := bad.read(5 * time.Second)
+			_, _, err := bad.ReadMessage(5 * time.Second)
 			if got := websocket.CloseStatus(err); got != tc.want {
 				// The gateway refuses an oversized message at its header and
 				// closes while the client may still be writing the payload:
@@ -211,7 +211,7 @@ func TestBadFramesCloseOnlyTheirPublisher(t *testing.T) {
 					t.Fatalf("publisher closed with %v (%v), want %v", got, err, tc.want)
 				}
 				testenv.WaitFor(t, 5*time.Second, "the gateway to count the refusal", func() error {
-					if n := metric(t, ts.URL, `framecast_rejected_total{reason="too_large"}`); n != before+1 {
+					if n := testenv.Metric(t, ts.URL, `framecast_rejected_total{reason="too_large"}`); n != before+1 {
 						return fmt.Errorf("too_large refusals %v, want %v", n, before+1)
 					}
 					return nil
@@ -223,7 +223,7 @@ func TestBadFramesCloseOnlyTheirPublisher(t *testing.T) {
 			}
 			// The viewer still receives the good publisher's frames.
 			for i := 0; i < 3; i++ {
-				if _, err := viewer.readFrame(5 * time.Second); err != nil {
+				if _, err := viewer.ReadFrame(5 * time.Second); err != nil {
 					t.Fatalf("viewer stopped receiving after %s: %v", tc.name, err)
 				}
 			}
@@ -236,21 +236,21 @@ func TestBadFramesCloseOnlyTheirPublisher(t *testing.T) {
 // viewer receives frames with no gap anywhere near that timeout.
 func TestStuckViewerCostsOthersNothing(t *testing.T) {
 	srv, ts := startInProcess(t, func(c *gateway.Config) { c.WriteTimeout = time.Second })
-	stuck := dial(t, wsURL(ts.URL, "busy", "role=view&format=binary")) // never reads
+	stuck := testenv.Dial(t, wsURL(ts.URL, "busy", "role=view&format=binary"), nil) // never reads
 	_ = stuck
-	live := dial(t, wsURL(ts.URL, "busy", "role=view&format=binary"))
-	pub := dial(t, wsURL(ts.URL, "busy", "role=publish"))
+	live := testenv.Dial(t, wsURL(ts.URL, "busy", "role=view&format=binary"), nil)
+	pub := testenv.Dial(t, wsURL(ts.URL, "busy", "role=publish"), nil)
 	startPublishing(t, pub, 5*time.Millisecond, 256<<10, false)
 
 	var maxGap time.Duration
 	last := time.Now()
 	deadline := time.Now().Add(20 * time.Second)
 	received := 0
-	for metric(t, ts.URL, `framecast_viewers_cut_off_total{reason="slow"}`) < 1 || received < 100 {
+	for testenv.Metric(t, ts.URL, `framecast_viewers_cut_off_total{reason="slow"}`) < 1 || received < 100 {
 		if time.Now().After(deadline) {
 			t.Fatalf("stuck viewer not cut off within 20 s (received %d frames)", received)
 		}
-		if _, err := live.readFrame(5 * time.Second); err != nil {
+		if _, err := live.ReadFrame(5 * time.Second); err != nil {
 			t.Fatalf("live viewer: %v", err)
 		}
 		received++
@@ -278,10 +278,10 @@ func TestRedisRestartMidStream(t *testing.T) {
 	a := testenv.StartGateway(t, "GATEWAY_REDIS_URL="+r.URL())
 	b := testenv.StartGateway(t, "GATEWAY_REDIS_URL="+r.URL())
 	a.WaitReady(t, 5*time.Second)
-	viewer := dial(t, wsURL(b.URL(), "cam", "role=view&format=binary"))
-	pub := dial(t, wsURL(a.URL(), "cam", "role=publish"))
+	viewer := testenv.Dial(t, wsURL(b.URL(), "cam", "role=view&format=binary"), nil)
+	pub := testenv.Dial(t, wsURL(a.URL(), "cam", "role=publish"), nil)
 	startPublishing(t, pub, 20*time.Millisecond, 2000, false)
-	if _, err := viewer.readFrame(10 * time.Second); err != nil {
+	if _, err := viewer.ReadFrame(10 * time.Second); err != nil {
 		t.Fatal(err)
 	}
 
@@ -297,7 +297,7 @@ func TestRedisRestartMidStream(t *testing.T) {
 	// Drain what was in flight, then wait for a frame captured after the
 	// restart: proof the relay works again.
 	for {
-		f, err := viewer.readFrame(time.Until(back.Add(2 * time.Second)))
+		f, err := viewer.ReadFrame(time.Until(back.Add(2 * time.Second)))
 		if err != nil {
 			t.Fatalf("no frame within 2 s of Redis coming back: %v", err)
 		}
@@ -316,10 +316,10 @@ func TestRedisRestartMidStream(t *testing.T) {
 // elsewhere, and the process exits 0 within the shutdown timeout.
 func TestGracefulShutdown(t *testing.T) {
 	g := testenv.StartGateway(t, "GATEWAY_SHUTDOWN_TIMEOUT=5s")
-	viewer := dial(t, wsURL(g.URL(), "cam", "role=view&format=binary"))
-	pub := dial(t, wsURL(g.URL(), "cam", "role=publish"))
+	viewer := testenv.Dial(t, wsURL(g.URL(), "cam", "role=view&format=binary"), nil)
+	pub := testenv.Dial(t, wsURL(g.URL(), "cam", "role=publish"), nil)
 	startPublishing(t, pub, 20*time.Millisecond, 1000, false)
-	if _, err := viewer.readFrame(5 * time.Second); err != nil {
+	if _, err := viewer.ReadFrame(5 * time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if err := g.Proc.Signal(syscall.SIGTERM); err != nil {
@@ -327,7 +327,7 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	var err error
 	for err == nil {
-		_, err = viewer.readFrame(5 * time.Second)
+		_, err = viewer.ReadFrame(5 * time.Second)
 	}
 	if got := websocket.CloseStatus(err); got != websocket.StatusGoingAway {
 		t.Fatalf("viewer closed with %v (%v), want 1001 going away", got, err)
@@ -354,21 +354,21 @@ func TestHealthReadyMetrics(t *testing.T) {
 			t.Fatalf("%s = %d %q", path, resp.StatusCode, body)
 		}
 	}
-	v := dial(t, wsURL(ts.URL, "m", "role=view&format=json"))
-	p := dial(t, wsURL(ts.URL, "m", "role=publish"))
+	v := testenv.Dial(t, wsURL(ts.URL, "m", "role=view&format=json"), nil)
+	p := testenv.Dial(t, wsURL(ts.URL, "m", "role=publish"), nil)
 	startPublishing(t, p, 10*time.Millisecond, 1000, false)
 	for i := 0; i < 5; i++ {
-		if _, err := v.readFrame(5 * time.Second); err != nil {
+		if _, err := v.ReadFrame(5 * time.Second); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if got := metric(t, ts.URL, `framecast_connections{role="view"}`); got != 1 {
+	if got := testenv.Metric(t, ts.URL, `framecast_connections{role="view"}`); got != 1 {
 		t.Fatalf("view connections = %v, want 1", got)
 	}
-	if got := metric(t, ts.URL, `framecast_frames_out_total{format="json"}`); got < 5 {
+	if got := testenv.Metric(t, ts.URL, `framecast_frames_out_total{format="json"}`); got < 5 {
 		t.Fatalf("frames out = %v, want >= 5", got)
 	}
-	if got := metric(t, ts.URL, "framecast_frames_in_total"); got < 5 {
+	if got := testenv.Metric(t, ts.URL, "framecast_frames_in_total"); got < 5 {
 		t.Fatalf("frames in = %v, want >= 5", got)
 	}
 	resp, err := http.Get(ts.URL + "/metrics")
@@ -384,7 +384,7 @@ func TestHealthReadyMetrics(t *testing.T) {
 
 func TestPages(t *testing.T) {
 	_, ts := startInProcess(t, nil)
-	p := dial(t, wsURL(ts.URL, "lobby_cam", "role=publish"))
+	p := testenv.Dial(t, wsURL(ts.URL, "lobby_cam", "role=publish"), nil)
 	startPublishing(t, p, 20*time.Millisecond, 1000, false)
 	testenv.WaitFor(t, 5*time.Second, "room listed on the index", func() error {
 		body, err := get(ts.URL + "/")
@@ -489,22 +489,22 @@ func TestHealthcheckCommand(t *testing.T) {
 // parses, in order, and keepalive keeps working.
 func TestFramesAndPingsNeverInterleave(t *testing.T) {
 	_, ts := startInProcess(t, func(c *gateway.Config) { c.PingInterval = 3 * time.Millisecond })
-	viewers := []*client{
-		dial(t, wsURL(ts.URL, "busy", "role=view&format=binary")),
-		dial(t, wsURL(ts.URL, "busy", "role=view&format=json")),
-		dial(t, wsURL(ts.URL, "busy", "")), // the seed's two-way connection
+	viewers := []*testenv.Client{
+		testenv.Dial(t, wsURL(ts.URL, "busy", "role=view&format=binary"), nil),
+		testenv.Dial(t, wsURL(ts.URL, "busy", "role=view&format=json"), nil),
+		testenv.Dial(t, wsURL(ts.URL, "busy", ""), nil), // the seed's two-way connection
 	}
-	pub := dial(t, wsURL(ts.URL, "busy", "role=publish"))
-	pub.conn.CloseRead(context.Background()) // answers the gateway's pings, as real senders do
+	pub := testenv.Dial(t, wsURL(ts.URL, "busy", "role=publish"), nil)
+	pub.CloseRead(context.Background()) // answers the gateway's pings, as real senders do
 	startPublishing(t, pub, 2*time.Millisecond, 100<<10, false)
 	errs := make(chan error, len(viewers))
 	for _, v := range viewers {
 		go func() {
 			var last uint64
 			for i := 0; i < 150; i++ {
-				f, err := v.readFrame(5 * time.Second)
+				f, err := v.ReadFrame(5 * time.Second)
 				if err != nil {
-					errs <- fmt.Errorf("viewer %v frame %d: %w", v.resp.Request.URL, i, err)
+					errs <- fmt.Errorf("viewer %v frame %d: %w", v.Resp.Request.URL, i, err)
 					return
 				}
 				if err := frames.CheckJPEG(f.JPEG, 0); err != nil || f.Seq <= last {
@@ -529,7 +529,7 @@ func TestFramesAndPingsNeverInterleave(t *testing.T) {
 // connection's first data URL must reach a viewer.
 func TestFrameSentWithTheHandshake(t *testing.T) {
 	_, ts := startInProcess(t, nil)
-	viewer := dial(t, wsURL(ts.URL, "early", "role=view&format=binary"))
+	viewer := testenv.Dial(t, wsURL(ts.URL, "early", "role=view&format=binary"), nil)
 	jpg := testJPEG(t, 5, 2000)
 	payload := frames.AppendDataURL(nil, jpg)
 	var msg bytes.Buffer
@@ -546,7 +546,7 @@ func TestFrameSentWithTheHandshake(t *testing.T) {
 	if _, err := conn.Write(msg.Bytes()); err != nil { // request and frame in one write
 		t.Fatal(err)
 	}
-	f, err := viewer.readFrame(5 * time.Second)
+	f, err := viewer.ReadFrame(5 * time.Second)
 	if err != nil {
 		t.Fatalf("the frame sent with the handshake never arrived: %v", err)
 	}

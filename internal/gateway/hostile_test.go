@@ -58,13 +58,13 @@ func TestSeedConnectionWithoutTokenReadsLikeAViewer(t *testing.T) {
 		c.Auth = gateway.AuthPublish
 		c.JWTSecret = auth.Secret("hostile-test-secret-0123456789abcdefghij")
 	})
-	c := dial(t, wsURL(ts.URL, "pin", "")).conn
+	c := testenv.Dial(t, wsURL(ts.URL, "pin", ""), nil).Conn
 	startMessage(t, c, bytes.Repeat([]byte{0xFF}, 2700<<10))
 	if code := closeCode(t, c); code != websocket.StatusPolicyViolation {
 		t.Fatalf("close status %d, want 1008", code)
 	}
 	testenv.WaitFor(t, 5*time.Second, "the close counted", func() error {
-		if v := metric(t, ts.URL, `framecast_connections_closed_total{reason="forbidden"}`); v != 1 {
+		if v := testenv.Metric(t, ts.URL, `framecast_connections_closed_total{reason="forbidden"}`); v != 1 {
 			return fmt.Errorf("closed{forbidden} = %v", v)
 		}
 		return nil
@@ -75,7 +75,7 @@ func TestSeedConnectionWithoutTokenReadsLikeAViewer(t *testing.T) {
 // GATEWAY_MESSAGE_TIMEOUT closes its connection with 1008.
 func TestUnfinishedMessageTimesOut(t *testing.T) {
 	_, ts := startInProcess(t, func(c *gateway.Config) { c.MessageTimeout = 300 * time.Millisecond })
-	c := dial(t, wsURL(ts.URL, "slow", "role=publish")).conn
+	c := testenv.Dial(t, wsURL(ts.URL, "slow", "role=publish"), nil).Conn
 	start := time.Now()
 	startMessage(t, c, bytes.Repeat([]byte{0xFF}, 100<<10))
 	if code := closeCode(t, c); code != websocket.StatusPolicyViolation {
@@ -85,7 +85,7 @@ func TestUnfinishedMessageTimesOut(t *testing.T) {
 		t.Fatalf("closed after %v, before the message timeout", d)
 	}
 	testenv.WaitFor(t, 5*time.Second, "the close counted", func() error {
-		if v := metric(t, ts.URL, `framecast_connections_closed_total{reason="message_timeout"}`); v != 1 {
+		if v := testenv.Metric(t, ts.URL, `framecast_connections_closed_total{reason="message_timeout"}`); v != 1 {
 			return fmt.Errorf("closed{message_timeout} = %v", v)
 		}
 		return nil
@@ -97,10 +97,10 @@ func TestUnfinishedMessageTimesOut(t *testing.T) {
 // 1013, and publishers with ordinary frames keep publishing.
 func TestReadBudgetRefusesNewLargeMessages(t *testing.T) {
 	_, ts := startInProcess(t, func(c *gateway.Config) { c.ReadBudgetMB = 2 })
-	viewer := dial(t, wsURL(ts.URL, "budget", "role=view&format=binary"))
+	viewer := testenv.Dial(t, wsURL(ts.URL, "budget", "role=view&format=binary"), nil)
 	var hogs []*websocket.Conn
 	for range 2 {
-		c := dial(t, wsURL(ts.URL, "hog", "role=publish")).conn
+		c := testenv.Dial(t, wsURL(ts.URL, "hog", "role=publish"), nil).Conn
 		startMessage(t, c, bytes.Repeat([]byte{0xFF}, 1500<<10))
 		hogs = append(hogs, c)
 	}
@@ -116,11 +116,11 @@ func TestReadBudgetRefusesNewLargeMessages(t *testing.T) {
 	if refused != 1 {
 		t.Fatalf("%d of 2 messages of 1.5 MB refused under a 2 MB budget, want 1", refused)
 	}
-	pub := dial(t, wsURL(ts.URL, "budget", "role=publish"))
-	if err := pub.sendBinary(frames.AppendBinary(nil, 1, time.Now(), testJPEG(t, 1, 10<<10))); err != nil {
+	pub := testenv.Dial(t, wsURL(ts.URL, "budget", "role=publish"), nil)
+	if err := pub.SendBinary(frames.AppendBinary(nil, 1, time.Now(), testJPEG(t, 1, 10<<10))); err != nil {
 		t.Fatal(err)
 	}
-	if f, err := viewer.readFrame(5 * time.Second); err != nil || f.Seq != 1 {
+	if f, err := viewer.ReadFrame(5 * time.Second); err != nil || f.Seq != 1 {
 		t.Fatalf("an ordinary frame under a full budget: %v, %v", f, err)
 	}
 }
@@ -130,7 +130,7 @@ func TestReadBudgetRefusesNewLargeMessages(t *testing.T) {
 // the message's end; the gateway must not relay what it read as a frame.
 func TestMessageCutBetweenFragmentsIsNotAFrame(t *testing.T) {
 	_, ts := startInProcess(t, nil)
-	viewer := dial(t, wsURL(ts.URL, "cut", "role=view&format=binary"))
+	viewer := testenv.Dial(t, wsURL(ts.URL, "cut", "role=view&format=binary"), nil)
 	frame := func(seq uint64) []byte { return frames.AppendBinary(nil, seq, time.Now(), testJPEG(t, int(seq), 2000)) }
 
 	// A raw client: the upgrade, then one binary fragment without FIN
@@ -166,18 +166,18 @@ func TestMessageCutBetweenFragmentsIsNotAFrame(t *testing.T) {
 	}
 	cut.Close()
 	testenv.WaitFor(t, 5*time.Second, "the cut connection to end", func() error {
-		if v := metric(t, ts.URL, `framecast_connections{role="publish"}`); v != 0 {
+		if v := testenv.Metric(t, ts.URL, `framecast_connections{role="publish"}`); v != 0 {
 			return fmt.Errorf("%v publishers", v)
 		}
 		return nil
 	})
 	// A whole message from another publisher is the next thing the viewer
 	// gets: frame 1 was never relayed.
-	pub := dial(t, wsURL(ts.URL, "cut", "role=publish"))
-	if err := pub.sendBinary(frame(2)); err != nil {
+	pub := testenv.Dial(t, wsURL(ts.URL, "cut", "role=publish"), nil)
+	if err := pub.SendBinary(frame(2)); err != nil {
 		t.Fatal(err)
 	}
-	f, err := viewer.readFrame(5 * time.Second)
+	f, err := viewer.ReadFrame(5 * time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,13 +203,13 @@ func TestIdleRoomCostsAboutOneFrame(t *testing.T) {
 	}
 	before := heap()
 	for i := range rooms {
-		pub := dial(t, wsURL(ts.URL, fmt.Sprintf("idle%d", i), "role=publish"))
-		if err := pub.sendBinary(msg); err != nil {
+		pub := testenv.Dial(t, wsURL(ts.URL, fmt.Sprintf("idle%d", i), "role=publish"), nil)
+		if err := pub.SendBinary(msg); err != nil {
 			t.Fatal(err)
 		}
 	}
 	testenv.WaitFor(t, 10*time.Second, "every room's frame", func() error {
-		if v := metric(t, ts.URL, "framecast_frames_in_total"); v != rooms {
+		if v := testenv.Metric(t, ts.URL, "framecast_frames_in_total"); v != rooms {
 			return fmt.Errorf("%v frames in", v)
 		}
 		return nil

@@ -21,8 +21,8 @@ import (
 func TestHostileFramesThroughRealGateway(t *testing.T) {
 	const maxFrame = 65536
 	g := testenv.StartGateway(t, "GATEWAY_MAX_FRAME_BYTES=65536")
-	viewer := secMustDial(t, secURL(g, "cam", "role=view&format=binary"), nil)
-	good := secStartPublisher(t, secMustDial(t, secURL(g, "cam", "role=publish"), nil), 20*time.Millisecond)
+	viewer := testenv.Dial(t, secURL(g, "cam", "role=view&format=binary"), nil)
+	good := secStartPublisher(t, testenv.Dial(t, secURL(g, "cam", "role=publish"), nil), 20*time.Millisecond)
 	secWaitFrameAfter(t, viewer, 0)
 
 	withHeader := func(kind byte, payload []byte) []byte {
@@ -62,25 +62,25 @@ func TestHostileFramesThroughRealGateway(t *testing.T) {
 		{"message over the read limit", websocket.MessageBinary, withHeader(1, secJPEG(t, 1, 2*maxFrame)), 1009, "read limited"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			bad := secMustDial(t, secURL(g, "cam", "role=publish"), nil)
-			secWaitMetric(t, g.URL(), `framecast_connections{role="publish"}`, 2)
+			bad := testenv.Dial(t, secURL(g, "cam", "role=publish"), nil)
+			testenv.WaitMetric(t, secWait, g.URL(), `framecast_connections{role="publish"}`, 2)
 			werr := bad.Write(t.Context(), tc.typ, tc.msg)
 			err := secCloseOf(bad, secWait)
-			sent := good.seq.Load()
+			sent := good.Seq()
 			if werr == nil || len(tc.msg) < 64<<10 {
 				secExpectClose(t, err, tc.code, tc.reason)
 			} // else the gateway closed while the message was still on its way: the client may see a reset
-			secWaitMetric(t, g.URL(), `framecast_connections{role="publish"}`, 1)
+			testenv.WaitMetric(t, secWait, g.URL(), `framecast_connections{role="publish"}`, 1)
 			// Frames sent after the bad message still reach the viewer, and
 			// the good publisher is still connected.
 			secWaitFrameAfter(t, viewer, sent)
 			good.secAlive(t)
 		})
 	}
-	if n := secMetric(t, g.URL(), `framecast_rejected_total{reason="bad_frame"}`); n != 16 {
+	if n := testenv.Metric(t, g.URL(), `framecast_rejected_total{reason="bad_frame"}`); n != 16 {
 		t.Errorf("bad_frame rejections = %v, want 16", n)
 	}
-	if n := secMetric(t, g.URL(), `framecast_rejected_total{reason="too_large"}`); n != 3 {
+	if n := testenv.Metric(t, g.URL(), `framecast_rejected_total{reason="too_large"}`); n != 3 {
 		t.Errorf("too_large rejections = %v, want 3", n)
 	}
 	if strings.Contains(g.Proc.Output(), "panic") {

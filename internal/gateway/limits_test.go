@@ -84,8 +84,8 @@ func TestPublishLimiter(t *testing.T) {
 // and the publisher stays; a flood then closes it with 1008.
 func TestPublishRateLimit(t *testing.T) {
 	g := testenv.StartGateway(t, "GATEWAY_PUBLISH_RATE=0.5", "GATEWAY_PUBLISH_BURST=5")
-	viewer := secMustDial(t, secURL(g, "r", "role=view&format=binary"), nil)
-	pub := secMustDial(t, secURL(g, "r", "role=publish"), nil)
+	viewer := testenv.Dial(t, secURL(g, "r", "role=view&format=binary"), nil)
+	pub := testenv.Dial(t, secURL(g, "r", "role=publish"), nil)
 	closed := make(chan error, 1)
 	go func() { closed <- secCloseOf(pub, time.Hour) }()
 	ctx := t.Context()
@@ -95,11 +95,11 @@ func TestPublishRateLimit(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	secWaitMetric(t, g.URL(), `framecast_rejected_total{reason="rate_limited"}`, 3)
-	if got := secMetric(t, g.URL(), "framecast_frames_in_total"); got != 5 {
+	testenv.WaitMetric(t, secWait, g.URL(), `framecast_rejected_total{reason="rate_limited"}`, 3)
+	if got := testenv.Metric(t, g.URL(), "framecast_frames_in_total"); got != 5 {
 		t.Fatalf("frames_in = %v, want the burst of 5", got)
 	}
-	if f, err := secReadFrame(viewer, secWait); err != nil || f.Seq > 5 {
+	if f, err := viewer.ReadFrame(secWait); err != nil || f.Seq > 5 {
 		t.Fatalf("viewer got %v, %v; want one of the first 5 frames", f, err)
 	}
 	select {
@@ -119,14 +119,14 @@ func TestPublishRateLimit(t *testing.T) {
 	case <-time.After(secWait):
 		t.Fatal("flooding publisher not closed")
 	}
-	secWaitMetric(t, g.URL(), `framecast_rejected_total{reason="rate_exceeded"}`, 1)
+	testenv.WaitMetric(t, secWait, g.URL(), `framecast_rejected_total{reason="rate_exceeded"}`, 1)
 }
 
 // TestPublishWithinRateLosesNothing: a publisher at a quarter of the rate
 // (25 fps against 100/s, burst 20) never has a frame dropped.
 func TestPublishWithinRateLosesNothing(t *testing.T) {
 	g := testenv.StartGateway(t, "GATEWAY_PUBLISH_RATE=100", "GATEWAY_PUBLISH_BURST=20")
-	pub := secMustDial(t, secURL(g, "r", "role=publish"), nil)
+	pub := testenv.Dial(t, secURL(g, "r", "role=publish"), nil)
 	go func() { _ = secCloseOf(pub, time.Hour) }()
 	jpg := secJPEG(t, 1, 1000)
 	tick := time.NewTicker(40 * time.Millisecond)
@@ -137,8 +137,8 @@ func TestPublishWithinRateLosesNothing(t *testing.T) {
 		}
 		<-tick.C
 	}
-	secWaitMetric(t, g.URL(), "framecast_frames_in_total", 40)
-	if got := secMetric(t, g.URL(), `framecast_rejected_total{reason="rate_limited"}`); got != 0 {
+	testenv.WaitMetric(t, secWait, g.URL(), "framecast_frames_in_total", 40)
+	if got := testenv.Metric(t, g.URL(), `framecast_rejected_total{reason="rate_limited"}`); got != 0 {
 		t.Fatalf("%v frames dropped", got)
 	}
 }
@@ -229,30 +229,30 @@ func TestConnectionLimits(t *testing.T) {
 	url := secURL(g, "r", "role=view&format=binary")
 	from := func(xff string) http.Header { return http.Header{"X-Forwarded-For": {xff}} }
 
-	first := secMustDial(t, url, from("198.51.100.1"))
-	secMustDial(t, url, from("198.51.100.1"))
-	_, status, body, _ := secDial(t, url, from("198.51.100.1"))
+	first := testenv.Dial(t, url, from("198.51.100.1"))
+	testenv.Dial(t, url, from("198.51.100.1"))
+	_, status, body, _ := testenv.TryDial(t, url, from("198.51.100.1"))
 	if status != http.StatusTooManyRequests || !strings.Contains(body, "too many connections from your address") {
 		t.Fatalf("third connection from one client: %d %q", status, body)
 	}
-	secMustDial(t, url, from("198.51.100.1, 198.51.100.2")) // forged left part: the client is .2
-	secMustDial(t, url, from("198.51.100.2"))
-	_, status, _, _ = secDial(t, url, from("198.51.100.2"))
+	testenv.Dial(t, url, from("198.51.100.1, 198.51.100.2")) // forged left part: the client is .2
+	testenv.Dial(t, url, from("198.51.100.2"))
+	_, status, _, _ = testenv.TryDial(t, url, from("198.51.100.2"))
 	if status != http.StatusTooManyRequests {
 		t.Fatalf("third connection from .2 (one with a forged XFF): %d", status)
 	}
-	secMustDial(t, url, from("198.51.100.3, 127.0.0.1")) // a trusted hop is skipped: the client is .3
-	_, status, body, _ = secDial(t, url, from("198.51.100.4"))
+	testenv.Dial(t, url, from("198.51.100.3, 127.0.0.1")) // a trusted hop is skipped: the client is .3
+	_, status, body, _ = testenv.TryDial(t, url, from("198.51.100.4"))
 	if status != http.StatusTooManyRequests || !strings.Contains(body, "connection limit") {
 		t.Fatalf("sixth connection at a replica limit of 5: %d %q", status, body)
 	}
-	secWaitMetric(t, g.URL(), `framecast_rejected_total{reason="too_many_connections_per_ip"}`, 2)
-	secWaitMetric(t, g.URL(), `framecast_rejected_total{reason="too_many_connections"}`, 1)
+	testenv.WaitMetric(t, secWait, g.URL(), `framecast_rejected_total{reason="too_many_connections_per_ip"}`, 2)
+	testenv.WaitMetric(t, secWait, g.URL(), `framecast_rejected_total{reason="too_many_connections"}`, 1)
 
 	// Closing a connection frees its slot.
 	_ = first.Close(websocket.StatusNormalClosure, "")
 	testenv.WaitFor(t, secWait, "the closed connection's slot to free", func() error {
-		c, status, _, err := secDial(t, url, from("198.51.100.1"))
+		c, status, _, err := testenv.TryDial(t, url, from("198.51.100.1"))
 		if err != nil {
 			return fmt.Errorf("status %d: %v", status, err)
 		}
@@ -268,9 +268,9 @@ func TestForwardedForFromUntrustedPeer(t *testing.T) {
 	g := testenv.StartGateway(t, "GATEWAY_MAX_CONNECTIONS_PER_IP=2")
 	url := secURL(g, "r", "role=view")
 	for i := 1; i <= 2; i++ {
-		secMustDial(t, url, http.Header{"X-Forwarded-For": {fmt.Sprintf("198.51.100.%d", i)}})
+		testenv.Dial(t, url, http.Header{"X-Forwarded-For": {fmt.Sprintf("198.51.100.%d", i)}})
 	}
-	if _, status, _, _ := secDial(t, url, http.Header{"X-Forwarded-For": {"198.51.100.3"}}); status != http.StatusTooManyRequests {
+	if _, status, _, _ := testenv.TryDial(t, url, http.Header{"X-Forwarded-For": {"198.51.100.3"}}); status != http.StatusTooManyRequests {
 		t.Fatalf("third connection from 127.0.0.1 with a new XFF: %d, want 429", status)
 	}
 	testenv.WaitFor(t, secWait, "one X-Forwarded-For warning", func() error {
@@ -287,8 +287,8 @@ func TestForwardedForFromUntrustedPeer(t *testing.T) {
 // receiving frames.
 func TestViewerCannotPush(t *testing.T) {
 	g := testenv.StartGateway(t)
-	other := secMustDial(t, secURL(g, "r", "role=view&format=binary"), nil)
-	p := secStartPublisher(t, secMustDial(t, secURL(g, "r", "role=publish"), nil), 20*time.Millisecond)
+	other := testenv.Dial(t, secURL(g, "r", "role=view&format=binary"), nil)
+	p := secStartPublisher(t, testenv.Dial(t, secURL(g, "r", "role=publish"), nil), 20*time.Millisecond)
 	secWaitFrameAfter(t, other, 0)
 	for _, tc := range []struct {
 		name string
@@ -301,19 +301,19 @@ func TestViewerCannotPush(t *testing.T) {
 		{"64 KiB, over the 1 KiB read limit", websocket.MessageBinary, make([]byte, 64<<10), true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			v := secMustDial(t, secURL(g, "r", "role=view&format=binary"), nil)
-			secWaitMetric(t, g.URL(), `framecast_connections{role="view"}`, 2)
+			v := testenv.Dial(t, secURL(g, "r", "role=view&format=binary"), nil)
+			testenv.WaitMetric(t, secWait, g.URL(), `framecast_connections{role="view"}`, 2)
 			werr := v.Write(context.Background(), tc.typ, tc.msg)
 			err := secCloseOf(v, secWait)
 			if werr == nil || !tc.big {
 				secExpectClose(t, err, websocket.StatusPolicyViolation, "unexpected data message")
 			} // else the gateway closed while the payload was still on its way: the client may see a reset
-			secWaitMetric(t, g.URL(), `framecast_connections{role="view"}`, 1)
-			secWaitFrameAfter(t, other, p.seq.Load())
+			testenv.WaitMetric(t, secWait, g.URL(), `framecast_connections{role="view"}`, 1)
+			secWaitFrameAfter(t, other, p.Seq())
 			p.secAlive(t)
 		})
 	}
-	secWaitMetric(t, g.URL(), `framecast_rejected_total{reason="viewer_sent_data"}`, 3)
+	testenv.WaitMetric(t, secWait, g.URL(), `framecast_rejected_total{reason="viewer_sent_data"}`, 3)
 }
 
 // TestMaxRooms: with GATEWAY_MAX_ROOMS=2, a publisher (at its first frame),
@@ -323,21 +323,21 @@ func TestMaxRooms(t *testing.T) {
 	g := testenv.StartGateway(t, "GATEWAY_MAX_ROOMS=2")
 	jpg := secJPEG(t, 1, 500)
 	// A publisher holds a room from its first frame.
-	first := secMustDial(t, secURL(g, "room1", "role=publish"), nil)
-	second := secMustDial(t, secURL(g, "room2", "role=publish"), nil)
-	for _, c := range []*websocket.Conn{first, second} {
+	first := testenv.Dial(t, secURL(g, "room1", "role=publish"), nil)
+	second := testenv.Dial(t, secURL(g, "room2", "role=publish"), nil)
+	for _, c := range []*testenv.Client{first, second} {
 		if err := c.Write(t.Context(), websocket.MessageBinary, jpg); err != nil {
 			t.Fatal(err)
 		}
 	}
 	testenv.WaitFor(t, secWait, "2 rooms", func() error {
-		if n := secMetric(t, g.URL(), "framecast_rooms"); n != 2 {
+		if n := testenv.Metric(t, g.URL(), "framecast_rooms"); n != 2 {
 			return fmt.Errorf("%v rooms", n)
 		}
 		return nil
 	})
 	for _, q := range []string{"role=publish", "role=view&format=binary", ""} {
-		c := secMustDial(t, secURL(g, "room3", q), nil)
+		c := testenv.Dial(t, secURL(g, "room3", q), nil)
 		if q == "role=publish" {
 			if err := c.Write(t.Context(), websocket.MessageBinary, jpg); err != nil {
 				t.Fatal(err)
@@ -345,15 +345,15 @@ func TestMaxRooms(t *testing.T) {
 		}
 		secExpectClose(t, secCloseOf(c, secWait), websocket.StatusTryAgainLater, "too many rooms")
 	}
-	secWaitMetric(t, g.URL(), `framecast_rejected_total{reason="too_many_rooms"}`, 3)
+	testenv.WaitMetric(t, secWait, g.URL(), `framecast_rejected_total{reason="too_many_rooms"}`, 3)
 	_ = first.Close(websocket.StatusNormalClosure, "")
 	testenv.WaitFor(t, secWait, "room3 to open once room1 is gone", func() error {
-		v, _, _, err := secDial(t, secURL(g, "room3", "role=view&format=binary"), nil)
+		v, _, _, err := testenv.TryDial(t, secURL(g, "room3", "role=view&format=binary"), nil)
 		if err != nil {
 			return err
 		}
 		defer v.CloseNow()
-		p, _, _, err := secDial(t, secURL(g, "room3", "role=publish"), nil)
+		p, _, _, err := testenv.TryDial(t, secURL(g, "room3", "role=publish"), nil)
 		if err != nil {
 			return err
 		}
@@ -361,7 +361,7 @@ func TestMaxRooms(t *testing.T) {
 		if err := p.Write(t.Context(), websocket.MessageBinary, secJPEG(t, 3, 500)); err != nil {
 			return err
 		}
-		_, err = secReadFrame(v, 2*time.Second)
+		_, err = v.ReadFrame(2 * time.Second)
 		return err
 	})
 }

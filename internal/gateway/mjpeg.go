@@ -27,15 +27,18 @@ const roleMJPEG = "mjpeg"
 // is its only writer and takes the newest frame from its latest-wins slot,
 // so a slow client skips frames and never holds up others. A write that
 // stalls past GATEWAY_WRITE_TIMEOUT cuts the client off. The stream ends
-// when the client goes or the gateway shuts down; a publisher leaving does
-// not end it (there is no MJPEG "offline" part), the next frame continues it.
+// when the client goes, the gateway shuts down or the viewer's token expires
+// (exp plus auth.Leeway, as WebSocket viewers are closed); a publisher
+// leaving does not end it (there is no MJPEG "offline" part), the next frame
+// continues it.
 func (s *Server) handleMJPEG(w http.ResponseWriter, r *http.Request) {
 	room := r.PathValue("room")
 	if !rooms.ValidName(room) {
 		http.Error(w, "room names are 1 to 64 characters from A-Z, a-z, 0-9 and _", http.StatusNotFound)
 		return
 	}
-	if _, ok := s.authorize(w, r, room, auth.View); !ok {
+	claims, ok := s.authorize(w, r, room, auth.View)
+	if !ok {
 		return
 	}
 	if !s.beginConn() {
@@ -84,6 +87,8 @@ func (s *Server) handleMJPEG(w http.ResponseWriter, r *http.Request) {
 	}); err != nil {
 		return
 	}
+	expired, stopExpiry := tokenExpiry(claims)
+	defer stopExpiry()
 	out := s.metrics.framesOut.WithLabelValues(roleMJPEG)
 	var part []byte
 	for {
@@ -94,11 +99,18 @@ func (s *Server) handleMJPEG(w http.ResponseWriter, r *http.Request) {
 		case <-s.ctx.Done():
 			log.Debug("closed for shutdown")
 			return
+		case <-expired:
+			s.metrics.rejected.WithLabelValues("token_expired").Inc()
+			log.Info("token expired; ending the stream", "sub", claims.Subject)
+			return
 		case <-v.Wake():
 		}
 		f := v.TryNext()
 		if f == nil || f.IsOffline() {
 			continue
+		}
+		if claims != nil && !time.Now().Before(claims.Deadline()) {
+			continue // expired while a frame was ready: the select ends the stream
 		}
 		part = append(part[:0], "Content-Type: image/jpeg\r\nContent-Length: "...)
 		part = strconv.AppendInt(part, int64(len(f.JPEG)), 10)
@@ -143,4 +155,15 @@ func (s *Server) writeMJPEG(rc *http.ResponseController, write func() error) err
 		return err
 	}
 	return rc.Flush()
+}
+
+// tokenExpiry returns a channel that receives when the token of claims
+// expires (exp plus auth.Leeway), and the func that stops its timer. A nil
+// claims (no token required) never expires: the channel is nil.
+func tokenExpiry(claims *auth.Claims) (<-chan time.Time, func() bool) {
+	if claims == nil {
+		return nil, func() bool { return false }
+	}
+	t := time.NewTimer(time.Until(claims.Deadline()))
+	return t.C, t.Stop
 }

@@ -187,7 +187,7 @@ func TestSlowMJPEGClientCostsNothing(t *testing.T) {
 	const period = 20 * time.Millisecond // 50 frames/s of 100 KB: 5 MB/s
 	jpg := soJPEG(t, 64, 48, 3, 100_000)
 
-	viewer := soDial(t, soWS(ts.URL, "cam", "role=view&format=binary"))
+	viewer := testenv.Dial(t, soWS(ts.URL, "cam", "role=view&format=binary"), nil)
 	type arrival struct {
 		seq     uint64
 		latency time.Duration
@@ -198,7 +198,7 @@ func TestSlowMJPEGClientCostsNothing(t *testing.T) {
 	)
 	go func() {
 		for {
-			f, err := soReadFrame(viewer, 30*time.Second)
+			f, err := viewer.ReadFrame(30 * time.Second)
 			if err != nil {
 				return
 			}
@@ -230,14 +230,14 @@ func TestSlowMJPEGClientCostsNothing(t *testing.T) {
 	defer stuck.Close()
 	fmt.Fprintf(stuck, "GET /video/cam/stream.mjpg HTTP/1.1\r\nHost: %s\r\n\r\n", ts.Listener.Addr())
 
-	firstSeq := pub.seq.Load()
+	firstSeq := pub.Seq()
 	testenv.WaitFor(t, 10*time.Second, "the stuck MJPEG client to be cut off", func() error {
-		if n := soMetric(t, ts.URL, `framecast_viewers_cut_off_total{reason="slow"}`); n < 1 {
+		if n := testenv.Metric(t, ts.URL, `framecast_viewers_cut_off_total{reason="slow"}`); n < 1 {
 			return fmt.Errorf("cut off: %v", n)
 		}
 		return nil
 	})
-	lastSeq := pub.seq.Load()
+	lastSeq := pub.Seq()
 	time.Sleep(300 * time.Millisecond) // let the viewer catch the last ones
 
 	mu.Lock()
@@ -264,7 +264,7 @@ func TestSlowMJPEGClientCostsNothing(t *testing.T) {
 	if p99 > 500*time.Millisecond {
 		t.Fatalf("viewer latency p99 %v while an MJPEG client was stuck", p99)
 	}
-	if n := soMetric(t, ts.URL, `framecast_connections{role="mjpeg"}`); n != 0 {
+	if n := testenv.Metric(t, ts.URL, `framecast_connections{role="mjpeg"}`); n != 0 {
 		t.Fatalf("%v MJPEG connections still counted after the cut-off", n)
 	}
 }
@@ -274,9 +274,9 @@ func TestSlowMJPEGClientCostsNothing(t *testing.T) {
 // sends one frame shows it now, not when a second frame arrives.
 func TestMJPEGPartEndsWithBoundary(t *testing.T) {
 	_, ts := startInProcess(t, nil)
-	pub := dial(t, wsURL(ts.URL, "still", "role=publish"))
+	pub := testenv.Dial(t, wsURL(ts.URL, "still", "role=publish"), nil)
 	jpg := testJPEG(t, 1, 3000)
-	if err := pub.sendBinary(frames.AppendBinary(nil, 1, time.Now(), jpg)); err != nil {
+	if err := pub.SendBinary(frames.AppendBinary(nil, 1, time.Now(), jpg)); err != nil {
 		t.Fatal(err)
 	}
 	testenv.WaitFor(t, 5*time.Second, "the frame to reach the room", func() error {

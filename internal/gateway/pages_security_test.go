@@ -44,7 +44,7 @@ func TestPagesRefuseWeirdRooms(t *testing.T) {
 // that allows only the gateway's own scripts.
 func TestPagesRenderRoomsAndCSP(t *testing.T) {
 	g := testenv.StartGateway(t)
-	pub := secMustDial(t, secURL(g, "back_yard_2", "role=publish"), nil)
+	pub := testenv.Dial(t, secURL(g, "back_yard_2", "role=publish"), nil)
 	if err := pub.Write(t.Context(), websocket.MessageBinary, secJPEG(t, 1, 500)); err != nil { // a room from its first frame
 		t.Fatal(err)
 	}

@@ -45,8 +45,8 @@ func secReadyzSays(t *testing.T, g *testenv.Gateway, status int, want string) {
 // secRelays checks that a frame published on a reaches a viewer on b.
 func secRelays(t *testing.T, a, b *testenv.Gateway) {
 	t.Helper()
-	viewer := secMustDial(t, secURL(b, "acl", "role=view&format=binary"), nil)
-	secStartPublisher(t, secMustDial(t, secURL(a, "acl", "role=publish"), nil), 20*time.Millisecond)
+	viewer := testenv.Dial(t, secURL(b, "acl", "role=view&format=binary"), nil)
+	secStartPublisher(t, testenv.Dial(t, secURL(a, "acl", "role=publish"), nil), 20*time.Millisecond)
 	secWaitFrameAfter(t, viewer, 0)
 }
 

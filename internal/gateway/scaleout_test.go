@@ -33,9 +33,9 @@ func TestPresenceAcrossGateways(t *testing.T) {
 	// studio: published on A, watched nowhere.
 	soStartPublisher(t, soWS(a.URL(), "lobby", "role=publish"), 50*time.Millisecond, soJPEG(t, 64, 48, 4, 0))
 	soStartPublisher(t, soWS(a.URL(), "studio", "role=publish"), 50*time.Millisecond, soJPEG(t, 64, 48, 5, 0))
-	soDial(t, soWS(a.URL(), "lobby", "role=view&format=binary"))
-	vb1 := soDial(t, soWS(b.URL(), "lobby", "role=view&format=binary"))
-	soDial(t, soWS(b.URL(), "lobby", "role=view&format=binary"))
+	testenv.Dial(t, soWS(a.URL(), "lobby", "role=view&format=binary"), nil)
+	vb1 := testenv.Dial(t, soWS(b.URL(), "lobby", "role=view&format=binary"), nil)
+	testenv.Dial(t, soWS(b.URL(), "lobby", "role=view&format=binary"), nil)
 
 	for _, g := range []*testenv.Gateway{a, b} {
 		testenv.WaitFor(t, 5*time.Second, "rooms of both replicas on "+g.URL(), func() error {
@@ -130,20 +130,20 @@ func TestFirstFrameFromAnotherReplica(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		// B has no viewer of slow: it holds no frame and is not subscribed.
 		testenv.WaitFor(t, 5*time.Second, "B to have no viewer of slow", func() error {
-			if n := soMetric(t, b.URL(), "framecast_rooms"); n != 0 {
+			if n := testenv.Metric(t, b.URL(), "framecast_rooms"); n != 0 {
 				return fmt.Errorf("%v rooms on B", n)
 			}
 			return nil
 		})
-		c := soDial(t, soWS(b.URL(), "slow", "role=view&format=binary"))
+		c := testenv.Dial(t, soWS(b.URL(), "slow", "role=view&format=binary"), nil)
 		open := time.Now()
-		f, err := soReadFrame(c, 5*time.Second)
+		f, err := c.ReadFrame(5 * time.Second)
 		took := time.Since(open)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Logf("join %d on the other replica: first frame (seq %d, newest %d) %v after the WebSocket opened",
-			i+1, f.Seq, pub.seq.Load(), took.Round(10*time.Microsecond))
+			i+1, f.Seq, pub.Seq(), took.Round(10*time.Microsecond))
 		worst = max(worst, took)
 		_ = c.CloseNow()
 	}
@@ -180,11 +180,11 @@ func TestGatewaysOnRedisCluster(t *testing.T) {
 
 	for _, room := range []string{first, second} {
 		soStartPublisher(t, soWS(a.URL(), room, "role=publish"), 20*time.Millisecond, soJPEG(t, 64, 48, 7, 0))
-		v := soDial(t, soWS(b.URL(), room, "role=view&format=binary"))
+		v := testenv.Dial(t, soWS(b.URL(), room, "role=view&format=binary"), nil)
 		// Frames flow from A to B, and keep flowing.
 		var last uint64
 		for i := 0; i < 10; i++ {
-			f, err := soReadFrame(v, 10*time.Second)
+			f, err := v.ReadFrame(10 * time.Second)
 			if err != nil {
 				t.Fatalf("room %s: %v", room, err)
 			}
@@ -281,8 +281,8 @@ func TestGatewaysFollowSentinelFailover(t *testing.T) {
 	b.WaitReady(t, 10*time.Second)
 
 	pub := soStartPublisher(t, soWS(a.URL(), "hall", "role=publish"), 20*time.Millisecond, soJPEG(t, 64, 48, 8, 0))
-	v := soDial(t, soWS(b.URL(), "hall", "role=view&format=binary"))
-	if _, err := soReadFrame(v, 10*time.Second); err != nil {
+	v := testenv.Dial(t, soWS(b.URL(), "hall", "role=view&format=binary"), nil)
+	if _, err := v.ReadFrame(10 * time.Second); err != nil {
 		t.Fatalf("no frame before the failover: %v", err)
 	}
 	numSub := func(r *testenv.Redis) (int64, error) {
@@ -303,7 +303,7 @@ func TestGatewaysFollowSentinelFailover(t *testing.T) {
 	arrivals := make(chan got, 1024)
 	go func() {
 		for {
-			f, err := soReadFrame(v, 30*time.Second)
+			f, err := v.ReadFrame(30 * time.Second)
 			if err != nil {
 				close(arrivals)
 				return
@@ -315,7 +315,7 @@ func TestGatewaysFollowSentinelFailover(t *testing.T) {
 	start := time.Now()
 	s.Failover(t)
 	switched := time.Now()
-	seqAtSwitch := pub.seq.Load()
+	seqAtSwitch := pub.Seq()
 	t.Logf("sentinel switched master to %s after %v (frame %d)", s.Replica.Addr(), switched.Sub(start).Round(time.Millisecond), seqAtSwitch)
 
 	// Frames published well after the switch (50 frames = 1 s later) must
@@ -338,7 +338,7 @@ func TestGatewaysFollowSentinelFailover(t *testing.T) {
 			}
 		case <-deadline:
 			t.Fatalf("no frame %d (published 1 s after the switch) within 5 s; publisher at %d, longest gap %v",
-				want, pub.seq.Load(), maxGap)
+				want, pub.Seq(), maxGap)
 		}
 	}
 	t.Logf("frame %d arrived %v after the switch; longest gap between frames %v",

@@ -6,15 +6,11 @@ package gateway
 // with other tests of this package.
 
 import (
-	"bufio"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -56,64 +52,12 @@ func secURL(g *testenv.Gateway, room, query string) string {
 	return u
 }
 
-// secDial opens a WebSocket with extra headers. On a refused handshake it
-// returns the HTTP status and body.
-func secDial(t testing.TB, url string, hdr http.Header) (c *websocket.Conn, status int, body string, err error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), secWait)
-	defer cancel()
-	c, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: hdr})
-	if err != nil {
-		if resp != nil {
-			b, _ := io.ReadAll(resp.Body)
-			return nil, resp.StatusCode, strings.TrimSpace(string(b)), err
-		}
-		return nil, 0, "", err
-	}
-	c.SetReadLimit(8 << 20)
-	t.Cleanup(func() { _ = c.CloseNow() })
-	return c, http.StatusSwitchingProtocols, "", nil
-}
-
-// secMustDial opens a WebSocket or fails the test.
-func secMustDial(t testing.TB, url string, hdr http.Header) *websocket.Conn {
-	t.Helper()
-	c, status, body, err := secDial(t, url, hdr)
-	if err != nil {
-		t.Fatalf("dial %s: %v (status %d: %s)", url, err, status, body)
-	}
-	return c
-}
-
-// secReadFrame reads messages from a binary-format viewer until a frame
-// (not an offline event) arrives.
-func secReadFrame(c *websocket.Conn, timeout time.Duration) (*frames.Frame, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	for {
-		typ, msg, err := c.Read(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if typ != websocket.MessageBinary {
-			return nil, fmt.Errorf("viewer got a %v message", typ)
-		}
-		f, err := frames.ParseBinary(msg, 0, time.Time{}, 0)
-		if err != nil {
-			return nil, err
-		}
-		if !f.IsOffline() {
-			return f, nil
-		}
-	}
-}
-
 // secWaitFrameAfter reads frames until one with Seq > seq arrives.
-func secWaitFrameAfter(t testing.TB, c *websocket.Conn, seq uint64) *frames.Frame {
+func secWaitFrameAfter(t testing.TB, c *testenv.Client, seq uint64) *frames.Frame {
 	t.Helper()
 	deadline := time.Now().Add(secWait)
 	for time.Now().Before(deadline) {
-		f, err := secReadFrame(c, time.Until(deadline))
+		f, err := c.ReadFrame(time.Until(deadline))
 		if err != nil {
 			t.Fatalf("viewer: %v", err)
 		}
@@ -127,7 +71,7 @@ func secWaitFrameAfter(t testing.TB, c *websocket.Conn, seq uint64) *frames.Fram
 
 // secCloseOf reads c until it fails and returns the error: a close from
 // the gateway, or the timeout.
-func secCloseOf(c *websocket.Conn, timeout time.Duration) error {
+func secCloseOf(c *testenv.Client, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	for {
@@ -151,50 +95,17 @@ func secExpectClose(t testing.TB, err error, code websocket.StatusCode, reason s
 }
 
 // secPublisher sends header + JPEG frames with increasing sequence numbers
-// every period until stopped, and watches its connection for a close.
+// every period until the test ends, and watches its connection for a close.
 type secPublisher struct {
-	c      *websocket.Conn
-	seq    atomic.Uint64 // last sequence number sent
-	closed chan error    // receives the connection's end
-	cancel context.CancelFunc
-	done   chan struct{}
+	*testenv.Publisher
+	closed <-chan error // receives the connection's end
 }
 
-func secStartPublisher(t testing.TB, c *websocket.Conn, period time.Duration) *secPublisher {
+func secStartPublisher(t testing.TB, c *testenv.Client, period time.Duration) *secPublisher {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	p := &secPublisher{c: c, closed: make(chan error, 1), cancel: cancel, done: make(chan struct{})}
+	closed := c.ReadUntilClosed()
 	jpg := secJPEG(t, 1, 2000)
-	go func() {
-		p.closed <- secCloseOf(c, time.Hour)
-	}()
-	go func() {
-		defer close(p.done)
-		tick := time.NewTicker(period)
-		defer tick.Stop()
-		for {
-			seq := p.seq.Load() + 1
-			wctx, wcancel := context.WithTimeout(ctx, secWait)
-			err := c.Write(wctx, websocket.MessageBinary, frames.AppendBinary(nil, seq, time.Now(), jpg))
-			wcancel()
-			if err != nil {
-				return
-			}
-			p.seq.Store(seq)
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-	t.Cleanup(p.stop)
-	return p
-}
-
-func (p *secPublisher) stop() {
-	p.cancel()
-	<-p.done
+	return &secPublisher{Publisher: c.Publish(t, period, false, func(uint64) []byte { return jpg }), closed: closed}
 }
 
 // secAlive fails the test if the publisher's connection has ended.
@@ -205,40 +116,6 @@ func (p *secPublisher) secAlive(t testing.TB) {
 		t.Fatalf("publisher's connection ended: %v", err)
 	default:
 	}
-}
-
-// secMetric returns the value of one series on g's /metrics, 0 if absent.
-func secMetric(t testing.TB, baseURL, series string) float64 {
-	t.Helper()
-	resp, err := http.Get(baseURL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		name, val, ok := strings.Cut(sc.Text(), " ")
-		if ok && name == series {
-			v, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return v
-		}
-	}
-	return 0
-}
-
-// secWaitMetric waits until a series of g's /metrics equals want.
-func secWaitMetric(t testing.TB, baseURL, series string, want float64) {
-	t.Helper()
-	testenv.WaitFor(t, secWait, series, func() error {
-		if got := secMetric(t, baseURL, series); got != want {
-			return fmt.Errorf("%s = %v, want %v", series, got, want)
-		}
-		return nil
-	})
 }
 
 // secGet GETs url and returns the response and its body.

@@ -133,39 +133,6 @@ func FuzzParseJSONFrame(f *testing.F) {
 	})
 }
 
-func TestParseMetrics(t *testing.T) {
-	text := `# HELP framecast_connections Open WebSocket connections by role.
-# TYPE framecast_connections gauge
-framecast_connections{role="publish"} 1
-framecast_connections{role="view"} 100
-framecast_frames_out_total{format="binary"} 2.5e+06
-framecast_frames_out_total{format="json"} 10
-go_memstats_heap_inuse_bytes 1.234e+07 1700000000000
-`
-	m, err := loadgen.ParseMetrics(strings.NewReader(text))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, tc := range []struct {
-		name  string
-		match []string
-		want  float64
-	}{
-		{"framecast_connections", nil, 101},
-		{"framecast_connections", []string{`role="view"`}, 100},
-		{"framecast_frames_out_total", nil, 2500010},
-		{"go_memstats_heap_inuse_bytes", nil, 12340000},
-		{"missing", nil, 0},
-	} {
-		if got := m.Sum(tc.name, tc.match...); got != tc.want {
-			t.Errorf("Sum(%s, %v) = %v, want %v", tc.name, tc.match, got, tc.want)
-		}
-	}
-	if _, err := loadgen.ParseMetrics(strings.NewReader("# nothing\n")); err == nil {
-		t.Error("want an error for a reply without samples")
-	}
-}
-
 func TestReadProc(t *testing.T) {
 	s, err := loadgen.ReadProc(os.Getpid())
 	if err != nil {

@@ -36,47 +36,12 @@ func makeMP4(t testing.TB, size string, rate int, seconds float64) string {
 	return out
 }
 
-// dialViewer connects a viewer to room with the given query.
-func dialViewer(t *testing.T, base, room, query string) *websocket.Conn {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, _, err := websocket.Dial(ctx, base+"/ws/video/"+room+"/?"+query, nil)
-	if err != nil {
-		t.Fatalf("viewer failed to dial: %v", err)
-	}
-	c.SetReadLimit(8 << 20)
-	t.Cleanup(func() { c.CloseNow() })
-	return c
-}
-
-// readBinaryFrame reads the next image from a binary viewer, skipping
-// publisher-gone events.
-func readBinaryFrame(ctx context.Context, c *websocket.Conn) (*frames.Frame, error) {
-	for {
-		typ, b, err := c.Read(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if typ != websocket.MessageBinary {
-			return nil, fmt.Errorf("binary viewer got a %v message", typ)
-		}
-		f, err := frames.ParseBinary(b, 0, time.Time{}, 0)
-		if err != nil {
-			return nil, err
-		}
-		if !f.IsOffline() {
-			return f, nil
-		}
-	}
-}
-
 // TestFileSourceThroughGateway: a looping 15 fps clip, sent at 10 fps and
 // 160 px wide, reaches a binary viewer as 160×120 JPEGs at about 10 fps.
 func TestFileSourceThroughGateway(t *testing.T) {
 	clip := makeMP4(t, "320x240", 15, 2)
 	g := testenv.StartGateway(t)
-	view := dialViewer(t, g.WSURL(), "demo", "role=view&format=binary")
+	view := testenv.Dial(t, g.WSURL()+"/ws/video/demo/?role=view&format=binary", nil)
 
 	cfg := testConfig(g.WSURL())
 	cfg.Source = clip
@@ -86,7 +51,7 @@ func TestFileSourceThroughGateway(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	first, err := readBinaryFrame(ctx, view)
+	first, err := view.ReadFrameContext(ctx)
 	if err != nil {
 		t.Fatalf("no first frame: %v", err)
 	}
@@ -96,7 +61,7 @@ func TestFileSourceThroughGateway(t *testing.T) {
 	defer wcancel()
 	n, last := 0, first.Seq
 	for {
-		f, err := readBinaryFrame(wctx, view)
+		f, err := view.ReadFrameContext(wctx)
 		if err != nil {
 			if wctx.Err() != nil {
 				break
@@ -123,7 +88,7 @@ func TestFileSourceThroughGateway(t *testing.T) {
 // viewer as the seed's envelope.
 func TestSeedProtocolThroughGateway(t *testing.T) {
 	g := testenv.StartGateway(t)
-	view := dialViewer(t, g.WSURL(), "wms", "format=json")
+	view := testenv.Dial(t, g.WSURL()+"/ws/video/wms/?format=json", nil)
 	cfg := testConfig(g.WSURL())
 	cfg.Room = "wms"
 	cfg.Protocol = ProtocolSeed
@@ -197,10 +162,10 @@ func TestGatewayRestart(t *testing.T) {
 
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
-			v1 := dialViewer(t, g1.WSURL(), "demo", "role=view&format=binary")
+			v1 := testenv.Dial(t, g1.WSURL()+"/ws/video/demo/?role=view&format=binary", nil)
 			var before uint64
 			for range 3 {
-				f, err := readBinaryFrame(ctx, v1)
+				f, err := v1.ReadFrameContext(ctx)
 				if err != nil {
 					t.Fatalf("before restart: %v", err)
 				}
@@ -222,9 +187,9 @@ func TestGatewayRestart(t *testing.T) {
 				}
 				return nil
 			})
-			v2 := dialViewer(t, g2.WSURL(), "demo", "role=view&format=binary")
+			v2 := testenv.Dial(t, g2.WSURL()+"/ws/video/demo/?role=view&format=binary", nil)
 			for i := range 3 {
-				f, err := readBinaryFrame(ctx, v2)
+				f, err := v2.ReadFrameContext(ctx)
 				if err != nil {
 					t.Fatalf("after restart, frame %d: %v", i, err)
 				}
