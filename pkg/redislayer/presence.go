@@ -1,4 +1,4 @@
-package rooms
+package redislayer
 
 import (
 	"context"
@@ -15,29 +15,9 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/framecast/framecast/pkg/rooms"
 )
-
-// RoomSummary describes one room across every replica: the sums of the
-// replicas' local viewers and publishers.
-type RoomSummary struct {
-	Name       string    `json:"name"`
-	Viewers    int       `json:"viewers"`
-	Publishers int       `json:"publishers"`
-	Live       bool      `json:"live"`
-	LastFrame  time.Time `json:"last_frame,omitzero"`
-	Replicas   int       `json:"replicas"` // replicas with local viewers or publishers of the room
-}
-
-// Summarize turns one replica's local rooms into summaries, for a gateway
-// that runs alone.
-func Summarize(local []RoomInfo) []RoomSummary {
-	out := make([]RoomSummary, 0, len(local))
-	for _, r := range local {
-		out = append(out, RoomSummary{Name: r.Name, Viewers: r.Viewers, Publishers: r.Publishers,
-			Live: r.Live, LastFrame: r.LastFrame, Replicas: 1})
-	}
-	return out
-}
 
 // PresenceOptions configures a Presence. The zero value is usable.
 type PresenceOptions struct {
@@ -69,7 +49,7 @@ type PresenceOptions struct {
 // Key layout (KeyPrefix "framecast:"):
 //
 //	framecast:presence:<replica>  string, PX TTL: this replica's local rooms,
-//	                              JSON {"replica","at","rooms":[RoomInfo...]}
+//	                              JSON {"replica","at","rooms":[rooms.RoomInfo...]}
 //	framecast:replicas            sorted set: member <replica>, score = the
 //	                              unix ms at which its presence key expires
 //
@@ -85,19 +65,26 @@ type PresenceOptions struct {
 // Presence is safe for concurrent use.
 type Presence struct {
 	client redis.UniversalClient
-	hub    *Hub
+	hub    RoomLister
 	opts   PresenceOptions
 	log    *slog.Logger
 
 	mu       sync.Mutex
-	cached   []RoomSummary
+	cached   []rooms.RoomSummary
 	cachedAt time.Time
 	failing  bool
 }
 
+// RoomLister lists a replica's local rooms: what presence announces.
+// *rooms.Hub satisfies it. Rooms must be safe for concurrent use and must
+// not block.
+type RoomLister interface {
+	Rooms() []rooms.RoomInfo
+}
+
 // NewPresence returns the presence of hub's replica on client. It does not
 // own client. Call Run to start the heartbeats.
-func NewPresence(client redis.UniversalClient, hub *Hub, opts PresenceOptions) *Presence {
+func NewPresence(client redis.UniversalClient, hub RoomLister, opts PresenceOptions) *Presence {
 	if opts.KeyPrefix == "" {
 		opts.KeyPrefix = "framecast:"
 	}
@@ -144,9 +131,9 @@ func (p *Presence) indexKey() string          { return p.opts.KeyPrefix + "repli
 
 // presenceRecord is the JSON stored in a replica's presence key.
 type presenceRecord struct {
-	Replica string     `json:"replica"`
-	At      int64      `json:"at"` // unix ms of the heartbeat
-	Rooms   []RoomInfo `json:"rooms"`
+	Replica string           `json:"replica"`
+	At      int64            `json:"at"` // unix ms of the heartbeat
+	Rooms   []rooms.RoomInfo `json:"rooms"`
 }
 
 // Run beats every Interval until ctx ends, then removes this replica's
@@ -215,7 +202,7 @@ func (p *Presence) leave() {
 // replica's own rooms as they are now rather than as of its last beat. When
 // Redis cannot be read it returns this replica's rooms and the error; either
 // answer is reused for CacheFor.
-func (p *Presence) Rooms(ctx context.Context) ([]RoomSummary, error) {
+func (p *Presence) Rooms(ctx context.Context) ([]rooms.RoomSummary, error) {
 	p.mu.Lock()
 	if p.cached != nil && time.Since(p.cachedAt) < p.opts.CacheFor {
 		out := p.cached
@@ -230,7 +217,7 @@ func (p *Presence) Rooms(ctx context.Context) ([]RoomSummary, error) {
 		p.onError("presence_read", err)
 		// Reused like a good read, so that while Redis is down page views
 		// do not each wait for it.
-		out := Summarize(local)
+		out := rooms.Summarize(local)
 		p.mu.Lock()
 		p.cached, p.cachedAt = out, time.Now()
 		p.mu.Unlock()
@@ -279,16 +266,16 @@ func (p *Presence) read(ctx context.Context) ([]presenceRecord, error) {
 }
 
 // merge sums the replicas' rooms by name.
-func merge(recs []presenceRecord) []RoomSummary {
-	byName := map[string]*RoomSummary{}
+func merge(recs []presenceRecord) []rooms.RoomSummary {
+	byName := map[string]*rooms.RoomSummary{}
 	for _, rec := range recs {
 		for _, r := range rec.Rooms {
-			if !ValidName(r.Name) {
+			if !rooms.ValidName(r.Name) {
 				continue
 			}
 			s := byName[r.Name]
 			if s == nil {
-				s = &RoomSummary{Name: r.Name}
+				s = &rooms.RoomSummary{Name: r.Name}
 				byName[r.Name] = s
 			}
 			s.Viewers += r.Viewers
@@ -300,7 +287,7 @@ func merge(recs []presenceRecord) []RoomSummary {
 			s.Replicas++
 		}
 	}
-	out := make([]RoomSummary, 0, len(byName))
+	out := make([]rooms.RoomSummary, 0, len(byName))
 	for _, s := range byName {
 		out = append(out, *s)
 	}

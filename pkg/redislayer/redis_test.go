@@ -1,4 +1,4 @@
-package rooms_test
+package redislayer_test
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 
 	"github.com/framecast/framecast/internal/testenv"
 	"github.com/framecast/framecast/pkg/frames"
+	"github.com/framecast/framecast/pkg/redislayer"
 	"github.com/framecast/framecast/pkg/rooms"
 )
 
@@ -22,14 +23,14 @@ import (
 // client, RedisLayer and Hub, like a gateway process.
 type replica struct {
 	client *redis.Client
-	layer  *rooms.RedisLayer
+	layer  *redislayer.RedisLayer
 	hub    *rooms.Hub
 }
 
 func newReplica(t testing.TB, r *testenv.Redis) *replica {
 	t.Helper()
 	client := redis.NewClient(&redis.Options{Addr: r.Addr()})
-	layer := rooms.NewRedisLayer(client, rooms.RedisOptions{Logger: quietLogger()})
+	layer := redislayer.NewRedisLayer(client, redislayer.RedisOptions{Logger: quietLogger()})
 	t.Cleanup(func() {
 		layer.Close()
 		client.Close()
@@ -94,7 +95,7 @@ type sender struct {
 
 func (s *sender) send() uint64 {
 	seq := s.seq.Add(1)
-	s.p.Send(frame(s.t, seq))
+	s.p.Send(scFrame(s.t, seq))
 	return seq
 }
 
@@ -155,7 +156,7 @@ func TestRedisRelayBetweenHubs(t *testing.T) {
 	}
 	s := &sender{t: t, p: p}
 	f := s.sendUntilReceived(b1, 1, 3*time.Second)
-	if f.Room != "room" || string(f.JPEG) != string(testJPEG) {
+	if f.Room != "room" || string(f.JPEG) != string(scJPEG) {
 		t.Fatalf("frame from A arrived at B as room %q with %d JPEG bytes", f.Room, len(f.JPEG))
 	}
 	receive(t, b2, f.Seq)
@@ -298,7 +299,7 @@ func TestRedisLayerCloseLeavesNoGoroutines(t *testing.T) {
 	before := runtime.NumGoroutine()
 
 	client := redis.NewClient(&redis.Options{Addr: r.Addr()})
-	layer := rooms.NewRedisLayer(client, rooms.RedisOptions{Logger: quietLogger()})
+	layer := redislayer.NewRedisLayer(client, redislayer.RedisOptions{Logger: quietLogger()})
 	hub := rooms.NewHub(layer, rooms.Options{Logger: quietLogger()})
 	v := join(t, hub, "room")
 	p, err := hub.NewPublisher("room")
@@ -316,7 +317,7 @@ func TestRedisLayerCloseLeavesNoGoroutines(t *testing.T) {
 	if err := layer.Ready(context.Background()); !errors.Is(err, rooms.ErrLayerClosed) {
 		t.Errorf("Ready() after Close = %v, want ErrLayerClosed", err)
 	}
-	if err := layer.Publish(context.Background(), "room", msg(1)); !errors.Is(err, rooms.ErrLayerClosed) {
+	if err := layer.Publish(context.Background(), "room", scFrame(t, 1).Binary()); !errors.Is(err, rooms.ErrLayerClosed) {
 		t.Errorf("Publish() after Close = %v, want ErrLayerClosed", err)
 	}
 	if err := layer.Close(); err != nil {
@@ -337,7 +338,7 @@ func TestRedisLayerCloseWhileDown(t *testing.T) {
 	r := testenv.StartRedis(t)
 	before := runtime.NumGoroutine()
 	client := redis.NewClient(&redis.Options{Addr: r.Addr()})
-	layer := rooms.NewRedisLayer(client, rooms.RedisOptions{Logger: quietLogger()})
+	layer := redislayer.NewRedisLayer(client, redislayer.RedisOptions{Logger: quietLogger()})
 	hub := rooms.NewHub(layer, rooms.Options{Logger: quietLogger()})
 	join(t, hub, "room")
 	waitNumSub(t, client, "video_room", 1)

@@ -1,4 +1,4 @@
-package rooms
+package redislayer
 
 import (
 	"context"
@@ -12,6 +12,8 @@ import (
 	"unsafe"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/framecast/framecast/pkg/rooms"
 )
 
 // RedisOptions configures a RedisLayer. The zero value is usable.
@@ -59,10 +61,10 @@ type RedisLayer struct {
 
 type roomHandler struct {
 	room string
-	h    Handler
+	h    rooms.Handler
 }
 
-var _ Layer = (*RedisLayer)(nil)
+var _ rooms.Layer = (*RedisLayer)(nil)
 
 // NewRedisLayer starts a channel layer on client. The layer does not own
 // client: Close stops the layer's subscription, and the caller closes client.
@@ -95,7 +97,7 @@ func (l *RedisLayer) Channel(room string) string { return l.opts.Prefix + room }
 // Publish sends msg to room's channel with one PUBLISH.
 func (l *RedisLayer) Publish(ctx context.Context, room string, msg []byte) error {
 	if l.closed.Load() {
-		return ErrLayerClosed
+		return rooms.ErrLayerClosed
 	}
 	if err := l.client.Publish(ctx, l.Channel(room), msg).Err(); err != nil {
 		l.onError("publish", err)
@@ -107,12 +109,12 @@ func (l *RedisLayer) Publish(ctx context.Context, room string, msg []byte) error
 // Subscribe subscribes room's channel on the shared connection. If Redis is
 // unreachable the subscription is still recorded, and go-redis makes it when
 // the connection comes back; the error is returned for logging.
-func (l *RedisLayer) Subscribe(ctx context.Context, room string, h Handler) error {
+func (l *RedisLayer) Subscribe(ctx context.Context, room string, h rooms.Handler) error {
 	ch := l.Channel(room)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed.Load() {
-		return ErrLayerClosed
+		return rooms.ErrLayerClosed
 	}
 	l.handlers.Store(ch, roomHandler{room: room, h: h})
 	if err := l.ps.Subscribe(ctx, ch); err != nil {
@@ -139,10 +141,10 @@ func (l *RedisLayer) Unsubscribe(ctx context.Context, room string) error {
 }
 
 // Ready returns nil when Redis answers PING and the subscription connection
-// is up, and ErrLayerClosed after Close.
+// is up, and rooms.ErrLayerClosed after Close.
 func (l *RedisLayer) Ready(ctx context.Context) error {
 	if l.closed.Load() {
-		return ErrLayerClosed
+		return rooms.ErrLayerClosed
 	}
 	if err := l.client.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("redis unreachable: %w", err)
@@ -154,7 +156,7 @@ func (l *RedisLayer) Ready(ctx context.Context) error {
 }
 
 // Close stops the read loop and closes the subscription connection. Later
-// calls of the layer's methods return ErrLayerClosed; Close is idempotent.
+// calls of the layer's methods return rooms.ErrLayerClosed; Close is idempotent.
 func (l *RedisLayer) Close() error {
 	l.mu.Lock()
 	if l.closed.Swap(true) {

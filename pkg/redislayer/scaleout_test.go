@@ -1,4 +1,4 @@
-package rooms_test
+package redislayer_test
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/framecast/framecast/internal/testenv"
 	"github.com/framecast/framecast/pkg/frames"
+	"github.com/framecast/framecast/pkg/redislayer"
 	"github.com/framecast/framecast/pkg/rooms"
 )
 
@@ -64,7 +65,7 @@ func TestPresenceAcrossReplicas(t *testing.T) {
 	r := testenv.StartRedis(t)
 	client := scClient(t, r)
 	ctx := context.Background()
-	opts := rooms.PresenceOptions{KeyPrefix: "t1:", Interval: 100 * time.Millisecond, TTL: 500 * time.Millisecond,
+	opts := redislayer.PresenceOptions{KeyPrefix: "t1:", Interval: 100 * time.Millisecond, TTL: 500 * time.Millisecond,
 		CacheFor: time.Millisecond, Logger: slog.New(slog.DiscardHandler)}
 
 	// Replica A: a publisher and a viewer of lobby. Replica B: two viewers
@@ -89,7 +90,7 @@ func TestPresenceAcrossReplicas(t *testing.T) {
 
 	oa, ob := opts, opts
 	oa.ReplicaID, ob.ReplicaID = "replica-a", "replica-b"
-	pa, pb := rooms.NewPresence(client, ha, oa), rooms.NewPresence(client, hb, ob)
+	pa, pb := redislayer.NewPresence(client, ha, oa), redislayer.NewPresence(client, hb, ob)
 	ctxA, stopA := context.WithCancel(ctx)
 	ctxB, stopB := context.WithCancel(ctx)
 	doneA, doneB := make(chan struct{}), make(chan struct{})
@@ -114,7 +115,7 @@ func TestPresenceAcrossReplicas(t *testing.T) {
 		}
 		return nil
 	}
-	for _, p := range []*rooms.Presence{pa, pb} {
+	for _, p := range []*redislayer.Presence{pa, pb} {
 		testenv.WaitFor(t, 5*time.Second, "both replicas' rooms summed on "+p.ReplicaID(), func() error {
 			got, err := p.Rooms(ctx)
 			if err != nil {
@@ -132,7 +133,7 @@ func TestPresenceAcrossReplicas(t *testing.T) {
 	// which this test sets tiny.
 	opts2 := ob
 	opts2.Interval = time.Hour // beats once, at start; then silent
-	silent := rooms.NewPresence(client, hb, opts2)
+	silent := redislayer.NewPresence(client, hb, opts2)
 	stopB()
 	<-doneB
 	if err := silent.Beat(ctx); err != nil { // B's last word, then silence
@@ -180,7 +181,7 @@ func TestPresenceWithoutRedisListsLocalRooms(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer h.Leave(v)
-	p := rooms.NewPresence(client, h, rooms.PresenceOptions{Logger: slog.New(slog.DiscardHandler)})
+	p := redislayer.NewPresence(client, h, redislayer.PresenceOptions{Logger: slog.New(slog.DiscardHandler)})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	got, err := p.Rooms(ctx)
@@ -196,12 +197,12 @@ func TestFrameCache(t *testing.T) {
 	r := testenv.StartRedis(t)
 	client := scClient(t, r)
 	ctx := context.Background()
-	opts := rooms.FrameCacheOptions{KeyPrefix: "t2:", Interval: 200 * time.Millisecond, TTL: 2 * time.Second,
+	opts := redislayer.FrameCacheOptions{KeyPrefix: "t2:", Interval: 200 * time.Millisecond, TTL: 2 * time.Second,
 		Logger: slog.New(slog.DiscardHandler)}
 
 	// Replica A has the publisher and writes the cache.
 	ha := scHub(t, rooms.Options{})
-	writer := rooms.NewRedisFrameCache(client, opts)
+	writer := redislayer.NewRedisFrameCache(client, opts)
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { writer.Run(runCtx, ha); close(done) }()
@@ -209,8 +210,8 @@ func TestFrameCache(t *testing.T) {
 
 	// Replica B reads it at Join (with its own reader: reads are reused
 	// for Interval, and this test's polling must not warm B's).
-	reader := rooms.NewRedisFrameCache(scClient(t, r), opts)
-	hb := scHub(t, rooms.Options{Cache: rooms.NewRedisFrameCache(scClient(t, r), opts)})
+	reader := redislayer.NewRedisFrameCache(scClient(t, r), opts)
+	hb := scHub(t, rooms.Options{Cache: redislayer.NewRedisFrameCache(scClient(t, r), opts)})
 
 	if f, err := reader.Latest(ctx, "cam"); err != nil || f != nil {
 		t.Fatalf("Latest of a room never published: %v, %v", f, err)
@@ -292,7 +293,7 @@ func TestFrameCacheDownDoesNotDelayJoin(t *testing.T) {
 	port := testenv.FreePort(t)
 	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + strconv.Itoa(port), MaxRetries: -1})
 	defer client.Close()
-	cache := rooms.NewRedisFrameCache(client, rooms.FrameCacheOptions{Logger: slog.New(slog.DiscardHandler)})
+	cache := redislayer.NewRedisFrameCache(client, redislayer.FrameCacheOptions{Logger: slog.New(slog.DiscardHandler)})
 	h := scHub(t, rooms.Options{Cache: cache, CacheTimeout: 100 * time.Millisecond})
 	start := time.Now()
 	v, err := h.Join(context.Background(), "cam")

@@ -1,4 +1,4 @@
-package rooms
+package redislayer
 
 import (
 	"context"
@@ -14,6 +14,8 @@ import (
 	"unsafe"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/framecast/framecast/pkg/rooms"
 )
 
 // ClusterLayer is a channel layer on Redis Cluster's sharded pub/sub
@@ -82,7 +84,7 @@ type slotRange struct {
 	addr       string
 }
 
-var _ Layer = (*ClusterLayer)(nil)
+var _ rooms.Layer = (*ClusterLayer)(nil)
 
 // NewClusterLayer starts a channel layer on a Redis Cluster client. The
 // layer does not own client: Close stops the layer's subscriptions, and the
@@ -121,7 +123,7 @@ func (l *ClusterLayer) Channel(room string) string { return l.opts.Prefix + room
 // client routes to the node owning the channel's slot.
 func (l *ClusterLayer) Publish(ctx context.Context, room string, msg []byte) error {
 	if l.closed.Load() {
-		return ErrLayerClosed
+		return rooms.ErrLayerClosed
 	}
 	if err := l.client.SPublish(ctx, l.Channel(room), msg).Err(); err != nil {
 		l.onError("publish", err)
@@ -134,13 +136,13 @@ func (l *ClusterLayer) Publish(ctx context.Context, room string, msg []byte) err
 // owns its slot. If that fails the subscription is still recorded, and the
 // layer makes it when the cluster answers again; the error is returned for
 // logging.
-func (l *ClusterLayer) Subscribe(ctx context.Context, room string, h Handler) error {
+func (l *ClusterLayer) Subscribe(ctx context.Context, room string, h rooms.Handler) error {
 	ch := l.Channel(room)
 	l.handlers.Store(ch, roomHandler{room: room, h: h})
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed.Load() {
-		return ErrLayerClosed
+		return rooms.ErrLayerClosed
 	}
 	cr := l.rooms[ch]
 	if cr == nil {
@@ -192,10 +194,10 @@ func (l *ClusterLayer) Unsubscribe(ctx context.Context, room string) error {
 }
 
 // Ready returns nil when the cluster answers PING and every subscribed room
-// has a live subscription connection, and ErrLayerClosed after Close.
+// has a live subscription connection, and rooms.ErrLayerClosed after Close.
 func (l *ClusterLayer) Ready(ctx context.Context) error {
 	if l.closed.Load() {
-		return ErrLayerClosed
+		return rooms.ErrLayerClosed
 	}
 	if err := l.client.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("redis cluster unreachable: %w", err)
@@ -214,7 +216,7 @@ func (l *ClusterLayer) Ready(ctx context.Context) error {
 }
 
 // Close stops the read loops and closes the subscription connections.
-// Later calls of the layer's methods return ErrLayerClosed (Unsubscribe:
+// Later calls of the layer's methods return rooms.ErrLayerClosed (Unsubscribe:
 // nil); Close is idempotent.
 func (l *ClusterLayer) Close() error {
 	l.mu.Lock()
