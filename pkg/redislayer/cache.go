@@ -148,7 +148,7 @@ type FrameSource interface {
 func (c *RedisFrameCache) Run(ctx context.Context, hub FrameSource) {
 	t := time.NewTicker(c.opts.Interval)
 	defer t.Stop()
-	w := cacheWriter{c: c, written: make(map[string]writtenFrame)}
+	w := cacheWriter{c: c, written: make(map[string]writtenFrame), deletes: make(map[string]bool)}
 	for {
 		select {
 		case <-ctx.Done():
@@ -161,10 +161,16 @@ func (c *RedisFrameCache) Run(ctx context.Context, hub FrameSource) {
 	}
 }
 
-// cacheWriter remembers what Run wrote, to write each frame once.
+// cacheWriter remembers what Run wrote, to write each frame once, and which
+// rooms' frames it must still delete. It is used by Run's goroutine only.
 type cacheWriter struct {
 	c       *RedisFrameCache
 	written map[string]writtenFrame
+	// deletes are rooms no longer published here whose keys are not known
+	// to be deleted yet: kept until a write round succeeds, so a failed
+	// round's DELs are sent again instead of leaving stale frames behind
+	// for the whole TTL.
+	deletes map[string]bool
 	failing bool
 }
 
@@ -203,9 +209,16 @@ func (w *cacheWriter) flush(ctx context.Context, hub FrameSource) {
 	}
 	for room := range w.written {
 		if !seen[room] {
-			pipe.Del(ctx, c.Key(room))
+			w.deletes[room] = true
 			delete(w.written, room)
 		}
+	}
+	for room := range w.deletes {
+		if seen[room] {
+			delete(w.deletes, room) // published here again: SET above
+			continue
+		}
+		pipe.Del(ctx, c.Key(room))
 	}
 	if pipe.Len() == 0 {
 		return
@@ -215,6 +228,7 @@ func (w *cacheWriter) flush(ctx context.Context, hub FrameSource) {
 	if _, err := pipe.Exec(ctx); err != nil {
 		c.onError("cache_write", err)
 		// Write everything again next time: some commands may have failed.
+		// w.deletes stays, so the DELs are sent again too.
 		clear(w.written)
 		if !w.failing {
 			w.failing = true
@@ -222,6 +236,7 @@ func (w *cacheWriter) flush(ctx context.Context, hub FrameSource) {
 		}
 		return
 	}
+	clear(w.deletes)
 	if w.failing {
 		w.failing = false
 		c.log.Info("writing frames to the Redis cache again")

@@ -2,10 +2,12 @@ package redislayer_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -307,4 +309,65 @@ func TestFrameCacheDownDoesNotDelayJoin(t *testing.T) {
 	if f := v.TryNext(); f != nil {
 		t.Fatalf("got frame %d from a cache that is down", f.Seq)
 	}
+}
+
+// TestFrameCacheRetriesDeleteAfterFailedWrite: the DEL of a room whose
+// publisher left while Redis was unreachable is sent once Redis is back,
+// rather than lost with the failed write round (the stale frame would
+// otherwise be served as the room's first frame for the whole TTL).
+func TestFrameCacheRetriesDeleteAfterFailedWrite(t *testing.T) {
+	r := testenv.StartRedis(t)
+	direct := scClient(t, r)
+	px := testenv.StartProxy(t, r.Addr(), 0)
+	client := redis.NewClient(&redis.Options{Addr: px.Addr(), MaxRetries: -1, ContextTimeoutEnabled: true,
+		DialTimeout: 200 * time.Millisecond})
+	t.Cleanup(func() { client.Close() })
+	var failures atomic.Int64
+	opts := redislayer.FrameCacheOptions{KeyPrefix: "t3:", Interval: 50 * time.Millisecond, TTL: time.Minute,
+		Logger: quietLogger(), OnError: func(string, error) { failures.Add(1) }}
+	h := scHub(t, rooms.Options{})
+	writer := redislayer.NewRedisFrameCache(client, opts)
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { writer.Run(ctx, h); close(done) }()
+	defer func() { stop(); <-done }()
+
+	pub, err := h.NewPublisher("cam")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub.Send(scFrame(t, 1))
+	exists := func() int64 {
+		n, err := direct.Exists(context.Background(), "t3:last:cam").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	testenv.WaitFor(t, 2*time.Second, "the frame cached", func() error {
+		if exists() != 1 {
+			return errors.New("not cached yet")
+		}
+		return nil
+	})
+
+	px.Cut()
+	pub.Close()
+	before := failures.Load()
+	testenv.WaitFor(t, 2*time.Second, "a write round to fail", func() error {
+		if failures.Load() <= before {
+			return errors.New("no failed write yet")
+		}
+		return nil
+	})
+	if exists() != 1 {
+		t.Fatal("the key was deleted while the proxy was cut: the test proves nothing")
+	}
+	px.Restore()
+	testenv.WaitFor(t, 2*time.Second, "the cached frame deleted after Redis came back", func() error {
+		if exists() != 0 {
+			return errors.New("still cached")
+		}
+		return nil
+	})
 }
