@@ -49,7 +49,13 @@ type RedisLayer struct {
 	opts   RedisOptions
 	log    *slog.Logger
 
-	mu       sync.Mutex // guards ps and handlers' writers
+	// mu guards ps and every write of handlers (the read loop reads
+	// handlers without it). It is never held across a Redis round trip, so
+	// one room's slow SUBSCRIBE does not hold up the others' calls; go-redis
+	// writes SUBSCRIBE and UNSUBSCRIBE without waiting for the reply, and
+	// serializes them on the one connection, which is slow only while it
+	// (re)connects.
+	mu       sync.Mutex
 	ps       *redis.PubSub
 	handlers sync.Map // channel name -> roomHandler
 
@@ -112,12 +118,15 @@ func (l *RedisLayer) Publish(ctx context.Context, room string, msg []byte) error
 func (l *RedisLayer) Subscribe(ctx context.Context, room string, h rooms.Handler) error {
 	ch := l.Channel(room)
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if l.closed.Load() {
+		l.mu.Unlock()
 		return rooms.ErrLayerClosed
 	}
 	l.handlers.Store(ch, roomHandler{room: room, h: h})
-	if err := l.ps.Subscribe(ctx, ch); err != nil {
+	ps := l.ps
+	l.mu.Unlock()
+	// If replace swaps ps meanwhile, it subscribes ch on the new one.
+	if err := ps.Subscribe(ctx, ch); err != nil {
 		l.onError("subscribe", err)
 		return fmt.Errorf("failed to subscribe to %q: %w", ch, err)
 	}
@@ -127,13 +136,15 @@ func (l *RedisLayer) Subscribe(ctx context.Context, room string, h rooms.Handler
 // Unsubscribe unsubscribes room's channel.
 func (l *RedisLayer) Unsubscribe(ctx context.Context, room string) error {
 	ch := l.Channel(room)
-	l.handlers.Delete(ch)
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed.Load() {
+	l.handlers.Delete(ch)
+	ps, closed := l.ps, l.closed.Load()
+	l.mu.Unlock()
+	if closed {
 		return nil // Close dropped every subscription, as MemoryLayer's does
 	}
-	if err := l.ps.Unsubscribe(ctx, ch); err != nil {
+	// If replace swaps ps meanwhile, it drops ch from the new one.
+	if err := ps.Unsubscribe(ctx, ch); err != nil {
 		l.onError("unsubscribe", err)
 		return fmt.Errorf("failed to unsubscribe from %q: %w", ch, err)
 	}
@@ -197,25 +208,50 @@ func (l *RedisLayer) Reconnect() {
 }
 
 // replace closes a subscription connection that stopped answering and opens
-// a new one with the same channels.
+// a new one with the same channels. It holds mu only to swap the
+// connection: subscribing the channels on the new one (a dial, which may
+// wait for a frozen Redis) runs outside it.
 func (l *RedisLayer) replace(ctx context.Context) {
+	l.mu.Lock()
+	if ctx.Err() != nil || l.closed.Load() {
+		l.mu.Unlock()
+		return // Close has closed l.ps; do not open another
+	}
+	chans := l.channelsLocked()
+	_ = l.ps.Close()
+	ps := l.client.Subscribe(ctx)
+	l.ps = ps
+	l.mu.Unlock()
+	if len(chans) == 0 {
+		return
+	}
+	// Records the channels even when Redis is down: go-redis subscribes
+	// them when it connects.
+	_ = ps.Subscribe(ctx, chans...)
+	// A room unsubscribed meanwhile may have sent its UNSUBSCRIBE before
+	// this SUBSCRIBE: drop it again. Under mu, so that a Subscribe of the
+	// room from now on is written after this UNSUBSCRIBE.
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var gone []string
+	for _, ch := range chans {
+		if _, ok := l.handlers.Load(ch); !ok {
+			gone = append(gone, ch)
+		}
+	}
+	if len(gone) > 0 && l.ps == ps && !l.closed.Load() {
+		_ = ps.Unsubscribe(ctx, gone...)
+	}
+}
+
+// channelsLocked lists the subscribed channels. Call it with mu held.
+func (l *RedisLayer) channelsLocked() []string {
 	var chans []string
 	l.handlers.Range(func(k, _ any) bool {
 		chans = append(chans, k.(string))
 		return true
 	})
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if ctx.Err() != nil || l.closed.Load() {
-		return // Close has closed l.ps; do not open another
-	}
-	_ = l.ps.Close()
-	l.ps = l.client.Subscribe(ctx)
-	if len(chans) > 0 {
-		// Records the channels even when Redis is down: go-redis subscribes
-		// them when it connects.
-		_ = l.ps.Subscribe(ctx, chans...)
-	}
+	return chans
 }
 
 // readLoop receives messages and hands them to room handlers. It never

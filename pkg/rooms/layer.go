@@ -17,7 +17,10 @@ type Handler func(room string, msg []byte)
 // that share it, like a Django Channels group. A frame published to a room
 // reaches every subscriber of that room on every replica, once per replica.
 //
-// Implementations must be safe for concurrent use.
+// Implementations must be safe for concurrent use. The hub makes at most
+// one Subscribe or Unsubscribe call per room at a time, and calls for
+// different rooms concurrently: one room's slow call must not hold up
+// another room's.
 type Layer interface {
 	// Publish sends msg to every replica subscribed to room.
 	Publish(ctx context.Context, room string, msg []byte) error
