@@ -174,9 +174,25 @@ func (s *Server) connectRedis() error {
 			Logger:    s.log,
 			OnError:   onError,
 		}),
+		// Made before the hub, which asks it whether other replicas
+		// publish a room (rooms.Options.Presence); it lists the hub's
+		// rooms once the hub exists.
+		presence: redislayer.NewPresence(s.redis, hubRooms{s}, redislayer.PresenceOptions{
+			KeyPrefix: cfg.RedisKeyPrefix,
+			ReplicaID: cfg.ReplicaID,
+			Interval:  cfg.PresenceInterval,
+			TTL:       cfg.PresenceTTL,
+			Logger:    s.log,
+			OnError:   onError,
+		}),
 	}
 	return nil
 }
+
+// hubRooms lists the server's hub's rooms for its presence.
+type hubRooms struct{ s *Server }
+
+func (h hubRooms) Rooms() []rooms.RoomInfo { return h.s.hub.Rooms() }
 
 // frameCache returns the hub's first-frame cache, or nil without Redis.
 func (s *Server) frameCache() rooms.FrameCache {
@@ -186,6 +202,15 @@ func (s *Server) frameCache() rooms.FrameCache {
 	return s.scale.cache
 }
 
+// publisherPresence returns the hub's view of the other replicas'
+// publishers, or nil without Redis.
+func (s *Server) publisherPresence() rooms.PublisherPresence {
+	if s.scale == nil {
+		return nil
+	}
+	return s.scale.presence
+}
+
 // startScaleOut starts the presence heartbeats and the frame cache writer.
 // Call it once the hub exists.
 func (s *Server) startScaleOut() {
@@ -193,14 +218,6 @@ func (s *Server) startScaleOut() {
 		return
 	}
 	sc := s.scale
-	sc.presence = redislayer.NewPresence(s.redis, s.hub, redislayer.PresenceOptions{
-		KeyPrefix: s.cfg.RedisKeyPrefix,
-		ReplicaID: s.cfg.ReplicaID,
-		Interval:  s.cfg.PresenceInterval,
-		TTL:       s.cfg.PresenceTTL,
-		Logger:    s.log,
-		OnError:   func(op string, _ error) { s.metrics.redisErrors.WithLabelValues(op).Inc() },
-	})
 	ctx, cancel := context.WithCancel(context.Background())
 	sc.cancel = cancel
 	sc.wg.Add(2)

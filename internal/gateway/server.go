@@ -74,6 +74,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		PublishTimeout: cfg.PublishTimeout,
 		Logger:         log,
 		Cache:          s.frameCache(),
+		Presence:       s.publisherPresence(),
 	})
 	s.startScaleOut()
 	s.metrics.registerHub(s.hub)

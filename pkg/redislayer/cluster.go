@@ -84,7 +84,10 @@ type slotRange struct {
 	addr       string
 }
 
-var _ rooms.Layer = (*ClusterLayer)(nil)
+var (
+	_ rooms.Layer          = (*ClusterLayer)(nil)
+	_ rooms.BatchPublisher = (*ClusterLayer)(nil)
+)
 
 // NewClusterLayer starts a channel layer on a Redis Cluster client. The
 // layer does not own client: Close stops the layer's subscriptions, and the
@@ -130,6 +133,16 @@ func (l *ClusterLayer) Publish(ctx context.Context, room string, msg []byte) err
 		return fmt.Errorf("failed to publish to %q: %w", l.Channel(room), err)
 	}
 	return nil
+}
+
+// PublishBatch sends msgs to room's channel, in order, as one pipeline of
+// SPUBLISH commands: one round trip to the node owning the channel's slot.
+func (l *ClusterLayer) PublishBatch(ctx context.Context, room string, msgs [][]byte) error {
+	if l.closed.Load() {
+		return rooms.ErrLayerClosed
+	}
+	return publishPipelined(ctx, l.client.Pipeline(), l.Channel(room), msgs, l.onError,
+		func(p redis.Pipeliner, ch string, msg []byte) { p.SPublish(ctx, ch, msg) })
 }
 
 // Subscribe subscribes room's channel on the connection to the node that

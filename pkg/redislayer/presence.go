@@ -69,6 +69,8 @@ type Presence struct {
 	opts   PresenceOptions
 	log    *slog.Logger
 
+	kick chan struct{} // buffered, size 1: beat now (PublishersChanged)
+
 	mu       sync.Mutex
 	cached   []rooms.RoomSummary
 	cachedAt time.Time
@@ -106,6 +108,7 @@ func NewPresence(client redis.UniversalClient, hub RoomLister, opts PresenceOpti
 	return &Presence{
 		client: client,
 		hub:    hub,
+		kick:   make(chan struct{}, 1),
 		opts:   opts,
 		log:    opts.Logger.With("component", "presence", "replica", opts.ReplicaID),
 	}
@@ -148,8 +151,47 @@ func (p *Presence) Run(ctx context.Context) {
 			p.leave()
 			return
 		case <-t.C:
+		case <-p.kick:
 		}
 	}
+}
+
+var _ rooms.PublisherPresence = (*Presence)(nil)
+
+// PublishersChanged makes Run beat now, so that the other replicas see a
+// new publisher of room, or the last one leaving, at once rather than at
+// the next heartbeat. It never blocks.
+func (p *Presence) PublishersChanged(string) {
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
+// PublishedElsewhere reports whether another live replica has a live
+// publisher of room: one whose replica saw the room's newest frame no
+// longer than TTL (plus a heartbeat Interval) ago. A replica whose old
+// connection of a camera that moved elsewhere has not timed out yet lists
+// a publisher too, but its frames stop: it counts only for TTL after its
+// last frame. It reads Redis each time (no reuse): call it when a room's
+// last local publisher leaves, not per frame.
+func (p *Presence) PublishedElsewhere(ctx context.Context, room string) (bool, error) {
+	recs, err := p.read(ctx)
+	if err != nil {
+		p.onError("presence_read", err)
+		return false, err
+	}
+	// A record is up to Interval old; replicas' clocks are assumed to
+	// agree to well within TTL.
+	oldest := time.Now().Add(-p.opts.TTL - p.opts.Interval)
+	for _, rec := range recs {
+		for _, r := range rec.Rooms {
+			if r.Name == room && r.Publishers > 0 && r.Live && r.LastFrame.After(oldest) {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
 }
 
 func (p *Presence) beatLogged(ctx context.Context) {

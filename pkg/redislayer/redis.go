@@ -70,7 +70,10 @@ type roomHandler struct {
 	h    rooms.Handler
 }
 
-var _ rooms.Layer = (*RedisLayer)(nil)
+var (
+	_ rooms.Layer          = (*RedisLayer)(nil)
+	_ rooms.BatchPublisher = (*RedisLayer)(nil)
+)
 
 // NewRedisLayer starts a channel layer on client. The layer does not own
 // client: Close stops the layer's subscription, and the caller closes client.
@@ -108,6 +111,30 @@ func (l *RedisLayer) Publish(ctx context.Context, room string, msg []byte) error
 	if err := l.client.Publish(ctx, l.Channel(room), msg).Err(); err != nil {
 		l.onError("publish", err)
 		return fmt.Errorf("failed to publish to %q: %w", l.Channel(room), err)
+	}
+	return nil
+}
+
+// PublishBatch sends msgs to room's channel, in order, as one pipeline of
+// PUBLISH commands: one round trip for all of them.
+func (l *RedisLayer) PublishBatch(ctx context.Context, room string, msgs [][]byte) error {
+	if l.closed.Load() {
+		return rooms.ErrLayerClosed
+	}
+	return publishPipelined(ctx, l.client.Pipeline(), l.Channel(room), msgs, l.onError,
+		func(p redis.Pipeliner, ch string, msg []byte) { p.Publish(ctx, ch, msg) })
+}
+
+// publishPipelined queues one publish command per message on pipe, with
+// add, and sends them in one round trip.
+func publishPipelined(ctx context.Context, pipe redis.Pipeliner, ch string, msgs [][]byte,
+	onError func(string, error), add func(redis.Pipeliner, string, []byte)) error {
+	for _, msg := range msgs {
+		add(pipe, ch, msg)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		onError("publish", err)
+		return fmt.Errorf("failed to publish %d messages to %q: %w", len(msgs), ch, err)
 	}
 	return nil
 }

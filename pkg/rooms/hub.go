@@ -8,9 +8,9 @@
 // interested replica, never once per viewer.
 //
 // Fan-out never blocks: each viewer has a one-frame latest-wins slot (see
-// Viewer), and each publisher a one-frame latest-wins slot in front of the
-// layer (see Publisher), so a stuck viewer or a frozen Redis costs skipped
-// frames, counted, and nothing else. The offers to a room's viewers run on a
+// Viewer), and each publisher a bounded queue in front of the layer, sent
+// as one pipeline per round trip (see Publisher), so a stuck viewer or a
+// frozen Redis costs skipped frames, counted, and nothing else. The offers to a room's viewers run on a
 // few fan-out shards, one per core by default (see fanout.go), each keeping
 // its viewers' frames in order; a Publish to the in-process layer returns
 // once the frame is queued to them.
@@ -50,6 +50,11 @@ type Options struct {
 	Cache FrameCache
 	// CacheTimeout bounds the Cache lookup at Join. Default 200ms.
 	CacheTimeout time.Duration
+	// Presence, if set, tells whether other replicas have live publishers
+	// of a room: a room whose last local publisher leaves is announced
+	// offline only when none has (see Publisher.Close). Nil means this
+	// replica's publishers are the only ones.
+	Presence PublisherPresence
 	// FanoutShards is how many goroutines at most offer frames to viewers
 	// at once (see fanout.go). 0 means GOMAXPROCS; 1 means the goroutine
 	// delivering a frame offers it to every viewer itself.
@@ -384,7 +389,7 @@ type Stats struct {
 	Rooms          int
 	Viewers        int
 	Published      uint64 // frames handed to the layer by local publishers
-	PublishDropped uint64 // frames a publisher replaced before the layer took them
+	PublishDropped uint64 // frames a publisher dropped before the layer took them (its queue was full)
 	PublishErrors  uint64 // failed publishes to the layer
 	Relayed        uint64 // messages the layer delivered to this replica's rooms
 	BadMessages    uint64 // layer messages that did not parse
