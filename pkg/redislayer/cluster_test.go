@@ -41,6 +41,24 @@ func TestHashSlot(t *testing.T) {
 	}
 }
 
+// slotOwner returns the master address of each slot, as CLUSTER SLOTS
+// says now.
+func slotOwner(t *testing.T, c *redis.ClusterClient) func(slot int) string {
+	t.Helper()
+	slots, err := c.ClusterSlots(context.Background()).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(slot int) string {
+		for _, s := range slots {
+			if s.Start <= slot && slot <= s.End {
+				return s.Nodes[0].Addr
+			}
+		}
+		return ""
+	}
+}
+
 // clusterRecorder collects the messages a layer delivers, per room.
 type clusterRecorder struct {
 	mu   sync.Mutex
@@ -100,18 +118,7 @@ func TestClusterLayerShardedPubSub(t *testing.T) {
 	lb := redislayer.NewClusterLayer(cb, opts) // the replica with the viewers
 	t.Cleanup(func() { la.Close(); lb.Close() })
 
-	slots, err := ca.ClusterSlots(ctx).Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	owner := func(slot int) string {
-		for _, s := range slots {
-			if s.Start <= slot && slot <= s.End {
-				return s.Nodes[0].Addr
-			}
-		}
-		return ""
-	}
+	owner := slotOwner(t, ca)
 	n0, n1 := cluster.Nodes[0].Addr(), cluster.Nodes[1].Addr()
 	// x and z share node 0 on different slots; y is on node 1.
 	rs := pickClusterRooms(t, prefix, owner, n0, n1, n0)
@@ -275,16 +282,12 @@ func TestClusterLayerShardedPubSub(t *testing.T) {
 				t.Fatalf("%v on %s: %v", s.args, s.addr, err)
 			}
 		}
+		before := owner
 		owner = func(slot int) string {
 			if slot == redislayer.HashSlot(prefix+y) {
 				return n2
 			}
-			for _, s := range slots {
-				if s.Start <= slot && slot <= s.End {
-					return s.Nodes[0].Addr
-				}
-			}
-			return ""
+			return before(slot)
 		}
 		testenv.WaitFor(t, 5*time.Second, "y subscribed on its new shard only", func() error {
 			return subscribedOnOwnerOnly(y)
@@ -381,5 +384,60 @@ func ExampleHashSlot() {
 func BenchmarkHashSlot(b *testing.B) {
 	for b.Loop() {
 		redislayer.HashSlot("video_lobby_camera_1")
+	}
+}
+
+// TestClusterLayerFrozenNodeDoesNotDelayOtherShards: while one master is
+// frozen (SIGSTOP) and the layer resubscribes its rooms (CLUSTER SLOTS, a
+// dial that waits for the frozen node), rooms on the other masters are
+// subscribed and unsubscribed at once.
+func TestClusterLayerFrozenNodeDoesNotDelayOtherShards(t *testing.T) {
+	cluster := testenv.StartRedisCluster(t, 3)
+	ctx := context.Background()
+	client := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cluster.Addrs(), ContextTimeoutEnabled: true})
+	t.Cleanup(func() { client.Close() })
+	prefix := fmt.Sprintf("t%d_video_", time.Now().UnixNano()%100000)
+	l := redislayer.NewClusterLayer(client, redislayer.RedisOptions{Prefix: prefix, Logger: quietLogger(),
+		IdleTimeout: 200 * time.Millisecond})
+	t.Cleanup(func() { l.Close() })
+	owner := slotOwner(t, client)
+	frozen, n1 := cluster.Nodes[0], cluster.Nodes[1].Addr()
+	rs := pickClusterRooms(t, prefix, owner, frozen.Addr(), n1, n1)
+	x, y, w := rs[0], rs[1], rs[2] // x on the node to freeze; y stays, w comes and goes on another
+	noop := func(string, []byte) {}
+	for _, r := range []string{x, y} {
+		if err := l.Subscribe(ctx, r, noop); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.WaitFor(t, 5*time.Second, "layer ready", func() error { return l.Ready(ctx) })
+
+	thaw := freeze(t, frozen)
+	// 1.5 s: the layer gives up on the frozen node's connection after
+	// 2 × IdleTimeout and resyncs; the cluster itself marks the node
+	// failed only after its 2 s node timeout, which the test stays under.
+	const bound = 200 * time.Millisecond
+	for deadline := time.Now().Add(1500 * time.Millisecond); time.Now().Before(deadline) && !t.Failed(); {
+		for _, call := range []struct {
+			what string
+			do   func() error
+		}{
+			{"Subscribe", func() error { return l.Subscribe(ctx, w, noop) }},
+			{"Unsubscribe", func() error { return l.Unsubscribe(ctx, w) }},
+		} {
+			start := time.Now()
+			if err := call.do(); err != nil {
+				t.Errorf("%s of a room on a healthy node: %v", call.what, err)
+			}
+			if d := time.Since(start); d > bound {
+				t.Errorf("%s of a room on a healthy node took %v with another node frozen, want < %v", call.what, d, bound)
+			}
+		}
+		time.Sleep(50 * time.Millisecond) // pace the probes over the freeze
+	}
+	thaw()
+	testenv.WaitFor(t, 10*time.Second, "layer ready after the thaw", func() error { return l.Ready(ctx) })
+	if got := l.Shards(); got[prefix+x] != frozen.Addr() || got[prefix+y] != n1 {
+		t.Fatalf("layer placed channels %v", got)
 	}
 }

@@ -374,6 +374,19 @@ func TestRedisLayerCloseWhileDown(t *testing.T) {
 	})
 }
 
+// freeze stops r with SIGSTOP and returns the function that resumes it
+// (SIGCONT), which also runs when the test ends; it is idempotent.
+func freeze(t *testing.T, r *testenv.Redis) (thaw func()) {
+	t.Helper()
+	if err := r.Proc.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatalf("failed to freeze redis-server: %v", err)
+	}
+	var once sync.Once
+	thaw = func() { once.Do(func() { _ = r.Proc.Signal(syscall.SIGCONT) }) }
+	t.Cleanup(thaw)
+	return thaw
+}
+
 // TestFrozenRedisDoesNotDelayJoinsAndLeaves: while Redis is frozen
 // (SIGSTOP) and the layer's subscription connection is being replaced (a
 // dial that waits for the frozen server), joins to new rooms may wait for
@@ -400,17 +413,7 @@ func TestFrozenRedisDoesNotDelayJoinsAndLeaves(t *testing.T) {
 	waitNumSub(t, direct, "video_a", 1)
 	waitNumSub(t, direct, "video_c7", 1)
 
-	if err := r.Proc.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	thawed := false
-	thaw := func() {
-		if !thawed {
-			thawed = true
-			_ = r.Proc.Signal(syscall.SIGCONT)
-		}
-	}
-	t.Cleanup(thaw)
+	thaw := freeze(t, r)
 
 	// Joins to new rooms keep the layer busy: one of them soon waits for
 	// the new subscription connection to the frozen server.
