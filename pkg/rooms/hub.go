@@ -10,7 +10,8 @@
 // Fan-out never blocks: each viewer has a one-frame latest-wins slot (see
 // Viewer), and each publisher a bounded queue in front of the layer, sent
 // as one pipeline per round trip (see Publisher), so a stuck viewer or a
-// frozen Redis costs skipped frames, counted, and nothing else. The offers to a room's viewers run on a
+// frozen Redis costs skipped frames, counted, and nothing else. The offers
+// to a room's viewers run on a
 // few fan-out shards, one per core by default (see fanout.go), each keeping
 // its viewers' frames in order; a Publish to the in-process layer returns
 // once the frame is queued to them.

@@ -37,10 +37,11 @@ type queuedFrame struct {
 // while one round trip was in flight goes out in the next one, as one
 // pipeline when the layer is a BatchPublisher, so the rate a room sustains
 // does not depend on the layer's round trip. When the layer is slower than
-// the camera (Redis frozen, say), the queue reaches its bound
-// (PublishQueueFrames, PublishQueueBytes) and the oldest frames are
-// dropped and counted; the WebSocket reader feeding Send keeps reading, so
-// the camera's connection never backs up.
+// the camera (Redis frozen, say), the queue reaches its bounds
+// (PublishQueueFrames, PublishQueueBytes, PublishQueueAge) and the oldest
+// frames are dropped and counted; the WebSocket reader feeding Send keeps
+// reading, so the camera's connection never backs up. Memory stays
+// bounded: the queue holds shared frames, never copies.
 //
 // Send may be called from one goroutine at a time; Close from any.
 type Publisher struct {
