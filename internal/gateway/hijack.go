@@ -32,18 +32,19 @@ type frameHijacker struct {
 	http.ResponseWriter
 	readBuffer   int
 	writeTimeout time.Duration
+	pingInterval time.Duration
 	conn         *sockWriter
 }
 
 // newFrameHijacker returns the wrapper for a connection of role.
 // Publishers receive no frames, but their pongs and close frames go through
 // a sockWriter too: every connection has the same single writer.
-func newFrameHijacker(w http.ResponseWriter, role string, writeTimeout time.Duration) *frameHijacker {
+func newFrameHijacker(w http.ResponseWriter, role string, writeTimeout, pingInterval time.Duration) *frameHijacker {
 	size := seedReadBuffer // the seed's two-way connections and publishers read whole frames
 	if role == roleView {
 		size = viewerReadBuffer
 	}
-	return &frameHijacker{ResponseWriter: w, readBuffer: size, writeTimeout: writeTimeout}
+	return &frameHijacker{ResponseWriter: w, readBuffer: size, writeTimeout: writeTimeout, pingInterval: pingInterval}
 }
 
 // Hijack takes over the connection and returns new buffers over a
@@ -57,7 +58,7 @@ func (h *frameHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	// net/http's buffer. They must end up buffered in the new reader, not
 	// merely behind it: coder/websocket keeps only what is buffered
 	// (Peek(Buffered())) and then resets the reader onto the raw conn.
-	h.conn = newSockWriter(conn, h.writeTimeout)
+	h.conn = newSockWriter(conn, h.writeTimeout, h.pingInterval)
 	size := h.readBuffer
 	var early []byte
 	if n := brw.Reader.Buffered(); n > 0 {

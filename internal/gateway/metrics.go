@@ -77,7 +77,7 @@ func (m *metrics) registerHub(hub *rooms.Hub) {
 			Name: "framecast_frames_published_total", Help: "Frames published to the channel layer.",
 		}, stat(func(s rooms.Stats) float64 { return float64(s.Published) })),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "framecast_publish_dropped_total", Help: "Frames replaced by newer ones before the channel layer took them.",
+			Name: "framecast_publish_dropped_total", Help: "Frames a publisher dropped before the channel layer took them: its queue was full, or they waited past 100 ms.",
 		}, stat(func(s rooms.Stats) float64 { return float64(s.PublishDropped) })),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "framecast_publish_errors_total", Help: "Failed publishes to the channel layer.",

@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/framecast/framecast/pkg/redislayer"
 	"github.com/framecast/framecast/pkg/rooms"
 )
 
@@ -74,7 +75,7 @@ func (c *Config) validateScaleOut() error {
 		return settingError("REDIS_SENTINEL_PASSWORD", "applies to %s_REDIS_SENTINEL_ADDRS only", EnvPrefix)
 	}
 	// Zero values mean the defaults, so a Config built in code without
-	// these fields works (the rooms package applies the same defaults).
+	// these fields works (package redislayer applies the same defaults).
 	if strings.ContainsAny(c.RedisKeyPrefix, " \t\r\n*?[]") {
 		return settingError("REDIS_KEY_PREFIX", "%q must hold no spaces or glob characters", c.RedisKeyPrefix)
 	}
@@ -111,8 +112,8 @@ func orDefault(d, def time.Duration) time.Duration {
 // scaleOut holds what a replica runs only with Redis: its presence
 // heartbeats and its frame cache writer.
 type scaleOut struct {
-	presence *rooms.Presence
-	cache    *rooms.RedisFrameCache
+	presence *redislayer.Presence
+	cache    *redislayer.RedisFrameCache
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 }
@@ -123,7 +124,7 @@ type scaleOut struct {
 func (s *Server) connectRedis() error {
 	cfg := &s.cfg
 	onError := func(op string, _ error) { s.metrics.redisErrors.WithLabelValues(op).Inc() }
-	layerOpts := rooms.RedisOptions{Prefix: cfg.ChannelPrefix, Logger: s.log, OnError: onError}
+	layerOpts := redislayer.RedisOptions{Prefix: cfg.ChannelPrefix, Logger: s.log, OnError: onError}
 	switch cfg.redisMode() {
 	case redisNone:
 		s.layer = rooms.NewMemoryLayer()
@@ -135,7 +136,7 @@ func (s *Server) connectRedis() error {
 		}
 		opt.ContextTimeoutEnabled = true
 		s.redis = redis.NewClient(opt)
-		s.layer = rooms.NewRedisLayer(s.redis, layerOpts)
+		s.layer = redislayer.NewRedisLayer(s.redis, layerOpts)
 	case redisSentinel:
 		// A failover client is a *redis.Client whose connections, the
 		// subscription's included, dial the master the sentinels name now;
@@ -153,7 +154,7 @@ func (s *Server) connectRedis() error {
 			ContextTimeoutEnabled: true,
 		})
 		s.redis = client
-		s.layer = rooms.NewRedisLayer(client, layerOpts)
+		s.layer = redislayer.NewRedisLayer(client, layerOpts)
 	case redisCluster:
 		client := redis.NewClusterClient(&redis.ClusterOptions{
 			Addrs:    trimAll(cfg.RedisClusterAddrs),
@@ -163,19 +164,35 @@ func (s *Server) connectRedis() error {
 			ContextTimeoutEnabled: true,
 		})
 		s.redis = client
-		s.layer = rooms.NewClusterLayer(client, layerOpts)
+		s.layer = redislayer.NewClusterLayer(client, layerOpts)
 	}
 	s.scale = &scaleOut{
-		cache: rooms.NewRedisFrameCache(s.redis, rooms.FrameCacheOptions{
+		cache: redislayer.NewRedisFrameCache(s.redis, redislayer.FrameCacheOptions{
 			KeyPrefix: cfg.RedisKeyPrefix,
 			Interval:  cfg.FrameCacheInterval,
 			TTL:       cfg.FrameCacheTTL,
 			Logger:    s.log,
 			OnError:   onError,
 		}),
+		// Made before the hub, which asks it whether other replicas
+		// publish a room (rooms.Options.Presence); it lists the hub's
+		// rooms once the hub exists.
+		presence: redislayer.NewPresence(s.redis, hubRooms{s}, redislayer.PresenceOptions{
+			KeyPrefix: cfg.RedisKeyPrefix,
+			ReplicaID: cfg.ReplicaID,
+			Interval:  cfg.PresenceInterval,
+			TTL:       cfg.PresenceTTL,
+			Logger:    s.log,
+			OnError:   onError,
+		}),
 	}
 	return nil
 }
+
+// hubRooms lists the server's hub's rooms for its presence.
+type hubRooms struct{ s *Server }
+
+func (h hubRooms) Rooms() []rooms.RoomInfo { return h.s.hub.Rooms() }
 
 // frameCache returns the hub's first-frame cache, or nil without Redis.
 func (s *Server) frameCache() rooms.FrameCache {
@@ -185,6 +202,15 @@ func (s *Server) frameCache() rooms.FrameCache {
 	return s.scale.cache
 }
 
+// publisherPresence returns the hub's view of the other replicas'
+// publishers, or nil without Redis.
+func (s *Server) publisherPresence() rooms.PublisherPresence {
+	if s.scale == nil {
+		return nil
+	}
+	return s.scale.presence
+}
+
 // startScaleOut starts the presence heartbeats and the frame cache writer.
 // Call it once the hub exists.
 func (s *Server) startScaleOut() {
@@ -192,14 +218,6 @@ func (s *Server) startScaleOut() {
 		return
 	}
 	sc := s.scale
-	sc.presence = rooms.NewPresence(s.redis, s.hub, rooms.PresenceOptions{
-		KeyPrefix: s.cfg.RedisKeyPrefix,
-		ReplicaID: s.cfg.ReplicaID,
-		Interval:  s.cfg.PresenceInterval,
-		TTL:       s.cfg.PresenceTTL,
-		Logger:    s.log,
-		OnError:   func(op string, _ error) { s.metrics.redisErrors.WithLabelValues(op).Inc() },
-	})
 	ctx, cancel := context.WithCancel(context.Background())
 	sc.cancel = cancel
 	sc.wg.Add(2)
@@ -211,13 +229,13 @@ func (s *Server) startScaleOut() {
 		defer sc.wg.Done()
 		sc.cache.Run(ctx, s.hub)
 	}()
-	if rl, ok := s.layer.(*rooms.RedisLayer); ok && s.cfg.redisMode() == redisSentinel {
+	if rl, ok := s.layer.(*redislayer.RedisLayer); ok && s.cfg.redisMode() == redisSentinel {
 		// The failover client moves commands to a new master by itself,
 		// but not the layer's subscription: move it on +switch-master.
 		sc.wg.Add(1)
 		go func() {
 			defer sc.wg.Done()
-			rooms.FollowSentinels(ctx, rooms.SentinelOptions{
+			redislayer.FollowSentinels(ctx, redislayer.SentinelOptions{
 				Addrs:      trimAll(s.cfg.RedisSentinelAddrs),
 				MasterName: s.cfg.RedisSentinelMaster,
 				Password:   string(s.cfg.RedisSentinelPassword),

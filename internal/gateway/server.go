@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/framecast/framecast/pkg/redislayer"
 	"github.com/framecast/framecast/pkg/rooms"
 )
 
@@ -73,6 +74,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		PublishTimeout: cfg.PublishTimeout,
 		Logger:         log,
 		Cache:          s.frameCache(),
+		Presence:       s.publisherPresence(),
 	})
 	s.startScaleOut()
 	s.metrics.registerHub(s.hub)
@@ -190,7 +192,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // cfg.ShutdownTimeout. It is the whole life of the gateway process.
 func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	// go-redis logs through a process-wide logger: route it to ours.
-	redis.SetLogger(rooms.RedisLogger{Logger: log})
+	redis.SetLogger(redislayer.RedisLogger{Logger: log})
 	s, err := New(cfg, log)
 	if err != nil {
 		return err

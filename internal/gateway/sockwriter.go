@@ -46,6 +46,7 @@ type sockWriter struct {
 	net.Conn
 	raw     syscall.RawConn // nil unless the connection is a plain *net.TCPConn
 	timeout time.Duration   // a flush that takes longer fails with os.ErrDeadlineExceeded
+	ctlMax  int             // most control writes in a controlWindow
 	onDrain func()          // called by the flusher after it emptied the queue
 	onFail  func(error)     // called by the flusher when a write fails; once
 
@@ -73,11 +74,11 @@ const (
 	scratchSize = 2 * viewerWriteBuffer
 	// maxCopied bounds the bytes a writer holds in copies.
 	maxCopied = 64 << 10
-	// maxControlWrites bounds the writes outside data messages (pongs,
-	// pings, close: coder/websocket writes one per control frame) in any
-	// controlWindow. The gateway pings every 20 s; a peer that makes it
-	// answer hundreds of pings a second (a ping flood costs a core) is cut
-	// off.
+	// maxControlWrites bounds the writes outside data messages that the
+	// peer causes (pongs and close frames; coder/websocket writes one per
+	// control frame) in any controlWindow, besides the gateway's own pings.
+	// A peer that makes it answer hundreds of pings a second (a ping flood
+	// costs a core) is cut off.
 	maxControlWrites = 100
 	controlWindow    = time.Second
 )
@@ -86,13 +87,18 @@ var (
 	// errBacklog says a peer made the gateway queue more than maxCopied bytes.
 	errBacklog = errors.New("gateway: peer does not read: write queue full")
 	// errControlFlood says a peer made the gateway write too many control frames.
-	errControlFlood = fmt.Errorf("gateway: more than %d control frames in %v", maxControlWrites, controlWindow)
+	errControlFlood = fmt.Errorf("gateway: more than %d control frames from the peer in %v", maxControlWrites, controlWindow)
 )
 
-// newSockWriter wraps a hijacked connection. onDrain and onFail are set by
-// the owner before the first write.
-func newSockWriter(conn net.Conn, timeout time.Duration) *sockWriter {
-	w := &sockWriter{Conn: conn, timeout: timeout, onDrain: func() {}, onFail: func(error) {}}
+// newSockWriter wraps a hijacked connection whose flushes time out after
+// timeout and which the gateway pings every pingInterval. onDrain and
+// onFail are set by the owner before the first write.
+func newSockWriter(conn net.Conn, timeout, pingInterval time.Duration) *sockWriter {
+	ctlMax := maxControlWrites + 1
+	if pingInterval > 0 {
+		ctlMax += int(controlWindow / pingInterval)
+	}
+	w := &sockWriter{Conn: conn, timeout: timeout, ctlMax: ctlMax, onDrain: func() {}, onFail: func(error) {}}
 	w.wv.call = w.wv.do
 	if tc, ok := conn.(*net.TCPConn); ok {
 		if raw, err := tc.SyscallConn(); err == nil {
@@ -132,7 +138,7 @@ func (w *sockWriter) Write(p []byte) (int, error) {
 		if now := time.Now(); now.Sub(w.ctlStart) > controlWindow {
 			w.ctlStart, w.ctlCount = now, 0
 		}
-		if w.ctlCount++; w.ctlCount > maxControlWrites {
+		if w.ctlCount++; w.ctlCount > w.ctlMax {
 			w.failLocked(errControlFlood)
 			return 0, w.err
 		}

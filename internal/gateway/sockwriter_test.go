@@ -34,7 +34,7 @@ func tcpPair(t *testing.T, timeout time.Duration) (*sockWriter, *net.TCPConn) {
 	t.Cleanup(func() { client.Close(); server.Close() })
 	_ = server.(*net.TCPConn).SetWriteBuffer(16 << 10)
 	_ = client.(*net.TCPConn).SetReadBuffer(16 << 10)
-	w := newSockWriter(server, timeout)
+	w := newSockWriter(server, timeout, 20*time.Second)
 	if w.raw == nil {
 		t.Fatal("a TCP connection has no RawConn")
 	}
@@ -235,11 +235,11 @@ func TestSockWriterControlFlood(t *testing.T) {
 	pong := []byte{0x8A, 0}
 	var err error
 	n := 0
-	for ; n <= maxControlWrites && err == nil; n++ {
+	for ; n <= w.ctlMax && err == nil; n++ {
 		_, err = w.Write(pong)
 	}
-	if !errors.Is(err, errControlFlood) || n != maxControlWrites+1 {
-		t.Fatalf("write %d: %v, want errControlFlood at write %d", n, err, maxControlWrites+1)
+	if !errors.Is(err, errControlFlood) || n != w.ctlMax+1 || w.ctlMax != maxControlWrites+1 {
+		t.Fatalf("write %d: %v, want errControlFlood at write %d (limit %d)", n, err, w.ctlMax+1, w.ctlMax)
 	}
 	if e := classify(fmt.Errorf("failed to write control frame: %w", err)); e.reason != endControlFlood {
 		t.Fatalf("classified as %s", closeTable[e.reason].label)

@@ -91,7 +91,7 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	fh := newFrameHijacker(w, role, s.cfg.WriteTimeout)
+	fh := newFrameHijacker(w, role, s.cfg.WriteTimeout, s.cfg.PingInterval)
 	c, err := websocket.Accept(fh, r, &websocket.AcceptOptions{
 		InsecureSkipVerify: true,                          // checkOrigin did it
 		CompressionMode:    websocket.CompressionDisabled, // JPEG does not compress

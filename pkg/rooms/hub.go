@@ -9,9 +9,9 @@
 //
 // Fan-out never blocks: each viewer has a short latest-frame-wins queue (at
 // most MaxBehindFrames frames spanning MaxBehind, see Viewer), and each
-// publisher a latest-wins slot in front of the layer (see Publisher), so a
-// stuck viewer or a frozen Redis costs skipped frames, counted, and nothing
-// else. The offers to a room's viewers run on a
+// publisher a bounded queue in front of the layer, sent as one pipeline per
+// round trip (see Publisher), so a stuck viewer or a frozen Redis costs
+// skipped frames, counted, and nothing else. The offers to a room's viewers run on a
 // few fan-out shards, one per core by default (see fanout.go), each keeping
 // its viewers' frames in order; a Publish to the in-process layer returns
 // once the frame is queued to them.
@@ -51,6 +51,11 @@ type Options struct {
 	Cache FrameCache
 	// CacheTimeout bounds the Cache lookup at Join. Default 200ms.
 	CacheTimeout time.Duration
+	// Presence, if set, tells whether other replicas have live publishers
+	// of a room: a room whose last local publisher leaves is announced
+	// offline only when none has (see Publisher.Close). Nil means this
+	// replica's publishers are the only ones.
+	Presence PublisherPresence
 	// FanoutShards is how many goroutines at most offer frames to viewers
 	// at once (see fanout.go). 0 means GOMAXPROCS; 1 means the goroutine
 	// delivering a frame offers it to every viewer itself, one delivery at
@@ -71,8 +76,8 @@ type Hub struct {
 	shards []*fanoutShard // at least one; a single one is inline
 	start  time.Time      // the origin of now's monotonic clock
 
-	subMu      sync.Mutex // serializes subscription changes; guards subscribed
-	subscribed map[string]bool
+	subMu      sync.Mutex           // guards subscribed; never held across a layer call (see syncSubscription)
+	subscribed map[string]*subState // rooms subscribed, or with a layer call in flight
 
 	published      atomic.Uint64
 	publishErrors  atomic.Uint64
@@ -98,7 +103,7 @@ func NewHub(layer Layer, opts Options) *Hub {
 		opts:       opts,
 		log:        opts.Logger,
 		rooms:      make(map[string]*Room),
-		subscribed: make(map[string]bool),
+		subscribed: make(map[string]*subState),
 		start:      time.Now(),
 	}
 	for i := range opts.FanoutShards {
@@ -190,43 +195,105 @@ func (h *Hub) join(ctx context.Context, room string, notify func(*Viewer)) (*Vie
 }
 
 // Leave removes v from its room, and unsubscribes the replica from the room
-// if v was its last local viewer. It is idempotent.
+// if v was its last local viewer. It is idempotent, and it never waits for
+// the layer: the unsubscription runs on a goroutine of its own.
 func (h *Hub) Leave(v *Viewer) {
 	r := v.room
 	h.mu.Lock()
 	r.viewers.Store(r.viewers.Load().without(v))
 	h.dropIfEmpty(r)
 	h.mu.Unlock()
-	h.syncSubscription(context.Background(), r.name)
+	h.syncSubscriptionLater(r.name)
+}
+
+// subState is one room's subscription as the hub last asked the layer for
+// it. Guarded by Hub.subMu.
+type subState struct {
+	subscribed bool // the last layer call for the room was Subscribe (a failed one too: the layer retries)
+	busy       bool // a goroutine is calling the layer for the room
+}
+
+// wantSubscribed reports whether room has local viewers.
+func (h *Hub) wantSubscribed(room string) bool {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	r := h.rooms[room]
+	return r != nil && len(r.viewers.Load().all) > 0
 }
 
 // syncSubscription subscribes or unsubscribes room so that the replica is
-// subscribed exactly while the room has local viewers. Changes are
-// serialized, so a leave racing a join never leaves the room unsubscribed.
+// subscribed exactly while the room has local viewers.
+//
+// Concurrency: each room has at most one layer call in flight, made by the
+// goroutine that found the room's state to change (subState.busy); after
+// each call it reads the wanted state again and calls again until the two
+// agree, so a leave racing a join never leaves a room with viewers
+// unsubscribed. Anyone else finding the room busy returns at once. subMu is
+// held only to read and flip the state, never across a layer call: a slow
+// or frozen Redis delays only the calls for rooms whose subscription
+// changes, never a join to a room already subscribed. The call runs on
+// this goroutine: after a first viewer's Join the room is subscribed (or
+// the attempt failed, and the layer retries).
 func (h *Hub) syncSubscription(ctx context.Context, room string) {
+	h.startSubscriptionChange(ctx, room, true)
+}
+
+// syncSubscriptionLater is syncSubscription on a goroutine of its own, for
+// Leave, which never waits for the layer.
+func (h *Hub) syncSubscriptionLater(room string) {
+	h.startSubscriptionChange(context.Background(), room, false)
+}
+
+// startSubscriptionChange marks room busy and changes its subscription, on
+// this goroutine with wait, else on a new one, if it needs a change and
+// nobody is changing it already.
+func (h *Hub) startSubscriptionChange(ctx context.Context, room string, wait bool) {
 	h.subMu.Lock()
-	defer h.subMu.Unlock()
-	h.mu.RLock()
-	r := h.rooms[room]
-	want := r != nil && len(r.viewers.Load().all) > 0
-	h.mu.RUnlock()
-	if want == h.subscribed[room] {
+	s := h.subscribed[room]
+	if s == nil {
+		s = &subState{}
+	}
+	want := h.wantSubscribed(room)
+	if s.busy || want == s.subscribed {
+		h.subMu.Unlock()
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.opts.PublishTimeout)
-	defer cancel()
-	if want {
-		h.subscribed[room] = true
-		if err := h.layer.Subscribe(ctx, room, h.deliver); err != nil {
-			// The layer keeps the subscription and restores it when it
-			// reconnects; frames flow once it is back.
-			h.log.Warn("subscribe failed; the layer will retry", "room", room, "err", err)
+	s.busy = true
+	h.subscribed[room] = s
+	h.subMu.Unlock()
+	if wait {
+		h.changeSubscription(ctx, room, s, want)
+		return
+	}
+	go h.changeSubscription(context.Background(), room, s, want)
+}
+
+// changeSubscription calls the layer for room, which s says is busy, until
+// the room's subscription is as wanted, then clears s.busy.
+func (h *Hub) changeSubscription(ctx context.Context, room string, s *subState, want bool) {
+	for {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.opts.PublishTimeout)
+		if want {
+			if err := h.layer.Subscribe(cctx, room, h.deliver); err != nil {
+				// The layer keeps the subscription and restores it when it
+				// reconnects; frames flow once it is back.
+				h.log.Warn("subscribe failed; the layer will retry", "room", room, "err", err)
+			}
+		} else if err := h.layer.Unsubscribe(cctx, room); err != nil {
+			h.log.Warn("unsubscribe failed", "room", room, "err", err)
 		}
-		return
-	}
-	delete(h.subscribed, room)
-	if err := h.layer.Unsubscribe(ctx, room); err != nil {
-		h.log.Warn("unsubscribe failed", "room", room, "err", err)
+		cancel()
+		h.subMu.Lock()
+		s.subscribed = want
+		if want = h.wantSubscribed(room); want == s.subscribed {
+			s.busy = false
+			if !s.subscribed {
+				delete(h.subscribed, room)
+			}
+			h.subMu.Unlock()
+			return
+		}
+		h.subMu.Unlock()
 	}
 }
 
@@ -316,7 +383,7 @@ type Stats struct {
 	Rooms          int
 	Viewers        int
 	Published      uint64 // frames handed to the layer by local publishers
-	PublishDropped uint64 // frames a publisher replaced before the layer took them
+	PublishDropped uint64 // frames a publisher dropped before the layer took them (its queue was full)
 	PublishErrors  uint64 // failed publishes to the layer
 	Relayed        uint64 // messages the layer delivered to this replica's rooms
 	BadMessages    uint64 // layer messages that did not parse

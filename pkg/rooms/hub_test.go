@@ -599,25 +599,39 @@ func TestPublisherSendNeverBlocks(t *testing.T) {
 	case <-time.After(3 * time.Second):
 		t.Fatal("Send blocked while the layer was blocked")
 	}
-	if s := hub.Stats(); s.PublishDropped != n-1 || s.Published != 0 {
-		t.Fatalf("Stats() = %+v, want %d dropped, 0 published", s, n-1)
+	const q = rooms.PublishQueueFrames
+	if s := hub.Stats(); s.PublishDropped != n-q || s.Published != 0 {
+		t.Fatalf("Stats() = %+v, want %d dropped, 0 published", s, n-q)
 	}
 
-	// Once the layer moves, the newest frame goes out and nothing else.
+	// Once the layer moves, the newest frames of the bounded queue go out,
+	// in order, ending with the newest, and nothing else (frames that
+	// waited past PublishQueueAge are dropped too, all but the newest).
 	close(layer.release)
 	testenv.WaitFor(t, 2*time.Second, "the newest frame to be published", func() error {
-		got := layer.published()
-		if len(got) != 2 || got[0] != 1 || got[1] != n+1 {
-			return fmt.Errorf("published seqs %v, want [1 %d]", got, n+1)
+		if got := layer.published(); len(got) < 2 || got[len(got)-1] != n+1 {
+			return fmt.Errorf("published seqs %v, want frame %d last", got, n+1)
 		}
 		return nil
 	})
-	p.Close()
-	if got := layer.published(); len(got) != 3 || got[2] != n+1 {
-		t.Fatalf("published %v, want an offline event with seq %d last", got, n+1)
+	got := layer.published()
+	if len(got) > q+1 || got[0] != 1 {
+		t.Fatalf("published %v: want frame 1, then at most %d queued frames", got, q)
 	}
-	if s := hub.Stats(); s.Published != 2 || s.PublishErrors != 0 {
-		t.Fatalf("Stats() = %+v, want 2 published, no errors", s)
+	for i := 2; i < len(got); i++ {
+		if got[i] != got[i-1]+1 {
+			t.Fatalf("published %v: queued frames out of order or with gaps", got)
+		}
+	}
+	if s := hub.Stats(); s.Published != uint64(len(got)) || s.PublishDropped != n+1-uint64(len(got)) {
+		t.Fatalf("Stats() = %+v after publishing %d frames of %d", s, len(got), n+1)
+	}
+	p.Close()
+	if after := layer.published(); len(after) != len(got)+1 || after[len(got)] != n+1 {
+		t.Fatalf("published %v, want an offline event with seq %d last", after, n+1)
+	}
+	if s := hub.Stats(); s.Published != uint64(len(got)) || s.PublishErrors != 0 {
+		t.Fatalf("Stats() = %+v, want %d published (the offline event is not a frame), no errors", s, len(got))
 	}
 }
 

@@ -17,7 +17,10 @@ type Handler func(room string, msg []byte)
 // that share it, like a Django Channels group. A frame published to a room
 // reaches every subscriber of that room on every replica, once per replica.
 //
-// Implementations must be safe for concurrent use.
+// Implementations must be safe for concurrent use. The hub makes at most
+// one Subscribe or Unsubscribe call per room at a time, and calls for
+// different rooms concurrently: one room's slow call must not hold up
+// another room's.
 type Layer interface {
 	// Publish sends msg to every replica subscribed to room.
 	Publish(ctx context.Context, room string, msg []byte) error
@@ -32,6 +35,32 @@ type Layer interface {
 	Close() error
 }
 
+// BatchPublisher is implemented by a layer that can publish several
+// messages of one room in one round trip (a Redis pipeline). A Publisher
+// hands it every frame queued while its previous round trip was in flight.
+type BatchPublisher interface {
+	// PublishBatch sends msgs to every replica subscribed to room, in
+	// order, as Publish would one by one. A non-nil error means some of
+	// them may not have been sent; the hub counts them all as failed.
+	PublishBatch(ctx context.Context, room string, msgs [][]byte) error
+}
+
+// PublisherPresence is what the hub asks of the replicas' shared presence
+// (Options.Presence; redislayer.Presence implements it), so that a room
+// is announced offline only when no replica has a publisher of it.
+// Its methods must be safe for concurrent use.
+type PublisherPresence interface {
+	// PublishedElsewhere reports whether a replica other than this one
+	// has a live publisher of room: one that sent a frame recently. It
+	// must return within ctx's deadline.
+	PublishedElsewhere(ctx context.Context, room string) (bool, error)
+	// PublishersChanged says that this replica's first frame from a new
+	// publisher of room was sent, or its last publisher of room left, so
+	// that the other replicas learn it now rather than at the next
+	// heartbeat. It must not block.
+	PublishersChanged(room string)
+}
+
 // ErrLayerClosed is returned by a Layer's methods after Close.
 var ErrLayerClosed = errors.New("rooms: channel layer closed")
 
@@ -44,7 +73,10 @@ type MemoryLayer struct {
 	closed   bool
 }
 
-var _ Layer = (*MemoryLayer)(nil)
+var (
+	_ Layer          = (*MemoryLayer)(nil)
+	_ BatchPublisher = (*MemoryLayer)(nil)
+)
 
 // NewMemoryLayer returns an empty in-process channel layer.
 func NewMemoryLayer() *MemoryLayer {
@@ -61,6 +93,16 @@ func (m *MemoryLayer) Publish(_ context.Context, room string, msg []byte) error 
 	}
 	if h != nil {
 		h(room, msg)
+	}
+	return nil
+}
+
+// PublishBatch delivers msgs to room's handler, in order.
+func (m *MemoryLayer) PublishBatch(ctx context.Context, room string, msgs [][]byte) error {
+	for _, msg := range msgs {
+		if err := m.Publish(ctx, room, msg); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package rooms_test
+package redislayer_test
 
 import (
 	"context"
@@ -7,7 +7,9 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 
 	"github.com/framecast/framecast/internal/testenv"
 	"github.com/framecast/framecast/pkg/frames"
+	"github.com/framecast/framecast/pkg/redislayer"
 	"github.com/framecast/framecast/pkg/rooms"
 )
 
@@ -22,14 +25,14 @@ import (
 // client, RedisLayer and Hub, like a gateway process.
 type replica struct {
 	client *redis.Client
-	layer  *rooms.RedisLayer
+	layer  *redislayer.RedisLayer
 	hub    *rooms.Hub
 }
 
 func newReplica(t testing.TB, r *testenv.Redis) *replica {
 	t.Helper()
 	client := redis.NewClient(&redis.Options{Addr: r.Addr()})
-	layer := rooms.NewRedisLayer(client, rooms.RedisOptions{Logger: quietLogger()})
+	layer := redislayer.NewRedisLayer(client, redislayer.RedisOptions{Logger: quietLogger()})
 	t.Cleanup(func() {
 		layer.Close()
 		client.Close()
@@ -94,7 +97,7 @@ type sender struct {
 
 func (s *sender) send() uint64 {
 	seq := s.seq.Add(1)
-	s.p.Send(frame(s.t, seq))
+	s.p.Send(scFrame(s.t, seq))
 	return seq
 }
 
@@ -155,7 +158,7 @@ func TestRedisRelayBetweenHubs(t *testing.T) {
 	}
 	s := &sender{t: t, p: p}
 	f := s.sendUntilReceived(b1, 1, 3*time.Second)
-	if f.Room != "room" || string(f.JPEG) != string(testJPEG) {
+	if f.Room != "room" || string(f.JPEG) != string(scJPEG) {
 		t.Fatalf("frame from A arrived at B as room %q with %d JPEG bytes", f.Room, len(f.JPEG))
 	}
 	receive(t, b2, f.Seq)
@@ -298,7 +301,7 @@ func TestRedisLayerCloseLeavesNoGoroutines(t *testing.T) {
 	before := runtime.NumGoroutine()
 
 	client := redis.NewClient(&redis.Options{Addr: r.Addr()})
-	layer := rooms.NewRedisLayer(client, rooms.RedisOptions{Logger: quietLogger()})
+	layer := redislayer.NewRedisLayer(client, redislayer.RedisOptions{Logger: quietLogger()})
 	hub := rooms.NewHub(layer, rooms.Options{Logger: quietLogger()})
 	v := join(t, hub, "room")
 	p, err := hub.NewPublisher("room")
@@ -316,7 +319,7 @@ func TestRedisLayerCloseLeavesNoGoroutines(t *testing.T) {
 	if err := layer.Ready(context.Background()); !errors.Is(err, rooms.ErrLayerClosed) {
 		t.Errorf("Ready() after Close = %v, want ErrLayerClosed", err)
 	}
-	if err := layer.Publish(context.Background(), "room", msg(1)); !errors.Is(err, rooms.ErrLayerClosed) {
+	if err := layer.Publish(context.Background(), "room", scFrame(t, 1).Binary()); !errors.Is(err, rooms.ErrLayerClosed) {
 		t.Errorf("Publish() after Close = %v, want ErrLayerClosed", err)
 	}
 	if err := layer.Close(); err != nil {
@@ -337,7 +340,7 @@ func TestRedisLayerCloseWhileDown(t *testing.T) {
 	r := testenv.StartRedis(t)
 	before := runtime.NumGoroutine()
 	client := redis.NewClient(&redis.Options{Addr: r.Addr()})
-	layer := rooms.NewRedisLayer(client, rooms.RedisOptions{Logger: quietLogger()})
+	layer := redislayer.NewRedisLayer(client, redislayer.RedisOptions{Logger: quietLogger()})
 	hub := rooms.NewHub(layer, rooms.Options{Logger: quietLogger()})
 	join(t, hub, "room")
 	waitNumSub(t, client, "video_room", 1)
@@ -366,6 +369,170 @@ func TestRedisLayerCloseWhileDown(t *testing.T) {
 	testenv.WaitFor(t, 3*time.Second, "goroutines to exit", func() error {
 		if n := runtime.NumGoroutine(); n > before {
 			return fmt.Errorf("%d goroutines, %d before the layer started", n, before)
+		}
+		return nil
+	})
+}
+
+// freeze stops r with SIGSTOP and returns the function that resumes it
+// (SIGCONT), which also runs when the test ends; it is idempotent.
+func freeze(t *testing.T, r *testenv.Redis) (thaw func()) {
+	t.Helper()
+	if err := r.Proc.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatalf("failed to freeze redis-server: %v", err)
+	}
+	var once sync.Once
+	thaw = func() { once.Do(func() { _ = r.Proc.Signal(syscall.SIGCONT) }) }
+	t.Cleanup(thaw)
+	return thaw
+}
+
+// TestFrozenRedisDoesNotDelayJoinsAndLeaves: while Redis is frozen
+// (SIGSTOP) and the layer's subscription connection is being replaced (a
+// dial that waits for the frozen server), joins to new rooms may wait for
+// the layer, but a join to a room already subscribed and any leave return
+// at once.
+func TestFrozenRedisDoesNotDelayJoinsAndLeaves(t *testing.T) {
+	r := testenv.StartRedis(t)
+	client := redis.NewClient(&redis.Options{Addr: r.Addr(), ReadTimeout: 3 * time.Second, MaxRetries: -1})
+	layer := redislayer.NewRedisLayer(client, redislayer.RedisOptions{Logger: quietLogger(), IdleTimeout: 100 * time.Millisecond})
+	t.Cleanup(func() {
+		layer.Close()
+		client.Close()
+	})
+	hub := rooms.NewHub(layer, rooms.Options{Logger: quietLogger(), PublishTimeout: 2 * time.Second})
+	direct := redis.NewClient(&redis.Options{Addr: r.Addr()})
+	t.Cleanup(func() { direct.Close() })
+
+	keep := join(t, hub, "a") // room a stays subscribed throughout
+	const nLast = 8
+	last := make([]*rooms.Viewer, nLast) // the only viewers of rooms c0..c7
+	for i := range last {
+		last[i] = join(t, hub, fmt.Sprintf("c%d", i))
+	}
+	waitNumSub(t, direct, "video_a", 1)
+	waitNumSub(t, direct, "video_c7", 1)
+
+	thaw := freeze(t, r)
+
+	// Joins to new rooms keep the layer busy: one of them soon waits for
+	// the new subscription connection to the frozen server.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var newViewers []*rooms.Viewer
+	var newMu sync.Mutex
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				v, err := hub.Join(context.Background(), fmt.Sprintf("b%d", i))
+				if err == nil {
+					newMu.Lock()
+					newViewers = append(newViewers, v)
+					newMu.Unlock()
+				}
+			}()
+		}
+	}()
+
+	const bound = 200 * time.Millisecond
+	timed := func(what string, f func()) {
+		t.Helper()
+		start := time.Now()
+		f()
+		if d := time.Since(start); d > bound {
+			t.Errorf("%s took %v with Redis frozen, want < %v", what, d, bound)
+		}
+	}
+	// Over 1.5 s: the read loop gives up on the frozen connection after
+	// 2 × IdleTimeout and starts replacing it well within that.
+	deadline := time.Now().Add(1500 * time.Millisecond)
+	for i := 0; time.Now().Before(deadline) && !t.Failed(); i++ {
+		var v *rooms.Viewer
+		timed("a join to a subscribed room", func() { v = join(t, hub, "a") })
+		timed("a leave of a room with viewers left", func() { hub.Leave(v) })
+		if i < nLast {
+			timed("the last viewer's leave", func() { hub.Leave(last[i]) })
+		}
+		time.Sleep(50 * time.Millisecond) // pace the probes over the freeze
+	}
+	close(stop)
+
+	// Once Redis answers again, every room is subscribed as its viewers say.
+	thaw()
+	wg.Wait()
+	for i := range nLast {
+		hub.Leave(last[i]) // idempotent: the loop may have ended early
+	}
+	waitNumSub(t, direct, "video_a", 1)
+	for i := range nLast {
+		waitNumSub(t, direct, fmt.Sprintf("video_c%d", i), 0)
+	}
+	waitNumSub(t, direct, "video_b0", 1)
+	newMu.Lock()
+	for _, v := range newViewers {
+		hub.Leave(v)
+	}
+	newMu.Unlock()
+	hub.Leave(keep)
+	waitNumSub(t, direct, "video_a", 0)
+}
+
+// TestRedisLayerReconnectRacingSubscriptions: rooms subscribed and
+// unsubscribed while the subscription connection is being replaced end up
+// subscribed exactly as asked. (replace used to list the channels before
+// taking the mutex that Subscribe holds, so a room subscribed in between
+// was left on the closed connection until the next replacement.)
+func TestRedisLayerReconnectRacingSubscriptions(t *testing.T) {
+	r := testenv.StartRedis(t)
+	client := redis.NewClient(&redis.Options{Addr: r.Addr()})
+	layer := redislayer.NewRedisLayer(client, redislayer.RedisOptions{Logger: quietLogger()})
+	direct := redis.NewClient(&redis.Options{Addr: r.Addr()})
+	t.Cleanup(func() {
+		layer.Close()
+		client.Close()
+		direct.Close()
+	})
+	ctx := context.Background()
+	const rounds, perRound = 30, 20
+	var chans []string
+	for k := range rounds {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			layer.Reconnect()
+		}()
+		for i := range perRound {
+			room := fmt.Sprintf("r%d_%d", k, i)
+			_ = layer.Subscribe(ctx, room, func(string, []byte) {}) // on a closed connection: logged, the layer restores it
+			if i%2 == 1 {
+				_ = layer.Unsubscribe(ctx, room)
+			}
+			chans = append(chans, "video_"+room)
+		}
+		<-done
+	}
+	testenv.WaitFor(t, 5*time.Second, "every room subscribed as asked", func() error {
+		m, err := direct.PubSubNumSub(ctx, chans...).Result()
+		if err != nil {
+			return err
+		}
+		var wrong []string
+		for i, ch := range chans {
+			if want := int64(1 - i%2); m[ch] != want {
+				wrong = append(wrong, fmt.Sprintf("%s=%d", ch, m[ch]))
+			}
+		}
+		if len(wrong) > 0 {
+			return fmt.Errorf("%d rooms wrong: %v", len(wrong), wrong[:min(len(wrong), 5)])
 		}
 		return nil
 	})

@@ -1,4 +1,4 @@
-package rooms
+package redislayer
 
 import (
 	"context"
@@ -14,6 +14,8 @@ import (
 	"unsafe"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/framecast/framecast/pkg/rooms"
 )
 
 // ClusterLayer is a channel layer on Redis Cluster's sharded pub/sub
@@ -43,11 +45,16 @@ type ClusterLayer struct {
 	opts   RedisOptions
 	log    *slog.Logger
 
-	handlers sync.Map // channel name -> roomHandler; read by the read loops
+	handlers sync.Map // channel name -> roomHandler; written under mu, read by the read loops without it
 
 	closed atomic.Bool // set under mu by Close; read without it by Publish and Ready
 
-	mu     sync.Mutex              // guards everything below, and each shard's chans and pendingUnsub
+	// mu guards everything below, and each shard's chans and pendingUnsub.
+	// It is never held across a round trip or a dial (CLUSTER SLOTS,
+	// SSUBSCRIBE on a connection still connecting, closing a connection):
+	// a frozen node delays only the calls that go to it, never the other
+	// shards' rooms.
+	mu     sync.Mutex
 	rooms  map[string]*clusterRoom // channel name -> subscribed room
 	shards map[string]*shardSub    // node address -> its subscription connection
 	slots  []slotRange             // slot owners from the last CLUSTER SLOTS, sorted
@@ -82,7 +89,10 @@ type slotRange struct {
 	addr       string
 }
 
-var _ Layer = (*ClusterLayer)(nil)
+var (
+	_ rooms.Layer          = (*ClusterLayer)(nil)
+	_ rooms.BatchPublisher = (*ClusterLayer)(nil)
+)
 
 // NewClusterLayer starts a channel layer on a Redis Cluster client. The
 // layer does not own client: Close stops the layer's subscriptions, and the
@@ -121,7 +131,7 @@ func (l *ClusterLayer) Channel(room string) string { return l.opts.Prefix + room
 // client routes to the node owning the channel's slot.
 func (l *ClusterLayer) Publish(ctx context.Context, room string, msg []byte) error {
 	if l.closed.Load() {
-		return ErrLayerClosed
+		return rooms.ErrLayerClosed
 	}
 	if err := l.client.SPublish(ctx, l.Channel(room), msg).Err(); err != nil {
 		l.onError("publish", err)
@@ -130,37 +140,68 @@ func (l *ClusterLayer) Publish(ctx context.Context, room string, msg []byte) err
 	return nil
 }
 
+// PublishBatch sends msgs to room's channel, in order, as one pipeline of
+// SPUBLISH commands: one round trip to the node owning the channel's slot.
+func (l *ClusterLayer) PublishBatch(ctx context.Context, room string, msgs [][]byte) error {
+	if l.closed.Load() {
+		return rooms.ErrLayerClosed
+	}
+	return publishPipelined(ctx, l.client.Pipeline(), l.Channel(room), msgs, l.onError,
+		func(p redis.Pipeliner, ch string, msg []byte) { p.SPublish(ctx, ch, msg) })
+}
+
 // Subscribe subscribes room's channel on the connection to the node that
 // owns its slot. If that fails the subscription is still recorded, and the
 // layer makes it when the cluster answers again; the error is returned for
 // logging.
-func (l *ClusterLayer) Subscribe(ctx context.Context, room string, h Handler) error {
+func (l *ClusterLayer) Subscribe(ctx context.Context, room string, h rooms.Handler) error {
 	ch := l.Channel(room)
-	l.handlers.Store(ch, roomHandler{room: room, h: h})
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if l.closed.Load() {
-		return ErrLayerClosed
+		l.mu.Unlock()
+		return rooms.ErrLayerClosed
 	}
+	l.handlers.Store(ch, roomHandler{room: room, h: h})
 	cr := l.rooms[ch]
 	if cr == nil {
 		cr = &clusterRoom{}
 		l.rooms[ch] = cr
 	}
-	if cr.shard != nil {
+	placed, needSlots := cr.shard != nil, len(l.slots) == 0
+	l.mu.Unlock()
+	if placed {
 		return nil
 	}
-	if len(l.slots) == 0 {
-		if err := l.loadSlotsLocked(ctx); err != nil {
-			l.onError("subscribe", err)
-			l.kickLocked()
-			return fmt.Errorf("failed to subscribe to %q: %w", ch, err)
-		}
-	}
-	if err := l.placeLocked(ctx, ch, cr); err != nil {
+	fail := func(err error) error {
 		l.onError("subscribe", err)
+		l.mu.Lock()
 		l.kickLocked()
+		l.mu.Unlock()
 		return fmt.Errorf("failed to subscribe to %q: %w", ch, err)
+	}
+	if needSlots {
+		slots, err := l.loadSlots(ctx)
+		if err != nil {
+			return fail(err)
+		}
+		l.mu.Lock()
+		if len(l.slots) == 0 {
+			l.slots = slots
+		}
+		l.mu.Unlock()
+	}
+	l.mu.Lock()
+	if l.closed.Load() || l.rooms[ch] != cr || cr.shard != nil {
+		l.mu.Unlock()
+		return nil // unsubscribed, or placed by the resync loop, meanwhile
+	}
+	s, err := l.assignLocked(ch, cr)
+	l.mu.Unlock()
+	if err != nil {
+		return fail(err)
+	}
+	if err := l.ssubscribe(ctx, s, ch); err != nil {
+		return fail(err)
 	}
 	return nil
 }
@@ -168,34 +209,38 @@ func (l *ClusterLayer) Subscribe(ctx context.Context, room string, h Handler) er
 // Unsubscribe unsubscribes room's channel.
 func (l *ClusterLayer) Unsubscribe(ctx context.Context, room string) error {
 	ch := l.Channel(room)
-	l.handlers.Delete(ch)
 	l.mu.Lock()
-	defer l.mu.Unlock()
+	l.handlers.Delete(ch)
 	cr := l.rooms[ch]
 	delete(l.rooms, ch)
 	if cr == nil || cr.shard == nil || l.closed.Load() {
+		l.mu.Unlock()
 		return nil // Close dropped every subscription
 	}
 	s := cr.shard
 	delete(s.chans, ch)
 	if len(s.chans) == 0 {
 		l.dropShardLocked(s)
+		l.mu.Unlock()
 		return nil
 	}
 	s.pendingUnsub[ch]++
+	l.mu.Unlock()
 	if err := s.ps.SUnsubscribe(ctx, ch); err != nil {
 		l.onError("unsubscribe", err)
+		l.mu.Lock()
 		l.breakShardLocked(s)
+		l.mu.Unlock()
 		return fmt.Errorf("failed to unsubscribe from %q: %w", ch, err)
 	}
 	return nil
 }
 
 // Ready returns nil when the cluster answers PING and every subscribed room
-// has a live subscription connection, and ErrLayerClosed after Close.
+// has a live subscription connection, and rooms.ErrLayerClosed after Close.
 func (l *ClusterLayer) Ready(ctx context.Context) error {
 	if l.closed.Load() {
-		return ErrLayerClosed
+		return rooms.ErrLayerClosed
 	}
 	if err := l.client.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("redis cluster unreachable: %w", err)
@@ -214,7 +259,7 @@ func (l *ClusterLayer) Ready(ctx context.Context) error {
 }
 
 // Close stops the read loops and closes the subscription connections.
-// Later calls of the layer's methods return ErrLayerClosed (Unsubscribe:
+// Later calls of the layer's methods return rooms.ErrLayerClosed (Unsubscribe:
 // nil); Close is idempotent.
 func (l *ClusterLayer) Close() error {
 	l.mu.Lock()
@@ -263,13 +308,13 @@ func (l *ClusterLayer) kickLocked() {
 	}
 }
 
-// loadSlotsLocked reads the slot owners with CLUSTER SLOTS.
-func (l *ClusterLayer) loadSlotsLocked(ctx context.Context) error {
+// loadSlots reads the slot owners with CLUSTER SLOTS. Call it without mu.
+func (l *ClusterLayer) loadSlots(ctx context.Context) ([]slotRange, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	cs, err := l.client.ClusterSlots(ctx).Result()
 	if err != nil {
-		return fmt.Errorf("failed to read cluster slots: %w", err)
+		return nil, fmt.Errorf("failed to read cluster slots: %w", err)
 	}
 	slots := make([]slotRange, 0, len(cs))
 	for _, s := range cs {
@@ -279,11 +324,10 @@ func (l *ClusterLayer) loadSlotsLocked(ctx context.Context) error {
 		slots = append(slots, slotRange{start: s.Start, end: s.End, addr: s.Nodes[0].Addr})
 	}
 	if len(slots) == 0 {
-		return errors.New("failed to read cluster slots: no slot has a master")
+		return nil, errors.New("failed to read cluster slots: no slot has a master")
 	}
 	sort.Slice(slots, func(i, j int) bool { return slots[i].start < slots[j].start })
-	l.slots = slots
-	return nil
+	return slots, nil
 }
 
 // ownerLocked returns the address of the master that owns slot.
@@ -295,11 +339,13 @@ func (l *ClusterLayer) ownerLocked(slot int) (string, error) {
 	return "", fmt.Errorf("no master owns slot %d", slot)
 }
 
-// placeLocked subscribes ch on the connection to its slot's owner.
-func (l *ClusterLayer) placeLocked(ctx context.Context, ch string, cr *clusterRoom) error {
+// assignLocked records ch on the connection to its slot's owner, opening
+// it if needed (without dialing yet). The caller then calls ssubscribe
+// without mu.
+func (l *ClusterLayer) assignLocked(ch string, cr *clusterRoom) (*shardSub, error) {
 	addr, err := l.ownerLocked(HashSlot(ch))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	s := l.shards[addr]
 	if s == nil {
@@ -307,10 +353,29 @@ func (l *ClusterLayer) placeLocked(ctx context.Context, ch string, cr *clusterRo
 	}
 	s.chans[ch] = true
 	cr.shard = s
-	// One channel per SSUBSCRIBE: a command's channels must share a slot.
-	if err := s.ps.SSubscribe(ctx, ch); err != nil {
+	return s, nil
+}
+
+// ssubscribe sends SSUBSCRIBE ch on s, which assignLocked chose; call it
+// without mu. One channel per SSUBSCRIBE: a command's channels must share
+// a slot. A room unsubscribed or moved while the command was on its way
+// is unsubscribed there again, so no connection keeps a channel nobody
+// wants.
+func (l *ClusterLayer) ssubscribe(ctx context.Context, s *shardSub, ch string) error {
+	err := s.ps.SSubscribe(ctx, ch)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err != nil {
 		l.breakShardLocked(s)
 		return err
+	}
+	if cr := l.rooms[ch]; (cr == nil || cr.shard != s) && l.shards[s.addr] == s && !l.closed.Load() {
+		// The connection answered SSUBSCRIBE just now: this write does
+		// not wait.
+		s.pendingUnsub[ch]++
+		if err := s.ps.SUnsubscribe(ctx, ch); err != nil {
+			l.breakShardLocked(s)
+		}
 	}
 	return nil
 }
@@ -335,13 +400,19 @@ func (l *ClusterLayer) newShardLocked(addr string) *shardSub {
 }
 
 // dropShardLocked closes s, which holds no channel the layer still wants.
+// The connection closes on a goroutine of its own: closing waits for a
+// dial in progress, which must not hold mu.
 func (l *ClusterLayer) dropShardLocked(s *shardSub) {
 	if l.shards[s.addr] == s {
 		delete(l.shards, s.addr)
 	}
 	s.cancel()
-	_ = s.ps.Close()
-	_ = s.client.Close()
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		_ = s.ps.Close()
+		_ = s.client.Close()
+	}()
 }
 
 // breakShardLocked closes a failed connection and leaves its rooms for the
@@ -398,10 +469,9 @@ func (l *ClusterLayer) resyncLoop() {
 }
 
 // resyncOnce reads CLUSTER SLOTS and subscribes every waiting room, and any
-// room whose slot moved, on its owner.
+// room whose slot moved, on its owner. It holds mu only to decide; the
+// commands and dials run without it.
 func (l *ClusterLayer) resyncOnce() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	if l.closed.Load() {
 		return nil
 	}
@@ -412,11 +482,23 @@ func (l *ClusterLayer) resyncOnce() error {
 	}
 	ctx, cancel := context.WithTimeout(l.ctx, 5*time.Second)
 	defer cancel()
-	if err := l.loadSlotsLocked(ctx); err != nil {
+	slots, err := l.loadSlots(ctx)
+	if err != nil {
 		l.down.Store(true)
 		return err
 	}
+	type move struct {
+		s  *shardSub
+		ch string
+	}
+	var leave, join []move
 	var firstErr error
+	l.mu.Lock()
+	if l.closed.Load() {
+		l.mu.Unlock()
+		return nil
+	}
+	l.slots = slots
 	for ch, cr := range l.rooms {
 		owner, err := l.ownerLocked(HashSlot(ch))
 		if err != nil {
@@ -434,15 +516,31 @@ func (l *ClusterLayer) resyncOnce() error {
 				l.dropShardLocked(old)
 			} else {
 				old.pendingUnsub[ch]++
-				if err := old.ps.SUnsubscribe(ctx, ch); err != nil {
-					l.breakShardLocked(old)
-				}
+				leave = append(leave, move{old, ch})
 			}
 		}
-		if err := l.placeLocked(ctx, ch, cr); err != nil {
-			firstErr = firstOf(firstErr, fmt.Errorf("failed to subscribe to %q on %s: %w", ch, owner, err))
+		s, err := l.assignLocked(ch, cr)
+		if err != nil {
+			firstErr = firstOf(firstErr, err)
+			continue
+		}
+		join = append(join, move{s, ch})
+	}
+	l.mu.Unlock()
+	for _, m := range leave {
+		if err := m.s.ps.SUnsubscribe(ctx, m.ch); err != nil {
+			l.mu.Lock()
+			l.breakShardLocked(m.s)
+			l.mu.Unlock()
 		}
 	}
+	for _, m := range join {
+		if err := l.ssubscribe(ctx, m.s, m.ch); err != nil {
+			firstErr = firstOf(firstErr, fmt.Errorf("failed to subscribe to %q on %s: %w", m.ch, m.s.addr, err))
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	for _, cr := range l.rooms {
 		if cr.shard == nil {
 			firstErr = firstOf(firstErr, errors.New("a room is still waiting for a subscription"))
@@ -578,6 +676,7 @@ func nodeOptions(co *redis.ClusterOptions, addr string) *redis.Options {
 		ReadTimeout:                co.ReadTimeout,
 		WriteTimeout:               co.WriteTimeout,
 		TLSConfig:                  co.TLSConfig,
+		ContextTimeoutEnabled:      co.ContextTimeoutEnabled,
 		MaxRetries:                 -1, // the layer retries, on the right node
 		PoolSize:                   1,
 		DisableIdentity:            co.DisableIdentity,

@@ -1,11 +1,13 @@
-package rooms_test
+package redislayer_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 
 	"github.com/framecast/framecast/internal/testenv"
 	"github.com/framecast/framecast/pkg/frames"
+	"github.com/framecast/framecast/pkg/redislayer"
 	"github.com/framecast/framecast/pkg/rooms"
 )
 
@@ -64,7 +67,7 @@ func TestPresenceAcrossReplicas(t *testing.T) {
 	r := testenv.StartRedis(t)
 	client := scClient(t, r)
 	ctx := context.Background()
-	opts := rooms.PresenceOptions{KeyPrefix: "t1:", Interval: 100 * time.Millisecond, TTL: 500 * time.Millisecond,
+	opts := redislayer.PresenceOptions{KeyPrefix: "t1:", Interval: 100 * time.Millisecond, TTL: 500 * time.Millisecond,
 		CacheFor: time.Millisecond, Logger: slog.New(slog.DiscardHandler)}
 
 	// Replica A: a publisher and a viewer of lobby. Replica B: two viewers
@@ -89,7 +92,7 @@ func TestPresenceAcrossReplicas(t *testing.T) {
 
 	oa, ob := opts, opts
 	oa.ReplicaID, ob.ReplicaID = "replica-a", "replica-b"
-	pa, pb := rooms.NewPresence(client, ha, oa), rooms.NewPresence(client, hb, ob)
+	pa, pb := redislayer.NewPresence(client, ha, oa), redislayer.NewPresence(client, hb, ob)
 	ctxA, stopA := context.WithCancel(ctx)
 	ctxB, stopB := context.WithCancel(ctx)
 	doneA, doneB := make(chan struct{}), make(chan struct{})
@@ -114,7 +117,7 @@ func TestPresenceAcrossReplicas(t *testing.T) {
 		}
 		return nil
 	}
-	for _, p := range []*rooms.Presence{pa, pb} {
+	for _, p := range []*redislayer.Presence{pa, pb} {
 		testenv.WaitFor(t, 5*time.Second, "both replicas' rooms summed on "+p.ReplicaID(), func() error {
 			got, err := p.Rooms(ctx)
 			if err != nil {
@@ -132,7 +135,7 @@ func TestPresenceAcrossReplicas(t *testing.T) {
 	// which this test sets tiny.
 	opts2 := ob
 	opts2.Interval = time.Hour // beats once, at start; then silent
-	silent := rooms.NewPresence(client, hb, opts2)
+	silent := redislayer.NewPresence(client, hb, opts2)
 	stopB()
 	<-doneB
 	if err := silent.Beat(ctx); err != nil { // B's last word, then silence
@@ -180,7 +183,7 @@ func TestPresenceWithoutRedisListsLocalRooms(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer h.Leave(v)
-	p := rooms.NewPresence(client, h, rooms.PresenceOptions{Logger: slog.New(slog.DiscardHandler)})
+	p := redislayer.NewPresence(client, h, redislayer.PresenceOptions{Logger: slog.New(slog.DiscardHandler)})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	got, err := p.Rooms(ctx)
@@ -196,12 +199,12 @@ func TestFrameCache(t *testing.T) {
 	r := testenv.StartRedis(t)
 	client := scClient(t, r)
 	ctx := context.Background()
-	opts := rooms.FrameCacheOptions{KeyPrefix: "t2:", Interval: 200 * time.Millisecond, TTL: 2 * time.Second,
+	opts := redislayer.FrameCacheOptions{KeyPrefix: "t2:", Interval: 200 * time.Millisecond, TTL: 2 * time.Second,
 		Logger: slog.New(slog.DiscardHandler)}
 
 	// Replica A has the publisher and writes the cache.
 	ha := scHub(t, rooms.Options{})
-	writer := rooms.NewRedisFrameCache(client, opts)
+	writer := redislayer.NewRedisFrameCache(client, opts)
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { writer.Run(runCtx, ha); close(done) }()
@@ -209,8 +212,8 @@ func TestFrameCache(t *testing.T) {
 
 	// Replica B reads it at Join (with its own reader: reads are reused
 	// for Interval, and this test's polling must not warm B's).
-	reader := rooms.NewRedisFrameCache(scClient(t, r), opts)
-	hb := scHub(t, rooms.Options{Cache: rooms.NewRedisFrameCache(scClient(t, r), opts)})
+	reader := redislayer.NewRedisFrameCache(scClient(t, r), opts)
+	hb := scHub(t, rooms.Options{Cache: redislayer.NewRedisFrameCache(scClient(t, r), opts)})
 
 	if f, err := reader.Latest(ctx, "cam"); err != nil || f != nil {
 		t.Fatalf("Latest of a room never published: %v, %v", f, err)
@@ -292,7 +295,7 @@ func TestFrameCacheDownDoesNotDelayJoin(t *testing.T) {
 	port := testenv.FreePort(t)
 	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + strconv.Itoa(port), MaxRetries: -1})
 	defer client.Close()
-	cache := rooms.NewRedisFrameCache(client, rooms.FrameCacheOptions{Logger: slog.New(slog.DiscardHandler)})
+	cache := redislayer.NewRedisFrameCache(client, redislayer.FrameCacheOptions{Logger: slog.New(slog.DiscardHandler)})
 	h := scHub(t, rooms.Options{Cache: cache, CacheTimeout: 100 * time.Millisecond})
 	start := time.Now()
 	v, err := h.Join(context.Background(), "cam")
@@ -306,4 +309,65 @@ func TestFrameCacheDownDoesNotDelayJoin(t *testing.T) {
 	if f := v.TryNext(); f != nil {
 		t.Fatalf("got frame %d from a cache that is down", f.Seq)
 	}
+}
+
+// TestFrameCacheRetriesDeleteAfterFailedWrite: the DEL of a room whose
+// publisher left while Redis was unreachable is sent once Redis is back,
+// rather than lost with the failed write round (the stale frame would
+// otherwise be served as the room's first frame for the whole TTL).
+func TestFrameCacheRetriesDeleteAfterFailedWrite(t *testing.T) {
+	r := testenv.StartRedis(t)
+	direct := scClient(t, r)
+	px := testenv.StartProxy(t, r.Addr(), 0)
+	client := redis.NewClient(&redis.Options{Addr: px.Addr(), MaxRetries: -1, ContextTimeoutEnabled: true,
+		DialTimeout: 200 * time.Millisecond})
+	t.Cleanup(func() { client.Close() })
+	var failures atomic.Int64
+	opts := redislayer.FrameCacheOptions{KeyPrefix: "t3:", Interval: 50 * time.Millisecond, TTL: time.Minute,
+		Logger: quietLogger(), OnError: func(string, error) { failures.Add(1) }}
+	h := scHub(t, rooms.Options{})
+	writer := redislayer.NewRedisFrameCache(client, opts)
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { writer.Run(ctx, h); close(done) }()
+	defer func() { stop(); <-done }()
+
+	pub, err := h.NewPublisher("cam")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub.Send(scFrame(t, 1))
+	exists := func() int64 {
+		n, err := direct.Exists(context.Background(), "t3:last:cam").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	testenv.WaitFor(t, 2*time.Second, "the frame cached", func() error {
+		if exists() != 1 {
+			return errors.New("not cached yet")
+		}
+		return nil
+	})
+
+	px.Cut()
+	pub.Close()
+	before := failures.Load()
+	testenv.WaitFor(t, 2*time.Second, "a write round to fail", func() error {
+		if failures.Load() <= before {
+			return errors.New("no failed write yet")
+		}
+		return nil
+	})
+	if exists() != 1 {
+		t.Fatal("the key was deleted while the proxy was cut: the test proves nothing")
+	}
+	px.Restore()
+	testenv.WaitFor(t, 2*time.Second, "the cached frame deleted after Redis came back", func() error {
+		if exists() != 0 {
+			return errors.New("still cached")
+		}
+		return nil
+	})
 }

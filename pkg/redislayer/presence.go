@@ -1,4 +1,4 @@
-package rooms
+package redislayer
 
 import (
 	"context"
@@ -15,29 +15,9 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/framecast/framecast/pkg/rooms"
 )
-
-// RoomSummary describes one room across every replica: the sums of the
-// replicas' local viewers and publishers.
-type RoomSummary struct {
-	Name       string    `json:"name"`
-	Viewers    int       `json:"viewers"`
-	Publishers int       `json:"publishers"`
-	Live       bool      `json:"live"`
-	LastFrame  time.Time `json:"last_frame,omitzero"`
-	Replicas   int       `json:"replicas"` // replicas with local viewers or publishers of the room
-}
-
-// Summarize turns one replica's local rooms into summaries, for a gateway
-// that runs alone.
-func Summarize(local []RoomInfo) []RoomSummary {
-	out := make([]RoomSummary, 0, len(local))
-	for _, r := range local {
-		out = append(out, RoomSummary{Name: r.Name, Viewers: r.Viewers, Publishers: r.Publishers,
-			Live: r.Live, LastFrame: r.LastFrame, Replicas: 1})
-	}
-	return out
-}
 
 // PresenceOptions configures a Presence. The zero value is usable.
 type PresenceOptions struct {
@@ -69,7 +49,7 @@ type PresenceOptions struct {
 // Key layout (KeyPrefix "framecast:"):
 //
 //	framecast:presence:<replica>  string, PX TTL: this replica's local rooms,
-//	                              JSON {"replica","at","rooms":[RoomInfo...]}
+//	                              JSON {"replica","at","rooms":[rooms.RoomInfo...]}
 //	framecast:replicas            sorted set: member <replica>, score = the
 //	                              unix ms at which its presence key expires
 //
@@ -85,19 +65,28 @@ type PresenceOptions struct {
 // Presence is safe for concurrent use.
 type Presence struct {
 	client redis.UniversalClient
-	hub    *Hub
+	hub    RoomLister
 	opts   PresenceOptions
 	log    *slog.Logger
 
+	kick chan struct{} // buffered, size 1: beat now (PublishersChanged)
+
 	mu       sync.Mutex
-	cached   []RoomSummary
+	cached   []rooms.RoomSummary
 	cachedAt time.Time
 	failing  bool
 }
 
+// RoomLister lists a replica's local rooms: what presence announces.
+// *rooms.Hub satisfies it. Rooms must be safe for concurrent use and must
+// not block.
+type RoomLister interface {
+	Rooms() []rooms.RoomInfo
+}
+
 // NewPresence returns the presence of hub's replica on client. It does not
 // own client. Call Run to start the heartbeats.
-func NewPresence(client redis.UniversalClient, hub *Hub, opts PresenceOptions) *Presence {
+func NewPresence(client redis.UniversalClient, hub RoomLister, opts PresenceOptions) *Presence {
 	if opts.KeyPrefix == "" {
 		opts.KeyPrefix = "framecast:"
 	}
@@ -119,6 +108,7 @@ func NewPresence(client redis.UniversalClient, hub *Hub, opts PresenceOptions) *
 	return &Presence{
 		client: client,
 		hub:    hub,
+		kick:   make(chan struct{}, 1),
 		opts:   opts,
 		log:    opts.Logger.With("component", "presence", "replica", opts.ReplicaID),
 	}
@@ -144,9 +134,9 @@ func (p *Presence) indexKey() string          { return p.opts.KeyPrefix + "repli
 
 // presenceRecord is the JSON stored in a replica's presence key.
 type presenceRecord struct {
-	Replica string     `json:"replica"`
-	At      int64      `json:"at"` // unix ms of the heartbeat
-	Rooms   []RoomInfo `json:"rooms"`
+	Replica string           `json:"replica"`
+	At      int64            `json:"at"` // unix ms of the heartbeat
+	Rooms   []rooms.RoomInfo `json:"rooms"`
 }
 
 // Run beats every Interval until ctx ends, then removes this replica's
@@ -161,8 +151,47 @@ func (p *Presence) Run(ctx context.Context) {
 			p.leave()
 			return
 		case <-t.C:
+		case <-p.kick:
 		}
 	}
+}
+
+var _ rooms.PublisherPresence = (*Presence)(nil)
+
+// PublishersChanged makes Run beat now, so that the other replicas see a
+// new publisher of room, or the last one leaving, at once rather than at
+// the next heartbeat. It never blocks.
+func (p *Presence) PublishersChanged(string) {
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
+// PublishedElsewhere reports whether another live replica has a live
+// publisher of room: one whose replica saw the room's newest frame no
+// longer than TTL (plus a heartbeat Interval) ago. A replica whose old
+// connection of a camera that moved elsewhere has not timed out yet lists
+// a publisher too, but its frames stop: it counts only for TTL after its
+// last frame. It reads Redis each time (no reuse): call it when a room's
+// last local publisher leaves, not per frame.
+func (p *Presence) PublishedElsewhere(ctx context.Context, room string) (bool, error) {
+	recs, err := p.read(ctx)
+	if err != nil {
+		p.onError("presence_read", err)
+		return false, err
+	}
+	// A record is up to Interval old; replicas' clocks are assumed to
+	// agree to well within TTL.
+	oldest := time.Now().Add(-p.opts.TTL - p.opts.Interval)
+	for _, rec := range recs {
+		for _, r := range rec.Rooms {
+			if r.Name == room && r.Publishers > 0 && r.Live && r.LastFrame.After(oldest) {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
 }
 
 func (p *Presence) beatLogged(ctx context.Context) {
@@ -215,7 +244,7 @@ func (p *Presence) leave() {
 // replica's own rooms as they are now rather than as of its last beat. When
 // Redis cannot be read it returns this replica's rooms and the error; either
 // answer is reused for CacheFor.
-func (p *Presence) Rooms(ctx context.Context) ([]RoomSummary, error) {
+func (p *Presence) Rooms(ctx context.Context) ([]rooms.RoomSummary, error) {
 	p.mu.Lock()
 	if p.cached != nil && time.Since(p.cachedAt) < p.opts.CacheFor {
 		out := p.cached
@@ -230,7 +259,7 @@ func (p *Presence) Rooms(ctx context.Context) ([]RoomSummary, error) {
 		p.onError("presence_read", err)
 		// Reused like a good read, so that while Redis is down page views
 		// do not each wait for it.
-		out := Summarize(local)
+		out := rooms.Summarize(local)
 		p.mu.Lock()
 		p.cached, p.cachedAt = out, time.Now()
 		p.mu.Unlock()
@@ -279,16 +308,16 @@ func (p *Presence) read(ctx context.Context) ([]presenceRecord, error) {
 }
 
 // merge sums the replicas' rooms by name.
-func merge(recs []presenceRecord) []RoomSummary {
-	byName := map[string]*RoomSummary{}
+func merge(recs []presenceRecord) []rooms.RoomSummary {
+	byName := map[string]*rooms.RoomSummary{}
 	for _, rec := range recs {
 		for _, r := range rec.Rooms {
-			if !ValidName(r.Name) {
+			if !rooms.ValidName(r.Name) {
 				continue
 			}
 			s := byName[r.Name]
 			if s == nil {
-				s = &RoomSummary{Name: r.Name}
+				s = &rooms.RoomSummary{Name: r.Name}
 				byName[r.Name] = s
 			}
 			s.Viewers += r.Viewers
@@ -300,7 +329,7 @@ func merge(recs []presenceRecord) []RoomSummary {
 			s.Replicas++
 		}
 	}
-	out := make([]RoomSummary, 0, len(byName))
+	out := make([]rooms.RoomSummary, 0, len(byName))
 	for _, s := range byName {
 		out = append(out, *s)
 	}

@@ -1,4 +1,4 @@
-package rooms_test
+package redislayer_test
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/framecast/framecast/internal/testenv"
+	"github.com/framecast/framecast/pkg/redislayer"
 	"github.com/framecast/framecast/pkg/rooms"
 )
 
@@ -29,14 +30,32 @@ func TestHashSlot(t *testing.T) {
 		{"hash_tag", 2515},
 		{"123456789", 12739},
 		{"video_a", 4783},
-		{"{}video_a", rooms.HashSlot("{}video_a")}, // empty tag: whole key
+		{"{}video_a", redislayer.HashSlot("{}video_a")}, // empty tag: whole key
 		{"", 0},
 	} {
 		t.Run(tc.key, func(t *testing.T) {
-			if got := rooms.HashSlot(tc.key); got != tc.slot {
+			if got := redislayer.HashSlot(tc.key); got != tc.slot {
 				t.Fatalf("HashSlot(%q) = %d, want %d", tc.key, got, tc.slot)
 			}
 		})
+	}
+}
+
+// slotOwner returns the master address of each slot, as CLUSTER SLOTS
+// says now.
+func slotOwner(t *testing.T, c *redis.ClusterClient) func(slot int) string {
+	t.Helper()
+	slots, err := c.ClusterSlots(context.Background()).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(slot int) string {
+		for _, s := range slots {
+			if s.Start <= slot && slot <= s.End {
+				return s.Nodes[0].Addr
+			}
+		}
+		return ""
 	}
 }
 
@@ -72,7 +91,7 @@ func pickClusterRooms(t *testing.T, prefix string, owner func(slot int) string, 
 				t.Fatalf("no room name hashes to %s", want)
 			}
 			room := "r" + strconv.Itoa(i)
-			slot := rooms.HashSlot(prefix + room)
+			slot := redislayer.HashSlot(prefix + room)
 			if !used[slot] && owner(slot) == want {
 				used[slot] = true
 				out = append(out, room)
@@ -93,35 +112,24 @@ func TestClusterLayerShardedPubSub(t *testing.T) {
 	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	prefix := fmt.Sprintf("t%d_video_", time.Now().UnixNano()%100000)
-	opts := rooms.RedisOptions{Prefix: prefix, Logger: quiet, IdleTimeout: time.Second}
+	opts := redislayer.RedisOptions{Prefix: prefix, Logger: quiet, IdleTimeout: time.Second}
 	ca, cb := newClient(), newClient()
-	la := rooms.NewClusterLayer(ca, opts) // the replica with the publisher
-	lb := rooms.NewClusterLayer(cb, opts) // the replica with the viewers
+	la := redislayer.NewClusterLayer(ca, opts) // the replica with the publisher
+	lb := redislayer.NewClusterLayer(cb, opts) // the replica with the viewers
 	t.Cleanup(func() { la.Close(); lb.Close() })
 
-	slots, err := ca.ClusterSlots(ctx).Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	owner := func(slot int) string {
-		for _, s := range slots {
-			if s.Start <= slot && slot <= s.End {
-				return s.Nodes[0].Addr
-			}
-		}
-		return ""
-	}
+	owner := slotOwner(t, ca)
 	n0, n1 := cluster.Nodes[0].Addr(), cluster.Nodes[1].Addr()
 	// x and z share node 0 on different slots; y is on node 1.
 	rs := pickClusterRooms(t, prefix, owner, n0, n1, n0)
 	x, y, z := rs[0], rs[1], rs[2]
 	for _, r := range rs {
-		if got := cluster.NodeFor(t, prefix+r); got.Addr() != owner(rooms.HashSlot(prefix+r)) {
-			t.Fatalf("room %s: HashSlot routes to %s, CLUSTER KEYSLOT to %s", r, owner(rooms.HashSlot(prefix+r)), got.Addr())
+		if got := cluster.NodeFor(t, prefix+r); got.Addr() != owner(redislayer.HashSlot(prefix+r)) {
+			t.Fatalf("room %s: HashSlot routes to %s, CLUSTER KEYSLOT to %s", r, owner(redislayer.HashSlot(prefix+r)), got.Addr())
 		}
 	}
 	t.Logf("rooms %s and %s on %s (slots %d, %d), %s on %s (slot %d)", x, z, n0,
-		rooms.HashSlot(prefix+x), rooms.HashSlot(prefix+z), y, n1, rooms.HashSlot(prefix+y))
+		redislayer.HashSlot(prefix+x), redislayer.HashSlot(prefix+z), y, n1, redislayer.HashSlot(prefix+y))
 
 	rec := newClusterRecorder()
 	for _, r := range rs {
@@ -151,7 +159,7 @@ func TestClusterLayerShardedPubSub(t *testing.T) {
 		return out
 	}
 	subscribedOnOwnerOnly := func(room string) error {
-		want := owner(rooms.HashSlot(prefix + room))
+		want := owner(redislayer.HashSlot(prefix + room))
 		for a, n := range shardSubs(room) {
 			if a == want && n != 1 || a != want && n != 0 {
 				return fmt.Errorf("room %s: SHARDNUMSUB %v, want 1 on %s only", room, shardSubs(room), want)
@@ -250,7 +258,7 @@ func TestClusterLayerShardedPubSub(t *testing.T) {
 		// Move y's slot (it holds no keys) from node 1 to node 2. Node 1
 		// then drops y's subscribers with a SUNSUBSCRIBE of its own.
 		n2 := cluster.Nodes[2].Addr()
-		slot := strconv.Itoa(rooms.HashSlot(prefix + y))
+		slot := strconv.Itoa(redislayer.HashSlot(prefix + y))
 		id := func(addr string) string {
 			s, err := nodes[addr].ClusterMyID(ctx).Result()
 			if err != nil {
@@ -274,16 +282,12 @@ func TestClusterLayerShardedPubSub(t *testing.T) {
 				t.Fatalf("%v on %s: %v", s.args, s.addr, err)
 			}
 		}
+		before := owner
 		owner = func(slot int) string {
-			if slot == rooms.HashSlot(prefix+y) {
+			if slot == redislayer.HashSlot(prefix+y) {
 				return n2
 			}
-			for _, s := range slots {
-				if s.Start <= slot && slot <= s.End {
-					return s.Nodes[0].Addr
-				}
-			}
-			return ""
+			return before(slot)
 		}
 		testenv.WaitFor(t, 5*time.Second, "y subscribed on its new shard only", func() error {
 			return subscribedOnOwnerOnly(y)
@@ -337,7 +341,7 @@ func TestClusterLayerWithoutCluster(t *testing.T) {
 	client := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{"127.0.0.1:" + strconv.Itoa(port)},
 		DialTimeout: 200 * time.Millisecond})
 	defer client.Close()
-	l := rooms.NewClusterLayer(client, rooms.RedisOptions{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	l := redislayer.NewClusterLayer(client, redislayer.RedisOptions{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	defer l.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
@@ -370,8 +374,8 @@ func TestClusterLayerWithoutCluster(t *testing.T) {
 // A room's channel lives on the shard that owns its hash slot; rooms that
 // must share a shard can share a hash tag.
 func ExampleHashSlot() {
-	fmt.Println(rooms.HashSlot("video_lobby"))
-	fmt.Println(rooms.HashSlot("video_{site1}_cam1") == rooms.HashSlot("video_{site1}_cam2"))
+	fmt.Println(redislayer.HashSlot("video_lobby"))
+	fmt.Println(redislayer.HashSlot("video_{site1}_cam1") == redislayer.HashSlot("video_{site1}_cam2"))
 	// Output:
 	// 8673
 	// true
@@ -379,6 +383,61 @@ func ExampleHashSlot() {
 
 func BenchmarkHashSlot(b *testing.B) {
 	for b.Loop() {
-		rooms.HashSlot("video_lobby_camera_1")
+		redislayer.HashSlot("video_lobby_camera_1")
+	}
+}
+
+// TestClusterLayerFrozenNodeDoesNotDelayOtherShards: while one master is
+// frozen (SIGSTOP) and the layer resubscribes its rooms (CLUSTER SLOTS, a
+// dial that waits for the frozen node), rooms on the other masters are
+// subscribed and unsubscribed at once.
+func TestClusterLayerFrozenNodeDoesNotDelayOtherShards(t *testing.T) {
+	cluster := testenv.StartRedisCluster(t, 3)
+	ctx := context.Background()
+	client := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cluster.Addrs(), ContextTimeoutEnabled: true})
+	t.Cleanup(func() { client.Close() })
+	prefix := fmt.Sprintf("t%d_video_", time.Now().UnixNano()%100000)
+	l := redislayer.NewClusterLayer(client, redislayer.RedisOptions{Prefix: prefix, Logger: quietLogger(),
+		IdleTimeout: 200 * time.Millisecond})
+	t.Cleanup(func() { l.Close() })
+	owner := slotOwner(t, client)
+	frozen, n1 := cluster.Nodes[0], cluster.Nodes[1].Addr()
+	rs := pickClusterRooms(t, prefix, owner, frozen.Addr(), n1, n1)
+	x, y, w := rs[0], rs[1], rs[2] // x on the node to freeze; y stays, w comes and goes on another
+	noop := func(string, []byte) {}
+	for _, r := range []string{x, y} {
+		if err := l.Subscribe(ctx, r, noop); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.WaitFor(t, 5*time.Second, "layer ready", func() error { return l.Ready(ctx) })
+
+	thaw := freeze(t, frozen)
+	// 1.5 s: the layer gives up on the frozen node's connection after
+	// 2 × IdleTimeout and resyncs; the cluster itself marks the node
+	// failed only after its 2 s node timeout, which the test stays under.
+	const bound = 200 * time.Millisecond
+	for deadline := time.Now().Add(1500 * time.Millisecond); time.Now().Before(deadline) && !t.Failed(); {
+		for _, call := range []struct {
+			what string
+			do   func() error
+		}{
+			{"Subscribe", func() error { return l.Subscribe(ctx, w, noop) }},
+			{"Unsubscribe", func() error { return l.Unsubscribe(ctx, w) }},
+		} {
+			start := time.Now()
+			if err := call.do(); err != nil {
+				t.Errorf("%s of a room on a healthy node: %v", call.what, err)
+			}
+			if d := time.Since(start); d > bound {
+				t.Errorf("%s of a room on a healthy node took %v with another node frozen, want < %v", call.what, d, bound)
+			}
+		}
+		time.Sleep(50 * time.Millisecond) // pace the probes over the freeze
+	}
+	thaw()
+	testenv.WaitFor(t, 10*time.Second, "layer ready after the thaw", func() error { return l.Ready(ctx) })
+	if got := l.Shards(); got[prefix+x] != frozen.Addr() || got[prefix+y] != n1 {
+		t.Fatalf("layer placed channels %v", got)
 	}
 }

@@ -1,4 +1,4 @@
-package rooms
+package redislayer
 
 import (
 	"context"
@@ -12,6 +12,8 @@ import (
 	"unsafe"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/framecast/framecast/pkg/rooms"
 )
 
 // RedisOptions configures a RedisLayer. The zero value is usable.
@@ -47,7 +49,13 @@ type RedisLayer struct {
 	opts   RedisOptions
 	log    *slog.Logger
 
-	mu       sync.Mutex // guards ps and handlers' writers
+	// mu guards ps and every write of handlers (the read loop reads
+	// handlers without it). It is never held across a Redis round trip, so
+	// one room's slow SUBSCRIBE does not hold up the others' calls; go-redis
+	// writes SUBSCRIBE and UNSUBSCRIBE without waiting for the reply, and
+	// serializes them on the one connection, which is slow only while it
+	// (re)connects.
+	mu       sync.Mutex
 	ps       *redis.PubSub
 	handlers sync.Map // channel name -> roomHandler
 
@@ -59,10 +67,13 @@ type RedisLayer struct {
 
 type roomHandler struct {
 	room string
-	h    Handler
+	h    rooms.Handler
 }
 
-var _ Layer = (*RedisLayer)(nil)
+var (
+	_ rooms.Layer          = (*RedisLayer)(nil)
+	_ rooms.BatchPublisher = (*RedisLayer)(nil)
+)
 
 // NewRedisLayer starts a channel layer on client. The layer does not own
 // client: Close stops the layer's subscription, and the caller closes client.
@@ -95,7 +106,7 @@ func (l *RedisLayer) Channel(room string) string { return l.opts.Prefix + room }
 // Publish sends msg to room's channel with one PUBLISH.
 func (l *RedisLayer) Publish(ctx context.Context, room string, msg []byte) error {
 	if l.closed.Load() {
-		return ErrLayerClosed
+		return rooms.ErrLayerClosed
 	}
 	if err := l.client.Publish(ctx, l.Channel(room), msg).Err(); err != nil {
 		l.onError("publish", err)
@@ -104,18 +115,45 @@ func (l *RedisLayer) Publish(ctx context.Context, room string, msg []byte) error
 	return nil
 }
 
+// PublishBatch sends msgs to room's channel, in order, as one pipeline of
+// PUBLISH commands: one round trip for all of them.
+func (l *RedisLayer) PublishBatch(ctx context.Context, room string, msgs [][]byte) error {
+	if l.closed.Load() {
+		return rooms.ErrLayerClosed
+	}
+	return publishPipelined(ctx, l.client.Pipeline(), l.Channel(room), msgs, l.onError,
+		func(p redis.Pipeliner, ch string, msg []byte) { p.Publish(ctx, ch, msg) })
+}
+
+// publishPipelined queues one publish command per message on pipe, with
+// add, and sends them in one round trip.
+func publishPipelined(ctx context.Context, pipe redis.Pipeliner, ch string, msgs [][]byte,
+	onError func(string, error), add func(redis.Pipeliner, string, []byte)) error {
+	for _, msg := range msgs {
+		add(pipe, ch, msg)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		onError("publish", err)
+		return fmt.Errorf("failed to publish %d messages to %q: %w", len(msgs), ch, err)
+	}
+	return nil
+}
+
 // Subscribe subscribes room's channel on the shared connection. If Redis is
 // unreachable the subscription is still recorded, and go-redis makes it when
 // the connection comes back; the error is returned for logging.
-func (l *RedisLayer) Subscribe(ctx context.Context, room string, h Handler) error {
+func (l *RedisLayer) Subscribe(ctx context.Context, room string, h rooms.Handler) error {
 	ch := l.Channel(room)
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if l.closed.Load() {
-		return ErrLayerClosed
+		l.mu.Unlock()
+		return rooms.ErrLayerClosed
 	}
 	l.handlers.Store(ch, roomHandler{room: room, h: h})
-	if err := l.ps.Subscribe(ctx, ch); err != nil {
+	ps := l.ps
+	l.mu.Unlock()
+	// If replace swaps ps meanwhile, it subscribes ch on the new one.
+	if err := ps.Subscribe(ctx, ch); err != nil {
 		l.onError("subscribe", err)
 		return fmt.Errorf("failed to subscribe to %q: %w", ch, err)
 	}
@@ -125,13 +163,15 @@ func (l *RedisLayer) Subscribe(ctx context.Context, room string, h Handler) erro
 // Unsubscribe unsubscribes room's channel.
 func (l *RedisLayer) Unsubscribe(ctx context.Context, room string) error {
 	ch := l.Channel(room)
-	l.handlers.Delete(ch)
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed.Load() {
+	l.handlers.Delete(ch)
+	ps, closed := l.ps, l.closed.Load()
+	l.mu.Unlock()
+	if closed {
 		return nil // Close dropped every subscription, as MemoryLayer's does
 	}
-	if err := l.ps.Unsubscribe(ctx, ch); err != nil {
+	// If replace swaps ps meanwhile, it drops ch from the new one.
+	if err := ps.Unsubscribe(ctx, ch); err != nil {
 		l.onError("unsubscribe", err)
 		return fmt.Errorf("failed to unsubscribe from %q: %w", ch, err)
 	}
@@ -139,10 +179,10 @@ func (l *RedisLayer) Unsubscribe(ctx context.Context, room string) error {
 }
 
 // Ready returns nil when Redis answers PING and the subscription connection
-// is up, and ErrLayerClosed after Close.
+// is up, and rooms.ErrLayerClosed after Close.
 func (l *RedisLayer) Ready(ctx context.Context) error {
 	if l.closed.Load() {
-		return ErrLayerClosed
+		return rooms.ErrLayerClosed
 	}
 	if err := l.client.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("redis unreachable: %w", err)
@@ -154,7 +194,7 @@ func (l *RedisLayer) Ready(ctx context.Context) error {
 }
 
 // Close stops the read loop and closes the subscription connection. Later
-// calls of the layer's methods return ErrLayerClosed; Close is idempotent.
+// calls of the layer's methods return rooms.ErrLayerClosed; Close is idempotent.
 func (l *RedisLayer) Close() error {
 	l.mu.Lock()
 	if l.closed.Swap(true) {
@@ -195,25 +235,50 @@ func (l *RedisLayer) Reconnect() {
 }
 
 // replace closes a subscription connection that stopped answering and opens
-// a new one with the same channels.
+// a new one with the same channels. It holds mu only to swap the
+// connection: subscribing the channels on the new one (a dial, which may
+// wait for a frozen Redis) runs outside it.
 func (l *RedisLayer) replace(ctx context.Context) {
+	l.mu.Lock()
+	if ctx.Err() != nil || l.closed.Load() {
+		l.mu.Unlock()
+		return // Close has closed l.ps; do not open another
+	}
+	chans := l.channelsLocked()
+	_ = l.ps.Close()
+	ps := l.client.Subscribe(ctx)
+	l.ps = ps
+	l.mu.Unlock()
+	if len(chans) == 0 {
+		return
+	}
+	// Records the channels even when Redis is down: go-redis subscribes
+	// them when it connects.
+	_ = ps.Subscribe(ctx, chans...)
+	// A room unsubscribed meanwhile may have sent its UNSUBSCRIBE before
+	// this SUBSCRIBE: drop it again. Under mu, so that a Subscribe of the
+	// room from now on is written after this UNSUBSCRIBE.
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var gone []string
+	for _, ch := range chans {
+		if _, ok := l.handlers.Load(ch); !ok {
+			gone = append(gone, ch)
+		}
+	}
+	if len(gone) > 0 && l.ps == ps && !l.closed.Load() {
+		_ = ps.Unsubscribe(ctx, gone...)
+	}
+}
+
+// channelsLocked lists the subscribed channels. Call it with mu held.
+func (l *RedisLayer) channelsLocked() []string {
 	var chans []string
 	l.handlers.Range(func(k, _ any) bool {
 		chans = append(chans, k.(string))
 		return true
 	})
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if ctx.Err() != nil || l.closed.Load() {
-		return // Close has closed l.ps; do not open another
-	}
-	_ = l.ps.Close()
-	l.ps = l.client.Subscribe(ctx)
-	if len(chans) > 0 {
-		// Records the channels even when Redis is down: go-redis subscribes
-		// them when it connects.
-		_ = l.ps.Subscribe(ctx, chans...)
-	}
+	return chans
 }
 
 // readLoop receives messages and hands them to room handlers. It never
