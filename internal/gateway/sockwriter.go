@@ -251,6 +251,12 @@ func (w *sockWriter) flush() {
 			break
 		}
 		if len(w.pending) == 0 {
+			// The deadline must not outlive the flush: the non-blocking
+			// writes after it would fail with it (RawConn.Write checks it).
+			if err = w.Conn.SetWriteDeadline(time.Time{}); err != nil {
+				w.mu.Unlock()
+				break
+			}
 			w.flushing = false
 			w.copied, w.used = 0, 0
 			w.busy.Store(false)

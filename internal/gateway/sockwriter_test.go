@@ -150,6 +150,34 @@ func mustWrite(t *testing.T, w *sockWriter, p []byte) {
 	}
 }
 
+// TestSockWriterDeadlineEndsWithTheFlush: a flush's write deadline does
+// not outlive it; writes after it, past the deadline, still go out.
+func TestSockWriterDeadlineEndsWithTheFlush(t *testing.T) {
+	w, peer := tcpPair(t, 200*time.Millisecond)
+	var ev events
+	ev.attach(w)
+	go func() { _, _ = io.Copy(io.Discard, peer) }()
+	writeBig(t, w) // more than the socket takes at once: a flush runs
+	testenv.WaitFor(t, 10*time.Second, "the flush to finish", func() error {
+		if w.Busy() {
+			return errors.New("flushing")
+		}
+		return nil
+	})
+	time.Sleep(300 * time.Millisecond) // past the flush's deadline
+	mustWrite(t, w, []byte("after the deadline"))
+	writeBig(t, w)
+	testenv.WaitFor(t, 10*time.Second, "the second flush to finish", func() error {
+		if w.Busy() {
+			return errors.New("flushing")
+		}
+		return nil
+	})
+	if f := ev.failures(); len(f) != 0 {
+		t.Fatalf("writes after a finished flush failed: %v", f)
+	}
+}
+
 // TestSockWriterStallIsTooSlow: a peer that stops reading makes the flush
 // fail once its deadline passes, as a stall; later writes fail at once.
 func TestSockWriterStallIsTooSlow(t *testing.T) {
