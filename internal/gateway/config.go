@@ -41,6 +41,8 @@ type Config struct {
 	JWTPublicKeyFile    string        `envconfig:"GATEWAY_JWT_PUBLIC_KEY_FILE" desc:"PEM public key of RS256 (RSA) or ES256 (P-256) access tokens, instead of JWT_SECRET"`
 	PublishRate         float64       `envconfig:"GATEWAY_PUBLISH_RATE" default:"60" desc:"frames per second one publisher may send; frames over it are dropped; 0 = no limit"`
 	PublishBurst        int           `envconfig:"GATEWAY_PUBLISH_BURST" default:"30" desc:"frames a publisher may send at once over PUBLISH_RATE; more than this many dropped within 2s closes it with 1008"`
+	RoomRate            float64       `envconfig:"GATEWAY_ROOM_RATE" default:"120" desc:"frames per second one room accepts from all its publishers on this replica together; frames over it are dropped and counted; 0 = no limit"`
+	RoomBurst           int           `envconfig:"GATEWAY_ROOM_BURST" default:"60" desc:"frames a room may take at once over ROOM_RATE"`
 	MessageTimeout      time.Duration `envconfig:"GATEWAY_MESSAGE_TIMEOUT" default:"10s" desc:"a message a client started must end within this; slower ones close it with 1008; 0 = no deadline"`
 	ReadBudgetMB        int           `envconfig:"GATEWAY_READ_BUDGET_MB" default:"256" desc:"most memory (MB) all connections together may hold in messages not yet complete; a message that would pass it closes its connection with 1013; 0 = no budget"`
 	MaxConnections      int           `envconfig:"GATEWAY_MAX_CONNECTIONS" default:"10000" desc:"most WebSocket connections on this replica (keep it below the open-file limit); more get 429; 0 = no limit"`
@@ -104,6 +106,12 @@ func (c *Config) Validate() error {
 	}
 	if c.GCFloorMB < 0 || c.GCFloorMB > 1<<20 {
 		return bad("GC_FLOOR_MB", "%d is outside 0..1048576", c.GCFloorMB)
+	}
+	if c.RoomRate < 0 {
+		return bad("ROOM_RATE", "%v must not be negative", c.RoomRate)
+	}
+	if c.RoomRate > 0 && (c.RoomBurst < 0 || c.RoomBurst > 100000) {
+		return bad("ROOM_BURST", "%d is outside 0..100000", c.RoomBurst)
 	}
 	if c.MessageTimeout < 0 {
 		return bad("MESSAGE_TIMEOUT", "%v must not be negative", c.MessageTimeout)

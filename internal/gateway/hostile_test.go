@@ -221,3 +221,40 @@ func TestIdleRoomCostsAboutOneFrame(t *testing.T) {
 		t.Fatalf("an idle room holds %.2f frames of heap, want at most 1.5", perRoom)
 	}
 }
+
+// TestRoomRateHoldsAcrossPublishers: several publishers of one room (each
+// under its own rate) are allowed, but together they get no more than the
+// room's rate; the excess is dropped and counted, and nobody is closed.
+func TestRoomRateHoldsAcrossPublishers(t *testing.T) {
+	const pubs, each, rate, burst = 4, 40, 20, 5
+	_, ts := startInProcess(t, func(c *gateway.Config) { c.RoomRate, c.RoomBurst = rate, burst })
+	msg := frames.AppendBinary(nil, 1, time.Now(), testJPEG(t, 1, 2000))
+	start := time.Now()
+	for range pubs {
+		pub := testenv.Dial(t, wsURL(ts.URL, "flood", "role=publish"), nil)
+		for range each {
+			if err := pub.SendBinary(msg); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	testenv.WaitFor(t, 10*time.Second, "every frame accounted for", func() error {
+		in := testenv.Metric(t, ts.URL, "framecast_frames_in_total")
+		dropped := testenv.Metric(t, ts.URL, `framecast_rejected_total{reason="room_rate"}`)
+		if in+dropped != pubs*each {
+			return fmt.Errorf("%v in + %v dropped of %d", in, dropped, pubs*each)
+		}
+		return nil
+	})
+	elapsed := time.Since(start).Seconds()
+	in := testenv.Metric(t, ts.URL, "framecast_frames_in_total")
+	if max := burst + rate*elapsed + 1; in > max || in < burst {
+		t.Fatalf("room accepted %v frames in %.2f s, want %d to %.0f", in, elapsed, burst, max)
+	}
+	if v := testenv.Metric(t, ts.URL, "framecast_room_rate_dropped_total"); v != pubs*each-in {
+		t.Fatalf("room_rate_dropped_total = %v, want %v", v, pubs*each-in)
+	}
+	if v := testenv.Metric(t, ts.URL, `framecast_connections{role="publish"}`); v != pubs {
+		t.Fatalf("%v publishers connected, want all %d", v, pubs)
+	}
+}

@@ -80,6 +80,9 @@ func (m *metrics) registerHub(hub *rooms.Hub) {
 			Name: "framecast_publish_dropped_total", Help: "Frames a publisher dropped before the channel layer took them: its queue was full, or they waited past 100 ms.",
 		}, stat(func(s rooms.Stats) float64 { return float64(s.PublishDropped) })),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "framecast_room_rate_dropped_total", Help: "Frames dropped because their room was over GATEWAY_ROOM_RATE.",
+		}, stat(func(s rooms.Stats) float64 { return float64(s.RoomRateDrops) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "framecast_publish_errors_total", Help: "Failed publishes to the channel layer.",
 		}, stat(func(s rooms.Stats) float64 { return float64(s.PublishErrors) })),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{

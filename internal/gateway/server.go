@@ -71,6 +71,8 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	s.hub = rooms.NewHub(s.layer, rooms.Options{
 		MaxRooms:       cfg.MaxRooms,
+		RoomRate:       cfg.RoomRate,
+		RoomBurst:      cfg.RoomBurst,
 		PublishTimeout: cfg.PublishTimeout,
 		Logger:         log,
 		Cache:          s.frameCache(),

@@ -349,8 +349,11 @@ func (s *Server) servePublisher(ctx context.Context, k *wsConn) error {
 			}
 			log.Debug("publishing")
 		}
+		if !pub.Send(f) {
+			s.metrics.rejected.WithLabelValues("room_rate").Inc() // the room is over GATEWAY_ROOM_RATE
+			continue
+		}
 		s.metrics.framesIn.Inc()
-		pub.Send(f)
 	}
 }
 

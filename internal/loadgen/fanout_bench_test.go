@@ -60,6 +60,7 @@ func benchFanout(b *testing.B, layer string, nViewers int, format string) {
 	// Through the environment, so that the benchmark follows renamed
 	// fields: unknown settings are ignored.
 	b.Setenv("GATEWAY_PUBLISH_RATE", "0")
+	b.Setenv("GATEWAY_ROOM_RATE", "0")
 	b.Setenv("GATEWAY_MAX_CONNECTIONS", "0")
 	b.Setenv("GATEWAY_MAX_CONNECTIONS_PER_IP", "0")
 	b.Setenv("GATEWAY_LOG_LEVEL", "error")

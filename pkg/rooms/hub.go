@@ -28,6 +28,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/framecast/framecast/pkg/frames"
 )
 
@@ -56,6 +58,16 @@ type Options struct {
 	// offline only when none has (see Publisher.Close). Nil means this
 	// replica's publishers are the only ones.
 	Presence PublisherPresence
+	// RoomRate caps the frames per second a room accepts from all its
+	// local publishers together; frames over it are dropped before the
+	// layer and counted (Stats.RoomRateDropped). A second publisher of a
+	// live room (a camera reconnecting) is allowed, but the room's rate
+	// holds. 0 means no limit. Each replica applies it to its own
+	// publishers.
+	RoomRate float64
+	// RoomBurst is how many frames a room may take at once over RoomRate.
+	// Default 1 second's worth.
+	RoomBurst int
 	// FanoutShards is how many goroutines at most offer frames to viewers
 	// at once (see fanout.go). 0 means GOMAXPROCS; 1 means the goroutine
 	// delivering a frame offers it to every viewer itself, one delivery at
@@ -82,6 +94,7 @@ type Hub struct {
 	published      atomic.Uint64
 	publishErrors  atomic.Uint64
 	publishDropped atomic.Uint64
+	roomRateDrops  atomic.Uint64
 	relayed        atomic.Uint64
 	badMessages    atomic.Uint64
 	skipped        atomic.Uint64
@@ -125,6 +138,7 @@ type Room struct {
 	nextShard  int                       // fan-out shard of the next viewer; guarded by hub.mu
 	jobs       []shardJob                // one per shard; each guarded by its shard's mu
 
+	rate     *rate.Limiter                // frames its publishers may send; nil: no limit
 	last     atomic.Pointer[frames.Frame] // newest image frame seen
 	live     atomic.Bool                  // an image arrived since the last offline event
 	lastSeen atomic.Int64                 // unix nanoseconds of the newest image
@@ -139,6 +153,13 @@ func (h *Hub) roomLocked(name string) (*Room, error) {
 		return nil, fmt.Errorf("%w: limit %d", ErrTooManyRooms, h.opts.MaxRooms)
 	}
 	r := &Room{hub: h, name: name, jobs: make([]shardJob, len(h.shards))}
+	if h.opts.RoomRate > 0 {
+		burst := h.opts.RoomBurst
+		if burst <= 0 {
+			burst = max(1, int(h.opts.RoomRate))
+		}
+		r.rate = rate.NewLimiter(rate.Limit(h.opts.RoomRate), burst)
+	}
 	r.viewers.Store(&viewerSet{byShard: make([][]*Viewer, len(h.shards))})
 	h.rooms[name] = r
 	return r, nil
@@ -384,6 +405,7 @@ type Stats struct {
 	Viewers        int
 	Published      uint64 // frames handed to the layer by local publishers
 	PublishDropped uint64 // frames a publisher dropped before the layer took them (its queue was full)
+	RoomRateDrops  uint64 // frames dropped because their room was over Options.RoomRate
 	PublishErrors  uint64 // failed publishes to the layer
 	Relayed        uint64 // messages the layer delivered to this replica's rooms
 	BadMessages    uint64 // layer messages that did not parse
@@ -400,6 +422,7 @@ func (h *Hub) Stats() Stats {
 	h.mu.RUnlock()
 	s.Published = h.published.Load()
 	s.PublishDropped = h.publishDropped.Load()
+	s.RoomRateDrops = h.roomRateDrops.Load()
 	s.PublishErrors = h.publishErrors.Load()
 	s.Relayed = h.relayed.Load()
 	s.BadMessages = h.badMessages.Load()

@@ -84,8 +84,13 @@ func (h *Hub) NewPublisher(room string) (*Publisher, error) {
 func (p *Publisher) NextSeq() uint64 { return p.seq.Add(1) }
 
 // Send queues f for publishing, dropping the oldest waiting frame when the
-// queue is full.
-func (p *Publisher) Send(f *frames.Frame) {
+// queue is full. It reports false, and drops f, when the room is over its
+// rate (Options.RoomRate).
+func (p *Publisher) Send(f *frames.Frame) bool {
+	if p.room.rate != nil && !f.IsOffline() && !p.room.rate.Allow() {
+		p.hub.roomRateDrops.Add(1)
+		return false
+	}
 	f.Room = p.room.name
 	p.lastSeq.Store(f.Seq)
 	if !p.sent.Swap(true) && p.hub.opts.Presence != nil {
@@ -118,6 +123,7 @@ func (p *Publisher) Send(f *frames.Frame) {
 	case p.wake <- struct{}{}:
 	default:
 	}
+	return true
 }
 
 // take returns the waiting frames and leaves spare, emptied, as the queue.

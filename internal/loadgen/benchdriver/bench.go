@@ -222,6 +222,7 @@ func (g *gateway) ws() string { return fmt.Sprintf("ws://127.0.0.1:%d", g.port) 
 // one replica) and publishers go far above a camera's rate (S2).
 var benchLimits = []string{
 	"GATEWAY_PUBLISH_RATE=0",
+	"GATEWAY_ROOM_RATE=0",
 	"GATEWAY_MAX_CONNECTIONS=0",
 	"GATEWAY_MAX_CONNECTIONS_PER_IP=0",
 }
