@@ -15,14 +15,14 @@ import (
 // runs. They bound what a connection that is not (yet) a WebSocket can hold:
 // a file descriptor and a few KB, for seconds.
 //
-// How they meet WebSockets and streams (net/http, Go 1.26): ReadHeaderTimeout
-// is a read deadline on the connection until the request's header is read,
-// then cleared; Hijack (the WebSocket upgrade) clears every deadline again.
-// ReadTimeout is not used: for a request without a body it would stay set on
-// the connection while the handler runs, and the server's background read
-// then fails at the deadline and cancels the request's context, which ends
-// every MJPEG stream after ReadTimeout. Bodies get their own deadline below,
-// set only on requests that declare one.
+// How they meet WebSockets and streams (net/http, checked in Go 1.26):
+// ReadHeaderTimeout is a read deadline on the connection until the request's
+// header is read, then cleared; Hijack (the WebSocket upgrade) clears every
+// deadline again, and so does the background read net/http starts under a
+// handler once a request has no body left (an MJPEG stream outlives a 2 s
+// ReadTimeout). ReadTimeout would thus bound bodies too, but only by those
+// internals; refuseBodies sets its own deadline only on requests that
+// declare a body, and answers them with a clear 413.
 const (
 	// maxHeaderBytes caps a request's line and header. net/http adds 4 KiB
 	// of buffer slack, so a header over 12 KiB is answered 431 and the
