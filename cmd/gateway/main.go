@@ -14,6 +14,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -22,6 +23,7 @@ import (
 	"time"
 
 	"github.com/framecast/framecast/internal/auth"
+	"github.com/framecast/framecast/internal/fdlimit"
 	"github.com/framecast/framecast/internal/gateway"
 	"github.com/framecast/framecast/internal/gctune"
 )
@@ -75,6 +77,7 @@ func run(args []string) int {
 		}
 	}
 	log := cfg.NewLogger(os.Stderr)
+	reportOpenFiles(log, cfg.MaxConnections)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := gateway.Run(ctx, cfg, log); err != nil {
@@ -82,6 +85,27 @@ func run(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// fdReserve is the open files a gateway needs besides its connections:
+// the listener, Redis connections, the Go runtime's own, a margin for
+// connections being accepted or closed.
+const fdReserve = 64
+
+// reportOpenFiles raises the open-file limit to its hard maximum and logs
+// it; it warns when the limit is too low for GATEWAY_MAX_CONNECTIONS, where
+// accept would fail ("too many open files") before the limit answers 429.
+func reportOpenFiles(log *slog.Logger, maxConns int) {
+	lim, err := fdlimit.Raise()
+	if err != nil {
+		log.Warn("open-file limit not raised", "err", err, "soft", lim.Soft, "hard", lim.Hard)
+	} else {
+		log.Info("open-file limit", "soft", lim.Soft, "hard", lim.Hard)
+	}
+	if lim.Soft > 0 && maxConns > 0 && lim.Soft < uint64(maxConns)+fdReserve {
+		log.Warn("open-file limit is below GATEWAY_MAX_CONNECTIONS plus a reserve: clients will stall on accept before the connection limit answers 429; raise the hard limit (LimitNOFILE=, ulimit -Hn, --ulimit nofile=) or lower GATEWAY_MAX_CONNECTIONS",
+			"open_files", lim.Soft, "max_connections", maxConns, "reserve", fdReserve)
+	}
 }
 
 // healthcheck probes the local gateway at GATEWAY_ADDR (or -addr).

@@ -208,14 +208,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 
 // Serve serves on ln until ctx ends, then shuts down gracefully.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{
-		Handler:           s.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		// Idle keep-alive connections (scrapers, page loads) are not
-		// WebSockets and count against no limit: do not hold them forever.
-		IdleTimeout: 120 * time.Second,
-		ErrorLog:    slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-	}
+	srv := newHTTPServer(s.Handler(), s.log) // limits: httplimits.go
 	s.log.Info("gateway listening", "addr", ln.Addr().String(), "layer", s.layerName())
 	s.logSecurityPosture()
 	errc := make(chan error, 1)

@@ -49,7 +49,7 @@ type Config struct {
 	Quality   int     `split_words:"true" env:"SENDER_QUALITY" flag:"quality" default:"80" desc:"JPEG quality, 1-100"`
 	Width     int     `split_words:"true" env:"SENDER_WIDTH" flag:"width" default:"640" desc:"largest frame width in pixels (aspect kept, never upscaled); 0 keeps the source's width; the test pattern's width (0: 640)"`
 	Protocol  string  `split_words:"true" env:"SENDER_PROTOCOL" flag:"protocol" default:"binary" desc:"binary (role=publish, header + JPEG) or seed (data URL text messages, the Django Channels route)"`
-	Token     string  `split_words:"true" env:"SENDER_TOKEN" flag:"token" desc:"publish token for a gateway that requires one; sent as ?token= and Authorization: Bearer (prefer the env var: flags show in ps)"`
+	Token     string  `split_words:"true" env:"SENDER_TOKEN" flag:"token" desc:"publish token for a gateway that requires one; sent only as Authorization: Bearer, never in the URL (prefer the env var: flags show in ps)"`
 	TokenFile string  `split_words:"true" env:"SENDER_TOKEN_FILE" flag:"token-file" desc:"file holding the publish token, instead of TOKEN; read at start and again before every reconnect, so a rotated token is picked up"`
 
 	WriteTimeout   time.Duration `split_words:"true" env:"SENDER_WRITE_TIMEOUT" flag:"write-timeout" default:"5s" desc:"a frame write that stalls this long drops the connection, which is then redialled"`

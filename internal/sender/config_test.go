@@ -257,9 +257,9 @@ func TestPublishURL(t *testing.T) {
 	}{
 		{"ws://127.0.0.1:8000", ProtocolBinary, "", "ws://127.0.0.1:8000/ws/video/demo/?role=publish"},
 		{"ws://127.0.0.1:8000/", ProtocolBinary, "", "ws://127.0.0.1:8000/ws/video/demo/?role=publish"},
-		{"wss://cams.example.com/fc/", ProtocolBinary, "a.b+c", "wss://cams.example.com/fc/ws/video/demo/?role=publish&token=a.b%2Bc"},
+		{"wss://cams.example.com/fc/", ProtocolBinary, "a.b+c", "wss://cams.example.com/fc/ws/video/demo/?role=publish"}, // the token goes in the header only,
 		{"ws://127.0.0.1:81", ProtocolSeed, "", "ws://127.0.0.1:81/ws/video/demo/"},
-		{"http://127.0.0.1:81", ProtocolSeed, "t", "http://127.0.0.1:81/ws/video/demo/?token=t"},
+		{"http://127.0.0.1:81", ProtocolSeed, "t", "http://127.0.0.1:81/ws/video/demo/"},
 	}
 	for _, tt := range tests {
 		c := DefaultConfig()

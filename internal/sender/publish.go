@@ -43,7 +43,9 @@ type publisher struct {
 }
 
 // publishURL returns the WebSocket URL for cfg: the room's path under the
-// base URL, with role=publish for the binary protocol and the token.
+// base URL, with role=publish for the binary protocol. It never carries the
+// token: a URL ends up in proxies' access logs, so dial sends the token only
+// as Authorization: Bearer.
 func publishURL(cfg Config) (string, error) {
 	u, err := url.Parse(cfg.URL)
 	if err != nil {
@@ -54,9 +56,6 @@ func publishURL(cfg Config) (string, error) {
 	q := url.Values{}
 	if cfg.Protocol == ProtocolBinary {
 		q.Set("role", "publish")
-	}
-	if cfg.Token != "" {
-		q.Set("token", cfg.Token)
 	}
 	u.RawQuery = q.Encode()
 	return u.String(), nil
@@ -71,7 +70,7 @@ func (p *publisher) run(ctx context.Context) {
 		p.log.Error("bad gateway URL", "err", err)
 		return
 	}
-	logURL := redactURL(strings.SplitN(target, "?", 2)[0]) // no token or password in logs
+	logURL := redactURL(strings.SplitN(target, "?", 2)[0]) // no password in logs
 	bo := newBackoff(p.cfg.ReconnectMin, p.cfg.ReconnectMax)
 	var lastErr string
 	connections := 0
@@ -79,10 +78,6 @@ func (p *publisher) run(ctx context.Context) {
 		if p.cfg.TokenFile != "" {
 			// Before every dial, so that a rotated token is used.
 			p.reloadToken()
-			if target, err = publishURL(p.cfg); err != nil {
-				p.log.Error("bad gateway URL", "err", err)
-				return
-			}
 		}
 		conn, err := p.dial(ctx, target)
 		if err != nil {
@@ -151,7 +146,8 @@ func (p *publisher) reloadToken() {
 	p.cfg.Token = tok
 }
 
-// dial opens the WebSocket, bounded by DialTimeout.
+// dial opens the WebSocket, bounded by DialTimeout. The token goes only in
+// the Authorization header, never in target (see publishURL).
 func (p *publisher) dial(ctx context.Context, target string) (*websocket.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.DialTimeout)
 	defer cancel()
@@ -161,7 +157,8 @@ func (p *publisher) dial(ctx context.Context, target string) (*websocket.Conn, e
 	}
 	conn, resp, err := websocket.Dial(ctx, target, opts)
 	if err != nil {
-		// net/http quotes the URL, token included, in its errors.
+		// The URL holds no token, but errors may quote what they were sent
+		// (a proxy echoing the request): keep the token out of the logs.
 		err = redactToken(err, p.cfg.Token)
 		if resp != nil {
 			return nil, fmt.Errorf("failed to dial: HTTP %s: %w", resp.Status, err)
