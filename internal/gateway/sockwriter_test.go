@@ -153,29 +153,36 @@ func mustWrite(t *testing.T, w *sockWriter, p []byte) {
 // TestSockWriterDeadlineEndsWithTheFlush: a flush's write deadline does
 // not outlive it; writes after it, past the deadline, still go out.
 func TestSockWriterDeadlineEndsWithTheFlush(t *testing.T) {
-	w, peer := tcpPair(t, 200*time.Millisecond)
+	const timeout = 500 * time.Millisecond
+	w, peer := tcpPair(t, timeout)
 	var ev events
 	ev.attach(w)
 	go func() { _, _ = io.Copy(io.Discard, peer) }()
-	writeBig(t, w) // more than the socket takes at once: a flush runs
-	testenv.WaitFor(t, 10*time.Second, "the flush to finish", func() error {
-		if w.Busy() {
-			return errors.New("flushing")
-		}
-		return nil
-	})
-	time.Sleep(300 * time.Millisecond) // past the flush's deadline
-	mustWrite(t, w, []byte("after the deadline"))
-	writeBig(t, w)
-	testenv.WaitFor(t, 10*time.Second, "the second flush to finish", func() error {
-		if w.Busy() {
-			return errors.New("flushing")
-		}
-		return nil
-	})
-	if f := ev.failures(); len(f) != 0 {
-		t.Fatalf("writes after a finished flush failed: %v", f)
+	msg := bytes.Repeat([]byte{1}, 256<<10) // more than the socket takes at once: a flush runs
+	flushed := func(what string) {
+		t.Helper()
+		testenv.WaitFor(t, 10*time.Second, what, func() error {
+			if f := ev.failures(); len(f) != 0 {
+				t.Fatalf("a write failed: %v", f)
+			}
+			if w.Busy() {
+				return errors.New("flushing")
+			}
+			return nil
+		})
 	}
+	w.cork(msg)
+	mustWrite(t, w, msg)
+	_ = w.uncork()
+	flushed("the flush to finish")
+	time.Sleep(timeout + 100*time.Millisecond) // past the flush's deadline
+	mustWrite(t, w, []byte("after the deadline"))
+	w.cork(msg)
+	mustWrite(t, w, msg)
+	if err := w.uncork(); err != nil {
+		t.Fatalf("a write after a finished flush failed: %v", err)
+	}
+	flushed("the second flush to finish")
 }
 
 // TestSockWriterStallIsTooSlow: a peer that stops reading makes the flush

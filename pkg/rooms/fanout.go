@@ -3,90 +3,77 @@ package rooms
 import (
 	"sync"
 
-	"github.com/framecast/framecast/pkg/frames"
 )
 
 // Fan-out shards.
 //
-// A frame's offers to a room's viewers run on the hub's fan-out shards, not
-// on the goroutine that delivers the frame (a channel layer's single read
-// loop, for Redis): each viewer belongs to one shard for its whole life,
-// chosen round-robin at Join, and each shard offers frames to its viewers
-// one at a time, in the order the frames reached the hub. A gateway's notify
-// callback may write to the viewer's socket right there (a non-blocking
-// write), so the shards spread that work over the machine's cores, and a
-// frame costs one wake-up per shard instead of one per viewer.
+// The goroutine that delivers a frame (a channel layer's single read loop,
+// for Redis) queues it to each local viewer of the room at once: a mutex
+// and a slot per viewer, no write. Writing is the shards' job: each viewer
+// belongs to one fan-out shard for its whole life, chosen round-robin at
+// Join, and the shard calls the notify callbacks of its viewers whose
+// queues got frames, which write to their sockets right there (non-blocking
+// writes, see internal/gateway). So the writes spread over the machine's
+// cores, and a frame costs one wake-up per shard instead of one per viewer.
 //
-// A viewer's offers run on its shard one at a time: on the shard's
-// goroutine, or, for a hub with one shard, on the delivering goroutine with
-// the shard's mutex held. With the viewer's FIFO queue and its first-frame
-// rule (Viewer.offerFirst), that is what keeps a viewer's frames in order.
+// A shard that runs late (the machine is busy) loses nothing: the frames
+// wait in the viewers' own queues, where latest-frame-wins bounds them
+// (Viewer). What a shard holds per room is at most one pending "these
+// viewers have frames" entry, whatever the frame rate, so its queue is
+// bounded by the number of rooms, and a busy room never pushes a quiet
+// room's frame out.
 //
-// A shard never blocks on a viewer: offers and notify callbacks do not
-// block. Latest-frame-wins holds per room in the shard too: a room has at
-// most one frame waiting in a shard's queue. When the shard's goroutine
-// falls behind (the machine is out of CPU), a room's newer frame replaces
-// its waiting one, which is counted as skipped for every viewer it would
-// have reached, as a viewer's own queue would have done; other rooms'
-// frames are untouched. So a shard's queue holds at most one entry per room.
+// A shard never blocks on a viewer: notify callbacks do not block.
 
-// shardJob is a room's frame waiting in one shard. Each Room has one per
+// shardJob is a room's pending pump in one shard. Each Room has one per
 // shard, guarded by that shard's mu.
 type shardJob struct {
-	f       *frames.Frame
-	viewers []*Viewer // the room's viewers of this shard when f arrived
-	at      int64     // when the hub took f (Hub.now)
+	viewers []*Viewer // the room's viewers of this shard at the newest frame
 	queued  bool      // the room is in the shard's queue
 }
 
-// fanoutShard offers frames to its viewers, from a goroutine that runs
-// only while it has work, or (inline) on the goroutine that hands them over.
+// fanoutShard calls its viewers' notify callbacks, from a goroutine that
+// runs only while it has work, or (inline) on the goroutine that hands it
+// the work.
 type fanoutShard struct {
 	hub    *Hub
 	index  int  // in hub.shards and in each Room's jobs
-	inline bool // offers run in push, under mu
+	inline bool // notify runs in push, under mu
 
 	mu      sync.Mutex
-	queue   []*Room // rooms with a waiting frame, oldest first, each once; guarded by mu
+	queue   []*Room // rooms with viewers to notify, oldest first, each once; guarded by mu
 	head    int     // queue[head:] is waiting; guarded by mu
 	running bool    // a goroutine drains the queue; guarded by mu
 }
 
-// push hands the shard room r's frame f for viewers, all of them of this
-// shard.
-func (s *fanoutShard) push(r *Room, f *frames.Frame, viewers []*Viewer, at int64) {
+// push tells the shard that viewers, all of them of this shard and of room
+// r, have frames queued.
+func (s *fanoutShard) push(r *Room, viewers []*Viewer) {
 	s.mu.Lock()
 	if s.inline {
-		for _, v := range viewers {
-			v.offer(f, at)
-		}
+		notifyAll(viewers)
 		s.mu.Unlock()
 		return
 	}
 	j := &r.jobs[s.index]
-	if j.queued {
-		if !j.f.IsOffline() {
-			for _, v := range j.viewers {
-				v.skipped.Add(1)
-			}
-			s.hub.skipped.Add(uint64(len(j.viewers)))
-		}
-	} else {
+	if !j.queued {
 		j.queued = true
 		s.queue = append(s.queue, r)
 	}
-	j.f, j.viewers, j.at = f, viewers, at
-	s.startLocked()
-}
-
-// startLocked starts the shard's goroutine if it is not running and
-// unlocks mu.
-func (s *fanoutShard) startLocked() {
+	j.viewers = viewers // the newest snapshot: a viewer that left is not notified
 	start := !s.running
 	s.running = true
 	s.mu.Unlock()
 	if start {
 		go s.run()
+	}
+}
+
+func notifyAll(viewers []*Viewer) {
+	for _, v := range viewers {
+		if v.notify != nil {
+			v.notify(v)
+		}
 	}
 }
 
@@ -110,12 +97,10 @@ func (s *fanoutShard) run() {
 			s.queue, s.head = s.queue[:n], 0
 		}
 		j := &r.jobs[s.index]
-		f, viewers, at := j.f, j.viewers, j.at
+		viewers := j.viewers
 		*j = shardJob{}
 		s.mu.Unlock()
-		for _, v := range viewers {
-			v.offer(f, at)
-		}
+		notifyAll(viewers)
 	}
 }
 

@@ -182,12 +182,12 @@ func (h *Hub) Join(ctx context.Context, room string) (*Viewer, error) {
 }
 
 // JoinNotify is Join for a viewer without a goroutine of its own: instead of
-// waking Next, each frame offered to the viewer calls notify(v), on the
-// goroutine that offers it (the viewer's fan-out shard, see fanout.go; the
-// joining goroutine for the first frame), so notify must not block. It
-// typically drains the slot with TryNext and writes the frame without
-// blocking, or starts a writer goroutine for a write that would block. An
-// idle viewer then costs no goroutine at all.
+// waking Next, frames queued to the viewer call notify(v), on the viewer's
+// fan-out shard (see fanout.go; the joining goroutine for the first frame),
+// so notify must not block. One call may follow several frames: notify
+// drains the queue with TryNext until it is empty, writing without
+// blocking, or leaves the frames queued for a goroutine of its own while a
+// write would block. An idle viewer then costs no goroutine at all.
 func (h *Hub) JoinNotify(ctx context.Context, room string, notify func(*Viewer)) (*Viewer, error) {
 	return h.join(ctx, room, notify)
 }
@@ -339,7 +339,10 @@ func (h *Hub) deliver(room string, msg []byte) {
 	at := h.now()
 	for i, vs := range r.viewers.Load().byShard {
 		if len(vs) > 0 {
-			h.shards[i].push(r, f, vs, at)
+			for _, v := range vs {
+				v.offer(f, at)
+			}
+			h.shards[i].push(r, vs)
 		}
 	}
 }

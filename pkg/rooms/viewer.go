@@ -32,10 +32,11 @@ const (
 // rate, and nothing it does can hold up the hub, the channel layer or other
 // viewers.
 //
-// Order: the hub offers a viewer's frames on its fan-out shard, one at a
-// time, in the order they reached the hub (see fanout.go); the first frame
-// at Join is offered only if no frame was (offerFirst); and the queue is
-// first in, first out. So a viewer never receives a frame after a newer one.
+// Order: the hub queues a room's frames to its viewers in the order the
+// channel layer delivers them (one read loop per room for Redis); the first
+// frame at Join is queued only if no frame was (offerFirst); the queue is
+// first in, first out; and the viewer's one writer drains it. So a viewer
+// never receives a frame after a newer one.
 //
 // A viewer made by Join is drained with Next (or Wake and TryNext) by one
 // goroutine. A viewer made by JoinNotify has no goroutine of its own: each
@@ -71,12 +72,16 @@ func newViewer(r *Room, shard *fanoutShard) *Viewer {
 func (v *Viewer) Room() string { return v.room.name }
 
 // offer queues f, which the hub took at monotonic time at, skipping the
-// queue to f if the viewer is too far behind. The hub calls it on v's shard.
+// queue to f if the viewer is too far behind. A Join viewer is woken; a
+// JoinNotify viewer is notified by its shard (fanoutShard.push), not here:
+// offer runs on the goroutine that delivers frames, which must not write.
 func (v *Viewer) offer(f *frames.Frame, at int64) {
 	v.mu.Lock()
 	v.offerLocked(f, at)
 	v.mu.Unlock()
-	v.signal()
+	if v.notify == nil {
+		v.signal()
+	}
 }
 
 // offerFirst gives v the room's newest frame when it joins (from memory or
