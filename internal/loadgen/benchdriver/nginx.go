@@ -132,6 +132,22 @@ func (b *bench) startNginx(gws []*gateway) (*nginxProxy, error) {
 	return n, nil
 }
 
+// rssGrowthKB is the given processes' peak RSS over their RSS before the
+// viewers connected, summed.
+func rssGrowthKB(r *loadgen.Report, pids []int) int64 {
+	want := map[int]bool{}
+	for _, p := range pids {
+		want[p] = true
+	}
+	var kb int64
+	for _, p := range r.Procs {
+		if want[p.PID] {
+			kb += p.RSSPeakKB - p.RSSBeforeKB
+		}
+	}
+	return kb
+}
+
 // cpuCores is the CPU the given processes used in the window, in cores.
 func cpuCores(r *loadgen.Report, pids []int, window time.Duration) float64 {
 	want := map[int]bool{}
@@ -201,6 +217,7 @@ func runS8(b *bench, sec *section) error {
 	sec.printf("| deliveries/s | %.0f (%.1f MB/s) | %.0f (%.1f MB/s) |\n", direct.DeliveriesSec, direct.MBSec, via.DeliveriesSec, via.MBSec)
 	sec.printf("| gateways' CPU | %.2f cores | %.2f cores |\n", cpuCores(direct, gwPIDs, window), cpuCores(via, gwPIDs, window))
 	sec.printf("| nginx's CPU | – | %.2f cores (%.1f µs per delivery) |\n", nginxCPU, nginxCPU*float64(window.Microseconds())/float64(max(via.Received, 1)))
+	sec.printf("| nginx's memory per viewer | – | %.0f KB (peak RSS growth / 100) |\n", float64(rssGrowthKB(via, pids))/100)
 	sec.printf("| load generator CPU per delivery | %.1f µs | %.1f µs |\n\n", direct.ClientCPUPerDeliveryUS, via.ClientCPUPerDeliveryUS)
 	b.summary("S8", "latency p50 / p99 through nginx (direct)", msf(via.Latency.P50)+" / "+msf(via.Latency.P99)+" ("+msf(direct.Latency.P50)+" / "+msf(direct.Latency.P99)+")", "", "", "")
 	return nil
