@@ -390,7 +390,7 @@ func (p *page) stats() (pageStats, error) {
 	return s, nil
 }
 
-// frameSince reports nil once the page drew... received a frame after t.
+// frameSince reports nil once the page is live with a frame received after t.
 func (p *page) frameSince(t time.Time) error {
 	s, err := p.stats()
 	if err != nil {
