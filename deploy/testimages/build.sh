@@ -141,7 +141,7 @@ make_base() {
 	log "$BASE: docker import"
 	$SUDO tar -C "$root" --numeric-owner -c . |
 		docker import -c "LABEL $LABEL=$VERSION" -c 'CMD ["bash"]' - "$BASE" >/dev/null
-	$SUDO rm -rf "$root"
+	$SUDO rm -rf "$root" "$work/debootstrap.log"
 }
 
 make_slim() {
