@@ -15,6 +15,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path"
@@ -23,12 +25,14 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/framecast/framecast/internal/auth"
+	"github.com/framecast/framecast/internal/testenv"
 )
 
 // repoRoot is the repository root seen from this package's directory, which
@@ -1218,6 +1222,57 @@ func nginxTest(t *testing.T, nginx, dir, conf string) {
 	}
 }
 
+// composeNginxConf returns deploy/nginx/nginx.conf (what compose runs)
+// rewritten for Debian's nginx on this machine: its own paths instead of
+// /etc/nginx and /var, listening on listen, and with the gateways at
+// gateways (host:port) instead of compose's `gateway:8000`. Everything else,
+// the log format and the resolver included, is the file as shipped.
+func composeNginxConf(t *testing.T, dir, listen, gateways string) string {
+	t.Helper()
+	nginxDir, err := filepath.Abs("nginx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mainLevel, _ := nginxTestPaths(dir)
+	var temps strings.Builder
+	for _, temp := range []string{"client_body", "proxy", "fastcgi", "uwsgi", "scgi"} {
+		fmt.Fprintf(&temps, "%s_temp_path %s;\n", temp, filepath.Join(dir, temp))
+	}
+	mime := "include /etc/nginx/mime.types;"
+	if _, err := os.Stat("/etc/nginx/mime.types"); err != nil {
+		mime = "" // not Debian's layout; the types do not matter here
+	}
+	rewrites := []struct {
+		re, with string
+		optional bool
+	}{
+		{`(?m)^\s*pid\s+[^;]*;`, "", false},
+		{`(?m)^\s*error_log\s+[^;]*;`, "", false},
+		{`(?m)^\s*user\s+[^;]*;`, "", true},
+		{`(?m)^\s*worker_processes\s+[^;]*;`, mainLevel + "worker_processes 1;", false},
+		// Above the hard limit of an unprivileged test: not what is tested.
+		{`(?m)^\s*worker_rlimit_nofile\s+[^;]*;`, "", true},
+		{`access_log\s+/var/log/nginx/access\.log`, temps.String() + "access_log " + filepath.Join(dir, "access.log"), false},
+		{`include\s+/etc/nginx/mime\.types;`, mime, true},
+		{`include\s+/etc/nginx/framecast-http\.conf;`, "include " + filepath.Join(nginxDir, "framecast-http.conf") + ";", false},
+		{`include\s+/etc/nginx/framecast\.conf;`, "include " + filepath.Join(nginxDir, "framecast.conf") + ";", false},
+		{`set\s+\$framecast_upstream\s+gateway:8000;`, "set $framecast_upstream " + gateways + ";", false},
+		{`listen\s+80;`, "listen " + listen + ";", false},
+	}
+	conf := string(readFile(t, filepath.Join(nginxDir, "nginx.conf")))
+	for _, r := range rewrites {
+		re := regexp.MustCompile(r.re)
+		if !re.MatchString(conf) {
+			if r.optional {
+				continue
+			}
+			t.Fatalf("deploy/nginx/nginx.conf has no %s any more: update this test", r.re)
+		}
+		conf = re.ReplaceAllLiteralString(conf, r.with)
+	}
+	return conf
+}
+
 func TestNginxSharedConfigParses(t *testing.T) {
 	nginxDir, err := filepath.Abs("nginx")
 	if err != nil {
@@ -1228,22 +1283,34 @@ func TestNginxSharedConfigParses(t *testing.T) {
 	composeConf := string(readFile(t, filepath.Join(nginxDir, "nginx.conf")))
 
 	// Without nginx: the compose config must include both shared files, so
-	// the compose setup and the end-to-end test run the same locations.
+	// the compose setup and the end-to-end test run the same locations, and
+	// find the replicas through Docker's DNS at run time in a way that
+	// nginx 1.22 (Debian 12, the project's tests) knows as well as 1.27.
 	for _, f := range []string{"framecast-http.conf", "framecast.conf"} {
 		if !regexp.MustCompile(`(?m)^\s*include\s+/etc/nginx/` + regexp.QuoteMeta(f) + `;`).MatchString(composeConf) {
 			t.Errorf("deploy/nginx/nginx.conf does not include /etc/nginx/%s (where compose mounts it)", f)
 		}
 	}
-	if !regexp.MustCompile(`(?s)upstream\s+framecast_gateways\s*\{`).MatchString(composeConf) {
-		t.Errorf("deploy/nginx/nginx.conf does not define upstream framecast_gateways")
+	if !regexp.MustCompile(`(?m)^\s*resolver\s+127\.0\.0\.11\s`).MatchString(composeConf) {
+		t.Errorf("deploy/nginx/nginx.conf has no `resolver 127.0.0.11` (Docker's DNS)")
+	}
+	if !regexp.MustCompile(`(?m)^\s*set\s+\$framecast_upstream\s+gateway:8000;`).MatchString(composeConf) {
+		t.Errorf("deploy/nginx/nginx.conf does not set $framecast_upstream to gateway:8000")
+	}
+	for name, conf := range map[string]string{"nginx.conf": composeConf, "framecast.conf": string(readFile(t, serverConf))} {
+		if regexp.MustCompile(`(?m)^\s*server\s+[^;]*\sresolve[\s;]`).MatchString(conf) {
+			t.Errorf("%s uses `resolve` on an upstream server: nginx 1.22 refuses it", name)
+		}
 	}
 	shared := string(readFile(t, serverConf))
-	if !strings.Contains(shared, "proxy_pass http://framecast_gateways;") {
-		t.Errorf("framecast.conf does not proxy to http://framecast_gateways")
+	if n := strings.Count(shared, "proxy_pass http://$framecast_upstream;"); n != strings.Count(shared, "proxy_pass") || n == 0 {
+		t.Errorf("framecast.conf: %d of %d proxy_pass go to http://$framecast_upstream", n, strings.Count(shared, "proxy_pass"))
 	}
 
 	nginx := requireTool(t, "nginx", "/usr/sbin/nginx")
 
+	// The shared files with a fixed upstream group (the end-to-end test's
+	// and systemd hosts' way).
 	t.Run("shared files", func(t *testing.T) {
 		dir := t.TempDir()
 		mainLevel, httpLevel := nginxTestPaths(dir)
@@ -1254,43 +1321,114 @@ func TestNginxSharedConfigParses(t *testing.T) {
 		nginxTest(t, nginx, dir, conf)
 	})
 
-	// The compose config itself, rewritten for this machine: its own paths
-	// instead of /etc/nginx and /var, and without `resolve` on the upstream
-	// server, which nginx 1.27.3+ (the compose image) has and Debian 12's
-	// 1.22 does not.
-	t.Run("compose nginx.conf without resolve", func(t *testing.T) {
+	// The compose config itself, only its paths changed.
+	t.Run("compose nginx.conf", func(t *testing.T) {
 		dir := t.TempDir()
-		mainLevel, httpLevel := nginxTestPaths(dir)
-		mime := "include /etc/nginx/mime.types;"
-		if _, err := os.Stat("/etc/nginx/mime.types"); err != nil {
-			mime = "" // not Debian's layout; the types do not matter to -t
+		nginxTest(t, nginx, dir, composeNginxConf(t, dir, "127.0.0.1:8080", "gateway:8000"))
+	})
+
+	// The TLS example inside the compose config, in place of its server,
+	// with a throwaway certificate: HTTP/2 as nginx 1.22 spells it.
+	t.Run("tls example", func(t *testing.T) {
+		openssl := requireTool(t, "openssl")
+		dir := t.TempDir()
+		crt, key := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+		if out, err := exec.Command(openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+			"-subj", "/CN=cams.example.com", "-keyout", key, "-out", crt).CombinedOutput(); err != nil {
+			t.Fatalf("openssl: %v\n%s", err, out)
 		}
-		rewrites := []struct {
-			re, with string
-			optional bool
-		}{
-			{`(?m)^\s*pid\s+[^;]*;`, "", false},
-			{`(?m)^\s*error_log\s+[^;]*;`, "", false},
-			{`(?m)^\s*user\s+[^;]*;`, "", true},
-			{`(?m)^\s*worker_processes\s+[^;]*;`, mainLevel, false},
-			{`(?m)^\s*access_log\s+[^;]*;`, httpLevel, false},
-			{`include\s+/etc/nginx/mime\.types;`, mime, true},
-			{`include\s+/etc/nginx/framecast-http\.conf;`, "include " + httpConf + ";", false},
-			{`include\s+/etc/nginx/framecast\.conf;`, "include " + serverConf + ";", false},
-			{`server\s+gateway:8000\s+resolve;`, "server 127.0.0.1:1;", false},
-			{`listen\s+80;`, "listen 127.0.0.1:8080;", false},
+		tls := string(readFile(t, filepath.Join(nginxDir, "tls.example.conf")))
+		if !regexp.MustCompile(`(?m)^\s*listen\s+443\s+ssl\s+http2;`).MatchString(tls) {
+			t.Errorf("tls.example.conf: no `listen 443 ssl http2;` (HTTP/2 on nginx 1.22)")
 		}
-		conf := composeConf
-		for _, r := range rewrites {
-			re := regexp.MustCompile(r.re)
-			if !re.MatchString(conf) {
-				if r.optional {
-					continue
-				}
-				t.Fatalf("deploy/nginx/nginx.conf has no %s any more: update this test", r.re)
-			}
-			conf = re.ReplaceAllLiteralString(conf, r.with)
+		tls = regexp.MustCompile(`/etc/letsencrypt/live/cams\.example\.com/fullchain\.pem`).ReplaceAllLiteralString(tls, crt)
+		tls = regexp.MustCompile(`/etc/letsencrypt/live/cams\.example\.com/privkey\.pem`).ReplaceAllLiteralString(tls, key)
+		tls = regexp.MustCompile(`(?m)^\s*listen\s+\[::\]:[^;]*;`).ReplaceAllLiteralString(tls, "")
+		tls = regexp.MustCompile(`listen\s+(80|443)`).ReplaceAllString(tls, "listen 127.0.0.1:1${1}")
+		tls = strings.ReplaceAll(tls, "include /etc/nginx/framecast.conf;", "include "+serverConf+";")
+		conf := composeNginxConf(t, dir, "127.0.0.1:8080", "gateway:8000")
+		// Replace the compose server block (the last one) with the example's two.
+		i := strings.LastIndex(conf, "server {")
+		j := strings.LastIndex(conf, "}")
+		if i < 0 || j < i {
+			t.Fatalf("cannot find the server block of nginx.conf")
 		}
+		conf = conf[:i] + tls + "\n" + conf[j:]
 		nginxTest(t, nginx, dir, conf)
 	})
+}
+
+// TestNginxAccessLogWithoutQuery: the access log of the compose config
+// keeps request paths but no query string, of the request or of its
+// Referer: the viewer page carries its token as ?token= (issue 12).
+func TestNginxAccessLogWithoutQuery(t *testing.T) {
+	nginx := requireTool(t, "nginx", "/usr/sbin/nginx")
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("token") == "" {
+			http.Error(w, "the query string did not reach the gateway", http.StatusBadRequest)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	}))
+	defer upstream.Close()
+	dir := t.TempDir()
+	listen := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
+	conf := composeNginxConf(t, dir, listen, strings.TrimPrefix(upstream.URL, "http://"))
+	file := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(file, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(nginx, "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", file)
+	// A file, not a pipe: a worker outliving its master would hold a pipe
+	// open and Wait with it.
+	out, err := os.Create(filepath.Join(dir, "stderr.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("failed to start nginx: %v", err)
+	}
+	defer func() {
+		// SIGTERM: the master stops its worker, then exits.
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	}()
+
+	const secret = "s3cr3t-token-value"
+	paths := []string{"/video/demo/?token=" + secret, "/ws/video/demo/?role=view&token=" + secret, "/api/rooms?token=" + secret}
+	get := func(p string) error {
+		req, err := http.NewRequest(http.MethodGet, "http://"+listen+p, nil)
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Referer", "http://"+listen+"/video/demo/?token="+secret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("GET %s through nginx: %s %s", p, resp.Status, body)
+		}
+		return nil
+	}
+	testenv.WaitFor(t, 10*time.Second, "nginx answering", func() error { return get(paths[0]) })
+	for _, p := range paths[1:] {
+		if err := get(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// nginx writes each line when the request ends, before the next one.
+	logged := string(readFile(t, filepath.Join(dir, "access.log")))
+	for _, want := range []string{`"GET /video/demo/ HTTP/1.1" 200`, `"GET /ws/video/demo/ HTTP/1.1" 200`, `"GET /api/rooms HTTP/1.1" 200`, `/video/demo/" "Go-http-client`} {
+		if !strings.Contains(logged, want) {
+			t.Errorf("access log has no %s:\n%s", want, logged)
+		}
+	}
+	if strings.Contains(logged, secret) || strings.Contains(logged, "token=") {
+		t.Errorf("access log holds the token:\n%s", logged)
+	}
 }

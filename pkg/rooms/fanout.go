@@ -2,7 +2,6 @@ package rooms
 
 import (
 	"sync"
-
 )
 
 // Fan-out shards.
