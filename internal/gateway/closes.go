@@ -43,6 +43,7 @@ const (
 	endMessageTimeout                  // a message did not end within GATEWAY_MESSAGE_TIMEOUT
 	endReadBudget                      // the replica's unfinished messages are at GATEWAY_READ_BUDGET_MB
 	endControlFlood                    // the peer made the gateway write too many control frames
+	endLayerDown                       // the replica's channel layer stayed down: reconnect elsewhere
 	endProtocol                        // the peer broke the WebSocket protocol
 	endInternal                        // an error of the gateway's own (a write that failed)
 	numEndReasons
@@ -74,6 +75,7 @@ var closeTable = [numEndReasons]closeSpec{
 	endMessageTimeout: {label: "message_timeout", code: websocket.StatusPolicyViolation, text: "message not finished in time", level: slog.LevelInfo},
 	endReadBudget:     {label: "read_budget", code: websocket.StatusTryAgainLater, text: "gateway busy: too many unfinished messages", level: slog.LevelWarn},
 	endControlFlood:   {label: "control_flood", level: slog.LevelInfo},
+	endLayerDown:      {label: "layer_down", code: websocket.StatusTryAgainLater, text: "channel layer down: reconnect", level: slog.LevelInfo},
 	endProtocol:       {label: "protocol_error", level: slog.LevelInfo},
 	endInternal:       {label: "internal", code: websocket.StatusInternalError, text: "internal error", level: slog.LevelWarn},
 }

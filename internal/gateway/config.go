@@ -43,6 +43,7 @@ type Config struct {
 	PublishBurst        int           `envconfig:"GATEWAY_PUBLISH_BURST" default:"30" desc:"frames a publisher may send at once over PUBLISH_RATE; more than this many dropped within 2s closes it with 1008"`
 	RoomRate            float64       `envconfig:"GATEWAY_ROOM_RATE" default:"120" desc:"frames per second one room accepts from all its publishers on this replica together; frames over it are dropped and counted; 0 = no limit"`
 	RoomBurst           int           `envconfig:"GATEWAY_ROOM_BURST" default:"60" desc:"frames a room may take at once over ROOM_RATE"`
+	LayerDownClose      time.Duration `envconfig:"GATEWAY_LAYER_DOWN_CLOSE" default:"2s" desc:"once the channel layer has been down this long, close every connection (1013) so clients reconnect to a replica that relays; new connections get 503 while it is down; 0 = never close"`
 	MessageTimeout      time.Duration `envconfig:"GATEWAY_MESSAGE_TIMEOUT" default:"10s" desc:"a message a client started must end within this; slower ones close it with 1008; 0 = no deadline"`
 	ReadBudgetMB        int           `envconfig:"GATEWAY_READ_BUDGET_MB" default:"256" desc:"most memory (MB) all connections together may hold in messages not yet complete; a message that would pass it closes its connection with 1013; 0 = no budget"`
 	MaxConnections      int           `envconfig:"GATEWAY_MAX_CONNECTIONS" default:"10000" desc:"most WebSocket connections on this replica (keep it below the open-file limit); more get 429; 0 = no limit"`
@@ -112,6 +113,9 @@ func (c *Config) Validate() error {
 	}
 	if c.RoomRate > 0 && (c.RoomBurst < 0 || c.RoomBurst > 100000) {
 		return bad("ROOM_BURST", "%d is outside 0..100000", c.RoomBurst)
+	}
+	if c.LayerDownClose < 0 {
+		return bad("LAYER_DOWN_CLOSE", "%v must not be negative", c.LayerDownClose)
 	}
 	if c.MessageTimeout < 0 {
 		return bad("MESSAGE_TIMEOUT", "%v must not be negative", c.MessageTimeout)

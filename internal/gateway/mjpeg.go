@@ -27,7 +27,8 @@ const roleMJPEG = "mjpeg"
 // is its only writer and takes the newest frame from its latest-wins slot,
 // so a slow client skips frames and never holds up others. A write that
 // stalls past GATEWAY_WRITE_TIMEOUT cuts the client off. The stream ends
-// when the client goes, the gateway shuts down or the viewer's token expires
+// when the client goes, the gateway shuts down, its channel layer stays
+// down (layerwatch.go) or the viewer's token expires
 // (exp plus auth.Leeway, as WebSocket viewers are closed); a publisher
 // leaving does not end it (there is no MJPEG "offline" part), the next frame
 // continues it.
@@ -46,6 +47,10 @@ func (s *Server) handleMJPEG(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.conns.Done()
+	if s.refuseWhileLayerDown(w) {
+		return
+	}
+	evicted := s.layerState.evictions()
 	release, ok := s.admitConnection(w, r)
 	if !ok {
 		return
@@ -98,6 +103,9 @@ func (s *Server) handleMJPEG(w http.ResponseWriter, r *http.Request) {
 			return
 		case <-s.ctx.Done():
 			log.Debug("closed for shutdown")
+			return
+		case <-evicted:
+			log.Info("channel layer down; ending the stream so the client reconnects elsewhere")
 			return
 		case <-expired:
 			s.metrics.rejected.WithLabelValues("token_expired").Inc()

@@ -39,12 +39,13 @@ type Server struct {
 
 	// ctx is cancelled when shutdown begins: every connection handler
 	// watches it and closes its WebSocket with 1001.
-	ctx      context.Context
-	cancel   context.CancelFunc
-	draining atomic.Bool
-	connMu   sync.Mutex     // orders conns.Add (beginConn) before Shutdown's conns.Wait
-	conns    sync.WaitGroup // WebSocket and stream handlers still running
-	active   sync.Map       // *websocket.Conn -> struct{}: open WebSockets, for forced closes
+	ctx        context.Context
+	cancel     context.CancelFunc
+	draining   atomic.Bool
+	connMu     sync.Mutex     // orders conns.Add (beginConn) before Shutdown's conns.Wait
+	conns      sync.WaitGroup // WebSocket and stream handlers still running
+	active     sync.Map       // *websocket.Conn -> *wsConn: open WebSockets, for forced closes
+	layerState *layerState    // is the channel layer up (layerwatch.go)
 }
 
 // New builds a server from a validated configuration. It connects nothing
@@ -79,6 +80,8 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		Presence:       s.publisherPresence(),
 	})
 	s.startScaleOut()
+	s.layerState = newLayerState()
+	s.watchLayer()
 	s.metrics.registerHub(s.hub)
 	p, err := newPages()
 	if err != nil {

@@ -65,6 +65,10 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "gateway shutting down", http.StatusServiceUnavailable)
 		return
 	}
+	if s.refuseWhileLayerDown(w) {
+		s.conns.Done()
+		return
+	}
 	handedOver := false
 	defer func() {
 		if !handedOver {
@@ -152,7 +156,7 @@ func (k *wsConn) setReason(e *connEnd) bool {
 // reader's context.
 func (s *Server) serveConn(k *wsConn, claims *auth.Claims) {
 	c := k.c
-	s.active.Store(c, struct{}{})
+	s.active.Store(c, k)
 	k.onEnd(func() { s.active.Delete(c) })
 	gauge := s.metrics.connections.WithLabelValues(k.role)
 	gauge.Inc()
