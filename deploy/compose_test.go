@@ -266,54 +266,94 @@ func readyz(ct container) (int, error) {
 
 // viewer is a binary WebSocket viewer through nginx, counting frames.
 type viewer struct {
-	conn   *websocket.Conn
-	frames atomic.Int64
-	last   atomic.Int64 // receive time of the newest frame, Unix ns
-	seq    atomic.Uint64
-	done   chan struct{}
-	mu     sync.Mutex
-	err    error
+	frames  atomic.Int64
+	last    atomic.Int64 // receive time of the newest frame, Unix ns
+	seq     atomic.Uint64
+	done    chan struct{}
+	closing atomic.Bool
+	mu      sync.Mutex
+	conn    *websocket.Conn // guarded by mu
+	err     error           // the last connection's end; guarded by mu
 }
 
-// dialViewer opens a binary viewer of room demo through nginx; it reads
-// until the connection ends or Close is called.
-func dialViewer(ctx context.Context) (*viewer, error) {
+// viewerURL is a binary viewer of room demo through nginx.
+const viewerURL = "ws://" + composeHost + "/ws/video/demo/?role=view&format=binary"
+
+func dialOnce(ctx context.Context) (*websocket.Conn, error) {
 	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	conn, _, err := websocket.Dial(dctx, "ws://"+composeHost+"/ws/video/demo/?role=view&format=binary", nil)
+	conn, _, err := websocket.Dial(dctx, viewerURL, nil)
 	if err != nil {
 		return nil, fmt.Errorf("failed to open a viewer through nginx: %w", err)
 	}
 	conn.SetReadLimit(4 << 20)
+	return conn, nil
+}
+
+// dialViewer opens a binary viewer of room demo through nginx. It reads
+// until Close is called and, as the viewer page does, reconnects (through
+// nginx, so to any replica) when the gateway closes it.
+func dialViewer(ctx context.Context) (*viewer, error) {
+	conn, err := dialOnce(ctx)
+	if err != nil {
+		return nil, err
+	}
 	v := &viewer{conn: conn, done: make(chan struct{})}
 	go func() {
 		defer close(v.done)
 		for {
-			_, msg, err := conn.Read(context.Background())
-			if err != nil {
-				v.mu.Lock()
-				v.err = err
-				v.mu.Unlock()
+			v.read(conn)
+			for {
+				if v.closing.Load() || ctx.Err() != nil {
+					return
+				}
+				time.Sleep(100 * time.Millisecond) // the page's first retry is as quick
+				if conn, err = dialOnce(ctx); err == nil {
+					break
+				}
+			}
+			v.mu.Lock()
+			v.conn = conn
+			v.mu.Unlock()
+			if v.closing.Load() { // Close may have closed the previous one
+				_ = conn.CloseNow()
 				return
 			}
-			h, err := frames.ParseHeader(msg)
-			if err != nil || h.Kind != frames.KindJPEG {
-				continue
-			}
-			if !bytes.HasPrefix(msg[frames.HeaderSize:], []byte{0xFF, 0xD8}) {
-				continue
-			}
-			v.seq.Store(h.Seq)
-			v.last.Store(time.Now().UnixNano())
-			v.frames.Add(1)
 		}
 	}()
 	return v, nil
 }
 
+// read counts conn's frames until it ends.
+func (v *viewer) read(conn *websocket.Conn) {
+	for {
+		_, msg, err := conn.Read(context.Background())
+		if err != nil {
+			v.mu.Lock()
+			v.err = err
+			v.mu.Unlock()
+			return
+		}
+		h, err := frames.ParseHeader(msg)
+		if err != nil || h.Kind != frames.KindJPEG {
+			continue
+		}
+		if !bytes.HasPrefix(msg[frames.HeaderSize:], []byte{0xFF, 0xD8}) {
+			continue
+		}
+		v.seq.Store(h.Seq)
+		v.last.Store(time.Now().UnixNano())
+		v.frames.Add(1)
+	}
+}
+
 // Close ends the viewer and waits for its reader.
 func (v *viewer) Close() {
-	_ = v.conn.Close(websocket.StatusNormalClosure, "")
+	v.closing.Store(true)
+	v.mu.Lock()
+	conn := v.conn
+	v.mu.Unlock()
+	_ = conn.Close(websocket.StatusNormalClosure, "")
 	<-v.done
 }
 
@@ -325,7 +365,7 @@ func (v *viewer) frameSince(t time.Time) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.err != nil {
-		return fmt.Errorf("viewer closed: %w", v.err)
+		return fmt.Errorf("no frame since %s (%d in all; last connection ended: %w)", t.Format("15:04:05.000"), v.frames.Load(), v.err)
 	}
 	return fmt.Errorf("no frame since %s (%d in all)", t.Format("15:04:05.000"), v.frames.Load())
 }
