@@ -179,7 +179,10 @@ func TestRedisFrozen(t *testing.T) {
 		// Redis, and slack for -race.
 		readyzBudget = 2 * time.Second
 	)
-	r, a, b := startReplicas(t, "GATEWAY_PUBLISH_TIMEOUT=2s", "GATEWAY_WRITE_TIMEOUT=2s")
+	// GATEWAY_LAYER_DOWN_CLOSE=0: this test is about connections that
+	// outlive the freeze; the default closes them after 2 s so that clients
+	// move to replicas that still reach Redis (TestReplicaCutOffFromRedis).
+	r, a, b := startReplicas(t, "GATEWAY_PUBLISH_TIMEOUT=2s", "GATEWAY_WRITE_TIMEOUT=2s", "GATEWAY_LAYER_DOWN_CLOSE=0")
 	gws := []*testenv.Gateway{a, b}
 	pub := startPublisher(t, "pub", a.WSURL(), room, fps, 200<<10, 1)
 	va := startViewer(t, "A", a.WSURL(), room)
