@@ -24,7 +24,11 @@ const goroutineSlack = 3
 func startReplicas(t *testing.T, env ...string) (*testenv.Redis, *testenv.Gateway, *testenv.Gateway) {
 	t.Helper()
 	r := testenv.StartRedis(t)
-	env = gatewayEnv(append([]string{"GATEWAY_REDIS_URL=" + r.URL()}, env...)...)
+	// GATEWAY_LAYER_DOWN_CLOSE=0: these tests take Redis away from every
+	// replica and check that connections outlive the outage; the default
+	// closes them after 2 s so that clients move to replicas that still
+	// reach Redis (TestReplicaCutOffFromRedis).
+	env = gatewayEnv(append([]string{"GATEWAY_REDIS_URL=" + r.URL(), "GATEWAY_LAYER_DOWN_CLOSE=0"}, env...)...)
 	a := testenv.StartGateway(t, env...)
 	b := testenv.StartGateway(t, env...)
 	for _, g := range []*testenv.Gateway{a, b} {
@@ -179,10 +183,7 @@ func TestRedisFrozen(t *testing.T) {
 		// Redis, and slack for -race.
 		readyzBudget = 2 * time.Second
 	)
-	// GATEWAY_LAYER_DOWN_CLOSE=0: this test is about connections that
-	// outlive the freeze; the default closes them after 2 s so that clients
-	// move to replicas that still reach Redis (TestReplicaCutOffFromRedis).
-	r, a, b := startReplicas(t, "GATEWAY_PUBLISH_TIMEOUT=2s", "GATEWAY_WRITE_TIMEOUT=2s", "GATEWAY_LAYER_DOWN_CLOSE=0")
+	r, a, b := startReplicas(t, "GATEWAY_PUBLISH_TIMEOUT=2s", "GATEWAY_WRITE_TIMEOUT=2s")
 	gws := []*testenv.Gateway{a, b}
 	pub := startPublisher(t, "pub", a.WSURL(), room, fps, 200<<10, 1)
 	va := startViewer(t, "A", a.WSURL(), room)
