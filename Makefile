@@ -65,6 +65,7 @@ FUZZTIME ?= 10s
 fuzz: ## run each fuzz target for FUZZTIME (default 10s)
 	$(GO) test -run='^$$' -fuzz='^FuzzParseBinary$$' -fuzztime=$(FUZZTIME) ./pkg/frames/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseDataURL$$' -fuzztime=$(FUZZTIME) ./pkg/frames/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseLayered$$' -fuzztime=$(FUZZTIME) ./pkg/frames/
 
 matleak: ## count gocv Mats across thousands of frames (matprofile build tag)
 	$(GO) test -tags matprofile -count=1 -run MatLeak ./internal/sender/

@@ -75,8 +75,17 @@ type Frame struct {
 	// JPEG is the image, starting with SOI (FF D8) and ending with EOI (FF D9).
 	// It aliases the binary message, so it must not be modified.
 	JPEG []byte
+	// Layer is the frame's layer of its room: 0 for the main layer (the
+	// only one of a room whose publisher sends no layers).
+	Layer int
+	// Width and Height are the picture's size as the publisher tagged it
+	// (version-2 messages), or zero when it did not.
+	Width, Height int
 
-	wire []byte // header + JPEG; always set
+	wire   []byte  // version-1 header + JPEG; always set
+	v2     layered // the version-2 message: the one parsed, or built on first use
+	v2Room string  // the room v2 names, when parsed
+	v2fix  layered // v2 rebuilt for Room when the parsed block named another
 
 	jsonOnce sync.Once
 	json     []byte
@@ -157,6 +166,9 @@ func ParseBinary(msg []byte, seq uint64, now time.Time, maxBytes int) (*Frame, e
 	if msg[0] == 0xFF {
 		return New(KindJPEG, seq, now, msg, maxBytes)
 	}
+	if msg[0] == VersionLayered {
+		return parseLayered(msg, maxBytes)
+	}
 	h, err := ParseHeader(msg)
 	if err != nil {
 		return nil, err
@@ -205,8 +217,10 @@ func ParseHeader(msg []byte) (Header, error) {
 	}, nil
 }
 
-// Binary returns the binary message: header followed by the JPEG bytes.
-// The slice is shared by every caller and must not be modified.
+// Binary returns the version-1 binary message: header followed by the JPEG
+// bytes, whatever version the frame arrived in (a version-2 message holds
+// it as its suffix). The slice is shared by every caller and must not be
+// modified.
 func (f *Frame) Binary() []byte { return f.wire }
 
 // IsOffline reports whether f is a publisher-gone event rather than an image.
