@@ -202,6 +202,15 @@ func (s *Server) frameCache() rooms.FrameCache {
 	return s.scale.cache
 }
 
+// layerCatalog returns where the hub learns other replicas' layer lists,
+// or nil without Redis.
+func (s *Server) layerCatalog() rooms.LayerCatalog {
+	if s.scale == nil {
+		return nil
+	}
+	return s.scale.cache
+}
+
 // publisherPresence returns the hub's view of the other replicas'
 // publishers, or nil without Redis.
 func (s *Server) publisherPresence() rooms.PublisherPresence {
@@ -258,14 +267,21 @@ func (s *Server) stopScaleOut() {
 // roomList returns the rooms of every replica (with Redis) or of this one.
 // When Redis cannot be read it falls back to this replica's rooms.
 func (s *Server) roomList(ctx context.Context) []rooms.RoomSummary {
-	if s.scale == nil || s.scale.presence == nil {
-		return rooms.Summarize(s.hub.Rooms())
-	}
+	var list []rooms.RoomSummary
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	list, err := s.scale.presence.Rooms(ctx)
-	if err != nil {
-		s.log.Debug("listing this replica's rooms only", "err", err)
+	if s.scale == nil || s.scale.presence == nil {
+		list = rooms.Summarize(s.hub.Rooms())
+	} else {
+		var err error
+		if list, err = s.scale.presence.Rooms(ctx); err != nil {
+			s.log.Debug("listing this replica's rooms only", "err", err)
+		}
+	}
+	for i := range list {
+		if list[i].Live {
+			list[i].Layers = s.hub.Layers(ctx, list[i].Name)
+		}
 	}
 	return list
 }

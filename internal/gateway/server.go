@@ -77,6 +77,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		PublishTimeout: cfg.PublishTimeout,
 		Logger:         log,
 		Cache:          s.frameCache(),
+		Catalog:        s.layerCatalog(),
 		Presence:       s.publisherPresence(),
 	})
 	s.startScaleOut()

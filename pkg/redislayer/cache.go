@@ -55,8 +55,14 @@ type RedisFrameCache struct {
 	opts   FrameCacheOptions
 	log    *slog.Logger
 
-	mu    sync.Mutex
-	reads map[string]cachedRead // room -> last read, reused for Interval
+	mu     sync.Mutex
+	reads  map[string]cachedRead  // room -> last read, reused for Interval
+	layers map[string]cachedLayer // room -> last layer list read, reused for Interval
+}
+
+type cachedLayer struct {
+	l  []frames.LayerInfo
+	at time.Time
 }
 
 type cachedRead struct {
@@ -67,7 +73,10 @@ type cachedRead struct {
 // maxCachedReads bounds the read memo; past it, stale entries are dropped.
 const maxCachedReads = 4096
 
-var _ rooms.FrameCache = (*RedisFrameCache)(nil)
+var (
+	_ rooms.FrameCache   = (*RedisFrameCache)(nil)
+	_ rooms.LayerCatalog = (*RedisFrameCache)(nil)
+)
 
 // NewRedisFrameCache returns a frame cache on client. It does not own client.
 func NewRedisFrameCache(client redis.UniversalClient, opts FrameCacheOptions) *RedisFrameCache {
@@ -88,6 +97,7 @@ func NewRedisFrameCache(client redis.UniversalClient, opts FrameCacheOptions) *R
 		opts:   opts,
 		log:    opts.Logger.With("component", "frame-cache"),
 		reads:  make(map[string]cachedRead),
+		layers: make(map[string]cachedLayer),
 	}
 }
 
@@ -141,6 +151,7 @@ func (c *RedisFrameCache) Latest(ctx context.Context, room string) (*frames.Fram
 type FrameSource interface {
 	Rooms() []rooms.RoomInfo
 	Latest(room string) *frames.Frame
+	LocalLayers(room string) []frames.LayerInfo
 }
 
 // Run writes the newest frame of every room with a local publisher on hub
@@ -148,7 +159,8 @@ type FrameSource interface {
 func (c *RedisFrameCache) Run(ctx context.Context, hub FrameSource) {
 	t := time.NewTicker(c.opts.Interval)
 	defer t.Stop()
-	w := cacheWriter{c: c, written: make(map[string]writtenFrame), deletes: make(map[string]bool)}
+	w := cacheWriter{c: c, written: make(map[string]writtenFrame), deletes: make(map[string]bool),
+		layers: make(map[string]writtenLayers)}
 	for {
 		select {
 		case <-ctx.Done():
@@ -171,7 +183,13 @@ type cacheWriter struct {
 	// round's DELs are sent again instead of leaving stale frames behind
 	// for the whole TTL.
 	deletes map[string]bool
+	layers  map[string]writtenLayers // room -> layer list written
 	failing bool
+}
+
+type writtenLayers struct {
+	v  string // the JSON written
+	at time.Time
 }
 
 type writtenFrame struct {
@@ -207,6 +225,7 @@ func (w *cacheWriter) flush(ctx context.Context, hub FrameSource) {
 		}
 		w.written[info.Name] = writtenFrame{f: f, at: now}
 	}
+	w.flushLayers(ctx, hub, pipe, seen, now)
 	for room := range w.written {
 		if !seen[room] {
 			w.deletes[room] = true
@@ -230,6 +249,7 @@ func (w *cacheWriter) flush(ctx context.Context, hub FrameSource) {
 		// Write everything again next time: some commands may have failed.
 		// w.deletes stays, so the DELs are sent again too.
 		clear(w.written)
+		clear(w.layers)
 		if !w.failing {
 			w.failing = true
 			c.log.Warn("failed to write frames to the Redis cache; retrying", "err", err)

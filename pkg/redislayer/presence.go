@@ -307,26 +307,33 @@ func (p *Presence) read(ctx context.Context) ([]presenceRecord, error) {
 	return out, nil
 }
 
-// merge sums the replicas' rooms by name.
+// merge sums the replicas' rooms by name, each room's layers included.
 func merge(recs []presenceRecord) []rooms.RoomSummary {
 	byName := map[string]*rooms.RoomSummary{}
 	for _, rec := range recs {
+		counted := map[string]bool{} // rooms of this replica: one replica however many layers
 		for _, r := range rec.Rooms {
-			if !rooms.ValidName(r.Name) {
+			name, layer := rooms.SplitStream(r.Name) // a layer's stream counts for its room
+			if !rooms.ValidName(name) {
 				continue
 			}
-			s := byName[r.Name]
+			s := byName[name]
 			if s == nil {
-				s = &rooms.RoomSummary{Name: r.Name}
-				byName[r.Name] = s
+				s = &rooms.RoomSummary{Name: name}
+				byName[name] = s
 			}
 			s.Viewers += r.Viewers
-			s.Publishers += r.Publishers
+			if layer == 0 {
+				s.Publishers += r.Publishers
+			}
 			s.Live = s.Live || r.Live
 			if r.LastFrame.After(s.LastFrame) {
 				s.LastFrame = r.LastFrame
 			}
-			s.Replicas++
+			if !counted[name] {
+				counted[name] = true
+				s.Replicas++
+			}
 		}
 	}
 	out := make([]rooms.RoomSummary, 0, len(byName))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -111,7 +112,7 @@ func TestPresenceAcrossReplicas(t *testing.T) {
 		for i := range want {
 			g := got[i]
 			g.LastFrame = time.Time{}
-			if g != want[i] {
+			if !reflect.DeepEqual(g, want[i]) {
 				return fmt.Errorf("got %+v, want %+v", got, want)
 			}
 		}

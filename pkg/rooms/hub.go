@@ -58,6 +58,10 @@ type Options struct {
 	// offline only when none has (see Publisher.Close). Nil means this
 	// replica's publishers are the only ones.
 	Presence PublisherPresence
+	// Catalog, if set, tells which layers a room published on another
+	// replica has (see Layers), bounded by CacheTimeout. Nil means only
+	// this replica's publishers are known.
+	Catalog LayerCatalog
 	// RoomRate caps the frames per second a room accepts from all its
 	// local publishers together; frames over it are dropped before the
 	// layer and counted (Stats.RoomRateDropped). A second publisher of a
@@ -128,10 +132,14 @@ func NewHub(layer Layer, opts Options) *Hub {
 // Layer returns the hub's channel layer.
 func (h *Hub) Layer() Layer { return h.layer }
 
-// Room is one room with local viewers or publishers on this replica.
+// Room is one stream with local viewers or publishers on this replica: a
+// room's main layer (named as the room) or one of its other layers (named
+// by Stream).
 type Room struct {
-	hub  *Hub
-	name string
+	hub   *Hub
+	name  string // the stream's name, the channel layer's room
+	base  string // the room's name
+	layer int    // the stream's layer of the room
 
 	viewers    atomic.Pointer[viewerSet] // copy-on-write; replaced under hub.mu
 	publishers int                       // guarded by hub.mu
@@ -152,7 +160,8 @@ func (h *Hub) roomLocked(name string) (*Room, error) {
 	if h.opts.MaxRooms > 0 && len(h.rooms) >= h.opts.MaxRooms {
 		return nil, fmt.Errorf("%w: limit %d", ErrTooManyRooms, h.opts.MaxRooms)
 	}
-	r := &Room{hub: h, name: name, jobs: make([]shardJob, len(h.shards))}
+	base, layer := SplitStream(name)
+	r := &Room{hub: h, name: name, base: base, layer: layer, jobs: make([]shardJob, len(h.shards))}
 	if h.opts.RoomRate > 0 {
 		burst := h.opts.RoomBurst
 		if burst <= 0 {
@@ -327,13 +336,13 @@ func (h *Hub) deliver(room string, msg []byte) {
 		h.badMessages.Add(1)
 		return
 	}
-	f.Room = room
 	h.mu.RLock()
 	r := h.rooms[room]
 	h.mu.RUnlock()
 	if r == nil {
 		return
 	}
+	f.Room, f.Layer = r.base, r.layer // the channel names the stream, whatever the message says
 	h.relayed.Add(1)
 	r.observe(f)
 	at := h.now()
@@ -361,7 +370,8 @@ func (r *Room) observe(f *frames.Frame) {
 	r.lastSeen.Store(time.Now().UnixNano())
 }
 
-// Latest returns the newest frame of room seen by this replica, or nil.
+// Latest returns the newest frame of room (a stream name: see Stream) seen
+// by this replica, or nil.
 func (h *Hub) Latest(room string) *frames.Frame {
 	h.mu.RLock()
 	r := h.rooms[room]
@@ -372,9 +382,12 @@ func (h *Hub) Latest(room string) *frames.Frame {
 	return r.last.Load()
 }
 
-// RoomInfo describes one local room.
+// RoomInfo describes one local stream: a room's main layer, or another of
+// its layers (Layer > 0, Name as Stream makes it).
 type RoomInfo struct {
 	Name       string    `json:"name"`
+	Room       string    `json:"-"` // the room, Name without its layer
+	Layer      int       `json:"-"`
 	Viewers    int       `json:"viewers"`
 	Publishers int       `json:"publishers"`
 	Live       bool      `json:"live"`
@@ -388,6 +401,8 @@ func (h *Hub) Rooms() []RoomInfo {
 	for _, r := range h.rooms {
 		info := RoomInfo{
 			Name:       r.name,
+			Room:       r.base,
+			Layer:      r.layer,
 			Viewers:    len(r.viewers.Load().all),
 			Publishers: r.publishers,
 			Live:       r.live.Load(),

@@ -91,7 +91,7 @@ func (p *Publisher) Send(f *frames.Frame) bool {
 		p.hub.roomRateDrops.Add(1)
 		return false
 	}
-	f.Room = p.room.name
+	f.Room, f.Layer = p.room.base, p.room.layer
 	p.lastSeq.Store(f.Seq)
 	if !p.sent.Swap(true) && p.hub.opts.Presence != nil {
 		p.hub.opts.Presence.PublishersChanged(p.room.name) // announce the new publisher now
@@ -180,13 +180,13 @@ func (p *Publisher) publish(ctx context.Context, batch []*frames.Frame, msgs [][
 	bp, ok := p.hub.layer.(BatchPublisher)
 	if !ok || len(batch) == 1 {
 		for _, f := range batch {
-			p.count(1, p.hub.layer.Publish(ctx, p.room.name, f.Binary()))
+			p.count(1, p.hub.layer.Publish(ctx, p.room.name, p.room.wire(f)))
 		}
 		return msgs
 	}
 	msgs = msgs[:0]
 	for _, f := range batch {
-		msgs = append(msgs, f.Binary())
+		msgs = append(msgs, p.room.wire(f))
 	}
 	p.count(len(batch), bp.PublishBatch(ctx, p.room.name, msgs))
 	clear(msgs)
@@ -225,7 +225,7 @@ func (p *Publisher) Close() {
 		if h.opts.Presence != nil {
 			h.opts.Presence.PublishersChanged(p.room.name)
 		}
-		off := frames.Offline(p.lastSeq.Load(), time.Now())
+		off := frames.OfflineLayer(p.room.base, p.room.layer, p.lastSeq.Load(), time.Now())
 		if h.publishedElsewhere(p.room) {
 			// Another replica's publisher (the same camera, reconnected
 			// there, say) carries on: no offline event. Look again for a
@@ -270,7 +270,7 @@ func (p *Publisher) announceOffline(off *frames.Frame) {
 	p.room.live.Store(false)
 	ctx, cancel := context.WithTimeout(context.Background(), h.opts.PublishTimeout)
 	defer cancel()
-	_ = h.layer.Publish(ctx, p.room.name, off.Binary())
+	_ = h.layer.Publish(ctx, p.room.name, p.room.wire(off))
 }
 
 // hasLocalPublisher reports whether room has a publisher on this replica.

@@ -1,0 +1,108 @@
+package redislayer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/framecast/framecast/pkg/frames"
+	"github.com/framecast/framecast/pkg/rooms"
+)
+
+// LayersKey returns the Redis key of room's layer list: JSON, an array of
+// {"layer","width","height"} ordered by layer, written by the replica that
+// publishes the room with the same TTL as its newest frame.
+func (c *RedisFrameCache) LayersKey(room string) string { return c.opts.KeyPrefix + "layers:" + room }
+
+// Layers returns room's layer list from Redis, or none when no replica
+// publishes it. Reads are reused for Interval per room.
+func (c *RedisFrameCache) Layers(ctx context.Context, room string) ([]frames.LayerInfo, error) {
+	now := time.Now()
+	c.mu.Lock()
+	if r, ok := c.layers[room]; ok && now.Sub(r.at) < c.opts.Interval {
+		c.mu.Unlock()
+		return r.l, nil
+	}
+	c.mu.Unlock()
+	b, err := c.client.Get(ctx, c.LayersKey(room)).Bytes()
+	var l []frames.LayerInfo
+	switch {
+	case errors.Is(err, redis.Nil):
+	case err != nil:
+		c.onError("cache_read", err)
+		return nil, fmt.Errorf("failed to read the layer list of %q: %w", room, err)
+	default:
+		if err := json.Unmarshal(b, &l); err != nil || !validLayers(l) {
+			c.onError("cache_read", fmt.Errorf("bad layer list of %q: %q", room, b))
+			l = nil
+		}
+	}
+	c.mu.Lock()
+	if len(c.layers) >= maxCachedReads {
+		for k, r := range c.layers {
+			if now.Sub(r.at) >= c.opts.Interval {
+				delete(c.layers, k)
+			}
+		}
+	}
+	if len(c.layers) < maxCachedReads {
+		c.layers[room] = cachedLayer{l: l, at: now}
+	}
+	c.mu.Unlock()
+	return l, nil
+}
+
+// validLayers reports whether l is a list another replica could have
+// written: 1 to MaxLayers layers, indexes increasing within range.
+func validLayers(l []frames.LayerInfo) bool {
+	if len(l) == 0 || len(l) > frames.MaxLayers {
+		return false
+	}
+	for i, x := range l {
+		if x.Index < 0 || x.Index >= frames.MaxLayers || i > 0 && x.Index <= l[i-1].Index || x.Width < 0 || x.Height < 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// flushLayers adds to pipe the layer lists of the rooms published here
+// (seen holds the streams flush found published): SET when a list changed,
+// PEXPIRE halfway through its life, DEL when the room is no longer
+// published here.
+func (w *cacheWriter) flushLayers(ctx context.Context, hub FrameSource, pipe redis.Pipeliner, seen map[string]bool, now time.Time) {
+	c := w.c
+	published := make(map[string]bool)
+	for stream := range seen {
+		room, _ := rooms.SplitStream(stream)
+		if published[room] {
+			continue
+		}
+		published[room] = true
+		l := hub.LocalLayers(room)
+		if len(l) == 0 {
+			continue
+		}
+		b, _ := json.Marshal(l)
+		prev, ok := w.layers[room]
+		switch {
+		case !ok || prev.v != string(b):
+			pipe.Set(ctx, c.LayersKey(room), b, c.opts.TTL)
+		case now.Sub(prev.at) >= c.opts.TTL/2:
+			pipe.PExpire(ctx, c.LayersKey(room), c.opts.TTL)
+		default:
+			continue
+		}
+		w.layers[room] = writtenLayers{v: string(b), at: now}
+	}
+	for room := range w.layers {
+		if !published[room] {
+			pipe.Del(ctx, c.LayersKey(room))
+			delete(w.layers, room)
+		}
+	}
+}
