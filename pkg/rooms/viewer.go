@@ -183,3 +183,7 @@ func (v *Viewer) TryNext() *frames.Frame {
 
 // Skipped returns how many frames this viewer skipped because it was behind.
 func (v *Viewer) Skipped() uint64 { return v.skipped.Load() }
+
+// Offered returns how many frames were offered to v so far (each counted
+// once, whether it was then written or skipped).
+func (v *Viewer) Offered() uint64 { return v.offered.Load() }
