@@ -228,6 +228,55 @@ func (c *Client) Publish(t testing.TB, every time.Duration, seed bool, jpeg func
 	return p
 }
 
+// PublishLayered starts sending, every period, one picture as a version-2
+// message per layer: layer i is jpegs[i] (a real JPEG, whose size the
+// layer block states), all with the picture's sequence number. room is
+// what the layer blocks name (the URL's room, or "").
+func (c *Client) PublishLayered(t testing.TB, every time.Duration, room string, jpegs [][]byte) *Publisher {
+	t.Helper()
+	sizes := make([][2]int, len(jpegs))
+	for i, j := range jpegs {
+		w, h, err := frames.JPEGSize(j)
+		if err != nil {
+			t.Fatalf("layer %d: %v", i, err)
+		}
+		sizes[i] = [2]int{w, h}
+	}
+	p := &Publisher{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		var msg []byte
+		for seq := uint64(1); ; seq++ {
+			now := time.Now()
+			for i, j := range jpegs {
+				msg = frames.AppendLayered(msg[:0], room, i, sizes[i][0], sizes[i][1], seq, now, j)
+				if err := c.SendBinary(msg); err != nil {
+					return
+				}
+			}
+			p.seq.Store(seq)
+			select {
+			case <-p.stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	t.Cleanup(p.Stop)
+	return p
+}
+
+// LayerJPEGs returns a real JPEG per width, each 16:9.
+func LayerJPEGs(t testing.TB, widths ...int) [][]byte {
+	out := make([][]byte, len(widths))
+	for i, w := range widths {
+		out[i] = JPEG(t, w, w*9/16, i, 0)
+	}
+	return out
+}
+
 // Seq returns the number of the last frame sent.
 func (p *Publisher) Seq() uint64 { return p.seq.Load() }
 

@@ -127,7 +127,7 @@ func (c *RedisFrameCache) Latest(ctx context.Context, room string) (*frames.Fram
 			c.onError("cache_read", fmt.Errorf("bad cached frame: %v", err))
 			f = nil
 		} else {
-			f.Room = room
+			f.Room, f.Layer = rooms.SplitStream(room) // a layer's stream is cached under its name
 		}
 	}
 	c.mu.Lock()
@@ -217,7 +217,7 @@ func (w *cacheWriter) flush(ctx context.Context, hub FrameSource) {
 		prev, ok := w.written[info.Name]
 		switch {
 		case !ok || prev.f != f:
-			pipe.Set(ctx, c.Key(info.Name), f.Binary(), c.opts.TTL)
+			pipe.Set(ctx, c.Key(info.Name), cacheForm(info, f), c.opts.TTL)
 		case now.Sub(prev.at) >= c.opts.TTL/2:
 			pipe.PExpire(ctx, c.Key(info.Name), c.opts.TTL)
 		default:
@@ -261,6 +261,16 @@ func (w *cacheWriter) flush(ctx context.Context, hub FrameSource) {
 		w.failing = false
 		c.log.Info("writing frames to the Redis cache again")
 	}
+}
+
+// cacheForm is what the cache keeps of a stream's frame: the form the
+// channel layer carries (version 1 for a main layer, version 2, with the
+// layer's size, for the others).
+func cacheForm(info rooms.RoomInfo, f *frames.Frame) []byte {
+	if info.Layer == 0 {
+		return f.Binary()
+	}
+	return f.BinaryV2()
 }
 
 func (c *RedisFrameCache) onError(op string, err error) {
