@@ -106,6 +106,8 @@ func (s *Server) servePublisher(ctx context.Context, k *wsConn) error {
 			case err != nil:
 			case f.IsOffline():
 				err = fmt.Errorf("%w: publishers send frames, not offline events", frames.ErrBadHeader)
+			case f.Kind.IsH264():
+				err = fmt.Errorf("%w: this gateway does not relay H.264 yet", frames.ErrBadHeader)
 			case f.Room != "" && f.Room != room:
 				err = fmt.Errorf("%w: the layer block names room %q, the URL room %q", frames.ErrBadHeader, f.Room, room)
 			}

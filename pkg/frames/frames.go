@@ -45,7 +45,21 @@ const (
 	// KindOffline says the room's publisher has gone. The header carries the
 	// last sequence number and the time the publisher left; no payload follows.
 	KindOffline Kind = 2
+	// KindH264Config is an H.264 decoder configuration: the codec string,
+	// the coded size and the parameter sets (see H264Config). It comes in
+	// front of every keyframe whose configuration changed, and first in a
+	// group of pictures handed to a joining viewer.
+	KindH264Config Kind = 3
+	// KindH264Key is an H.264 access unit that starts a group of pictures
+	// (an IDR picture, its parameter sets in front), in Annex-B form.
+	KindH264Key Kind = 4
+	// KindH264Delta is an H.264 access unit that needs the ones before it
+	// back to the last keyframe, in Annex-B form.
+	KindH264Delta Kind = 5
 )
+
+// IsH264 reports whether k is one of the H.264 kinds.
+func (k Kind) IsH264() bool { return k >= KindH264Config && k <= KindH264Delta }
 
 // Errors returned by the parsers. Callers match them with errors.Is; the
 // returned errors wrap them with detail.
@@ -184,6 +198,10 @@ func ParseBinary(msg []byte, seq uint64, now time.Time, maxBytes int) (*Frame, e
 		if len(payload) != 0 {
 			return nil, fmt.Errorf("%w: offline event with %d payload bytes", ErrBadHeader, len(payload))
 		}
+	default:
+		if err := checkH264(h.Kind, payload, maxBytes); err != nil {
+			return nil, err
+		}
 	}
 	return f, nil
 }
@@ -204,7 +222,7 @@ func ParseHeader(msg []byte) (Header, error) {
 		return Header{}, fmt.Errorf("%w: version %d, want %d", ErrBadHeader, msg[0], Version)
 	}
 	kind := Kind(msg[1])
-	if kind != KindJPEG && kind != KindOffline {
+	if kind < KindJPEG || kind > KindH264Delta {
 		return Header{}, fmt.Errorf("%w: unknown kind %d", ErrBadHeader, msg[1])
 	}
 	if n := binary.BigEndian.Uint16(msg[2:4]); n != HeaderSize {

@@ -110,7 +110,7 @@ func TestParseBinary(t *testing.T) {
 		{name: "offline with payload", msg: cat(header(1, 2, 20, 1, micros), jpg), wantErr: frames.ErrBadHeader},
 		{name: "wrong version", msg: cat(header(2, 1, 20, 1, micros), jpg), wantErr: frames.ErrBadHeader},
 		{name: "version zero", msg: cat(header(0, 1, 20, 1, micros), jpg), wantErr: frames.ErrBadHeader},
-		{name: "unknown kind", msg: cat(header(1, 3, 20, 1, micros), jpg), wantErr: frames.ErrBadHeader},
+		{name: "unknown kind", msg: cat(header(1, 6, 20, 1, micros), jpg), wantErr: frames.ErrBadHeader},
 		{name: "kind zero", msg: cat(header(1, 0, 20, 1, micros), jpg), wantErr: frames.ErrBadHeader},
 		{name: "short header", msg: header(1, 1, 20, 1, micros)[:10], wantErr: frames.ErrBadHeader},
 		{name: "one byte", msg: []byte{1}, wantErr: frames.ErrBadHeader},
