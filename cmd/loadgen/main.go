@@ -39,6 +39,7 @@ func run(args []string) int {
 		stalled    = fs.Int("stalled", 0, "extra viewers that connect and never read")
 		fps        = fs.Float64("fps", 30, "frames per second per publisher; 0 sends as fast as the gateway takes them")
 		size       = fs.Int("size", 50000, "JPEG payload bytes per frame")
+		layers     = fs.String("layers", "", "publish each picture as layers, version-2 messages: WIDTHxHEIGHT:BYTES per layer, comma-separated, the first being the main layer viewers get (e.g. 1280x720:60000,640x360:20000,320x180:6000); replaces -size; default: one version-1 message of -size bytes")
 		format     = fs.String("format", loadgen.FormatBinary, "viewer wire format: binary or json")
 		client     = fs.String("client", loadgen.ClientCoder, "reading viewers' WebSocket client: coder (coder/websocket, conn.Reader into a reused buffer) or raw (the generator's own minimal reader, fewer system calls; ws:// only)")
 		duration   = fs.Duration("duration", 10*time.Second, "measured window (idle mode: how long to hold the connections)")
@@ -79,6 +80,11 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "loadgen: invalid -watch-pids: %v\n", err)
 		return 2
 	}
+	layerList, err := loadgen.ParseLayers(*layers)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "loadgen: invalid -layers: %v\n", err)
+		return 2
+	}
 	cfg := loadgen.Config{
 		Gateways:           strings.Split(*gateways, ","),
 		PublishTo:          *publishTo,
@@ -87,6 +93,7 @@ func run(args []string) int {
 		Stalled:            *stalled,
 		FPS:                *fps,
 		Size:               *size,
+		Layers:             layerList,
 		Format:             *format,
 		Client:             *client,
 		Warmup:             *warmup,

@@ -21,6 +21,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/framecast/framecast/pkg/frames"
 )
 
 // Viewer clients: how reading viewers speak WebSocket.
@@ -63,8 +65,16 @@ type Config struct {
 	// connection takes frames. Default 30 (set by the command line; the zero
 	// value here means unthrottled).
 	FPS float64
-	// Size is the JPEG payload size in bytes. Default 50000.
+	// Size is the JPEG payload size in bytes. Default 50000. With Layers
+	// it is Layers[0].Size.
 	Size int
+	// Layers, when set, makes each publisher send every picture as one
+	// version-2 message per layer (docs/protocol.md, "Layers"), as a sender
+	// with SENDER_LAYERS does: layer i with its own advertised size and
+	// payload bytes, all with the picture's sequence number and capture
+	// time. Viewers receive the main layer (Layers[0]). At most
+	// frames.MaxLayers. Default none: one version-1 message per picture.
+	Layers []Layer
 	// Format is the viewers' wire format, FormatBinary or FormatJSON.
 	// Default binary.
 	Format string
@@ -114,6 +124,33 @@ type Config struct {
 	Log io.Writer
 }
 
+// Layer is one layer a publisher sends: its advertised width and height
+// and the size of its JPEG-shaped payload in bytes.
+type Layer struct {
+	Width  int `json:"width"`
+	Height int `json:"height"`
+	Size   int `json:"size"`
+}
+
+// ParseLayers parses a layer list of the form WxH:BYTES,... (for example
+// 1280x720:60000,640x360:20000,320x180:6000), as cmd/loadgen's -layers
+// takes it. It checks the syntax only; Validate checks the values.
+func ParseLayers(s string) ([]Layer, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var out []Layer
+	for i, item := range strings.Split(s, ",") {
+		var l Layer
+		var rest string
+		if n, err := fmt.Sscanf(strings.TrimSpace(item), "%dx%d:%d%s", &l.Width, &l.Height, &l.Size, &rest); n != 3 || (err != nil && err != io.EOF && err != io.ErrUnexpectedEOF) {
+			return nil, fmt.Errorf("loadgen: layer %d %q: want WIDTHxHEIGHT:BYTES, e.g. 640x360:20000", i, item)
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
 // WithDefaults returns c with the documented defaults filled in.
 func (c Config) WithDefaults() Config {
 	if c.PublishTo == "" && len(c.Gateways) > 0 {
@@ -121,6 +158,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.Room == "" {
 		c.Room = "bench"
+	}
+	if len(c.Layers) > 0 {
+		c.Size = c.Layers[0].Size
 	}
 	if c.Size == 0 {
 		c.Size = 50000
@@ -191,6 +231,16 @@ func (c *Config) Validate() error {
 		return errors.New("loadgen: connect rate must not be negative and concurrency at least 1")
 	case c.Ceiling && c.Viewers == 0:
 		return errors.New("loadgen: the ceiling needs at least one reading viewer to match")
+	case len(c.Layers) > frames.MaxLayers:
+		return fmt.Errorf("loadgen: %d layers: a room has at most %d", len(c.Layers), frames.MaxLayers)
+	}
+	for i, l := range c.Layers {
+		switch {
+		case l.Width < 1 || l.Width > 65535 || l.Height < 1 || l.Height > 65535:
+			return fmt.Errorf("loadgen: layer %d: size %dx%d must be 1-65535 each way", i, l.Width, l.Height)
+		case l.Size < MinPayloadSize:
+			return fmt.Errorf("loadgen: layer %d: payload of %d bytes is below %d", i, l.Size, MinPayloadSize)
+		}
 	}
 	return nil
 }

@@ -121,8 +121,8 @@ func benchFanout(b *testing.B, layer string, nViewers int, format string) {
 	// the replicas' newest frame, if any, is flushed.
 	send := func() {
 		pub.seq++
-		frames.PutHeader(pub.msg, frames.KindJPEG, pub.seq, time.Now())
-		if err := pc.Write(ctx, websocket.MessageBinary, pub.msg); err != nil {
+		frames.PutHeader(pub.msgs[0], frames.KindJPEG, pub.seq, time.Now())
+		if err := pc.Write(ctx, websocket.MessageBinary, pub.msgs[0]); err != nil {
 			b.Fatalf("publish: %v", err)
 		}
 	}

@@ -11,11 +11,13 @@ import (
 
 // publisher sends one room's frames: the same payload every time, its
 // 20-byte header rewritten in place with the sequence number and the send
-// time as the capture time, one binary message per frame.
+// time as the capture time, one binary message per frame; with layers, one
+// version-2 message per layer per picture, in layer order.
 type publisher struct {
 	conn *websocket.Conn
 	room *roomState
-	msg  []byte // header + payload, built once
+	msgs [][]byte // per layer: [layer block +] header + payload, built once
+	head []int    // per layer: where the version-1 header starts in msgs[i]
 	fps  float64
 
 	seq       uint64 // last sequence number sent
@@ -27,9 +29,21 @@ func newPublisher(conn *websocket.Conn, room *roomState, payload []byte, fps flo
 	return &publisher{
 		conn: conn,
 		room: room,
-		msg:  frames.AppendBinary(make([]byte, 0, frames.HeaderSize+len(payload)), 0, time.Now(), payload),
+		msgs: [][]byte{frames.AppendBinary(make([]byte, 0, frames.HeaderSize+len(payload)), 0, time.Now(), payload)},
+		head: []int{0},
 		fps:  fps,
 	}
+}
+
+// newLayeredPublisher returns a publisher of layers, payloads[i] being
+// layer i's.
+func newLayeredPublisher(conn *websocket.Conn, room *roomState, layers []Layer, payloads [][]byte, fps float64) *publisher {
+	p := &publisher{conn: conn, room: room, fps: fps}
+	for i, l := range layers {
+		p.msgs = append(p.msgs, frames.AppendLayered(nil, room.name, i, l.Width, l.Height, 0, time.Now(), payloads[i]))
+		p.head = append(p.head, frames.LayerBlockFixed+len(room.name))
+	}
+	return p
 }
 
 // run sends frames from now until end, at p.fps or, if it is 0, as fast as
@@ -64,12 +78,14 @@ func (p *publisher) run(ctx context.Context, windowStart, end time.Time) {
 			inWindow = true
 			p.room.from.Store(p.seq)
 		}
-		frames.PutHeader(p.msg, frames.KindJPEG, p.seq, now)
-		// A background context: the run ends by closing the connection,
-		// and a cancellable context would cost an AfterFunc per write.
-		if err := p.conn.Write(context.Background(), websocket.MessageBinary, p.msg); err != nil {
-			p.err = err
-			return
+		for i, msg := range p.msgs {
+			frames.PutHeader(msg[p.head[i]:], frames.KindJPEG, p.seq, now)
+			// A background context: the run ends by closing the connection,
+			// and a cancellable context would cost an AfterFunc per write.
+			if err := p.conn.Write(context.Background(), websocket.MessageBinary, msg); err != nil {
+				p.err = err
+				return
+			}
 		}
 		p.sentTotal++
 		if inWindow {

@@ -18,8 +18,11 @@ type Report struct {
 	Publishers int     `json:"publishers,omitempty"`
 	FPS        float64 `json:"fps,omitempty"` // target; 0 = unthrottled
 	Size       int     `json:"size"`
-	Format     string  `json:"format,omitempty"`
-	Client     string  `json:"client,omitempty"`
+	// Layers are the layers each publisher sent (Config.Layers); Size is
+	// the main layer's.
+	Layers []Layer `json:"layers,omitempty"`
+	Format string  `json:"format,omitempty"`
+	Client string  `json:"client,omitempty"`
 	// MessageBytes is the size of one viewer message (header + JPEG, or the
 	// JSON envelope).
 	MessageBytes int     `json:"message_bytes"`
@@ -171,6 +174,13 @@ func (r *Report) WriteText(w io.Writer) {
 		}
 		p("load: %d viewers (+%d stalled) over %d gateways, %d publisher(s) at %s (sent %.1f fps), %d B payload, %s (%d B messages), %.1fs window",
 			r.Viewers, r.Stalled, r.Gateways, r.Publishers, fps, r.SentFPS, r.Size, r.Format, r.MessageBytes, r.WindowSec)
+		if len(r.Layers) > 0 {
+			ls := make([]string, len(r.Layers))
+			for i, l := range r.Layers {
+				ls[i] = fmt.Sprintf("%dx%d:%d", l.Width, l.Height, l.Size)
+			}
+			p("layers: %s (viewers receive the first)", strings.Join(ls, ","))
+		}
 		p("frames sent %d; delivered %d of %d (%.4f)", r.FramesSent, r.Received, r.Expected, r.DeliveryRatio)
 		p("latency ms: p50 %.2f  p90 %.2f  p99 %.2f  max %.2f  (mean %.2f); max gap %.1f ms",
 			r.Latency.P50, r.Latency.P90, r.Latency.P99, r.Latency.Max, r.Latency.Mean, r.MaxGapMS)

@@ -58,9 +58,19 @@ func runLoad(ctx context.Context, cfg *Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	// With layers, layer 0's payload (cfg.Size bytes) is the one viewers
+	// receive; the others get their own.
+	layerPayloads := [][]byte{payload}
+	for i, l := range cfg.Layers[min(1, len(cfg.Layers)):] {
+		p, err := MakeJPEG(l.Size, uint64(i+2))
+		if err != nil {
+			return nil, err
+		}
+		layerPayloads = append(layerPayloads, p)
+	}
 	rep := &Report{
 		Mode: "load", Gateways: len(cfg.Gateways), Viewers: cfg.Viewers, Stalled: cfg.Stalled,
-		Publishers: cfg.Publishers, FPS: max(cfg.FPS, 0), Size: cfg.Size, Format: cfg.Format, Client: cfg.Client,
+		Publishers: cfg.Publishers, FPS: max(cfg.FPS, 0), Size: cfg.Size, Layers: cfg.Layers, Format: cfg.Format, Client: cfg.Client,
 		MessageBytes: messageBytes(cfg.Format, payload),
 	}
 	errf := func(format string, args ...any) { rep.Errors = append(rep.Errors, fmt.Sprintf(format, args...)) }
@@ -139,7 +149,11 @@ func runLoad(ctx context.Context, cfg *Config) (*Report, error) {
 		// Nothing is sent to publishers, but pongs and the close handshake
 		// are only processed while something reads.
 		c.CloseRead(context.Background())
-		pubs[i] = newPublisher(c, r, payload, cfg.FPS)
+		if len(cfg.Layers) > 0 {
+			pubs[i] = newLayeredPublisher(c, r, cfg.Layers, layerPayloads, cfg.FPS)
+		} else {
+			pubs[i] = newPublisher(c, r, payload, cfg.FPS)
+		}
 	}
 
 	// Redis's output is read around the whole publishing run, drain

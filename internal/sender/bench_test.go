@@ -33,9 +33,9 @@ func BenchmarkCaptureEncode(b *testing.B) {
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				p.draw(&m, now)
-				err := enc.encode(m, func(jpeg []byte) {
-					msg = frames.AppendBinary(msg[:0], uint64(i), now, jpeg)
-					jpegBytes += len(jpeg)
+				err := enc.encode(m, func(l encodedLayer) {
+					msg = frames.AppendBinary(msg[:0], uint64(i), now, l.jpeg)
+					jpegBytes += len(l.jpeg)
 				})
 				if err != nil {
 					b.Fatal(err)
@@ -44,6 +44,57 @@ func BenchmarkCaptureEncode(b *testing.B) {
 			b.StopTimer()
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "frames/s")
 			b.ReportMetric(float64(jpegBytes)/float64(b.N), "jpeg-B/frame")
+		})
+	}
+}
+
+// BenchmarkEncodeLayers measures encoding one 1280×720 capture (the test
+// pattern, drawn once) into its wire messages: one layer at the capture's
+// width, as without SENDER_LAYERS, against three layers 1280,640,320, each
+// smaller layer resized from the one above it (what the sender does) or
+// every layer from the capture. Quality 80; the messages go into one
+// reused message as in the sender.
+//
+//	go test -run '^$' -bench EncodeLayers -benchmem ./internal/sender/
+func BenchmarkEncodeLayers(b *testing.B) {
+	for _, bc := range []struct {
+		name, layers string
+		fromCapture  bool
+	}{
+		{"1-layer", "", false},
+		{"3-layers-cascade", "1280,640,320", false},
+		{"3-layers-from-capture", "1280,640,320", true},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			cfg := DefaultConfig()
+			cfg.Width = 0
+			cfg.Layers = bc.layers
+			layers, err := cfg.layerSpecs()
+			if err != nil {
+				b.Fatal(err)
+			}
+			p := newTestPatternSize(1280, 720, 10)
+			defer p.Close()
+			img := gocv.NewMat()
+			defer img.Close()
+			now := time.Now()
+			p.draw(&img, now)
+			enc := newLayerEncoder(layers)
+			enc.fromCapture = bc.fromCapture
+			defer enc.Close()
+			format := formatFor(cfg)
+			var m message
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				m.buf, m.ends = m.buf[:0], m.ends[:0]
+				info := frameInfo{seq: uint64(i), captured: now}
+				if err := enc.encode(img, func(l encodedLayer) { format(&m, info, l) }); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(len(m.buf)), "msg-B/picture")
 		})
 	}
 }

@@ -27,7 +27,7 @@ type capturer struct {
 
 func newCapturer(cfg Config, spec sourceSpec, slot *frameSlot, stats *counters, log *slog.Logger) *capturer {
 	c := &capturer{
-		spec: spec, testWidth: cfg.Width, fps: cfg.FPS,
+		spec: spec, testWidth: cfg.testPatternWidth(), fps: cfg.FPS,
 		slot: slot, stats: stats, log: log,
 		bo: newBackoff(cfg.ReconnectMin, cfg.ReconnectMax),
 	}
@@ -100,8 +100,8 @@ func (c *capturer) read(ctx context.Context, src frameSource, back *gocv.Mat, se
 }
 
 // encodeLoop is the encode goroutine: it takes the newest captured frame at
-// most fps times a second, encodes it and puts the message in msgs for the
-// writer. While no connection is up it consumes frames without encoding
+// most fps times a second, encodes it (once per layer) and puts the
+// message, all layers together, in msgs for the writer. While no connection is up it consumes frames without encoding
 // them. front is owned by the encode goroutine while it runs.
 func encodeLoop(ctx context.Context, frames *frameSlot, front *gocv.Mat, enc *encoder, format wireFormat,
 	msgs *messageSlot, fps float64, stats *counters, log *slog.Logger) {
@@ -125,7 +125,7 @@ func encodeLoop(ctx context.Context, frames *frameSlot, front *gocv.Mat, enc *en
 			continue
 		}
 		m := msgs.get()
-		err := enc.encode(*front, func(jpeg []byte) { format(m, info, jpeg) })
+		err := enc.encode(*front, func(l encodedLayer) { format(m, info, l) })
 		if err != nil {
 			msgs.release(m)
 			if !failing {

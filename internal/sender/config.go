@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
+
+	"github.com/framecast/framecast/pkg/frames"
 )
 
 // EnvPrefix is the prefix of every environment variable the sender reads.
@@ -42,15 +44,17 @@ const (
 // would configure the sender. split_words derives the same names without
 // that fallback; a test checks the env tags against envconfig.
 type Config struct {
-	URL       string  `split_words:"true" env:"SENDER_URL" flag:"url" default:"ws://127.0.0.1:8000" desc:"gateway base URL (ws, wss, http or https); the sender appends /ws/video/{room}/"`
-	Room      string  `split_words:"true" env:"SENDER_ROOM" flag:"room" default:"demo" desc:"room to publish to: 1-64 characters of [A-Za-z0-9_]"`
-	Source    string  `split_words:"true" env:"SENDER_SOURCE" flag:"source" default:"0" desc:"camera index (0) or /dev/videoN, a video file (loops), an rtsp:// or http(s):// URL, or test (a generated pattern)"`
-	FPS       float64 `split_words:"true" env:"SENDER_FPS" flag:"fps" default:"10" desc:"most frames sent per second, above 0 and at most 120"`
-	Quality   int     `split_words:"true" env:"SENDER_QUALITY" flag:"quality" default:"80" desc:"JPEG quality, 1-100"`
-	Width     int     `split_words:"true" env:"SENDER_WIDTH" flag:"width" default:"640" desc:"largest frame width in pixels (aspect kept, never upscaled); 0 keeps the source's width; the test pattern's width (0: 640)"`
-	Protocol  string  `split_words:"true" env:"SENDER_PROTOCOL" flag:"protocol" default:"binary" desc:"binary (role=publish, header + JPEG) or seed (data URL text messages, the Django Channels route)"`
-	Token     string  `split_words:"true" env:"SENDER_TOKEN" flag:"token" desc:"publish token for a gateway that requires one; sent only as Authorization: Bearer, never in the URL (prefer the env var: flags show in ps)"`
-	TokenFile string  `split_words:"true" env:"SENDER_TOKEN_FILE" flag:"token-file" desc:"file holding the publish token, instead of TOKEN; read at start and again before every reconnect, so a rotated token is picked up"`
+	URL          string  `split_words:"true" env:"SENDER_URL" flag:"url" default:"ws://127.0.0.1:8000" desc:"gateway base URL (ws, wss, http or https); the sender appends /ws/video/{room}/"`
+	Room         string  `split_words:"true" env:"SENDER_ROOM" flag:"room" default:"demo" desc:"room to publish to: 1-64 characters of [A-Za-z0-9_]"`
+	Source       string  `split_words:"true" env:"SENDER_SOURCE" flag:"source" default:"0" desc:"camera index (0) or /dev/videoN, a video file (loops), an rtsp:// or http(s):// URL, or test (a generated pattern)"`
+	FPS          float64 `split_words:"true" env:"SENDER_FPS" flag:"fps" default:"10" desc:"most frames sent per second, above 0 and at most 120"`
+	Quality      int     `split_words:"true" env:"SENDER_QUALITY" flag:"quality" default:"80" desc:"JPEG quality, 1-100"`
+	Width        int     `split_words:"true" env:"SENDER_WIDTH" flag:"width" default:"640" desc:"largest frame width in pixels (aspect kept, never upscaled); 0 keeps the source's width; the test pattern's width (0: 640); ignored when LAYERS is set"`
+	Layers       string  `split_words:"true" env:"SENDER_LAYERS" flag:"layers" desc:"layer widths, e.g. 1280,640,320: 1-4 widths of 16-7680 pixels, no duplicates, descending recommended; each picture is sent once per layer as version-2 messages, the first width being the main layer (aspect kept, never upscaled); replaces WIDTH (and sizes the test pattern by the widest); empty: one version-1 frame per picture at WIDTH"`
+	LayerQuality string  `split_words:"true" env:"SENDER_LAYER_QUALITY" flag:"layer-quality" desc:"JPEG quality per layer, e.g. 85,75,60: one value per LAYERS width, or one for all; empty: QUALITY for every layer"`
+	Protocol     string  `split_words:"true" env:"SENDER_PROTOCOL" flag:"protocol" default:"binary" desc:"binary (role=publish, header + JPEG) or seed (data URL text messages, the Django Channels route)"`
+	Token        string  `split_words:"true" env:"SENDER_TOKEN" flag:"token" desc:"publish token for a gateway that requires one; sent only as Authorization: Bearer, never in the URL (prefer the env var: flags show in ps)"`
+	TokenFile    string  `split_words:"true" env:"SENDER_TOKEN_FILE" flag:"token-file" desc:"file holding the publish token, instead of TOKEN; read at start and again before every reconnect, so a rotated token is picked up"`
 
 	WriteTimeout   time.Duration `split_words:"true" env:"SENDER_WRITE_TIMEOUT" flag:"write-timeout" default:"5s" desc:"a frame write that stalls this long drops the connection, which is then redialled"`
 	DialTimeout    time.Duration `split_words:"true" env:"SENDER_DIAL_TIMEOUT" flag:"dial-timeout" default:"10s" desc:"bound on one WebSocket connection attempt (TCP, TLS and handshake)"`
@@ -116,9 +120,7 @@ func LoadConfig(args []string, usage io.Writer) (Config, error) {
 // at fault. For a file source it checks that the file exists; whether
 // OpenCV can decode it is checked by New.
 func (c Config) Validate() error {
-	bad := func(env, format string, args ...any) error {
-		return fmt.Errorf("invalid %s (-%s): %s", env, flagOf(env), fmt.Sprintf(format, args...))
-	}
+	bad := badSetting
 	u, err := url.Parse(c.URL)
 	switch {
 	case err != nil:
@@ -147,6 +149,9 @@ func (c Config) Validate() error {
 	}
 	if c.Protocol != ProtocolBinary && c.Protocol != ProtocolSeed {
 		return bad("SENDER_PROTOCOL", "%q must be %q or %q", c.Protocol, ProtocolBinary, ProtocolSeed)
+	}
+	if _, err := c.layerSpecs(); err != nil {
+		return err
 	}
 	if strings.ContainsAny(c.Token, " \t\r\n") {
 		return bad("SENDER_TOKEN", "must not contain white space")
@@ -185,6 +190,12 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// badSetting returns the error of a setting at fault, naming its variable
+// and flag.
+func badSetting(env, format string, args ...any) error {
+	return fmt.Errorf("invalid %s (-%s): %s", env, flagOf(env), fmt.Sprintf(format, args...))
+}
+
 // SlogLevel returns LogLevel as a slog.Level.
 func (c Config) SlogLevel() (slog.Level, error) {
 	var l slog.Level
@@ -207,8 +218,113 @@ func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("url", c.URL), slog.String("room", c.Room), slog.String("source", c.Source),
 		slog.Float64("fps", c.FPS), slog.Int("quality", c.Quality), slog.Int("width", c.Width),
+		slog.String("layers", c.Layers), slog.String("layer_quality", c.LayerQuality),
 		slog.String("protocol", c.Protocol), slog.String("token", token),
 	)
+}
+
+// Layer width bounds of SENDER_LAYERS. The upper one is SENDER_WIDTH's; a
+// layer block carries widths in 16 bits.
+const (
+	minLayerWidth = 16
+	maxLayerWidth = 7680
+)
+
+// layerSpec is one layer the encoder makes of each picture.
+type layerSpec struct {
+	width   int // largest width, aspect kept, never upscaled; 0 keeps the source's
+	quality int // JPEG quality 1-100
+}
+
+// layered reports whether the sender publishes layers (version-2 messages):
+// whether SENDER_LAYERS is set.
+func (c Config) layered() bool { return c.Layers != "" }
+
+// layerSpecs returns the layers each picture is encoded as: those of
+// SENDER_LAYERS and SENDER_LAYER_QUALITY, or, when SENDER_LAYERS is empty,
+// the single unlayered one of SENDER_WIDTH and SENDER_QUALITY. Errors name
+// the setting at fault.
+func (c Config) layerSpecs() ([]layerSpec, error) {
+	bad := badSetting
+	if !c.layered() {
+		if c.LayerQuality != "" {
+			return nil, bad("SENDER_LAYER_QUALITY", "%q is set without SENDER_LAYERS: use SENDER_QUALITY for the single layer", c.LayerQuality)
+		}
+		return []layerSpec{{width: c.Width, quality: c.Quality}}, nil
+	}
+	if c.Protocol == ProtocolSeed {
+		return nil, bad("SENDER_LAYERS", "%q: the seed protocol's data URLs carry no layer; unset SENDER_LAYERS or use SENDER_PROTOCOL=%s", c.Layers, ProtocolBinary)
+	}
+	widths, err := parseIntList(c.Layers)
+	if err != nil {
+		return nil, bad("SENDER_LAYERS", "%q: %v: want 1-%d comma-separated widths, e.g. 1280,640,320", c.Layers, err, frames.MaxLayers)
+	}
+	if len(widths) > frames.MaxLayers {
+		return nil, bad("SENDER_LAYERS", "%q has %d widths: a room has at most %d layers", c.Layers, len(widths), frames.MaxLayers)
+	}
+	specs := make([]layerSpec, len(widths))
+	for i, w := range widths {
+		if w < minLayerWidth || w > maxLayerWidth {
+			return nil, bad("SENDER_LAYERS", "%q: width %d must be %d-%d pixels", c.Layers, w, minLayerWidth, maxLayerWidth)
+		}
+		for j := range i {
+			if widths[j] == w {
+				return nil, bad("SENDER_LAYERS", "%q: width %d is given twice: each layer needs its own width", c.Layers, w)
+			}
+		}
+		specs[i] = layerSpec{width: w, quality: c.Quality}
+	}
+	if c.LayerQuality == "" {
+		return specs, nil
+	}
+	qs, err := parseIntList(c.LayerQuality)
+	switch {
+	case err != nil:
+		return nil, bad("SENDER_LAYER_QUALITY", "%q: %v: want one JPEG quality 1-100 per layer, or one for all", c.LayerQuality, err)
+	case len(qs) != 1 && len(qs) != len(specs):
+		return nil, bad("SENDER_LAYER_QUALITY", "%q has %d values for %d layers (SENDER_LAYERS=%s): give one per layer, or one for all", c.LayerQuality, len(qs), len(specs), c.Layers)
+	}
+	for i := range specs {
+		q := qs[min(i, len(qs)-1)]
+		if q < 1 || q > 100 {
+			return nil, bad("SENDER_LAYER_QUALITY", "%q: quality %d must be 1-100", c.LayerQuality, q)
+		}
+		specs[i].quality = q
+	}
+	return specs, nil
+}
+
+// parseIntList parses comma-separated decimal integers; white space around
+// each is allowed, empty items are not.
+func parseIntList(s string) ([]int, error) {
+	parts := strings.Split(s, ",")
+	out := make([]int, len(parts))
+	for i, p := range parts {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			return nil, fmt.Errorf("item %d is empty", i+1)
+		}
+		n, err := strconv.Atoi(p)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not an integer", p)
+		}
+		out[i] = n
+	}
+	return out, nil
+}
+
+// testPatternWidth is the width of the test source: SENDER_WIDTH, or the
+// widest layer when SENDER_LAYERS is set.
+func (c Config) testPatternWidth() int {
+	specs, err := c.layerSpecs()
+	if err != nil || !c.layered() {
+		return c.Width
+	}
+	w := 0
+	for _, l := range specs {
+		w = max(w, l.width)
+	}
+	return w
 }
 
 // maxTokenFileBytes bounds a token file: a JWT is a few hundred bytes.

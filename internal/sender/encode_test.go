@@ -41,7 +41,7 @@ func encodePattern(t *testing.T, w, maxWidth, quality int) []byte {
 	e := newEncoder(maxWidth, quality)
 	defer e.Close()
 	var out []byte
-	if err := e.encode(m, func(jpeg []byte) { out = append([]byte(nil), jpeg...) }); err != nil {
+	if err := e.encode(m, func(l encodedLayer) { out = append([]byte(nil), l.jpeg...) }); err != nil {
 		t.Fatal(err)
 	}
 	return out
@@ -80,7 +80,7 @@ func TestEncodeEmptyImage(t *testing.T) {
 	defer e.Close()
 	m := gocv.NewMat()
 	defer m.Close()
-	if err := e.encode(m, func([]byte) { t.Fatal("use called for an empty image") }); err == nil {
+	if err := e.encode(m, func(encodedLayer) { t.Fatal("use called for an empty image") }); err == nil {
 		t.Fatal("encode of an empty Mat returned nil")
 	}
 }
@@ -90,8 +90,9 @@ func TestWireFormats(t *testing.T) {
 	at := time.UnixMicro(1_700_000_000_123_456)
 	info := frameInfo{seq: 42, captured: at}
 
+	layer := encodedLayer{size: image.Pt(160, 120), jpeg: jpg}
 	var m message
-	formatFor(ProtocolBinary)(&m, info, jpg)
+	formatFor(DefaultConfig())(&m, info, layer)
 	if m.typ != websocket.MessageBinary {
 		t.Fatalf("binary protocol message type %v", m.typ)
 	}
@@ -103,7 +104,10 @@ func TestWireFormats(t *testing.T) {
 		t.Fatalf("binary message: seq %d captured %v, %d JPEG bytes", f.Seq, f.Captured, len(f.JPEG))
 	}
 
-	formatFor(ProtocolSeed)(&m, info, jpg)
+	seed := DefaultConfig()
+	seed.Protocol = ProtocolSeed
+	m = message{}
+	formatFor(seed)(&m, info, layer)
 	if m.typ != websocket.MessageText {
 		t.Fatalf("seed protocol message type %v", m.typ)
 	}
@@ -113,5 +117,48 @@ func TestWireFormats(t *testing.T) {
 	}
 	if string(f.JPEG) != string(jpg) {
 		t.Fatal("data URL does not round-trip the JPEG")
+	}
+}
+
+// TestLayeredWireFormat: with SENDER_LAYERS the layers of a picture go into
+// one message, one version-2 message each, in layer order.
+func TestLayeredWireFormat(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Room, cfg.Layers = "cam_2", "640,320,160"
+	layers, err := cfg.layerSpecs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newTestPattern(640, 10)
+	defer p.Close()
+	img := gocv.NewMat()
+	defer img.Close()
+	p.draw(&img, time.Now())
+	enc := newLayerEncoder(layers)
+	defer enc.Close()
+	at := time.UnixMicro(1_700_000_000_123_456)
+	info := frameInfo{seq: 9, captured: at}
+	format := formatFor(cfg)
+	var m message
+	for range 2 { // the second picture reuses the buffers
+		m.buf, m.ends = m.buf[:0], m.ends[:0]
+		if err := enc.encode(img, func(l encodedLayer) { format(&m, info, l) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(m.ends) != 3 || m.typ != websocket.MessageBinary {
+		t.Fatalf("%d messages of type %v, want 3 binary", len(m.ends), m.typ)
+	}
+	for i, w := range []image.Point{{640, 480}, {320, 240}, {160, 120}} {
+		f, err := frames.ParseBinary(m.layer(i), 0, time.Time{}, 0)
+		if err != nil {
+			t.Fatalf("layer %d: %v", i, err)
+		}
+		if f.Layer != i || f.Room != "cam_2" || f.Seq != 9 || !f.Captured.Equal(at) || f.Width != w.X || f.Height != w.Y {
+			t.Fatalf("layer %d: layer %d room %q seq %d at %v, %d×%d", i, f.Layer, f.Room, f.Seq, f.Captured, f.Width, f.Height)
+		}
+		if got := decodeJPEG(t, f.JPEG); got != w {
+			t.Fatalf("layer %d decodes at %v, want %v", i, got, w)
+		}
 	}
 }

@@ -13,21 +13,25 @@ import (
 
 // pumpFrames runs n frames through the sender's capture and encode path on
 // one goroutine, unpaced: test pattern → frame slot (triple buffer) →
-// resize → JPEG → binary message → message slot. Every Mat and buffer the
-// path creates is closed before it returns.
-func pumpFrames(t testing.TB, n, width, maxWidth int) {
+// resize and JPEG per layer of cfg → wire messages → message slot. Every
+// Mat and buffer the path creates is closed before it returns.
+func pumpFrames(t testing.TB, n, width int, cfg Config) {
 	t.Helper()
+	layers, err := cfg.layerSpecs()
+	if err != nil {
+		t.Fatal(err)
+	}
 	pattern := newTestPattern(width, 1000)
 	defer pattern.Close()
 	frameSlot := newFrameSlot()
 	defer frameSlot.Close()
 	msgs := newMessageSlot()
-	enc := newEncoder(maxWidth, 80)
+	enc := newLayerEncoder(layers)
 	defer enc.Close()
 	back, front := gocv.NewMat(), gocv.NewMat()
 	defer back.Close()
 	defer front.Close()
-	format := formatFor(ProtocolBinary)
+	format := formatFor(cfg)
 	for i := range n {
 		pattern.draw(&back, time.Now())
 		frameSlot.put(&back, frameInfo{seq: uint64(i + 1), captured: time.Now()})
@@ -36,8 +40,11 @@ func pumpFrames(t testing.TB, n, width, maxWidth int) {
 			t.Fatal("frame slot lost a frame")
 		}
 		m := msgs.get()
-		if err := enc.encode(front, func(jpeg []byte) { format(m, info, jpeg) }); err != nil {
+		if err := enc.encode(front, func(l encodedLayer) { format(m, info, l) }); err != nil {
 			t.Fatal(err)
+		}
+		if len(m.ends) != len(layers) {
+			t.Fatalf("picture %d has %d messages for %d layers", i, len(m.ends), len(layers))
 		}
 		msgs.put(m)
 		if i%3 != 0 { // sometimes the writer is slow and the message is replaced
@@ -46,14 +53,41 @@ func pumpFrames(t testing.TB, n, width, maxWidth int) {
 	}
 }
 
+// unlayeredConfig is the default configuration with frames at most
+// maxWidth wide.
+func unlayeredConfig(maxWidth int) Config {
+	c := DefaultConfig()
+	c.Width = maxWidth
+	return c
+}
+
+// layeredConfig is the default configuration with SENDER_LAYERS=layers.
+func layeredConfig(layers string) Config {
+	c := DefaultConfig()
+	c.Layers = layers
+	return c
+}
+
 // TestCaptureEncodeMemoryFlat: after a warm-up, thousands more frames leave
 // the Go heap and the process's resident memory (which includes OpenCV's
 // C++ allocations) about where they were.
 func TestCaptureEncodeMemoryFlat(t *testing.T) {
-	const width, maxWidth = 320, 240
-	pumpFrames(t, 300, width, maxWidth)
+	const width = 320
+	for _, tt := range []struct {
+		name string
+		cfg  Config
+	}{
+		{"one layer", unlayeredConfig(240)},
+		{"three layers", layeredConfig("240,160,64")},
+	} {
+		t.Run(tt.name, func(t *testing.T) { memoryFlat(t, width, tt.cfg) })
+	}
+}
+
+func memoryFlat(t *testing.T, width int, cfg Config) {
+	pumpFrames(t, 300, width, cfg)
 	heap0, rss0 := memoryInUse(t)
-	pumpFrames(t, 3000, width, maxWidth)
+	pumpFrames(t, 3000, width, cfg)
 	heap1, rss1 := memoryInUse(t)
 	t.Logf("Go heap in use %d → %d KiB, RSS %d → %d KiB", heap0>>10, heap1>>10, rss0>>10, rss1>>10)
 	// Measured: a NativeByteBuffer leaked per frame (a 240×180 JPEG) grows

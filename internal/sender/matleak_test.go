@@ -28,13 +28,35 @@ func TestMatLeak(t *testing.T) {
 		}
 	}
 	t.Run("pipeline", func(t *testing.T) {
-		check(t, "3000 frames through capture and encode", func(t *testing.T) { pumpFrames(t, 3000, 160, 64) })
+		check(t, "3000 frames through capture and encode", func(t *testing.T) { pumpFrames(t, 3000, 160, unlayeredConfig(64)) })
+	})
+	t.Run("layers", func(t *testing.T) {
+		// 200 wide: the 320 layer is clamped to the capture's width, and
+		// 96 is made from the 128 layer.
+		check(t, "3000 frames through capture and 3-layer encode", func(t *testing.T) {
+			cfg := layeredConfig("320,128,96")
+			cfg.LayerQuality = "80,70,60"
+			pumpFrames(t, 3000, 200, cfg)
+		})
+		check(t, "3000 frames through layers that share a JPEG", func(t *testing.T) {
+			pumpFrames(t, 3000, 100, layeredConfig("400,200,50"))
+		})
 	})
 	t.Run("sender", func(t *testing.T) {
 		check(t, "a Sender run", func(t *testing.T) {
 			g := newFakeGateway(t)
 			s := startSender(t, testConfig(g.url()))
 			g.waitMessages(t, 0, 20, 20*time.Second)
+			if err := s.stop(t); err != nil {
+				t.Fatal(err)
+			}
+		})
+		check(t, "a layered Sender run", func(t *testing.T) {
+			g := newFakeGateway(t)
+			cfg := testConfig(g.url())
+			cfg.Layers = "160,80,40"
+			s := startSender(t, cfg)
+			g.waitMessages(t, 0, 60, 20*time.Second)
 			if err := s.stop(t); err != nil {
 				t.Fatal(err)
 			}

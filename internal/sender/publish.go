@@ -241,20 +241,34 @@ func (p *publisher) serve(ctx context.Context, conn *websocket.Conn) error {
 		if m == nil {
 			continue
 		}
-		wctx, wcancel := context.WithTimeout(connCtx, p.cfg.WriteTimeout)
-		err := conn.Write(wctx, m.typ, m.buf)
-		wcancel()
-		n := len(m.buf)
+		err := p.writePicture(connCtx, conn, m)
 		p.slot.release(m)
+		if err != nil {
+			return err
+		}
+		p.stats.sent.Add(1)
+	}
+}
+
+// writePicture writes every layer of m, in order, each bounded by
+// WriteTimeout. Shutdown is only looked at between pictures, so a picture
+// is never cut between its layers.
+func (p *publisher) writePicture(ctx context.Context, conn *websocket.Conn, m *message) error {
+	for i := range m.ends {
+		b := m.layer(i)
+		wctx, cancel := context.WithTimeout(ctx, p.cfg.WriteTimeout)
+		err := conn.Write(wctx, m.typ, b)
+		cancel()
 		if err != nil {
 			if errors.Is(err, context.DeadlineExceeded) {
 				return fmt.Errorf("failed to write frame within %v: %w", p.cfg.WriteTimeout, err)
 			}
 			return fmt.Errorf("failed to write frame: %w", err)
 		}
-		p.stats.sent.Add(1)
-		p.stats.bytes.Add(uint64(n))
+		p.stats.bytes.Add(uint64(len(b)))
+		p.stats.layerBytes[i].Add(uint64(len(b)))
 	}
+	return nil
 }
 
 // discardMessages reads conn until it fails or closes, discarding data

@@ -358,31 +358,52 @@ func TestSenderReconnects(t *testing.T) {
 // timeout drops the connection and the sender redials.
 func TestSenderSkipsWhenSocketSlow(t *testing.T) {
 	g := newFakeGateway(t)
-	g.onConn = func(ctx context.Context, n int, c *websocket.Conn, rec *connRecord) {
-		if n == 0 {
-			<-ctx.Done() // never read: the sender's writes fill the TCP buffers
-			return
-		}
-		readAll(ctx, c, rec)
-	}
+	g.stallFirstConn(0)
 	cfg := testConfig(g.url())
 	cfg.Width = 1280 // large frames fill the socket buffers within a second
 	cfg.Quality = 100
+	s := startStalledSender(t, cfg)
+	// The stalled connection is cut by the write timeout and replaced.
+	g.waitMessages(t, 1, 3, 30*time.Second)
+	if st := s.Stats(); st.Reconnects < 1 {
+		t.Fatalf("stats after the stall: %+v", st)
+	}
+}
+
+// stallFirstConn makes g's first connection read n messages, then stop
+// reading, so that the sender's writes fill the TCP buffers; later
+// connections read everything.
+func (g *fakeGateway) stallFirstConn(n int) {
+	g.onConn = func(ctx context.Context, i int, c *websocket.Conn, rec *connRecord) {
+		if i > 0 {
+			readAll(ctx, c, rec)
+			return
+		}
+		for range n {
+			typ, b, err := c.Read(ctx)
+			if err != nil {
+				return
+			}
+			rec.add(recvMsg{typ, b})
+		}
+		<-ctx.Done()
+	}
+}
+
+// startStalledSender starts a 30 fps sender of cfg with a 1.5 s write
+// timeout and waits until it skipped frames on a stalled socket.
+func startStalledSender(t *testing.T, cfg Config) *runningSender {
+	t.Helper()
 	cfg.FPS = 30
 	cfg.WriteTimeout = 1500 * time.Millisecond
 	s := startSender(t, cfg)
-
 	testenv.WaitFor(t, 30*time.Second, "frames skipped on the stalled socket", func() error {
 		if st := s.Stats(); st.Skipped == 0 {
 			return fmt.Errorf("stats %+v", st)
 		}
 		return nil
 	})
-	// The stalled connection is cut by the write timeout and replaced.
-	g.waitMessages(t, 1, 3, 30*time.Second)
-	if st := s.Stats(); st.Reconnects < 1 {
-		t.Fatalf("stats after the stall: %+v", st)
-	}
+	return s
 }
 
 // TestSenderUnreachableGateway: with no gateway, capture runs, nothing is

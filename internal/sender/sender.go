@@ -69,7 +69,8 @@ func (s *Sender) Run(ctx context.Context) error {
 	frameSlot := newFrameSlot()
 	msgs := newMessageSlot()
 	back, front := gocv.NewMat(), gocv.NewMat()
-	enc := newEncoder(s.cfg.Width, s.cfg.Quality)
+	layers, _ := s.cfg.layerSpecs() // validated by New
+	enc := newLayerEncoder(layers)
 	capt := newCapturer(s.cfg, s.spec, frameSlot, &s.stats, s.log)
 	pub := &publisher{cfg: s.cfg, slot: msgs, stats: &s.stats, log: s.log}
 
@@ -83,11 +84,11 @@ func (s *Sender) Run(ctx context.Context) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		encodeLoop(pipeCtx, frameSlot, &front, enc, formatFor(s.cfg.Protocol), msgs, s.cfg.FPS, &s.stats, s.log)
+		encodeLoop(pipeCtx, frameSlot, &front, enc, formatFor(s.cfg), msgs, s.cfg.FPS, &s.stats, s.log)
 	}()
 	if s.cfg.StatusInterval > 0 {
 		wg.Add(1)
-		go func() { defer wg.Done(); logStatus(pipeCtx, s.log, &s.stats, s.cfg.StatusInterval) }()
+		go func() { defer wg.Done(); logStatus(pipeCtx, s.log, &s.stats, s.cfg.StatusInterval, layerCount(s.cfg)) }()
 	}
 
 	// The publisher watches ctx itself: on shutdown it closes the socket

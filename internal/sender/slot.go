@@ -70,17 +70,38 @@ func (s *frameSlot) take(front *gocv.Mat) (info frameInfo, ok bool) {
 // Close releases the slot's Mat.
 func (s *frameSlot) Close() error { return s.pending.Close() }
 
-// message is one encoded frame in its wire format. Its buffer is reused
-// for later frames once the writer releases it.
+// message is one encoded picture in its wire format: one WebSocket message
+// per layer, back to back in buf, the i-th ending at ends[i]. The writer
+// sends them in order. Handing whole pictures through the slot is what
+// makes latest-wins drop a picture with all its layers, never part of one.
+// Its buffers are reused for later pictures once the writer releases it.
 type message struct {
-	typ websocket.MessageType
-	buf []byte
-	seq uint64
+	typ  websocket.MessageType
+	buf  []byte
+	ends []int
+	seq  uint64
 }
 
-// messageSlot hands the newest encoded message from the encode goroutine to
+// endLayer makes buf, which extends m.buf by one layer's message, the
+// message's buffer.
+func (m *message) endLayer(buf []byte) {
+	m.buf = buf
+	m.ends = append(m.ends, len(buf))
+}
+
+// layer returns the wire message of layer i.
+func (m *message) layer(i int) []byte {
+	start := 0
+	if i > 0 {
+		start = m.ends[i-1]
+	}
+	return m.buf[start:m.ends[i]]
+}
+
+// messageSlot hands the newest encoded picture from the encode goroutine to
 // the connection's writer, latest wins: a message replaced before the
-// writer took it is a frame skipped because the socket was slow. At most
+// writer took it is a picture (all its layers) skipped because the socket
+// was slow. At most
 // three buffers exist (one being encoded, one pending, one being written);
 // they are recycled, so steady streaming allocates nothing.
 //
@@ -106,7 +127,7 @@ func (s *messageSlot) get() *message {
 	if n := len(s.free); n > 0 {
 		m := s.free[n-1]
 		s.free = s.free[:n-1]
-		m.buf = m.buf[:0]
+		m.buf, m.ends = m.buf[:0], m.ends[:0]
 		return m
 	}
 	return &message{}
