@@ -206,8 +206,8 @@ func (w *cacheWriter) flush(ctx context.Context, hub FrameSource) {
 	pipe := c.client.Pipeline()
 	seen := make(map[string]bool, len(w.written))
 	for _, info := range hub.Rooms() {
-		if info.Publishers == 0 {
-			continue
+		if info.Publishers == 0 || info.Codec != "" {
+			continue // H.264 streams have no single newest frame to cache
 		}
 		f := hub.Latest(info.Name)
 		if f == nil {

@@ -313,7 +313,7 @@ func merge(recs []presenceRecord) []rooms.RoomSummary {
 	for _, rec := range recs {
 		counted := map[string]bool{} // rooms of this replica: one replica however many layers
 		for _, r := range rec.Rooms {
-			name, layer := rooms.SplitStream(r.Name) // a layer's stream counts for its room
+			name, layer, codec := rooms.ParseStream(r.Name) // a layer's stream counts for its room
 			if !rooms.ValidName(name) {
 				continue
 			}
@@ -323,7 +323,7 @@ func merge(recs []presenceRecord) []rooms.RoomSummary {
 				byName[name] = s
 			}
 			s.Viewers += r.Viewers
-			if layer == 0 {
+			if layer == 0 && codec == "" {
 				s.Publishers += r.Publishers
 			}
 			s.Live = s.Live || r.Live

@@ -95,13 +95,14 @@ type Hub struct {
 	subMu      sync.Mutex           // guards subscribed; never held across a layer call (see syncSubscription)
 	subscribed map[string]*subState // rooms subscribed, or with a layer call in flight
 
-	published      atomic.Uint64
-	publishErrors  atomic.Uint64
-	publishDropped atomic.Uint64
-	roomRateDrops  atomic.Uint64
-	relayed        atomic.Uint64
-	badMessages    atomic.Uint64
-	skipped        atomic.Uint64
+	published        atomic.Uint64
+	publishErrors    atomic.Uint64
+	publishDropped   atomic.Uint64
+	roomRateDrops    atomic.Uint64
+	relayed          atomic.Uint64
+	badMessages      atomic.Uint64
+	skipped          atomic.Uint64
+	keyframeRequests atomic.Uint64
 }
 
 // NewHub returns a hub that relays frames over layer.
@@ -136,10 +137,15 @@ func (h *Hub) Layer() Layer { return h.layer }
 // room's main layer (named as the room) or one of its other layers (named
 // by Stream).
 type Room struct {
-	hub   *Hub
-	name  string // the stream's name, the channel layer's room
-	base  string // the room's name
-	layer int    // the stream's layer of the room
+	hub        *Hub
+	name       string       // the stream's name, the channel layer's room
+	base       string       // the room's name
+	layer      int          // the stream's layer of the room
+	codec      string       // "" for JPEG, CodecH264
+	gop        gop          // H.264 streams: the current group of pictures
+	keyAt      atomic.Int64 // H.264 streams: hub.now() of the last keyframe request
+	keyPending atomic.Bool  // H.264 streams: a keyframe request waits for the interval to end
+	h264p      []*Publisher // H.264 streams: the local publishers, for keyframe requests; guarded by hub.mu
 
 	viewers    atomic.Pointer[viewerSet] // copy-on-write; replaced under hub.mu
 	publishers int                       // guarded by hub.mu
@@ -160,8 +166,8 @@ func (h *Hub) roomLocked(name string) (*Room, error) {
 	if h.opts.MaxRooms > 0 && len(h.rooms) >= h.opts.MaxRooms {
 		return nil, fmt.Errorf("%w: limit %d", ErrTooManyRooms, h.opts.MaxRooms)
 	}
-	base, layer := SplitStream(name)
-	r := &Room{hub: h, name: name, base: base, layer: layer, jobs: make([]shardJob, len(h.shards))}
+	base, layer, codec := ParseStream(name)
+	r := &Room{hub: h, name: name, base: base, layer: layer, codec: codec, jobs: make([]shardJob, len(h.shards))}
 	if h.opts.RoomRate > 0 {
 		burst := h.opts.RoomBurst
 		if burst <= 0 {
@@ -212,6 +218,10 @@ func (h *Hub) join(ctx context.Context, room string, notify func(*Viewer)) (*Vie
 	v := newViewer(r, h.shards[r.nextShard])
 	r.nextShard = (r.nextShard + 1) % len(h.shards)
 	v.notify = notify
+	if r.codec == CodecH264 {
+		h.mu.Unlock()
+		return h.joinH264(ctx, r, v)
+	}
 	r.viewers.Store(r.viewers.Load().with(v))
 	h.mu.Unlock()
 
@@ -247,6 +257,9 @@ type subState struct {
 func (h *Hub) wantSubscribed(room string) bool {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
+	if isKeyStream(room) {
+		return h.hasH264PublisherLocked(room[:len(room)-len(keySuffix)])
+	}
 	r := h.rooms[room]
 	return r != nil && len(r.viewers.Load().all) > 0
 }
@@ -331,6 +344,10 @@ func (h *Hub) changeSubscription(ctx context.Context, room string, s *subState, 
 // of room, through the fan-out shards. It does not block and allocates once
 // per message and shard, not per viewer.
 func (h *Hub) deliver(room string, msg []byte) {
+	if isKeyStream(room) {
+		h.keyframeRequested(room)
+		return
+	}
 	f, err := frames.ParseBinary(msg, 0, time.Time{}, 0)
 	if err != nil {
 		h.badMessages.Add(1)
@@ -346,7 +363,16 @@ func (h *Hub) deliver(room string, msg []byte) {
 	h.relayed.Add(1)
 	r.observe(f)
 	at := h.now()
-	for i, vs := range r.viewers.Load().byShard {
+	set := r.viewers.Load()
+	if r.codec == CodecH264 {
+		// The group a joiner gets and the pictures offered live split
+		// under gop.mu (see joinPictures).
+		r.gop.mu.Lock()
+		r.gop.addLocked(f)
+		set = r.viewers.Load()
+		r.gop.mu.Unlock()
+	}
+	for i, vs := range set.byShard {
 		if len(vs) > 0 {
 			for _, v := range vs {
 				v.offer(f, at)
@@ -388,6 +414,7 @@ type RoomInfo struct {
 	Name       string    `json:"name"`
 	Room       string    `json:"-"` // the room, Name without its layer
 	Layer      int       `json:"-"`
+	Codec      string    `json:"-"` // "" for JPEG streams, CodecH264
 	Viewers    int       `json:"viewers"`
 	Publishers int       `json:"publishers"`
 	Live       bool      `json:"live"`
@@ -403,6 +430,7 @@ func (h *Hub) Rooms() []RoomInfo {
 			Name:       r.name,
 			Room:       r.base,
 			Layer:      r.layer,
+			Codec:      r.codec,
 			Viewers:    len(r.viewers.Load().all),
 			Publishers: r.publishers,
 			Live:       r.live.Load(),
@@ -419,15 +447,16 @@ func (h *Hub) Rooms() []RoomInfo {
 
 // Stats are the hub's counters since it started.
 type Stats struct {
-	Rooms          int
-	Viewers        int
-	Published      uint64 // frames handed to the layer by local publishers
-	PublishDropped uint64 // frames a publisher dropped before the layer took them (its queue was full)
-	RoomRateDrops  uint64 // frames dropped because their room was over Options.RoomRate
-	PublishErrors  uint64 // failed publishes to the layer
-	Relayed        uint64 // messages the layer delivered to this replica's rooms
-	BadMessages    uint64 // layer messages that did not parse
-	Skipped        uint64 // frames viewers skipped because they were behind
+	Rooms            int
+	Viewers          int
+	Published        uint64 // frames handed to the layer by local publishers
+	PublishDropped   uint64 // frames a publisher dropped before the layer took them (its queue was full)
+	RoomRateDrops    uint64 // frames dropped because their room was over Options.RoomRate
+	PublishErrors    uint64 // failed publishes to the layer
+	Relayed          uint64 // messages the layer delivered to this replica's rooms
+	BadMessages      uint64 // layer messages that did not parse
+	Skipped          uint64 // frames viewers skipped because they were behind
+	KeyframeRequests uint64 // keyframe requests this replica sent for its H.264 viewers
 }
 
 // Stats returns a snapshot of the hub's counters.
@@ -445,6 +474,7 @@ func (h *Hub) Stats() Stats {
 	s.Relayed = h.relayed.Load()
 	s.BadMessages = h.badMessages.Load()
 	s.Skipped = h.skipped.Load()
+	s.KeyframeRequests = h.keyframeRequests.Load()
 	return s
 }
 

@@ -59,7 +59,8 @@ type Publisher struct {
 
 	seq     atomic.Uint64
 	lastSeq atomic.Uint64
-	sent    atomic.Bool // a frame was sent: only then does Close announce offline
+	onKey   atomic.Pointer[func()] // H.264 streams: called on keyframe requests
+	sent    atomic.Bool            // a frame was sent: only then does Close announce offline
 }
 
 // NewPublisher registers a publisher of room and starts its goroutine.
@@ -75,6 +76,9 @@ func (h *Hub) NewPublisher(room string) (*Publisher, error) {
 	h.mu.Unlock()
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Publisher{hub: h, room: r, wake: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{})}
+	if r.codec == CodecH264 {
+		h.addH264Publisher(p)
+	}
 	go p.loop(ctx)
 	return p, nil
 }
@@ -214,6 +218,9 @@ func (p *Publisher) Close() {
 		p.cancel()
 		<-p.done
 		h := p.hub
+		if p.room.codec == CodecH264 {
+			h.removeH264Publisher(p)
+		}
 		h.mu.Lock()
 		p.room.publishers--
 		last := p.room.publishers == 0

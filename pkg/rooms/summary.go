@@ -36,7 +36,7 @@ func Summarize(local []RoomInfo) []RoomSummary {
 		}
 		s := &out[i]
 		s.Viewers += r.Viewers
-		if r.Layer == 0 {
+		if r.Layer == 0 && r.Codec == "" {
 			s.Publishers = r.Publishers
 		}
 		s.Live = s.Live || r.Live

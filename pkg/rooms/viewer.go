@@ -48,10 +48,17 @@ type Viewer struct {
 	notify func(*Viewer) // if set, called instead of signalling wake
 	shard  *fanoutShard  // offers to this viewer run here, one at a time
 
-	mu    sync.Mutex // guards the queue
-	queue [MaxBehindFrames]queued
+	mu    sync.Mutex // guards the queue, backlog and needKey
+	queue [maxQueue]queued
 	head  int // index of the oldest queued frame
 	n     int // frames queued
+
+	// H.264 streams (see gop.go): a viewer that fell behind waits for the
+	// next keyframe (needKey), and a joining one drains the room's current
+	// group of pictures (backlog) before the queue.
+	h264    bool
+	needKey bool
+	backlog []*frames.Frame
 
 	offered atomic.Uint64 // frames offered so far; written under mu
 	skipped atomic.Uint64
@@ -64,8 +71,16 @@ type queued struct {
 	at int64
 }
 
+// maxQueue is the queue's capacity: MaxBehindFrames for JPEG streams,
+// MaxBehindPictures for H.264 ones.
+const maxQueue = max(MaxBehindFrames, MaxBehindPictures)
+
 func newViewer(r *Room, shard *fanoutShard) *Viewer {
-	return &Viewer{room: r, shard: shard, wake: make(chan struct{}, 1)}
+	v := &Viewer{room: r, shard: shard, wake: make(chan struct{}, 1)}
+	if r.codec == CodecH264 {
+		v.h264, v.needKey = true, true
+	}
+	return v
 }
 
 // Room returns the name of the viewer's room.
@@ -102,10 +117,14 @@ func (v *Viewer) offerFirst(f *frames.Frame) {
 
 func (v *Viewer) offerLocked(f *frames.Frame, at int64) {
 	v.offered.Add(1)
+	if v.h264 {
+		v.offerPictureLocked(f, at)
+		return
+	}
 	if v.n == MaxBehindFrames || v.n > 0 && at-v.queue[v.head].at > int64(MaxBehind) {
 		var skipped uint64
 		for i := range v.n {
-			q := &v.queue[(v.head+i)%MaxBehindFrames]
+			q := &v.queue[(v.head+i)%maxQueue]
 			if !q.f.IsOffline() {
 				skipped++
 			}
@@ -117,7 +136,7 @@ func (v *Viewer) offerLocked(f *frames.Frame, at int64) {
 			v.room.hub.skipped.Add(skipped)
 		}
 	}
-	v.queue[(v.head+v.n)%MaxBehindFrames] = queued{f: f, at: at}
+	v.queue[(v.head+v.n)%maxQueue] = queued{f: f, at: at}
 	v.n++
 }
 
@@ -136,7 +155,7 @@ func (v *Viewer) signal() {
 func (v *Viewer) Pending() bool {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	return v.n > 0
+	return v.n > 0 || len(v.backlog) > 0
 }
 
 // Next waits for a frame and returns the oldest queued one, or ctx's error.
@@ -162,13 +181,25 @@ func (v *Viewer) Wake() <-chan struct{} { return v.wake }
 func (v *Viewer) TryNext() *frames.Frame {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	if len(v.backlog) > 0 {
+		f := v.backlog[0]
+		v.backlog[0] = nil
+		v.backlog = v.backlog[1:]
+		if v.notify == nil && (v.n > 0 || len(v.backlog) > 0) {
+			select {
+			case v.wake <- struct{}{}:
+			default:
+			}
+		}
+		return f
+	}
 	if v.n == 0 {
 		return nil
 	}
 	q := &v.queue[v.head]
 	f := q.f
 	*q = queued{}
-	v.head = (v.head + 1) % MaxBehindFrames
+	v.head = (v.head + 1) % maxQueue
 	v.n--
 	if v.n > 0 && v.notify == nil {
 		// One wake per frame taken: a writer that calls TryNext once per
