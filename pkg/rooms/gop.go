@@ -78,32 +78,42 @@ func ParseStream(stream string) (room string, layer int, codec string) {
 
 // gop is an H.264 stream's current group of pictures on this replica.
 type gop struct {
-	mu      sync.Mutex
-	config  *frames.Frame   // the newest decoder configuration
-	pics    []*frames.Frame // the last keyframe and the deltas since; nil: none usable
-	bytes   int
-	lastKey time.Time // of the last keyframe request sent, for RequestKeyframe
+	mu     sync.Mutex
+	config *frames.Frame   // the newest decoder configuration
+	pics   []*frames.Frame // the last keyframe and the deltas since
+	bytes  int
+	open   bool // pics may grow: a configuration and keyframe started them, within bounds
 }
 
-// add records f, a picture of the stream, in the group. Call with g.mu held.
+// addLocked records f, a message of the stream, in the group: a
+// configuration starts a new group, its keyframe and the deltas after it
+// join it, up to MaxGOPPictures and MaxGOPBytes (past them the group is
+// dropped until the next one starts). Call with g.mu held.
 func (g *gop) addLocked(f *frames.Frame) {
 	switch f.Kind {
 	case frames.KindH264Config:
 		g.config = f
+		clear(g.pics)
+		g.pics, g.bytes = g.pics[:0], 0
+		g.open = true
 		return
 	case frames.KindH264Key:
 		clear(g.pics)
 		g.pics, g.bytes = g.pics[:0], 0
+		g.open = g.config != nil
 	case frames.KindH264Delta:
-		if g.pics == nil || len(g.pics) == 0 {
-			return // no keyframe to build on
+		if !g.open || len(g.pics) == 0 || f.Seq <= g.pics[len(g.pics)-1].Seq {
+			return // no keyframe to build on, or a picture it holds
 		}
 	default:
 		return
 	}
+	if !g.open {
+		return
+	}
 	if len(g.pics) >= MaxGOPPictures || g.bytes+len(f.JPEG) > MaxGOPBytes {
 		clear(g.pics)
-		g.pics, g.bytes = g.pics[:0], 0 // too long to hand over: joiners wait for the next keyframe
+		g.pics, g.bytes, g.open = g.pics[:0], 0, false // too long to hand over: joiners wait for the next keyframe
 		return
 	}
 	g.pics = append(g.pics, f)
@@ -128,6 +138,20 @@ func (v *Viewer) offerPictureLocked(f *frames.Frame, at int64) {
 		v.pushLocked(f, at)
 		return
 	}
+	if v.joining {
+		if len(v.held) < MaxGOPPictures {
+			v.held = append(v.held, f)
+		} else {
+			v.held, v.joining, v.needKey = nil, false, true
+		}
+		return
+	}
+	// A picture the viewer was handed already (in its group at join, which
+	// the publisher's replica fills before the layer delivers): dropped.
+	if v.lastSeq != 0 && (f.Seq < v.lastSeq || f.Seq == v.lastSeq && !(v.lastKind == frames.KindH264Config && f.Kind == frames.KindH264Key)) {
+		return
+	}
+	v.lastSeq, v.lastKind = f.Seq, f.Kind
 	behind := len(v.backlog) > MaxGOPPictures ||
 		v.n == MaxBehindPictures || v.n > 0 && at-v.queue[v.head].at > int64(MaxBehindGOP)
 	if behind && !v.needKey {
@@ -202,11 +226,20 @@ func (r *Room) joinPictures(v *Viewer, add func()) (handed bool) {
 	snap := r.gop.snapshotLocked()
 	add()
 	if snap == nil {
+		if _, ok := r.hub.layer.(GroupLayer); ok {
+			// Hold what the layer delivers until the group is read from
+			// it (fetchGroup).
+			v.mu.Lock()
+			v.joining = true
+			v.mu.Unlock()
+		}
 		return false
 	}
 	v.mu.Lock()
 	v.backlog = snap
 	v.needKey = false
+	last := snap[len(snap)-1]
+	v.lastSeq, v.lastKind = last.Seq, last.Kind
 	v.offered.Add(uint64(len(snap)))
 	v.mu.Unlock()
 	return true
@@ -255,12 +288,111 @@ func (h *Hub) joinH264(ctx context.Context, r *Room, v *Viewer) (*Viewer, error)
 		return h.join(ctx, r.name, v.notify)
 	}
 	h.syncSubscription(ctx, r.name)
+	if !handed && v.joining {
+		handed = h.fetchGroup(ctx, r, v)
+	}
 	if handed {
 		v.signal()
 	} else {
 		r.requestKeyframe() // now that the replica is subscribed, the keyframe reaches v
 	}
 	return v, nil
+}
+
+// fetchGroup hands v, which joined r with no group in this replica's
+// memory, the group the publisher's replica keeps in the GroupLayer,
+// followed by what the layer delivered to v meanwhile (held), and seeds
+// r's own group with it for the next joiners. The replica subscribed
+// before reading the group, so nothing published after the read is
+// missed; a gap between the two (the group was dropped or restarted in
+// between) makes it wait for a keyframe instead. It reports whether v got
+// something to start from.
+func (h *Hub) fetchGroup(ctx context.Context, r *Room, v *Viewer) bool {
+	gl := h.layer.(GroupLayer) // joinPictures set joining only for a GroupLayer
+	timeout := h.opts.CacheTimeout
+	if timeout <= 0 {
+		timeout = defaultCacheTimeout
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	msgs, err := gl.Group(cctx, r.name)
+	cancel()
+	if err != nil {
+		h.log.Debug("no group of pictures from the layer", "room", r.name, "err", err)
+	}
+	var group []*frames.Frame
+	for _, m := range msgs {
+		f, err := frames.ParseBinary(m, 0, time.Time{}, 0)
+		if err != nil || !f.Kind.IsH264() {
+			h.badMessages.Add(1)
+			group = nil
+			break
+		}
+		f.Room, f.Layer = r.base, r.layer
+		group = append(group, f)
+	}
+	if len(group) < 2 || group[0].Kind != frames.KindH264Config || group[1].Kind != frames.KindH264Key {
+		group = nil
+	}
+	r.gop.mu.Lock()
+	defer r.gop.mu.Unlock()
+	v.mu.Lock()
+	held := v.held
+	v.held, v.joining = nil, false
+	start := startable(group, held)
+	if start == nil {
+		v.needKey = true
+		for _, f := range held {
+			v.offerPictureLocked(f, h.now()) // keyframes among them start v; deltas are dropped
+		}
+		v.mu.Unlock()
+		return !v.needKey
+	}
+	v.backlog = start
+	v.needKey = false
+	last := start[len(start)-1]
+	v.lastSeq, v.lastKind = last.Seq, last.Kind
+	v.offered.Add(uint64(len(start)))
+	v.mu.Unlock()
+	if !r.gop.open {
+		for _, f := range start {
+			r.gop.addLocked(f)
+		}
+	}
+	return true
+}
+
+// startable joins a group read from the layer and the messages delivered
+// since the subscription into what a decoder can start from: the group,
+// then the held messages after its last picture, with no picture missing
+// in between; or the held messages from their own first configuration; or
+// nil.
+func startable(group, held []*frames.Frame) []*frames.Frame {
+	for i, f := range held {
+		if f.Kind == frames.KindH264Config && i+1 < len(held) && held[i+1].Kind == frames.KindH264Key {
+			if len(group) == 0 || f.Seq > group[len(group)-1].Seq {
+				return held[i:] // a new group started after the subscription
+			}
+		}
+	}
+	if len(group) == 0 {
+		return nil
+	}
+	out := group
+	last := group[len(group)-1].Seq
+	for _, f := range held {
+		switch {
+		case f.IsOffline():
+			out = append(out, f)
+		case f.Seq <= last:
+			// read twice: in the group and live
+		case f.Seq == last+1:
+			out = append(out, f)
+			last = f.Seq
+		default:
+			return nil // a gap: something between the read and the subscription is missing
+		}
+	}
+	return out
 }
 
 // Keyframe requests travel on the channel layer as the stream
@@ -361,4 +493,114 @@ func (h *Hub) removeH264Publisher(p *Publisher) {
 	}
 	h.mu.Unlock()
 	h.syncSubscriptionLater(keyStream(r.base))
+}
+
+// sendPicture is Send for H.264 streams. A picture the queue cannot hold
+// is lost with every delta after it up to the next keyframe, and the
+// publisher is asked for one (lostPicture): no viewer anywhere is handed
+// a delta whose reference is missing. The stream's group of pictures, in
+// memory and in a GroupLayer, follows what is queued.
+func (p *Publisher) sendPicture(f *frames.Frame) bool {
+	r := p.room
+	f.Room, f.Layer = r.base, r.layer
+	p.lastSeq.Store(f.Seq)
+	if !p.sent.Swap(true) && p.hub.opts.Presence != nil {
+		p.hub.opts.Presence.PublishersChanged(r.name)
+	}
+	now := time.Now().UnixNano()
+	n := len(f.Binary())
+	p.mu.Lock()
+	if f.Kind == frames.KindH264Config || f.Kind == frames.KindH264Key {
+		p.needKey = false
+	}
+	full := len(p.queue) >= PublishQueueFrames || p.queuedBytes+n > PublishQueueBytes
+	if p.needKey || full && f.Kind == frames.KindH264Delta {
+		first := !p.needKey
+		p.needKey = true
+		p.mu.Unlock()
+		p.hub.publishDropped.Add(1)
+		if cb := p.onKey.Load(); cb != nil && first {
+			go (*cb)()
+		}
+		return true
+	}
+	for len(p.queue) > 0 && full {
+		// A configuration or keyframe arrived with the queue full: what
+		// waits is older than it and is no use to anyone now.
+		p.queuedBytes -= len(p.queue[0].f.Binary())
+		p.queue[0] = queuedFrame{}
+		p.queue = p.queue[1:]
+		p.hub.publishDropped.Add(1)
+		full = len(p.queue) >= PublishQueueFrames || p.queuedBytes+n > PublishQueueBytes
+	}
+	op := p.groupOpLocked(f)
+	r.gop.mu.Lock()
+	r.gop.addLocked(f) // the publisher's replica keeps the group from here (deliver skips it)
+	r.gop.mu.Unlock()
+	p.queue = append(p.queue, queuedFrame{f: f, at: now, op: op})
+	p.queuedBytes += n
+	p.lastKind = f.Kind
+	p.mu.Unlock()
+	r.last.Store(f)
+	r.live.Store(true)
+	r.lastSeen.Store(now)
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// groupOpLocked says what f does to the group a GroupLayer keeps, with the
+// bounds of the in-memory one. Call with p.mu held.
+func (p *Publisher) groupOpLocked(f *frames.Frame) GroupOp {
+	switch f.Kind {
+	case frames.KindH264Config:
+		p.group, p.groupB, p.dropped = 0, len(f.JPEG), false
+		return GroupStart
+	case frames.KindH264Key:
+		if p.lastKind != frames.KindH264Config {
+			// A keyframe with no configuration in front: other replicas
+			// could not start from it. (The gateway refuses these.)
+			p.group, p.dropped = 0, true
+			return GroupDrop
+		}
+	case frames.KindH264Delta:
+	default:
+		return GroupNone
+	}
+	if p.dropped {
+		return GroupNone
+	}
+	p.group++
+	p.groupB += len(f.JPEG)
+	if p.group > MaxGOPPictures || p.groupB > MaxGOPBytes {
+		p.dropped = true
+		return GroupDrop
+	}
+	return GroupAppend
+}
+
+// lostPicture records that a picture of the stream was not sent: deltas
+// are dropped until the next keyframe, which the publisher is asked for
+// (on this replica, directly, once per loss).
+func (p *Publisher) lostPicture() {
+	p.mu.Lock()
+	first := !p.needKey
+	p.needKey = true
+	p.mu.Unlock()
+	if f := p.onKey.Load(); f != nil && first {
+		go (*f)()
+	}
+}
+
+// publishGroup publishes batch with the group ops Send chose.
+func (p *Publisher) publishGroup(ctx context.Context, gl GroupLayer, batch []*frames.Frame, msgs [][]byte) [][]byte {
+	msgs = msgs[:0]
+	for _, f := range batch {
+		msgs = append(msgs, p.room.wire(f))
+	}
+	p.count(len(batch), gl.PublishGroup(ctx, p.room.name, msgs, p.ops))
+	clear(msgs)
+	return msgs
 }

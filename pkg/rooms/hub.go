@@ -355,6 +355,7 @@ func (h *Hub) deliver(room string, msg []byte) {
 	}
 	h.mu.RLock()
 	r := h.rooms[room]
+	local := r != nil && r.publishers > 0
 	h.mu.RUnlock()
 	if r == nil {
 		return
@@ -368,7 +369,9 @@ func (h *Hub) deliver(room string, msg []byte) {
 		// The group a joiner gets and the pictures offered live split
 		// under gop.mu (see joinPictures).
 		r.gop.mu.Lock()
-		r.gop.addLocked(f)
+		if !local { // a local publisher's Send keeps the group
+			r.gop.addLocked(f)
+		}
 		set = r.viewers.Load()
 		r.gop.mu.Unlock()
 	}

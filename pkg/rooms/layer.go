@@ -144,3 +144,26 @@ func (m *MemoryLayer) Close() error {
 	clear(m.handlers)
 	return nil
 }
+
+// GroupOp says what a message does to its H.264 stream's group of
+// pictures as a GroupLayer keeps it.
+type GroupOp uint8
+
+const (
+	GroupNone   GroupOp = iota // the group is unchanged (JPEG, offline events)
+	GroupStart                 // the message (a configuration) starts a new group
+	GroupAppend                // the message (the keyframe, a delta) joins the group
+	GroupDrop                  // the group grew past its bounds: forget it until the next start
+)
+
+// GroupLayer is a Layer that also keeps each H.264 stream's current group
+// of pictures where every replica can read it (redislayer's layers do),
+// so a viewer joining on a replica that had none starts at once. The hub
+// uses it when the layer implements it.
+type GroupLayer interface {
+	// PublishGroup is PublishBatch, applying ops[i] to room's group
+	// before msgs[i] is published, in one round trip.
+	PublishGroup(ctx context.Context, room string, msgs [][]byte, ops []GroupOp) error
+	// Group returns room's group, oldest message first, or none.
+	Group(ctx context.Context, room string) ([][]byte, error)
+}

@@ -28,7 +28,8 @@ const (
 // queuedFrame is a frame waiting for the layer, and when it was queued.
 type queuedFrame struct {
 	f  *frames.Frame
-	at int64 // unix nanoseconds
+	at int64   // unix nanoseconds
+	op GroupOp // H.264 streams: what f does to the group a GroupLayer keeps
 }
 
 // Publisher is one local source of a room's frames. Send never blocks: it
@@ -60,7 +61,15 @@ type Publisher struct {
 	seq     atomic.Uint64
 	lastSeq atomic.Uint64
 	onKey   atomic.Pointer[func()] // H.264 streams: called on keyframe requests
-	sent    atomic.Bool            // a frame was sent: only then does Close announce offline
+
+	// H.264 streams (gop.go): Send's state, guarded by mu; the loop's ops.
+	needKey  bool        // a picture was lost: drop deltas until the next keyframe
+	lastKind frames.Kind // of the last message queued
+	group    int         // pictures in the current group
+	groupB   int         // bytes in the current group
+	dropped  bool        // the current group went past its bounds
+	ops      []GroupOp   // the loop's: the ops of the batch it publishes
+	sent     atomic.Bool // a frame was sent: only then does Close announce offline
 }
 
 // NewPublisher registers a publisher of room and starts its goroutine.
@@ -93,7 +102,13 @@ func (p *Publisher) NextSeq() uint64 { return p.seq.Add(1) }
 func (p *Publisher) Send(f *frames.Frame) bool {
 	if p.room.rate != nil && !f.IsOffline() && !p.room.rate.Allow() {
 		p.hub.roomRateDrops.Add(1)
+		if p.room.codec == CodecH264 {
+			p.lostPicture()
+		}
 		return false
+	}
+	if p.room.codec == CodecH264 {
+		return p.sendPicture(f)
 	}
 	f.Room, f.Layer = p.room.base, p.room.layer
 	p.lastSeq.Store(f.Seq)
@@ -159,12 +174,14 @@ func (p *Publisher) loop(ctx context.Context) {
 		queued := p.take(spare)
 		stale := time.Now().Add(-PublishQueueAge).UnixNano()
 		batch = batch[:0]
+		p.ops = p.ops[:0]
 		for i, q := range queued {
-			if q.at < stale && i < len(queued)-1 {
+			if q.at < stale && i < len(queued)-1 && p.room.codec == "" { // H.264: Send drops by pictures
 				p.hub.publishDropped.Add(1)
 				continue
 			}
 			batch = append(batch, q.f)
+			p.ops = append(p.ops, q.op)
 		}
 		if len(batch) > 0 {
 			msgs = p.publish(ctx, batch, msgs)
@@ -181,6 +198,9 @@ func (p *Publisher) loop(ctx context.Context) {
 func (p *Publisher) publish(ctx context.Context, batch []*frames.Frame, msgs [][]byte) [][]byte {
 	ctx, cancel := context.WithTimeout(ctx, p.hub.opts.PublishTimeout)
 	defer cancel()
+	if gl, ok := p.hub.layer.(GroupLayer); ok && p.room.codec == CodecH264 {
+		return p.publishGroup(ctx, gl, batch, msgs)
+	}
 	bp, ok := p.hub.layer.(BatchPublisher)
 	if !ok || len(batch) == 1 {
 		for _, f := range batch {

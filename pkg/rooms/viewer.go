@@ -56,9 +56,13 @@ type Viewer struct {
 	// H.264 streams (see gop.go): a viewer that fell behind waits for the
 	// next keyframe (needKey), and a joining one drains the room's current
 	// group of pictures (backlog) before the queue.
-	h264    bool
-	needKey bool
-	backlog []*frames.Frame
+	h264     bool
+	needKey  bool
+	backlog  []*frames.Frame
+	joining  bool            // the group is being read from the layer: hold what comes
+	held     []*frames.Frame // what came while joining
+	lastSeq  uint64          // of the last picture queued or handed over
+	lastKind frames.Kind     // of that picture
 
 	offered atomic.Uint64 // frames offered so far; written under mu
 	skipped atomic.Uint64
