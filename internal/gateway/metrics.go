@@ -14,14 +14,15 @@ import (
 // fixed sets (roles, formats, reasons, operations), never room names, so the
 // series count is bounded however many rooms there are.
 type metrics struct {
-	reg         *prometheus.Registry
-	connections *prometheus.GaugeVec   // role
-	framesIn    prometheus.Counter     // frames accepted from local publishers
-	framesOut   *prometheus.CounterVec // format
-	rejected    *prometheus.CounterVec // reason
-	cutOff      *prometheus.CounterVec // reason
-	closed      *prometheus.CounterVec // reason: closeTable's labels
-	redisErrors *prometheus.CounterVec // op
+	reg              *prometheus.Registry
+	connections      *prometheus.GaugeVec   // role
+	framesIn         prometheus.Counter     // frames accepted from local publishers
+	keyframeRequests prometheus.Counter     // keyframe requests written to local publishers
+	framesOut        *prometheus.CounterVec // format
+	rejected         *prometheus.CounterVec // reason
+	cutOff           *prometheus.CounterVec // reason
+	closed           *prometheus.CounterVec // reason: closeTable's labels
+	redisErrors      *prometheus.CounterVec // op
 }
 
 func newMetrics() *metrics {
@@ -33,6 +34,9 @@ func newMetrics() *metrics {
 		}, []string{"role"}),
 		framesIn: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "framecast_frames_in_total", Help: "Frames accepted from publishers on this replica.",
+		}),
+		keyframeRequests: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "framecast_keyframe_requests_relayed_total", Help: "Keyframe requests written to H.264 publishers on this replica.",
 		}),
 		framesOut: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "framecast_frames_out_total", Help: "Frame messages written to viewers, by wire format.",
@@ -53,7 +57,7 @@ func newMetrics() *metrics {
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.connections, m.framesIn, m.framesOut, m.rejected, m.cutOff, m.closed, m.redisErrors,
+		m.connections, m.framesIn, m.keyframeRequests, m.framesOut, m.rejected, m.cutOff, m.closed, m.redisErrors,
 	)
 	for _, r := range []string{roleView, rolePublish, roleSeed} {
 		m.connections.WithLabelValues(r)
@@ -82,6 +86,9 @@ func (m *metrics) registerHub(hub *rooms.Hub) {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "framecast_room_rate_dropped_total", Help: "Frames dropped because their room was over GATEWAY_ROOM_RATE.",
 		}, stat(func(s rooms.Stats) float64 { return float64(s.RoomRateDrops) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "framecast_keyframe_requests_sent_total", Help: "Keyframe requests this replica sent for its H.264 viewers (at most one a second per room).",
+		}, stat(func(s rooms.Stats) float64 { return float64(s.KeyframeRequests) })),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "framecast_publish_errors_total", Help: "Failed publishes to the channel layer.",
 		}, stat(func(s rooms.Stats) float64 { return float64(s.PublishErrors) })),

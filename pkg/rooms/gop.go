@@ -449,7 +449,7 @@ func (h *Hub) keyframeRequested(stream string) {
 	}
 	h.mu.RUnlock()
 	for _, f := range calls {
-		f()
+		go f() // this is the layer's read loop: never wait on a publisher
 	}
 }
 
@@ -464,10 +464,10 @@ func (h *Hub) hasH264PublisherLocked(room string) bool {
 	return false
 }
 
-// OnKeyframe sets f to be called, on a goroutine that must not block for
-// long, when any replica asks for a keyframe of the publisher's room: the
-// gateway relays the request to its sender. Only publishers of H.264
-// streams are asked.
+// OnKeyframe sets f to be called, on a goroutine of its own, when any
+// replica asks for a keyframe of the publisher's room, or this publisher
+// lost a picture: the gateway relays the request to its sender. Only
+// publishers of H.264 streams are asked.
 func (p *Publisher) OnKeyframe(f func()) { p.onKey.Store(&f) }
 
 // addH264Publisher registers p with its stream for keyframe requests and

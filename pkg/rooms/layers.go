@@ -38,10 +38,10 @@ func SplitStream(stream string) (room string, layer int) {
 }
 
 // wire is f's message on the channel layer for this stream: version 1 on
-// the main layer (what older replicas read), version 2, naming the room
-// and the layer, on the others.
+// the main JPEG layer (what older replicas read), version 2, naming the
+// room and the layer, on the others and on every H.264 stream.
 func (r *Room) wire(f *frames.Frame) []byte {
-	if r.layer == 0 {
+	if r.layer == 0 && r.codec == "" {
 		return f.Binary()
 	}
 	return f.BinaryV2()
