@@ -30,8 +30,6 @@
   window.framecastGrid = stats;
 
   const tiles = new Map(); // room -> tile
-  const backoff = new W.Backoff();
-  let ws = null, retryTimer = null, resizeTimer = null;
   let queue = []; // control messages waiting for their turn
 
   function setState(s) {
@@ -105,10 +103,8 @@
 
   // --- the socket ---
 
-  function connect() {
-    clearTimeout(retryTimer);
-    if (document.hidden) { setState("paused"); return; }
-    setState("connecting");
+  // url is the socket's URL for the tiles there are, which it subscribes.
+  function url() {
     queue = [];
     const list = [...tiles.values()];
     const width = list.reduce((w, t) => Math.max(w, W.wantedWidth(t.canvas)), 0);
@@ -119,34 +115,24 @@
       t.reason.hidden = true;
       setTileState(t, "connecting");
     }
-    const sock = new WebSocket(W.socketURL("/ws/multi/",
-      { rooms: list.map((t) => t.room).join(","), width: list.length ? width : "" }));
-    sock.binaryType = "arraybuffer";
-    ws = sock;
-    sock.onopen = () => {
-      backoff.reset();
+    return W.socketURL("/ws/multi/", { rooms: list.map((t) => t.room).join(","), width: list.length ? width : "" });
+  }
+
+  const sock = new W.ReconnectingSocket({
+    url, onFrame, onControl, onState: setState,
+    onOpen: () => {
       stats.connects++;
       setState("live");
       for (const t of tiles.values()) if (!t.subscribed) subscribeNow(t); // added while connecting
       reselect(); // tiles of other sizes than the widest
-    };
-    sock.onmessage = (ev) => {
-      if (ws !== sock) return;
-      if (ev.data instanceof ArrayBuffer) onFrame(ev.data);
-      else onControl(ev.data);
-    };
-    sock.onclose = () => {
-      if (ws !== sock) return;
-      ws = null;
+    },
+    onClose: () => {
       queue = [];
       for (const t of tiles.values()) t.subscribed = false;
-      if (document.hidden) { setState("paused"); return; }
-      setState("connecting");
-      retryTimer = setTimeout(connect, backoff.next());
-    };
-  }
+    },
+  });
 
-  function open() { return ws && ws.readyState === WebSocket.OPEN; }
+  function open() { return sock.open; }
 
   // send queues a control message; a queued message of the same type for
   // the same room is replaced (only the newest choice matters).
@@ -159,7 +145,7 @@
 
   setInterval(() => {
     if (queue.length && open()) {
-      ws.send(JSON.stringify(queue.shift()));
+      sock.send(JSON.stringify(queue.shift()));
       stats.controlSent++;
     }
   }, 1000 / CONTROL_PER_S);
@@ -231,12 +217,7 @@
     }
   }
 
-  function onResize() {
-    clearTimeout(resizeTimer);
-    resizeTimer = setTimeout(reselect, RESIZE_DEBOUNCE_MS);
-  }
-  window.addEventListener("resize", onResize);
-  if (window.ResizeObserver) new ResizeObserver(onResize).observe(grid);
+  W.onDisplayChange(grid, reselect, RESIZE_DEBOUNCE_MS);
 
   // --- the room list ---
 
@@ -289,25 +270,14 @@
     }
   }, 250);
 
-  document.addEventListener("visibilitychange", () => {
-    if (document.hidden) {
-      if (ws) { const s = ws; ws = null; s.close(1000, "tab hidden"); }
-      clearTimeout(retryTimer);
-      setState("paused");
-    } else if (!ws) {
-      backoff.reset();
-      connect();
-    }
-  });
-
   if (allRooms) {
     // The first list decides the socket's rooms; later ones subscribe.
     refreshList().finally(() => {
-      connect();
+      sock.connect();
       setInterval(refreshList, LIST_MS);
     });
   } else {
     for (const room of (grid.dataset.rooms || "").split(",")) if (room) addTile(room);
-    connect();
+    sock.connect();
   }
 })();

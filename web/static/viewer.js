@@ -36,8 +36,7 @@
   };
   window.framecast = stats;
 
-  const meter = new W.Meter(), rate = new W.Rate(), backoff = new W.Backoff();
-  let ws = null, retryTimer = null, resizeTimer = null;
+  const meter = new W.Meter(), rate = new W.Rate();
   let decoding = false, pending = null;
 
   function setState(s) {
@@ -46,29 +45,15 @@
     stateEl.className = "state " + s;
   }
 
-  function connect() {
-    clearTimeout(retryTimer);
-    if (document.hidden) { setState("paused"); return; }
-    setState("connecting");
-    stats.askedWidth = W.wantedWidth(canvas);
-    const sock = new WebSocket(W.socketURL("/ws/video/" + encodeURIComponent(room) + "/",
-      { role: "view", format: "binary", v: "2", width: stats.askedWidth }));
-    sock.binaryType = "arraybuffer";
-    ws = sock;
-    sock.onopen = () => { backoff.reset(); stats.connects++; setState("offline"); };
-    sock.onmessage = (ev) => {
-      if (ws !== sock) return;
-      if (ev.data instanceof ArrayBuffer) onFrame(ev.data);
-      else onControl(ev.data);
-    };
-    sock.onclose = () => {
-      if (ws !== sock) return;
-      ws = null;
-      if (document.hidden) { setState("paused"); return; }
-      setState("connecting");
-      retryTimer = setTimeout(connect, backoff.next());
-    };
-  }
+  const sock = new W.ReconnectingSocket({
+    url: () => {
+      stats.askedWidth = W.wantedWidth(canvas);
+      return W.socketURL("/ws/video/" + encodeURIComponent(room) + "/",
+        { role: "view", format: "binary", v: "2", width: stats.askedWidth });
+    },
+    onOpen: () => { stats.connects++; setState("offline"); },
+    onFrame, onControl, onState: setState,
+  });
 
   // onControl handles the gateway's text messages on a v=2 connection.
   function onControl(text) {
@@ -134,18 +119,13 @@
   // connect instead.
   function reselect() {
     const want = W.wantedWidth(canvas);
-    if (want === stats.askedWidth || !ws || ws.readyState !== WebSocket.OPEN) return;
+    if (want === stats.askedWidth || !sock.open) return;
     stats.askedWidth = want;
     stats.selects++;
-    ws.send(JSON.stringify({ type: "select", width: want }));
+    sock.send(JSON.stringify({ type: "select", width: want }));
   }
 
-  function onResize() {
-    clearTimeout(resizeTimer);
-    resizeTimer = setTimeout(reselect, RESIZE_DEBOUNCE_MS);
-  }
-  window.addEventListener("resize", onResize);
-  if (window.ResizeObserver) new ResizeObserver(onResize).observe(canvas);
+  W.onDisplayChange(canvas, reselect, RESIZE_DEBOUNCE_MS);
 
   setInterval(() => {
     stats.fps = rate.perSecond();
@@ -158,16 +138,5 @@
       " · " + layer + " · " + W.formatKBps(stats.kBps);
   }, 250);
 
-  document.addEventListener("visibilitychange", () => {
-    if (document.hidden) {
-      if (ws) { const s = ws; ws = null; s.close(1000, "tab hidden"); }
-      clearTimeout(retryTimer);
-      setState("paused");
-    } else if (!ws) {
-      backoff.reset();
-      connect();
-    }
-  });
-
-  connect();
+  sock.connect();
 })();

@@ -53,6 +53,24 @@ window.FramecastWire = (() => {
     return Math.max(1, Math.round(shown * (window.devicePixelRatio || 1)));
   }
 
+  // onDisplayChange calls fn, debounced by ms, whenever el may show its
+  // pictures at another size in device pixels: the window is resized, el's
+  // box changes, or devicePixelRatio changes (zoom, a move to another
+  // screen) without a resize.
+  function onDisplayChange(el, fn, ms = 250) {
+    let timer = null, ratio = window.devicePixelRatio;
+    const later = () => {
+      ratio = window.devicePixelRatio; // what fn will see
+      clearTimeout(timer);
+      timer = setTimeout(fn, ms);
+    };
+    window.addEventListener("resize", later);
+    if (window.ResizeObserver) new ResizeObserver(later).observe(el);
+    // A media query on the ratio does not fire for every change (Chromium's
+    // device emulation), so the ratio is polled: cheap, once a second.
+    setInterval(() => { if (window.devicePixelRatio !== ratio) later(); }, 1000);
+  }
+
   // Meter counts bytes received and reports kB/s over its last window.
   class Meter {
     constructor(windowMs = 2000) { this.windowMs = windowMs; this.samples = []; this.total = 0; }
@@ -109,5 +127,59 @@ window.FramecastWire = (() => {
     next() { const d = this.ms * (0.5 + Math.random()); this.ms = Math.min(this.ms * 2, 10000); return d; }
   }
 
-  return { parse, wantedWidth, Meter, Rate, formatKBps, socketURL, withToken, pageToken, Backoff, KIND_JPEG, KIND_OFFLINE };
+  // ReconnectingSocket keeps one WebSocket to opts.url() (called at each
+  // connect) open while the tab is visible: it reconnects with Backoff
+  // after a close (a gateway shutting down with 1001 or dying sends the
+  // page to another replica through the proxy), closes the socket while
+  // the tab is hidden and reconnects when it is shown. Binary messages go
+  // to opts.onFrame(ArrayBuffer), text to opts.onControl(string);
+  // opts.onState(s) hears "connecting", "paused" and, through opts.onOpen
+  // and opts.onClose, whatever the page makes of those.
+  class ReconnectingSocket {
+    constructor(opts) {
+      this.opts = opts;
+      this.ws = null;
+      this.timer = null;
+      this.backoff = new Backoff();
+      document.addEventListener("visibilitychange", () => {
+        if (document.hidden) this.pause();
+        else if (!this.ws) { this.backoff.reset(); this.connect(); }
+      });
+    }
+
+    get open() { return this.ws !== null && this.ws.readyState === WebSocket.OPEN; }
+
+    send(text) { if (this.open) this.ws.send(text); }
+
+    pause() {
+      if (this.ws) { const s = this.ws; this.ws = null; s.close(1000, "tab hidden"); }
+      clearTimeout(this.timer);
+      this.opts.onState("paused");
+    }
+
+    connect() {
+      clearTimeout(this.timer);
+      if (document.hidden) { this.opts.onState("paused"); return; }
+      this.opts.onState("connecting");
+      const sock = new WebSocket(this.opts.url());
+      sock.binaryType = "arraybuffer";
+      this.ws = sock;
+      sock.onopen = () => { this.backoff.reset(); this.opts.onOpen(); };
+      sock.onmessage = (ev) => {
+        if (this.ws !== sock) return;
+        if (ev.data instanceof ArrayBuffer) this.opts.onFrame(ev.data);
+        else this.opts.onControl(ev.data);
+      };
+      sock.onclose = () => {
+        if (this.ws !== sock) return;
+        this.ws = null;
+        if (this.opts.onClose) this.opts.onClose();
+        if (document.hidden) { this.opts.onState("paused"); return; }
+        this.opts.onState("connecting");
+        this.timer = setTimeout(() => this.connect(), this.backoff.next());
+      };
+    }
+  }
+
+  return { ReconnectingSocket, parse, wantedWidth, onDisplayChange, Meter, Rate, formatKBps, socketURL, withToken, pageToken, Backoff, KIND_JPEG, KIND_OFFLINE };
 })();
