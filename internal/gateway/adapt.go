@@ -40,6 +40,16 @@ const (
 	stableReset   = 30 * time.Second
 )
 
+// adaptSendBuffer is the kernel send buffer (SO_SNDBUF; Linux doubles it)
+// of the sockets of viewers that may adapt. Latest-frame-wins and the skip
+// counts that adaptation reads only see a slow link once the socket is
+// full: with the kernel's autotuned buffer (up to tcp_wmem's 4 MB) a viewer
+// on a 600 KB/s link holds seconds of frames in its socket before it skips,
+// and sees a move, and every frame, that late. 128 KiB keeps that under
+// half a second on such a link and still carries 2.5 MB/s at 100 ms of
+// round trip.
+const adaptSendBuffer = 128 << 10
+
 // Directions of framecast_layer_moves_total, and the reasons of `layer`
 // messages.
 const (

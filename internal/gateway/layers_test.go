@@ -51,7 +51,13 @@ type lyPublisher struct {
 
 func lyPublish(t testing.TB, url, room string, every time.Duration, pics [][][]byte) *lyPublisher {
 	t.Helper()
-	c := testenv.Dial(t, url, nil)
+	return lyPublishWith(t, url, nil, room, every, pics)
+}
+
+// lyPublishWith is lyPublish with request headers (a publish token).
+func lyPublishWith(t testing.TB, url string, hdr http.Header, room string, every time.Duration, pics [][][]byte) *lyPublisher {
+	t.Helper()
+	c := testenv.Dial(t, url, hdr)
 	c.ReadUntilClosed()
 	p := &lyPublisher{stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {

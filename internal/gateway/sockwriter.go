@@ -108,6 +108,14 @@ func newSockWriter(conn net.Conn, timeout, pingInterval time.Duration) *sockWrit
 	return w
 }
 
+// limitSendBuffer sets the socket's kernel send buffer to bytes (a plain
+// TCP connection only; a failure leaves the kernel's autotuning).
+func (w *sockWriter) limitSendBuffer(bytes int) {
+	if tc, ok := w.Conn.(*net.TCPConn); ok {
+		_ = tc.SetWriteBuffer(bytes)
+	}
+}
+
 // Read reads from the socket, noting when reads end.
 func (w *sockWriter) Read(p []byte) (int, error) {
 	n, err := w.Conn.Read(p)

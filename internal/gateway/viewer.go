@@ -237,6 +237,9 @@ func (s *Server) startViewer(ctx context.Context, k *wsConn) (*viewerWriter, err
 	w.subs.Store(&empty)
 	k.sock.onDrain = w.pump
 	k.sock.onFail = w.fail
+	if s.cfg.Adapt && k.view.adapt && (k.view.ask.set || k.view.multi) {
+		k.sock.limitSendBuffer(adaptSendBuffer)
+	}
 	if k.view.multi {
 		for _, room := range k.view.rooms {
 			w.subscribe(ctx, room, k.view.ask)

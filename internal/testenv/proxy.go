@@ -3,6 +3,7 @@ package testenv
 import (
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -12,12 +13,15 @@ import (
 // in each direction without limiting throughput, as a network with that
 // one-way latency would; Cut drops every connection and refuses new ones
 // until Restore, as a partition would. Nothing cut reaches the upstream.
+// LimitDown caps what it reads from the upstream, as a slow downlink would:
+// the upstream's writes then back up in its socket.
 //
 // Its methods are safe for concurrent use. It closes when the test ends.
 type Proxy struct {
 	ln       net.Listener
 	upstream string
 	delay    time.Duration
+	down     atomic.Int64 // bytes per second read from the upstream; 0: no limit
 
 	mu    sync.Mutex
 	cut   bool
@@ -54,6 +58,12 @@ func (p *Proxy) Cut() {
 	}
 }
 
+// LimitDown limits every connection's upstream-to-client direction to
+// bytesPerSecond (0: no limit), from the next read on. Connections made
+// afterwards also get a small receive buffer on the upstream side, so the
+// limit backs up into the upstream's socket within tens of kilobytes.
+func (p *Proxy) LimitDown(bytesPerSecond int) { p.down.Store(int64(bytesPerSecond)) }
+
 // Restore lets new connections through again after Cut.
 func (p *Proxy) Restore() {
 	p.mu.Lock()
@@ -89,9 +99,12 @@ func (p *Proxy) accept() {
 		}
 		p.conns[down], p.conns[up] = true, true
 		p.mu.Unlock()
+		if tc, ok := up.(*net.TCPConn); ok && p.down.Load() > 0 {
+			_ = tc.SetReadBuffer(limitedReadBuffer)
+		}
 		p.wg.Add(2)
-		go p.pipe(up, down)
-		go p.pipe(down, up)
+		go p.pipe(up, down, false)
+		go p.pipe(down, up, true)
 	}
 }
 
@@ -101,16 +114,40 @@ type chunk struct {
 	due time.Time
 }
 
-// pipe copies src to dst, each read delivered p.delay after it was read.
-// When either side fails, it closes both.
-func (p *Proxy) pipe(dst, src net.Conn) {
+// limitedReadBuffer is the upstream socket's receive buffer under
+// LimitDown.
+const limitedReadBuffer = 32 << 10
+
+// pipe copies src to dst, each read delivered p.delay after it was read;
+// fromUpstream reads are paced to LimitDown. When either side fails, it
+// closes both.
+func (p *Proxy) pipe(dst, src net.Conn, fromUpstream bool) {
 	defer p.wg.Done()
 	line := make(chan chunk, 4096) // data in flight: a delay line, not a bound on throughput
 	go func() {
 		defer close(line)
+		var next time.Time // when the paced reader may read again
 		for {
-			buf := make([]byte, 32<<10)
+			size := 32 << 10
+			limit := int64(0)
+			if fromUpstream {
+				limit = p.down.Load()
+			}
+			if limit > 0 {
+				size = int(max(1024, min(int64(size), limit/50))) // reads of at most 20 ms of the rate
+				if d := time.Until(next); d > 0 {
+					time.Sleep(d) // the link's pace, by design
+				}
+			}
+			buf := make([]byte, size)
 			n, err := src.Read(buf)
+			if limit > 0 && n > 0 {
+				// At most 100 ms of unused rate carries over (a burst).
+				if floor := time.Now().Add(-time.Second / 10); next.Before(floor) {
+					next = floor
+				}
+				next = next.Add(time.Duration(int64(n) * int64(time.Second) / limit))
+			}
 			if n > 0 {
 				line <- chunk{b: buf[:n], due: time.Now().Add(p.delay)}
 			}
