@@ -517,9 +517,10 @@ func waitForPage(t *testing.T, page *browser, deadline time.Time, what string, c
 	return got
 }
 
-var overlayPattern = regexp.MustCompile(`^fps (\d+) · latency (\d+ ms|–) · skipped (\d+)$`)
+var overlayPattern = regexp.MustCompile(`^fps (\d+) · latency (\d+ ms|–) · skipped (\d+)( · .*)?$`)
 
-// parseOverlay reads the viewer's overlay, "fps N · latency N ms · skipped N".
+// parseOverlay reads the viewer's overlay, "fps N · latency N ms · skipped N"
+// and what follows (layer and kB/s: layers_browser_test.go reads those).
 func parseOverlay(text string) (fps int, latency string, err error) {
 	m := overlayPattern.FindStringSubmatch(strings.TrimSpace(text))
 	if m == nil {

@@ -19,6 +19,18 @@ const mjpegBoundary = "frame"
 // roleMJPEG labels MJPEG viewers in the connection gauge.
 const roleMJPEG = "mjpeg"
 
+// mjpegLayerRecheck is how often an MJPEG stream asked with ?width=N looks
+// at the room's layer list again, so a stream opened before the room's
+// layers existed (or whose layer went away) moves to the layer the rule
+// picks now.
+const mjpegLayerRecheck = 2 * time.Second
+
+// mjpegSwitchFloor is how long, after a layer switch, frames of the new
+// layer not newer than the last one sent are dropped: the newest frame a
+// join hands over may be older than the old layer's last frame. Bounded,
+// so a publisher that restarted its sequence numbers is not held up.
+const mjpegSwitchFloor = 2 * time.Second
+
 // handleMJPEG serves GET /video/{room}/stream.mjpg: the room's frames as
 // multipart/x-mixed-replace, the MJPEG-over-HTTP of mjpg-streamer and
 // µStreamer, which an <img>, VLC, ffmpeg and home-automation tools play.
@@ -32,10 +44,21 @@ const roleMJPEG = "mjpeg"
 // (exp plus auth.Leeway, as WebSocket viewers are closed); a publisher
 // leaving does not end it (there is no MJPEG "offline" part), the next frame
 // continues it.
+//
+// With ?width=N the client views the smallest layer at least N wide (the
+// widest if none is), chosen again every mjpegLayerRecheck; a switch joins
+// the new layer's stream before leaving the old one, and never sends a
+// frame older than the last one sent. Without width it views the main
+// layer, as always.
 func (s *Server) handleMJPEG(w http.ResponseWriter, r *http.Request) {
 	room := r.PathValue("room")
 	if !rooms.ValidName(room) {
 		http.Error(w, "room names are 1 to 64 characters from A-Z, a-z, 0-9 and _", http.StatusNotFound)
+		return
+	}
+	width, err := requestWidth(r)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
 	claims, ok := s.authorize(w, r, room, auth.View)
@@ -57,18 +80,25 @@ func (s *Server) handleMJPEG(w http.ResponseWriter, r *http.Request) {
 	}
 	defer release()
 
-	v, err := s.hub.Join(r.Context(), room)
+	layer := s.pickLayer(r.Context(), room, width)
+	v, err := s.hub.Join(r.Context(), rooms.Stream(room, layer))
 	if err != nil {
 		s.metrics.rejected.WithLabelValues("too_many_rooms").Inc()
 		http.Error(w, "too many rooms on this gateway", http.StatusServiceUnavailable)
 		return
 	}
-	defer s.hub.Leave(v)
+	defer func() { s.hub.Leave(v) }() // v changes with the layer
+	var recheck <-chan time.Time
+	if width > 0 {
+		t := time.NewTicker(mjpegLayerRecheck)
+		defer t.Stop()
+		recheck = t.C
+	}
 	gauge := s.metrics.connections.WithLabelValues(roleMJPEG)
 	gauge.Inc()
 	defer gauge.Dec()
 	log := s.log.With("room", room, "role", roleMJPEG, "remote", r.RemoteAddr)
-	log.Debug("connected")
+	log.Debug("connected", "layer", layer)
 
 	rc := http.NewResponseController(w)
 	// Shutdown ends a write stuck on a client that does not read. A
@@ -81,6 +111,7 @@ func (s *Server) handleMJPEG(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("Pragma", "no-cache")
 	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Layer", strconv.Itoa(layer)) // the first layer; a recheck may move on
 	// Each part ends with the next boundary, not only starts with one: a
 	// browser shows a part once it sees the boundary after it, so a closing
 	// boundary puts every frame on screen at once instead of one frame late
@@ -96,6 +127,8 @@ func (s *Server) handleMJPEG(w http.ResponseWriter, r *http.Request) {
 	defer stopExpiry()
 	out := s.metrics.framesOut.WithLabelValues(roleMJPEG)
 	var part []byte
+	var lastSeq, floor uint64 // floor: drop frames up to it until floorUntil
+	var floorUntil time.Time
 	for {
 		select {
 		case <-r.Context().Done():
@@ -111,11 +144,29 @@ func (s *Server) handleMJPEG(w http.ResponseWriter, r *http.Request) {
 			s.metrics.rejected.WithLabelValues("token_expired").Inc()
 			log.Info("token expired; ending the stream", "sub", claims.Subject)
 			return
+		case <-recheck:
+			if next := s.pickLayer(r.Context(), room, width); next != layer {
+				nv, err := s.hub.Join(r.Context(), rooms.Stream(room, next))
+				if err != nil {
+					continue // the replica's room limit: stay on the layer we have
+				}
+				log.Debug("layer changed", "from", layer, "to", next)
+				s.hub.Leave(v)
+				v, layer = nv, next
+				floor, floorUntil = lastSeq, time.Now().Add(mjpegSwitchFloor)
+			}
+			continue
 		case <-v.Wake():
 		}
 		f := v.TryNext()
 		if f == nil || f.IsOffline() {
 			continue
+		}
+		if floor > 0 {
+			if f.Seq <= floor && time.Now().Before(floorUntil) {
+				continue
+			}
+			floor = 0
 		}
 		if claims != nil && !time.Now().Before(claims.Deadline()) {
 			continue // expired while a frame was ready: the select ends the stream
@@ -147,6 +198,7 @@ func (s *Server) handleMJPEG(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		out.Inc()
+		lastSeq = f.Seq
 	}
 }
 

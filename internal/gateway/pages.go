@@ -7,6 +7,8 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
+	"net/url"
+	"strings"
 
 	"github.com/framecast/framecast/pkg/rooms"
 	"github.com/framecast/framecast/web"
@@ -20,6 +22,7 @@ const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 
 type pages struct {
 	index  *template.Template
 	viewer *template.Template
+	grid   *template.Template
 	files  fs.FS
 }
 
@@ -32,11 +35,15 @@ func newPages() (*pages, error) {
 	if err != nil {
 		return nil, fmt.Errorf("failed to parse viewer template: %w", err)
 	}
+	grid, err := template.ParseFS(web.Templates, "templates/grid.html")
+	if err != nil {
+		return nil, fmt.Errorf("failed to parse grid template: %w", err)
+	}
 	files, err := fs.Sub(web.Static, "static")
 	if err != nil {
 		return nil, err
 	}
-	return &pages{index: index, viewer: viewer, files: files}, nil
+	return &pages{index: index, viewer: viewer, grid: grid, files: files}, nil
 }
 
 func (p *pages) static() http.Handler {
@@ -84,4 +91,58 @@ func (s *Server) handleRooms(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(struct {
 		Rooms []rooms.RoomSummary `json:"rooms"`
 	}{s.roomList(r.Context())})
+}
+
+// maxGridRooms is the most rooms /grid/?rooms= may name: what one
+// multi-room connection carries by default (GATEWAY_MAX_ROOMS_PER_CONN).
+const maxGridRooms = 64
+
+// gridRooms reads the rooms query parameter of /grid/: nil when it is
+// absent (every live room), else the rooms named, comma-separated, in
+// order, without duplicates or empty items. A bad name, no name at all or
+// more than maxGridRooms rooms is an error worth a 400.
+func gridRooms(q url.Values) ([]string, error) {
+	vals, ok := q["rooms"]
+	if !ok {
+		return nil, nil
+	}
+	var out []string
+	seen := make(map[string]bool)
+	item := 0
+	for _, v := range vals {
+		for _, name := range strings.Split(v, ",") {
+			item++
+			switch {
+			case name == "" || seen[name]:
+				continue
+			case !rooms.ValidName(name):
+				// The name is not echoed: the answer stays inert whatever was sent.
+				return nil, fmt.Errorf("rooms: item %d is not a room name: names are 1 to 64 characters from A-Z, a-z, 0-9 and _", item)
+			}
+			seen[name] = true
+			out = append(out, name)
+		}
+	}
+	switch {
+	case len(out) == 0:
+		return nil, fmt.Errorf("rooms names no room; leave it out to see every live room")
+	case len(out) > maxGridRooms:
+		return nil, fmt.Errorf("rooms names %d rooms; a grid shows at most %d", len(out), maxGridRooms)
+	}
+	return out, nil
+}
+
+// handleGridPage serves /grid/: a wall of camera tiles, every live room
+// (the page follows /api/rooms) or the rooms of ?rooms=a,b,c, all over one
+// multi-room WebSocket (web/static/grid.js).
+func (s *Server) handleGridPage(w http.ResponseWriter, r *http.Request) {
+	list, err := gridRooms(r.URL.Query())
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	render(w, s.pages.grid, struct {
+		All   bool
+		Rooms string
+	}{list == nil, strings.Join(list, ",")})
 }

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -55,7 +57,7 @@ func TestPagesRenderRoomsAndCSP(t *testing.T) {
 		}
 		return nil
 	})
-	for _, path := range []string{"/", "/video/", "/video/back_yard_2/"} {
+	for _, path := range []string{"/", "/video/", "/video/back_yard_2/", "/grid/", "/grid/?rooms=back_yard_2,a"} {
 		resp, body := secGet(t, g.URL()+path, nil)
 		csp := resp.Header.Get("Content-Security-Policy")
 		if resp.StatusCode != 200 {
@@ -74,7 +76,11 @@ func TestPagesRenderRoomsAndCSP(t *testing.T) {
 		}
 		secCheckNoInlineCode(t, path, body)
 	}
-	_, body := secGet(t, g.URL()+"/video/back_yard_2/", nil)
+	resp, body := secGet(t, g.URL()+"/grid/?rooms=ok,a-b", nil)
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "rooms: item 2 is not a room name") {
+		t.Errorf("GET /grid/?rooms=ok,a-b: %d %q, want 400 naming item 2", resp.StatusCode, body)
+	}
+	_, body = secGet(t, g.URL()+"/video/back_yard_2/", nil)
 	if !strings.Contains(body, `data-room="back_yard_2"`) || !strings.Contains(body, "<title>back_yard_2 ·") {
 		t.Fatalf("viewer page: %.400s", body)
 	}
@@ -97,13 +103,19 @@ func TestTemplatesEscapeRoomNames(t *testing.T) {
 		if err := p.index.Execute(&buf, struct{ Rooms []rooms.RoomInfo }{[]rooms.RoomInfo{{Name: name}}}); err != nil {
 			t.Fatal(err)
 		}
+		if err := p.grid.Execute(&buf, struct {
+			All   bool
+			Rooms string
+		}{false, name}); err != nil {
+			t.Fatal(err)
+		}
 		out := buf.String()
 		for _, bad := range []string{"<script>alert", `x" onmouseover`, `href="javascript:`} {
 			if strings.Contains(out, bad) {
 				t.Errorf("room %q rendered unescaped (%q) in:\n%s", name, bad, out)
 			}
 		}
-		if strings.Count(out, "<script") != 2 { // viewer.js and index.js only
+		if strings.Count(out, "<script") != 5 { // wire.js and viewer.js, index.js, wire.js and grid.js only
 			t.Errorf("room %q added a script tag:\n%s", name, out)
 		}
 	}
@@ -111,8 +123,8 @@ func TestTemplatesEscapeRoomNames(t *testing.T) {
 
 // TestTemplatesHaveNoInlineCode: every template, as written, loads scripts
 // only by src and has no inline handlers or styles, so the CSP holds
-// without 'unsafe-inline'. The viewer script forwards ?token= to its
-// WebSocket, for GATEWAY_AUTH=all.
+// without 'unsafe-inline'. The viewer and grid scripts forward ?token= to
+// their WebSocket (wire.js's socketURL), for GATEWAY_AUTH=all.
 func TestTemplatesHaveNoInlineCode(t *testing.T) {
 	n := 0
 	err := fs.WalkDir(web.Templates, ".", func(path string, d fs.DirEntry, err error) error {
@@ -130,13 +142,19 @@ func TestTemplatesHaveNoInlineCode(t *testing.T) {
 	if err != nil || n == 0 {
 		t.Fatalf("walked %d templates: %v", n, err)
 	}
-	js, err := fs.ReadFile(web.Static, "static/viewer.js")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{`.get("token")`, `"&token=" + encodeURIComponent(token)`} {
-		if !bytes.Contains(js, []byte(want)) {
-			t.Errorf("viewer.js no longer forwards the page's token (%q)", want)
+	for file, wants := range map[string][]string{
+		"static/wire.js":   {`.get("token")`, `"token=" + encodeURIComponent(token)`},
+		"static/viewer.js": {`W.socketURL("/ws/video/`},
+		"static/grid.js":   {`W.socketURL("/ws/multi/"`},
+	} {
+		js, err := fs.ReadFile(web.Static, file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range wants {
+			if !bytes.Contains(js, []byte(want)) {
+				t.Errorf("%s no longer forwards the page's token (%q)", file, want)
+			}
 		}
 	}
 }
@@ -163,6 +181,44 @@ func secCheckNoInlineCode(t *testing.T, name, page string) {
 	for re, what := range map[*regexp.Regexp]string{secHandlerAttr: "event handler attribute", secStyleAttr: "inline style", secJSURL: "javascript: URL"} {
 		if m := re.FindString(page); m != "" {
 			t.Errorf("%s: %s: %q", name, what, m)
+		}
+	}
+}
+
+// TestGridRoomsParameter: /grid/?rooms= takes 1 to 64 valid room names,
+// comma-separated (empty items and repeats ignored), and answers anything
+// else with 400 and a message saying what is wrong, without echoing it.
+func TestGridRoomsParameter(t *testing.T) {
+	var many []string
+	for i := range maxGridRooms + 1 {
+		many = append(many, fmt.Sprintf("cam%d", i))
+	}
+	for _, tc := range []struct {
+		query string
+		rooms []string
+		err   string
+	}{
+		{"", nil, ""},
+		{"rooms=a", []string{"a"}, ""},
+		{"rooms=b,a,,b,", []string{"b", "a"}, ""},
+		{"rooms=a&rooms=c", []string{"a", "c"}, ""},
+		{"rooms=", nil, "rooms names no room"},
+		{"rooms=,", nil, "rooms names no room"},
+		{"rooms=a,b-c", nil, "rooms: item 2 is not a room name"},
+		{"rooms=%3Cscript%3E", nil, "rooms: item 1 is not a room name"},
+		{"rooms=" + strings.Join(many[:maxGridRooms], ","), many[:maxGridRooms], ""},
+		{"rooms=" + strings.Join(many, ","), nil, "rooms names 65 rooms; a grid shows at most 64"},
+	} {
+		q, _ := url.ParseQuery(tc.query)
+		got, err := gridRooms(q)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("?%s: %v, %v; want an error saying %q", tc.query, got, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || !slices.Equal(got, tc.rooms) {
+			t.Errorf("?%s: %q, %v; want %q", tc.query, got, err, tc.rooms)
 		}
 	}
 }

@@ -60,8 +60,8 @@ func TestPresenceAcrossGateways(t *testing.T) {
 	// B's index lists A's rooms, with thumbnails B can serve: studio's
 	// from the Redis frame cache, since B holds no frame of it.
 	_, page := soGet(t, b.URL()+"/")
-	for _, want := range []string{`href="/video/studio/"`, `<img class="thumb" src="/video/studio/snapshot.jpg"`,
-		`<img class="thumb" src="/video/lobby/snapshot.jpg"`, "3 viewers"} {
+	for _, want := range []string{`href="/video/studio/"`, `<img class="thumb" src="/video/studio/snapshot.jpg?width=1"`,
+		`<img class="thumb" src="/video/lobby/snapshot.jpg?width=1"`, "3 viewers"} {
 		if !strings.Contains(string(page), want) {
 			t.Fatalf("B's index page lacks %s:\n%s", want, page)
 		}

@@ -109,6 +109,7 @@ func (s *Server) routes() {
 	mux.HandleFunc("GET /video/{room}/{$}", s.handleViewerPage)
 	mux.HandleFunc("GET /video/{room}/snapshot.jpg", s.handleSnapshot)
 	mux.HandleFunc("GET /video/{room}/stream.mjpg", s.handleMJPEG)
+	mux.HandleFunc("GET /grid/{$}", s.handleGridPage)
 	mux.HandleFunc("GET /api/rooms", s.handleRooms)
 	mux.Handle("GET /static/", s.pages.static())
 	mux.HandleFunc("GET /healthz", s.handleHealthz)

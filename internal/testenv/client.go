@@ -198,22 +198,27 @@ type Publisher struct {
 // "data:image/jpg;base64,..." message. The publisher stops when the test
 // ends; the connection stays open until then.
 func (c *Client) Publish(t testing.TB, every time.Duration, seed bool, jpeg func(seq uint64) []byte) *Publisher {
+	var msg []byte
+	return publishEvery(t, every, func(seq uint64) error {
+		jpg := jpeg(seq)
+		if seed {
+			return c.SendText("data:image/jpg;base64," + base64.StdEncoding.EncodeToString(jpg))
+		}
+		msg = frames.AppendBinary(msg[:0], seq, time.Now(), jpg)
+		return c.SendBinary(msg)
+	})
+}
+
+// publishEvery calls send(seq) for seq 1, 2, 3... every period on a
+// goroutine of its own, until Stop, the test's end or a failed send.
+func publishEvery(t testing.TB, every time.Duration, send func(seq uint64) error) *Publisher {
 	p := &Publisher{stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(p.done)
 		tick := time.NewTicker(every)
 		defer tick.Stop()
-		var msg []byte
 		for seq := uint64(1); ; seq++ {
-			jpg := jpeg(seq)
-			var err error
-			if seed {
-				err = c.SendText("data:image/jpg;base64," + base64.StdEncoding.EncodeToString(jpg))
-			} else {
-				msg = frames.AppendBinary(msg[:0], seq, time.Now(), jpg)
-				err = c.SendBinary(msg)
-			}
-			if err != nil {
+			if send(seq) != nil {
 				return
 			}
 			p.seq.Store(seq)

@@ -10,9 +10,10 @@ document.getElementById("open-room").addEventListener("submit", (ev) => {
 
 // Keeps the room list and its thumbnails live: the list from /api/rooms
 // (every replica's rooms) every 5 s, each live room's thumbnail from
-// /video/{room}/snapshot.jpg every 2 s. A new thumbnail replaces the old one
-// only once it has loaded, so nothing flickers; a failed load keeps the old.
-// Nothing runs while the tab is hidden.
+// /video/{room}/snapshot.jpg?width=1 (its smallest layer) every 2 s. A new
+// thumbnail replaces the old one only once it has loaded, so nothing
+// flickers; a failed load keeps the old. Nothing runs while the tab is
+// hidden.
 (() => {
   const LIST_MS = 5000, THUMB_MS = 2000;
   const token = new URLSearchParams(window.location.search).get("token");
@@ -20,8 +21,10 @@ document.getElementById("open-room").addEventListener("submit", (ev) => {
   const main = document.querySelector("main");
   const form = document.getElementById("open-room");
 
+  // width=1: the room's smallest layer (docs/protocol.md, "Layers"), all a
+  // thumbnail needs.
   function thumbURL(room) {
-    return withToken("/video/" + encodeURIComponent(room) + "/snapshot.jpg?t=" + Date.now());
+    return withToken("/video/" + encodeURIComponent(room) + "/snapshot.jpg?width=1&t=" + Date.now());
   }
 
   function roomItem(r) {
