@@ -8,8 +8,8 @@ BIN     := bin
 # Go >= 1.21 fetches the toolchain go.mod asks for through the module proxy.
 export GOTOOLCHAIN ?= auto
 
-TEST_PACKAGES := redis-server redis-tools nginx chromium ffmpeg libopencv-dev pkg-config docker-compose debootstrap openssl
-DEMO_PACKAGES := libopencv-dev pkg-config
+TEST_PACKAGES := redis-server redis-tools nginx chromium ffmpeg libopencv-dev libopenh264-dev pkg-config docker-compose debootstrap openssl
+DEMO_PACKAGES := libopencv-dev libopenh264-dev pkg-config
 
 .PHONY: help deps deps-demo build demo test test-go fuzz matleak soak bench clean
 
@@ -66,6 +66,8 @@ fuzz: ## run each fuzz target for FUZZTIME (default 10s)
 	$(GO) test -run='^$$' -fuzz='^FuzzParseBinary$$' -fuzztime=$(FUZZTIME) ./pkg/frames/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseDataURL$$' -fuzztime=$(FUZZTIME) ./pkg/frames/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseLayered$$' -fuzztime=$(FUZZTIME) ./pkg/frames/
+	$(GO) test -run='^$$' -fuzz='^FuzzSPS$$' -fuzztime=$(FUZZTIME) ./internal/avc/
+	$(GO) test -run='^$$' -fuzz='^FuzzSplit$$' -fuzztime=$(FUZZTIME) ./internal/avc/
 
 matleak: ## count gocv Mats across thousands of frames (matprofile build tag)
 	$(GO) test -tags matprofile -count=1 -run MatLeak ./internal/sender/
