@@ -75,6 +75,11 @@ type Config struct {
 	// time. Viewers receive the main layer (Layers[0]). At most
 	// frames.MaxLayers. Default none: one version-1 message per picture.
 	Layers []Layer
+	// Groups give subsets of the reading viewers an extra query string
+	// and, optionally, a throttled link (see ViewerGroup); the report has
+	// figures per group. Default none: every viewer connects alike and the
+	// viewers' hot path is as without groups.
+	Groups []ViewerGroup
 	// Format is the viewers' wire format, FormatBinary or FormatJSON.
 	// Default binary.
 	Format string
@@ -192,6 +197,14 @@ func (c Config) WithDefaults() Config {
 	if c.Log == nil {
 		c.Log = io.Discard
 	}
+	if len(c.Groups) > 0 {
+		c.Groups = append([]ViewerGroup(nil), c.Groups...)
+		for i := range c.Groups {
+			if c.Groups[i].Name == "" {
+				c.Groups[i].Name = fmt.Sprintf("g%d", i+1)
+			}
+		}
+	}
 	return c
 }
 
@@ -233,6 +246,9 @@ func (c *Config) Validate() error {
 		return errors.New("loadgen: the ceiling needs at least one reading viewer to match")
 	case len(c.Layers) > frames.MaxLayers:
 		return fmt.Errorf("loadgen: %d layers: a room has at most %d", len(c.Layers), frames.MaxLayers)
+	}
+	if err := c.validateGroups(); err != nil {
+		return err
 	}
 	for i, l := range c.Layers {
 		switch {

@@ -127,6 +127,7 @@ func FuzzParseJSONFrame(f *testing.F) {
 	f.Add(fr.JSON())
 	f.Add([]byte(`{"message":"data:image/jpeg;base64,","seq":1,"ts":-2}`))
 	f.Add([]byte(`{"message":"data:image/jpeg;base64,}`))
+	f.Add(frames.AppendLayered(nil, "bench", 2, 320, 180, 3, time.UnixMicro(77), jpeg))
 	f.Fuzz(func(t *testing.T, msg []byte) {
 		_, _, _ = loadgen.ParseJSONFrame(msg) // must not panic
 		_, _, _ = loadgen.ParseBinaryFrame(msg)
