@@ -112,6 +112,23 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, room string, 
 	if !s.access.required(need) {
 		return nil, true
 	}
+	claims, ok = s.verifyToken(w, r, room)
+	if !ok {
+		return nil, false
+	}
+	if err := claims.Allows(room, need); err != nil {
+		s.metrics.rejected.WithLabelValues("forbidden").Inc()
+		s.log.Debug("refused: token not for this room or role", "room", room, "remote", r.RemoteAddr, "err", err)
+		http.Error(w, strings.TrimPrefix(err.Error(), "auth: "), http.StatusForbidden)
+		return nil, false
+	}
+	return claims, true
+}
+
+// verifyToken checks r's token and answers 401 (no token, bad signature,
+// expired, malformed) with a short plain-text reason if it is not valid.
+// room names the request in the debug log.
+func (s *Server) verifyToken(w http.ResponseWriter, r *http.Request, room string) (*auth.Claims, bool) {
 	token := requestToken(r)
 	claims, err := s.access.verifier.Verify(token)
 	if err != nil {
@@ -123,12 +140,6 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, room string, 
 		}
 		w.Header().Set("WWW-Authenticate", challenge)
 		http.Error(w, strings.TrimPrefix(err.Error(), "auth: "), http.StatusUnauthorized)
-		return nil, false
-	}
-	if err := claims.Allows(room, need); err != nil {
-		s.metrics.rejected.WithLabelValues("forbidden").Inc()
-		s.log.Debug("refused: token not for this room or role", "room", room, "remote", r.RemoteAddr, "err", err)
-		http.Error(w, strings.TrimPrefix(err.Error(), "auth: "), http.StatusForbidden)
 		return nil, false
 	}
 	return claims, true

@@ -44,6 +44,7 @@ const (
 	endReadBudget                      // the replica's unfinished messages are at GATEWAY_READ_BUDGET_MB
 	endControlFlood                    // the peer made the gateway write too many control frames
 	endLayerDown                       // the replica's channel layer stayed down: reconnect elsewhere
+	endControlRate                     // a viewer sent control messages faster than GATEWAY_CONTROL_RATE
 	endProtocol                        // the peer broke the WebSocket protocol
 	endInternal                        // an error of the gateway's own (a write that failed)
 	numEndReasons
@@ -76,6 +77,7 @@ var closeTable = [numEndReasons]closeSpec{
 	endReadBudget:     {label: "read_budget", code: websocket.StatusTryAgainLater, text: "gateway busy: too many unfinished messages", level: slog.LevelWarn},
 	endControlFlood:   {label: "control_flood", level: slog.LevelInfo},
 	endLayerDown:      {label: "layer_down", code: websocket.StatusTryAgainLater, text: "channel layer down: reconnect", level: slog.LevelInfo},
+	endControlRate:    {label: "control_rate_exceeded", code: websocket.StatusPolicyViolation, text: "control message rate exceeded", level: slog.LevelInfo},
 	endProtocol:       {label: "protocol_error", level: slog.LevelInfo},
 	endInternal:       {label: "internal", code: websocket.StatusInternalError, text: "internal error", level: slog.LevelWarn},
 }

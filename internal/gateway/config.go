@@ -50,6 +50,14 @@ type Config struct {
 	MaxConnectionsPerIP int           `envconfig:"GATEWAY_MAX_CONNECTIONS_PER_IP" default:"200" desc:"most WebSocket connections from one client address (IPv6: one /64); more get 429; 0 = no limit"`
 	TrustedProxies      []string      `envconfig:"GATEWAY_TRUSTED_PROXIES" desc:"proxies whose X-Forwarded-For names the client (comma-separated CIDRs or IPs, e.g. 10.0.0.0/8); empty = none"`
 
+	// Layers and multi-room connections (control.go, adapt.go, multi.go,
+	// docs/protocol.md "Layers"). Zero values of the numbers mean the
+	// defaults; Adapt's zero value is off (tests built from a Config
+	// literal set it).
+	ControlRate     float64 `envconfig:"GATEWAY_CONTROL_RATE" default:"20" desc:"control messages per second a viewer may send (select, subscribe, unsubscribe), with a burst of as many; more close it with 1008; 0 = the default"`
+	MaxRoomsPerConn int     `envconfig:"GATEWAY_MAX_ROOMS_PER_CONN" default:"64" desc:"most rooms one multi-room connection (/ws/multi/) carries; more subscriptions are refused; 0 = the default"`
+	Adapt           bool    `envconfig:"GATEWAY_ADAPT" default:"true" desc:"move viewers that asked for a layer down a layer when they keep skipping frames, and back up when they keep up (false: never, for benchmarks)"`
+
 	// Scale-out: Redis Cluster and Sentinel, presence, frame cache
 	// (redisclient.go, docs/scaling.md). Zero values mean the defaults.
 	RedisClusterAddrs     []string      `envconfig:"GATEWAY_REDIS_CLUSTER_ADDRS" desc:"Redis Cluster nodes to start from (comma-separated host:port): sharded pub/sub (SPUBLISH/SSUBSCRIBE, Redis 7+); instead of REDIS_URL"`
@@ -126,6 +134,12 @@ func (c *Config) Validate() error {
 	if c.MaxRooms < 0 {
 		return bad("MAX_ROOMS", "%d must not be negative", c.MaxRooms)
 	}
+	if c.ControlRate < 0 || c.ControlRate > 1000 {
+		return bad("CONTROL_RATE", "%v is outside 0..1000", c.ControlRate)
+	}
+	if c.MaxRoomsPerConn < 0 || c.MaxRoomsPerConn > 1000 {
+		return bad("MAX_ROOMS_PER_CONN", "%d is outside 0..1000", c.MaxRoomsPerConn)
+	}
 	if _, err := c.slogLevel(); err != nil {
 		return bad("LOG_LEVEL", "%v", err)
 	}
@@ -164,6 +178,28 @@ func (c *Config) NewLogger(w io.Writer) *slog.Logger {
 // its header, or a data URL of a frame (base64 is 4/3 of the bytes).
 func (c *Config) maxMessageBytes() int64 {
 	return int64(c.MaxFrameBytes)*4/3 + 64
+}
+
+// Defaults of the layer settings whose zero value means the default.
+const (
+	defaultControlRate     = 20
+	defaultMaxRoomsPerConn = 64
+)
+
+// controlRate is GATEWAY_CONTROL_RATE with its default applied.
+func (c *Config) controlRate() float64 {
+	if c.ControlRate <= 0 {
+		return defaultControlRate
+	}
+	return c.ControlRate
+}
+
+// maxRoomsPerConn is GATEWAY_MAX_ROOMS_PER_CONN with its default applied.
+func (c *Config) maxRoomsPerConn() int {
+	if c.MaxRoomsPerConn <= 0 {
+		return defaultMaxRoomsPerConn
+	}
+	return c.MaxRoomsPerConn
 }
 
 // PrintUsage writes every setting with its default and description.

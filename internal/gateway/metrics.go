@@ -22,6 +22,8 @@ type metrics struct {
 	cutOff      *prometheus.CounterVec // reason
 	closed      *prometheus.CounterVec // reason: closeTable's labels
 	redisErrors *prometheus.CounterVec // op
+	layerMoves  *prometheus.CounterVec // direction: down, up (adapt.go)
+	control     *prometheus.CounterVec // type: control messages read from viewers (control.go)
 }
 
 func newMetrics() *metrics {
@@ -49,12 +51,22 @@ func newMetrics() *metrics {
 		redisErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "framecast_redis_errors_total", Help: "Failed Redis operations, by operation.",
 		}, []string{"op"}),
+		layerMoves: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "framecast_layer_moves_total", Help: "Viewers moved to another layer by adaptation, by direction (down, up).",
+		}, []string{"direction"}),
+		control: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "framecast_control_messages_total", Help: "Control messages read from viewers, by type (select, subscribe, unsubscribe, invalid).",
+		}, []string{"type"}),
 	}
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.connections, m.framesIn, m.framesOut, m.rejected, m.cutOff, m.closed, m.redisErrors,
+		m.layerMoves, m.control,
 	)
+	for _, d := range []string{moveDown, moveUp} {
+		m.layerMoves.WithLabelValues(d)
+	}
 	for _, r := range []string{roleView, rolePublish, roleSeed} {
 		m.connections.WithLabelValues(r)
 	}

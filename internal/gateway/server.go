@@ -103,6 +103,7 @@ func (s *Server) routes() {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ws/video/{room}/{$}", s.handleWebSocket)
 	mux.HandleFunc("GET /ws/video/{room}", s.handleWebSocket)
+	mux.HandleFunc("GET /ws/multi/{$}", s.handleMulti)
 	mux.HandleFunc("GET /{$}", s.handleIndex)
 	mux.HandleFunc("GET /video/{$}", s.handleIndex)
 	mux.HandleFunc("GET /video/{room}/{$}", s.handleViewerPage)

@@ -7,14 +7,11 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/framecast/framecast/internal/auth"
-	"github.com/framecast/framecast/pkg/frames"
 	"github.com/framecast/framecast/pkg/rooms"
 )
 
@@ -47,8 +44,7 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 		role = roleSeed
 	case rolePublish, roleView:
 	default:
-		s.metrics.rejected.WithLabelValues("bad_request").Inc()
-		http.Error(w, fmt.Sprintf("role must be %q or %q (or absent)", rolePublish, roleView), http.StatusBadRequest)
+		s.badRequest(w, fmt.Sprintf("role must be %q or %q (or absent)", rolePublish, roleView))
 		return
 	}
 	format := q.Get("format")
@@ -57,10 +53,30 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 		format = formatJSON
 	case formatJSON, formatBinary:
 	default:
-		s.metrics.rejected.WithLabelValues("bad_request").Inc()
-		http.Error(w, fmt.Sprintf("format must be %q or %q", formatJSON, formatBinary), http.StatusBadRequest)
+		s.badRequest(w, fmt.Sprintf("format must be %q or %q", formatJSON, formatBinary))
 		return
 	}
+	view, err := parseViewQuery(q, role, format)
+	if err != nil {
+		s.badRequest(w, err.Error())
+		return
+	}
+	s.acceptWebSocket(w, r, room, role, format, view)
+}
+
+// badRequest answers 400 with reason, before any upgrade.
+func (s *Server) badRequest(w http.ResponseWriter, reason string) {
+	s.metrics.rejected.WithLabelValues("bad_request").Inc()
+	http.Error(w, reason, http.StatusBadRequest)
+}
+
+// acceptWebSocket is the admission path of every WebSocket route: shutdown
+// and layer-down refusals, access control, the origin check and the
+// connection limits answer before the upgrade (auth.go, limits.go,
+// origin.go); then the connection starts in its role. room is "" on a
+// multi-room connection (view.multi), whose rooms are authorized one by one
+// with the token's claims (multi.go).
+func (s *Server) acceptWebSocket(w http.ResponseWriter, r *http.Request, room, role, format string, view viewOpts) {
 	if !s.beginConn() {
 		http.Error(w, "gateway shutting down", http.StatusServiceUnavailable)
 		return
@@ -75,9 +91,13 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 			s.conns.Done()
 		}
 	}()
-	// Access control and connection limits answer 401/403/429 before the
-	// upgrade (auth.go, limits.go, origin.go).
-	claims, ok := s.authorize(w, r, room, rolePermission(role))
+	var claims *auth.Claims
+	var ok bool
+	if view.multi {
+		claims, ok = s.authorizeAnyRoom(w, r, auth.View)
+	} else {
+		claims, ok = s.authorize(w, r, room, rolePermission(role))
+	}
 	if !ok {
 		return
 	}
@@ -110,9 +130,13 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 	// the request, the response and its goroutine's stack, which would
 	// otherwise be pinned for the life of every idle viewer.
 	handedOver = true // serveConn's end calls conns.Done
-	k := &wsConn{c: c, room: room, role: role, format: format, mayPublish: mayPublish,
+	logRoom := room
+	if view.multi {
+		logRoom = "(multi)"
+	}
+	k := &wsConn{c: c, room: room, role: role, format: format, mayPublish: mayPublish, view: view, claims: claims,
 		sock:     fh.sockWriter(),
-		log:      s.log.With("room", room, "role", role, "remote", r.RemoteAddr),
+		log:      s.log.With("room", logRoom, "role", role, "remote", r.RemoteAddr),
 		cleanups: make([]func(), 0, 10)}
 	k.onEnd(s.conns.Done)
 	k.onEnd(release)
@@ -124,15 +148,18 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 // or the reader of a view-only connection).
 type wsConn struct {
 	c                  *websocket.Conn
-	room, role, format string
-	mayPublish         bool        // the seed's connection may send frames only with a publish token where one is required
-	sock               *sockWriter // the socket's one writer
+	room, role, format string       // room is "" on a multi-room connection
+	mayPublish         bool         // the seed's connection may send frames only with a publish token where one is required
+	view               viewOpts     // what a viewer asked for: layer, v=2, adaptation, rooms
+	claims             *auth.Claims // the token's claims where one was required; nil otherwise
+	sock               *sockWriter  // the socket's one writer
 	log                *slog.Logger
 
 	cleanups []func() // run in reverse order by end; appended before any goroutine starts
 	once     sync.Once
 	mu       sync.Mutex
-	reason   *connEnd // why the gateway is ending the connection, if it is
+	reason   *connEnd      // why the gateway is ending the connection, if it is
+	viewer   *viewerWriter // set before the reader starts, on connections that receive frames
 }
 
 func (k *wsConn) onEnd(f func()) { k.cleanups = append(k.cleanups, f) }
@@ -184,10 +211,16 @@ func (s *Server) serveConn(k *wsConn, claims *auth.Claims) {
 			s.end(k, err)
 			return
 		}
+		k.viewer = w
 		k.onEnd(w.stop)
 	}
-	switch k.role {
-	case roleView:
+	switch {
+	case k.role == roleView && k.view.control():
+		// v=2 and multi-room viewers send control messages (control.go).
+		c.SetReadLimit(viewerReadLimit)
+		readCtx := s.controlRead(ctx, k)
+		context.AfterFunc(readCtx, func() { s.end(k, context.Cause(readCtx)) })
+	case k.role == roleView:
 		// Viewers send nothing: a data message closes them with 1008
 		// (CloseRead without its 15 s linger, limits.go).
 		c.SetReadLimit(viewerReadLimit)
@@ -248,129 +281,8 @@ func (s *Server) end(k *wsConn, readErr error) {
 	})
 }
 
-// viewerWriter hands a viewer's frames to its connection. The viewer's
-// queue (rooms.Viewer) holds the frames; the writer takes them oldest first
-// and gives each to coder/websocket, which writes it through the
-// connection's sockWriter. At most one goroutine writes frames at a time
-// (running), so the queue's order is the socket's order.
-//
-// The hub calls pump (never blocking) after it queues a frame, on the
-// viewer's fan-out shard; the sockWriter calls it after a flush that
-// blocked has finished, on its flusher. pump writes while the socket takes
-// frames without blocking, which is the common case: a viewer whose socket
-// has room costs no goroutine and no wake-up. When the socket is full
-// (sockWriter.Busy), frames wait in the queue, where latest-frame-wins
-// bounds them, until the flusher drains the socket and calls pump again.
-// A flush that stalls past the write timeout cuts the viewer off.
-type viewerWriter struct {
-	s   *Server
-	k   *wsConn
-	v   atomic.Pointer[rooms.Viewer]
-	typ websocket.MessageType
-	out prometheus.Counter
-
-	running atomic.Bool // a goroutine is in pump's writing loop
-	dead    atomic.Bool // the connection is ending: write nothing more
-}
-
-// startViewer joins the room and arms the writer.
-func (s *Server) startViewer(ctx context.Context, k *wsConn) (*viewerWriter, error) {
-	w := &viewerWriter{s: s, k: k, typ: websocket.MessageBinary, out: s.metrics.framesOut.WithLabelValues(k.format)}
-	if k.format == formatJSON {
-		w.typ = websocket.MessageText
-	}
-	k.sock.onDrain = func() {
-		if v := w.v.Load(); v != nil {
-			w.pump(v)
-		}
-	}
-	k.sock.onFail = w.fail
-	v, err := s.hub.JoinNotify(ctx, k.room, w.pump)
-	if err != nil {
-		s.metrics.rejected.WithLabelValues("too_many_rooms").Inc()
-		return nil, ended(endRoomLimit, err)
-	}
-	w.v.Store(v)
-	return w, nil
-}
-
-// pump writes the viewer's queued frames while the socket takes them
-// without blocking. It never blocks: if another goroutine is writing, or
-// the socket is full, it leaves the frames queued for that goroutine or
-// for the flusher's onDrain.
-func (w *viewerWriter) pump(v *rooms.Viewer) {
-	sock := w.k.sock
-	for !w.dead.Load() && w.running.CompareAndSwap(false, true) {
-		for !w.dead.Load() && !sock.Busy() {
-			f := v.TryNext()
-			if f == nil {
-				break
-			}
-			msg := w.message(f)
-			if msg == nil {
-				continue
-			}
-			if err := w.write(msg); err != nil {
-				w.fail(err) // running stays set: nothing more is written
-				return
-			}
-		}
-		w.running.Store(false)
-		// A frame queued, or a flush finished, after the loop looked but
-		// before running was released found running set: look again.
-		if sock.Busy() || !v.Pending() {
-			return
-		}
-	}
-}
-
-// write hands one message to coder/websocket. The sockWriter queues what
-// the socket does not take, so this does not block on the network.
-func (w *viewerWriter) write(msg []byte) error {
-	w.k.sock.cork(msg)
-	err := w.k.c.Write(context.Background(), w.typ, msg)
-	if uerr := w.k.sock.uncork(); err == nil {
-		err = uerr
-	}
-	if err != nil {
-		return err
-	}
-	w.out.Inc()
-	return nil
-}
-
-// message is f's payload for this viewer's format: built once per frame
-// and format and shared by every viewer. It is nil for offline events to
-// JSON viewers: the seed's page has no use for them.
-func (w *viewerWriter) message(f *frames.Frame) []byte {
-	if w.typ == websocket.MessageText {
-		return f.JSON()
-	}
-	return f.Binary()
-}
-
-// fail ends the connection after a failed write: too slow if the peer
-// stopped reading, gone if it went away; nothing more if the connection
-// was already being closed on the gateway's side.
-func (w *viewerWriter) fail(err error) {
-	w.dead.Store(true)
-	e := writeEnd(err)
-	if e == nil {
-		return
-	}
-	if v := w.v.Load(); v != nil && writeStalled(err) {
-		e = ended(endTooSlow, fmt.Errorf("%w (skipped %d frames)", err, v.Skipped()))
-	}
-	go w.s.stop(w.k, e) // the shard or flusher calling fail must not wait
-}
-
-// stop leaves the room; a write in progress finds the connection closed.
-func (w *viewerWriter) stop() {
-	w.dead.Store(true)
-	if v := w.v.Load(); v != nil {
-		w.s.hub.Leave(v)
-	}
-}
+// The viewer side (viewerWriter, subscriptions, layer switches) is in
+// viewer.go.
 
 // keepalive calls ping every interval, from a timer (no goroutine waits
 // between pings), until ping returns false or the returned stop is called.

@@ -1,0 +1,249 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/coder/websocket"
+	"golang.org/x/time/rate"
+
+	"github.com/framecast/framecast/pkg/frames"
+	"github.com/framecast/framecast/pkg/rooms"
+)
+
+// Control messages (docs/protocol.md, "Control messages"): text JSON both
+// ways on v=2 and multi-room connections. The viewer's come in on the
+// connection's control reader (controlRead), one at a time; the gateway's
+// go out through the connection's one writer (viewerWriter.send), in
+// order with the frames.
+
+// Types of control messages.
+const (
+	ctlSelect      = "select"
+	ctlSubscribe   = "subscribe"
+	ctlUnsubscribe = "unsubscribe"
+	ctlLayers      = "layers"
+	ctlLayer       = "layer"
+	ctlRefused     = "refused"
+	ctlError       = "error"
+)
+
+// controlMsg is a control message from a viewer.
+type controlMsg struct {
+	Type  string `json:"type"`
+	Room  string `json:"room,omitempty"`
+	Width *int   `json:"width,omitempty"`
+	Layer *int   `json:"layer,omitempty"`
+}
+
+// ask is the layer choice m carries: width or layer, or neither (the main
+// layer, not adapted).
+func (m *controlMsg) ask() (layerAsk, error) {
+	var a layerAsk
+	switch {
+	case m.Width != nil && m.Layer != nil:
+		return a, errors.New("give width or layer, not both")
+	case m.Width != nil:
+		if *m.Width < 1 || *m.Width > 65535 {
+			return a, fmt.Errorf("width must be 1 to 65535 pixels, not %d", *m.Width)
+		}
+		a.width, a.set = *m.Width, true
+	case m.Layer != nil:
+		if *m.Layer < 0 || *m.Layer >= frames.MaxLayers {
+			return a, fmt.Errorf("layer must be 0 to %d, not %d", frames.MaxLayers-1, *m.Layer)
+		}
+		a.layer, a.set = *m.Layer, true
+	}
+	return a, nil
+}
+
+// layersMessage is the gateway's `layers` message.
+func layersMessage(room string, layers []frames.LayerInfo) []byte {
+	return mustJSON(struct {
+		Type   string             `json:"type"`
+		Room   string             `json:"room"`
+		Layers []frames.LayerInfo `json:"layers"`
+	}{ctlLayers, room, layers})
+}
+
+// layerMessage is the gateway's `layer` message: room's viewer now
+// receives layer, for reason.
+func layerMessage(room string, layers []frames.LayerInfo, layer int, reason string) []byte {
+	info := frames.LayerInfo{Index: layer}
+	for _, l := range layers {
+		if l.Index == layer {
+			info = l
+		}
+	}
+	return mustJSON(struct {
+		Type   string `json:"type"`
+		Room   string `json:"room"`
+		Layer  int    `json:"layer"`
+		Width  int    `json:"width"`
+		Height int    `json:"height"`
+		Reason string `json:"reason"`
+	}{ctlLayer, room, info.Index, info.Width, info.Height, reason})
+}
+
+// refusedMessage is the gateway's `refused` message.
+func refusedMessage(room, reason string) []byte {
+	return mustJSON(struct {
+		Type   string `json:"type"`
+		Room   string `json:"room"`
+		Reason string `json:"reason"`
+	}{ctlRefused, room, reason})
+}
+
+// errorMessage is the gateway's `error` message.
+func errorMessage(reason string) []byte {
+	return mustJSON(struct {
+		Type   string `json:"type"`
+		Reason string `json:"reason"`
+	}{ctlError, reason})
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("gateway: failed to encode a control message: %v", err))
+	}
+	return b
+}
+
+// controlRead reads a v=2 or multi-room viewer's control messages until
+// the connection ends, and acts on each on this goroutine (a layer switch
+// or a subscription may block on Join). Like viewerCloseRead, it closes the
+// connection with 1008 on a binary message (viewers send no frames), and
+// with 1008 control_rate_exceeded past GATEWAY_CONTROL_RATE; a message
+// over viewerReadLimit closes it with 1009. The returned context is
+// cancelled with the reason as its cause. Call c.SetReadLimit first.
+func (s *Server) controlRead(ctx context.Context, k *wsConn) context.Context {
+	ctx, cancel := context.WithCancelCause(ctx)
+	r := s.cfg.controlRate()
+	lim := rate.NewLimiter(rate.Limit(r), max(1, int(r)))
+	go func() {
+		buf := make([]byte, 0, 256)
+		for {
+			typ, rd, err := k.c.Reader(ctx)
+			if err == nil && typ == websocket.MessageBinary {
+				s.metrics.rejected.WithLabelValues("viewer_sent_data").Inc()
+				err = ended(endViewerData, errors.New("viewers send text control messages only"))
+			}
+			if err == nil && !lim.Allow() {
+				s.metrics.rejected.WithLabelValues("control_rate").Inc()
+				err = ended(endControlRate, fmt.Errorf("more than %v control messages a second", r))
+			}
+			if err == nil {
+				buf, err = readAll(buf[:0], rd)
+			}
+			if err != nil {
+				cancel(err)
+				return
+			}
+			k.viewer.control(ctx, buf)
+		}
+	}()
+	return ctx
+}
+
+// readAll appends r to buf until EOF.
+func readAll(buf []byte, r io.Reader) ([]byte, error) {
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}
+
+// control acts on one control message from the viewer. Anything it does
+// not understand is answered with an `error` message and changes nothing.
+// Control reader only.
+func (w *viewerWriter) control(ctx context.Context, data []byte) {
+	var m controlMsg
+	if err := json.Unmarshal(data, &m); err != nil {
+		w.refuse("", fmt.Sprintf("not a JSON control message: %v", err))
+		return
+	}
+	ask, err := m.ask()
+	if err != nil {
+		w.refuse(m.Type, err.Error())
+		return
+	}
+	if m.Room != "" && !rooms.ValidName(m.Room) {
+		w.refuse(m.Type, fmt.Sprintf("%q is not a room name (1 to 64 characters from A-Z, a-z, 0-9 and _)", m.Room))
+		return
+	}
+	switch m.Type {
+	case ctlSelect:
+		w.s.metrics.control.WithLabelValues(ctlSelect).Inc()
+		w.selectLayer(ctx, m.Room, ask)
+	case ctlSubscribe, ctlUnsubscribe:
+		w.s.metrics.control.WithLabelValues(m.Type).Inc()
+		switch {
+		case !w.k.view.multi:
+			w.send(errorMessage(m.Type + " needs a multi-room connection (/ws/multi/)"))
+		case m.Room == "":
+			w.send(errorMessage(m.Type + " needs a room"))
+		case m.Type == ctlSubscribe:
+			w.subscribe(ctx, m.Room, ask)
+		default:
+			w.unsubscribe(m.Room)
+		}
+	default:
+		w.refuse(m.Type, fmt.Sprintf("unknown control message type %q (select, subscribe or unsubscribe)", m.Type))
+	}
+}
+
+// refuse answers a control message that is not understood.
+func (w *viewerWriter) refuse(typ, reason string) {
+	w.s.metrics.control.WithLabelValues("invalid").Inc()
+	w.k.log.Debug("bad control message", "type", typ, "reason", reason)
+	w.send(errorMessage(reason))
+}
+
+// selectLayer changes room's layer choice to ask; room may be omitted on a
+// connection of one room. The viewer is told its layer (`layer`, reason
+// asked) whether it changed or not.
+func (w *viewerWriter) selectLayer(ctx context.Context, room string, ask layerAsk) {
+	if room == "" && !w.k.view.multi {
+		room = w.k.room
+	}
+	w.cmu.Lock()
+	sub := w.byRoom[room]
+	w.cmu.Unlock()
+	if sub == nil {
+		if room == "" {
+			w.send(errorMessage("select needs a room on a multi-room connection"))
+		} else {
+			w.send(errorMessage(fmt.Sprintf("room %q is not on this connection", room)))
+		}
+		return
+	}
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	sub.ask = ask
+	sub.adapt = ask.set && w.s.cfg.Adapt && w.k.view.adapt
+	sub.moves = adaptation{}
+	sub.moves.reset(time.Now())
+	sub.layers = w.s.hub.Layers(ctx, room)
+	target := ask.resolve(sub.layers)
+	if target == sub.layer {
+		w.send(layerMessage(room, sub.layers, target, reasonAsked))
+		return
+	}
+	if err := sub.switchLocked(ctx, target, reasonAsked); err != nil {
+		w.send(errorMessage(fmt.Sprintf("failed to change layer: %v", err)))
+	}
+}
