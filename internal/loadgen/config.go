@@ -254,8 +254,8 @@ func (c *Config) Validate() error {
 		switch {
 		case l.Width < 1 || l.Width > 65535 || l.Height < 1 || l.Height > 65535:
 			return fmt.Errorf("loadgen: layer %d: size %dx%d must be 1-65535 each way", i, l.Width, l.Height)
-		case l.Size < MinPayloadSize:
-			return fmt.Errorf("loadgen: layer %d: payload of %d bytes is below %d", i, l.Size, MinPayloadSize)
+		case l.Size < MinSizedPayload:
+			return fmt.Errorf("loadgen: layer %d: payload of %d bytes is below %d", i, l.Size, MinSizedPayload)
 		}
 	}
 	return nil

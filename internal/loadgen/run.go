@@ -60,14 +60,19 @@ func runLoad(ctx context.Context, cfg *Config) (*Report, error) {
 		return nil, err
 	}
 	// With layers, layer 0's payload (cfg.Size bytes) is the one viewers
-	// receive; the others get their own.
-	layerPayloads := [][]byte{payload}
-	for i, l := range cfg.Layers[min(1, len(cfg.Layers)):] {
-		p, err := MakeJPEG(l.Size, uint64(i+2))
+	// receive unless they ask for another; each layer's payload has a
+	// frame header giving its size, as a gateway reads the main layer's
+	// size from its JPEG.
+	var layerPayloads [][]byte
+	for i, l := range cfg.Layers {
+		p, err := MakeSizedJPEG(l.Size, uint64(i+1), l.Width, l.Height)
 		if err != nil {
 			return nil, err
 		}
 		layerPayloads = append(layerPayloads, p)
+	}
+	if len(layerPayloads) > 0 {
+		payload = layerPayloads[0]
 	}
 	rep := &Report{
 		Mode: "load", Gateways: len(cfg.Gateways), Viewers: cfg.Viewers, Stalled: cfg.Stalled,
