@@ -117,6 +117,10 @@ type GatewayReport struct {
 	Skipped        float64 `json:"skipped"`
 	PublishDropped float64 `json:"publish_dropped"`
 	CutOff         float64 `json:"cut_off"`
+	// LayerMovesDown and LayerMovesUp count the gateways' adaptation
+	// moves (framecast_layer_moves_total), over the whole run.
+	LayerMovesDown float64 `json:"layer_moves_down,omitempty"`
+	LayerMovesUp   float64 `json:"layer_moves_up,omitempty"`
 	HeapInuseKB    float64 `json:"heap_inuse_kb_delta,omitempty"`
 	StackKB        float64 `json:"stack_inuse_kb_delta,omitempty"`
 }
@@ -219,6 +223,9 @@ func (r *Report) WriteText(w io.Writer) {
 	}
 	if g := r.Gateway; g != nil {
 		p("gateways: %.0f frames out, %.0f skipped by viewers, %.0f dropped before the channel layer, %.0f viewers cut off", g.FramesOut, g.Skipped, g.PublishDropped, g.CutOff)
+		if g.LayerMovesDown+g.LayerMovesUp > 0 {
+			p("gateways: %.0f viewers moved down a layer, %.0f up", g.LayerMovesDown, g.LayerMovesUp)
+		}
 	}
 	if rd := r.Redis; rd != nil {
 		p("redis: %d output bytes for %.0f frames published, %.0f per frame = %.3f × (message × %d replicas)", rd.OutputBytes, rd.Frames, rd.PerFrame, rd.Ratio, rd.Replicas)

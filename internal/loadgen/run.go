@@ -509,6 +509,8 @@ func gatewayDelta(before, after Metrics, errf func(string, ...any)) *GatewayRepo
 		Skipped:        d("framecast_frames_skipped_total"),
 		PublishDropped: d("framecast_publish_dropped_total"),
 		CutOff:         d("framecast_viewers_cut_off_total"),
+		LayerMovesDown: after.Sum("framecast_layer_moves_total", `direction="down"`) - before.Sum("framecast_layer_moves_total", `direction="down"`),
+		LayerMovesUp:   after.Sum("framecast_layer_moves_total", `direction="up"`) - before.Sum("framecast_layer_moves_total", `direction="up"`),
 		HeapInuseKB:    d("go_memstats_heap_inuse_bytes") / 1024,
 		StackKB:        d("go_memstats_stack_inuse_bytes") / 1024,
 	}
