@@ -79,7 +79,7 @@ func (b *bench) markdown() string {
 	p("(same clock), in a log-linear histogram (≤ 3%% error, exact max). **Max gap** = longest time between two consecutive frames at one viewer.\n")
 	p("- **Viewer groups and throttled links** (`loadgen -group NAME=N[@KBPS][:QUERY]`, S9, S10): the first N viewers add QUERY ")
 	p("(e.g. `width=320&v=2`) to their URL and are reported apart; with @KBPS each connects through a TCP proxy in the load ")
-	p("generator that paces gateway → viewer with a token bucket per connection (4 KiB reads, a 64 KiB receive buffer towards ")
+	p("generator that paces gateway → viewer with a token bucket per connection (4 KiB reads, a 32 KiB receive buffer and 1460-byte segments towards ")
 	p("the gateway, so the gateway feels the limit at once). Viewers parse version-2 messages by skipping the layer block ")
 	p("(its length field) and remember the layer of their last frame.\n")
 	p("- **Loopback ceiling** (`loadgen -ceiling`): this process writes buffers of the viewers' message size to as many TCP ")

@@ -198,8 +198,8 @@ func runS10(b *bench, sec *section) error {
 	midRate := float64(layerMessage(benchLayers[1], "s10_adapt_true")) * 30
 	sec.printf("The layered publisher of S9 (%s) at 30 fps, two replicas; 20 viewers connect as today (main layer, "+
 		"version 1, no throttle) and 5 ask `width=1280&v=2` (the main layer) through the load generator's throttling proxy: "+
-		"a loopback TCP proxy that paces gateway → viewer to %d kB/s per connection (token bucket, 4 KiB reads, a 64 KiB "+
-		"receive buffer towards the gateway). The main layer needs %s, the 640 layer %s: a link of %d kB/s carries the "+
+		"a loopback TCP proxy that paces gateway → viewer to %d kB/s per connection (token bucket, 4 KiB reads, a 32 KiB receive buffer and 1460-byte segments "+
+		"towards the gateway). The main layer needs %s, the 640 layer %s: a link of %d kB/s carries the "+
 		"640 layer but not the main one. Run once with the gateways' GATEWAY_ADAPT=true, once with false, fresh "+
 		"replicas each; the adaptation rule is docs/protocol.md's (down after 2 s of skipping a quarter of the frames, "+
 		"up again after 10 s without skips, the probe hold doubling when it falls back).\n\n",
