@@ -488,7 +488,13 @@ func TestHealthcheckCommand(t *testing.T) {
 // all three kinds of viewer, the stream must stay well-formed: every message
 // parses, in order, and keepalive keeps working.
 func TestFramesAndPingsNeverInterleave(t *testing.T) {
-	_, ts := startInProcess(t, func(c *gateway.Config) { c.PingInterval = 3 * time.Millisecond })
+	// Pongs get 10 s: under -race on two busy cores the JSON viewer
+	// decodes 133 KB envelopes slower than they come, and a ping waits
+	// behind the backlog in its socket; the test is about framing.
+	_, ts := startInProcess(t, func(c *gateway.Config) {
+		c.PingInterval = 3 * time.Millisecond
+		c.WriteTimeout = 10 * time.Second
+	})
 	viewers := []*testenv.Client{
 		testenv.Dial(t, wsURL(ts.URL, "busy", "role=view&format=binary"), nil),
 		testenv.Dial(t, wsURL(ts.URL, "busy", "role=view&format=json"), nil),
