@@ -87,7 +87,7 @@ func BenchmarkEncodeLayers(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				m.buf, m.ends = m.buf[:0], m.ends[:0]
+				m.reset()
 				info := frameInfo{seq: uint64(i), captured: now}
 				if err := enc.encode(img, func(l encodedLayer) { format(&m, info, l) }); err != nil {
 					b.Fatal(err)

@@ -1,0 +1,238 @@
+package sender
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"image"
+	"image/jpeg"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+
+	"github.com/framecast/framecast/internal/avc"
+	"github.com/framecast/framecast/internal/testclip"
+	"github.com/framecast/framecast/internal/testenv"
+	"github.com/framecast/framecast/pkg/frames"
+)
+
+// makeTestClip writes clip (the project's test pattern with sensor-like
+// noise, internal/testclip) as a short MJPEG file the sender reads as a
+// file source, looping.
+func makeTestClip(t testing.TB, c testclip.Clip) string {
+	t.Helper()
+	ffmpeg := testenv.RequireTool(t, "ffmpeg")
+	out := filepath.Join(t.TempDir(), "clip.avi")
+	cmd := exec.Command(ffmpeg, "-loglevel", "error", "-f", "lavfi", "-i", c.Filter(),
+		"-frames:v", itoa(c.Frames), "-c:v", "mjpeg", "-q:v", "3", "-pix_fmt", "yuvj420p", "-y", out)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg failed: %v\n%s", err, b)
+	}
+	return out
+}
+
+// h264Config is a fast SENDER_CODEC=h264 configuration against url.
+func h264Config(url string) Config {
+	c := testConfig(url)
+	c.Codec = CodecH264
+	c.FPS = 15
+	c.KeyInterval = time.Minute // only the keyframes a test causes
+	return c
+}
+
+// wireMsg is one version-2 message a test server read.
+type wireMsg struct {
+	block frames.LayerBlock
+	frame *frames.Frame // Frame.JPEG holds the payload, whatever its kind
+}
+
+// h264Stream is what a sender sent on one connection, by stream.
+type h264Stream struct {
+	layers [frames.MaxLayers][]wireMsg // H.264 messages by layer, in order
+	jpegs  []wireMsg                   // JPEG messages, in order
+}
+
+// parseH264Stream parses a connection's messages. Text messages are not
+// expected from the sender.
+func parseH264Stream(t *testing.T, msgs []recvMsg) h264Stream {
+	t.Helper()
+	var s h264Stream
+	for i, m := range msgs {
+		lb, f := parseV2(t, i, m)
+		if lb.Room != "demo" {
+			t.Fatalf("message %d: room %q", i, lb.Room)
+		}
+		w := wireMsg{block: lb, frame: f}
+		if f.Kind.IsH264() {
+			s.layers[lb.Layer] = append(s.layers[lb.Layer], w)
+		} else if f.Kind == frames.KindJPEG {
+			if lb.Layer != 0 {
+				t.Fatalf("message %d: JPEG on layer %d, want 0", i, lb.Layer)
+			}
+			s.jpegs = append(s.jpegs, w)
+		} else {
+			t.Fatalf("message %d: kind %d", i, f.Kind)
+		}
+	}
+	return s
+}
+
+// checkH264Layer checks one layer's messages the way the gateway and a
+// decoder need them: a configuration first, every keyframe right after a
+// configuration of its picture, whose codec string and size are the
+// keyframe's SPS's and the layer block's, sequence numbers rising, and
+// the keyframes exactly the IDR access units. It returns the access
+// units, in order, and which of them are keyframes.
+func checkH264Layer(t *testing.T, layer int, msgs []wireMsg, size image.Point) (aus [][]byte, keys []int) {
+	t.Helper()
+	if len(msgs) == 0 {
+		t.Fatalf("layer %d: no messages", layer)
+	}
+	var lastSeq uint64
+	var cfg *frames.H264Config
+	for i, m := range msgs {
+		f, lb := m.frame, m.block
+		if lb.Width != size.X || lb.Height != size.Y {
+			t.Fatalf("layer %d message %d: layer block %d×%d, want %v", layer, i, lb.Width, lb.Height, size)
+		}
+		switch f.Kind {
+		case frames.KindH264Config:
+			c, err := frames.ParseH264Config(f.JPEG)
+			if err != nil {
+				t.Fatalf("layer %d message %d: %v", layer, i, err)
+			}
+			if c.Width != size.X || c.Height != size.Y || !strings.HasPrefix(c.Codec, "avc1.42C0") {
+				t.Fatalf("layer %d message %d: configuration %s %d×%d, want avc1.42C0xx %v", layer, i, c.Codec, c.Width, c.Height, size)
+			}
+			if i+1 >= len(msgs) {
+				break // the last message: its keyframe was still in flight
+			}
+			if next := msgs[i+1].frame; next.Kind != frames.KindH264Key || next.Seq != f.Seq {
+				t.Fatalf("layer %d message %d: configuration of picture %d followed by kind %d of picture %d, want its keyframe", layer, i, f.Seq, next.Kind, next.Seq)
+			}
+			cfg = &c
+			continue
+		case frames.KindH264Key:
+			if i == 0 || msgs[i-1].frame.Kind != frames.KindH264Config {
+				t.Fatalf("layer %d message %d: keyframe %d without its configuration in front", layer, i, f.Seq)
+			}
+			a, err := avc.Parse(f.JPEG)
+			if err != nil || !a.Key || a.SPS == nil || a.PPS == nil {
+				t.Fatalf("layer %d message %d: keyframe is not an IDR with SPS and PPS: %+v %v", layer, i, a, err)
+			}
+			sps, err := avc.ParseSPS(a.SPS)
+			if err != nil || sps.Codec() != cfg.Codec || sps.Width != cfg.Width || sps.Height != cfg.Height {
+				t.Fatalf("layer %d message %d: SPS %s %d×%d (%v), configuration %s %d×%d", layer, i, sps.Codec(), sps.Width, sps.Height, err, cfg.Codec, cfg.Width, cfg.Height)
+			}
+			want := append(append(append([]byte{0, 0, 0, 1}, a.SPS...), 0, 0, 0, 1), a.PPS...)
+			if !bytes.Equal(cfg.ParamSets, want) {
+				t.Fatalf("layer %d message %d: parameter sets %x, want the keyframe's SPS and PPS %x", layer, i, cfg.ParamSets, want)
+			}
+			keys = append(keys, len(aus))
+		case frames.KindH264Delta:
+			if i == 0 || cfg == nil {
+				t.Fatalf("layer %d message %d: delta before any keyframe", layer, i)
+			}
+			if avc.IsKeyframe(f.JPEG) {
+				t.Fatalf("layer %d message %d: an IDR sent as a delta", layer, i)
+			}
+		}
+		if f.Seq <= lastSeq {
+			t.Fatalf("layer %d message %d: picture %d after %d", layer, i, f.Seq, lastSeq)
+		}
+		lastSeq = f.Seq
+		aus = append(aus, f.JPEG)
+	}
+	return aus, keys
+}
+
+// decodeAll pipes the access units into ffmpeg and checks that every one
+// decodes.
+func decodeAll(t *testing.T, what string, aus [][]byte) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	n, err := testclip.DecodedFrames(ctx, bytes.Join(aus, nil))
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	if n != len(aus) {
+		t.Fatalf("%s: ffmpeg decoded %d pictures of %d sent", what, n, len(aus))
+	}
+}
+
+// TestH264SenderStream: a sender in h264 mode with two layers, reading an
+// ffmpeg-made 640×360 clip, sends per layer a configuration, a keyframe,
+// then deltas, every picture on both layers with the same sequence number
+// and capture time; ffmpeg decodes every access unit of each layer; the
+// JPEG layer comes alongside at about SENDER_JPEG_FPS, at the smallest
+// layer's size.
+func TestH264SenderStream(t *testing.T) {
+	needOpenH264(t)
+	clip := makeTestClip(t, testclip.Clip{Width: 640, Height: 360, FPS: 30, Frames: 30, Noise: 8})
+	g := newFakeGateway(t)
+	cfg := h264Config(g.url())
+	cfg.Source = clip
+	cfg.Layers = "640,320"
+	cfg.JpegFPS = 4
+	s := startSender(t, cfg)
+
+	const window = 3 * time.Second
+	msgs := g.waitMessages(t, 0, 2, 30*time.Second)
+	start := time.Now()
+	testenv.WaitFor(t, 10*time.Second, "three seconds of pictures", func() error {
+		if d := time.Since(start); d < window {
+			return fmt.Errorf("%v so far", d.Round(time.Millisecond))
+		}
+		return nil
+	})
+	msgs = g.conn(0).messages()
+	st := parseH264Stream(t, msgs)
+	sizes := []image.Point{{640, 360}, {320, 180}}
+	var perLayer [2][]wireMsg
+	for l, want := range sizes {
+		perLayer[l] = st.layers[l]
+		aus, keys := checkH264Layer(t, l, st.layers[l], want)
+		if len(keys) != 1 || keys[0] != 0 {
+			t.Fatalf("layer %d: keyframes at %v, want only the first (KEY_INTERVAL 1m)", l, keys)
+		}
+		decodeAll(t, fmt.Sprintf("layer %d", l), aus)
+	}
+	// Pictures carry both layers, with the same sequence and capture time.
+	n := min(len(perLayer[0]), len(perLayer[1])) - 1 // the last may be cut
+	for i := range n {
+		a, b := perLayer[0][i].frame, perLayer[1][i].frame
+		if a.Kind != b.Kind || a.Seq != b.Seq || !a.Captured.Equal(b.Captured) {
+			t.Fatalf("message %d: layer 0 kind %d seq %d at %v, layer 1 kind %d seq %d at %v", i, a.Kind, a.Seq, a.Captured, b.Kind, b.Seq, b.Captured)
+		}
+	}
+	if len(st.jpegs) == 0 || st.jpegs[0].frame.Seq != perLayer[0][0].frame.Seq {
+		t.Fatal("the first picture carries no JPEG layer")
+	}
+	for i, j := range st.jpegs {
+		cfg, err := jpeg.DecodeConfig(bytes.NewReader(j.frame.JPEG))
+		if err != nil || cfg.Width != 320 || cfg.Height != 180 || j.block.Width != 320 || j.block.Height != 180 {
+			t.Fatalf("JPEG %d: %d×%d (%v), block %d×%d; want 320×180", i, cfg.Width, cfg.Height, err, j.block.Width, j.block.Height)
+		}
+	}
+	// About JpegFPS: 4 a second over the ~3 s window, loosely.
+	span := st.jpegs[len(st.jpegs)-1].frame.Captured.Sub(st.jpegs[0].frame.Captured).Seconds()
+	rate := float64(len(st.jpegs)-1) / span
+	t.Logf("%d messages: %d and %d H.264, %d JPEG (%.1f a second); stats %+v", len(msgs), len(perLayer[0]), len(perLayer[1]), len(st.jpegs), rate, s.Stats())
+	if rate < 2 || rate > 6 {
+		t.Fatalf("JPEG layer at %.1f a second, want about 4", rate)
+	}
+	if stats := s.Stats(); stats.H264Bytes == 0 || stats.JPEGBytes == 0 || stats.Keyframes != 1 || stats.LayerBytes[1] == 0 {
+		t.Fatalf("stats %+v", stats)
+	}
+}
+
+// needOpenH264 skips a test where ffmpeg is missing (OpenH264 itself is
+// linked in: without it nothing builds).
+func needOpenH264(t *testing.T) {
+	t.Helper()
+	testenv.RequireTool(t, "ffmpeg")
+}
