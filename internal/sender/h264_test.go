@@ -3,6 +3,7 @@ package sender
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"image"
 	"image/jpeg"
@@ -12,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+	"gocv.io/x/gocv"
 
 	"github.com/framecast/framecast/internal/avc"
 	"github.com/framecast/framecast/internal/testclip"
@@ -235,4 +238,289 @@ func TestH264SenderStream(t *testing.T) {
 func needOpenH264(t *testing.T) {
 	t.Helper()
 	testenv.RequireTool(t, "ffmpeg")
+}
+
+// keyframesAfter returns the sequence numbers of layer 0's keyframes in
+// msgs, and how many layer-0 pictures came before each.
+func keyframesAfter(t *testing.T, msgs []recvMsg) (seqs []uint64, index []int) {
+	t.Helper()
+	st := parseH264Stream(t, msgs)
+	n := 0
+	for _, m := range st.layers[0] {
+		switch m.frame.Kind {
+		case frames.KindH264Key:
+			seqs, index = append(seqs, m.frame.Seq), append(index, n)
+			n++
+		case frames.KindH264Delta:
+			n++
+		}
+	}
+	return seqs, index
+}
+
+// TestH264KeyframeRequests: the gateway's {"type":"keyframe"} makes one of
+// the next pictures a keyframe (with its configuration), after malformed
+// and unknown messages that change nothing; a burst of five requests gives
+// two keyframes, at least KeyframeRequestGap apart; every picture still
+// decodes.
+func TestH264KeyframeRequests(t *testing.T) {
+	needOpenH264(t)
+	g := newFakeGateway(t)
+	conns := make(chan *websocket.Conn, 1)
+	g.onConn = func(ctx context.Context, n int, c *websocket.Conn, rec *connRecord) {
+		conns <- c
+		readAll(ctx, c, rec)
+	}
+	cfg := h264Config(g.url())
+	cfg.Width = 320
+	cfg.FPS = 20
+	s := startSender(t, cfg)
+	c := <-conns
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pictures := func() int { return len(parseH264Stream(t, g.conn(0).messages()).layers[0]) }
+	waitFor := func(d time.Duration) {
+		at := time.Now()
+		testenv.WaitFor(t, d+5*time.Second, fmt.Sprint(d), func() error {
+			if time.Since(at) < d {
+				return errors.New("waiting")
+			}
+			return nil
+		})
+	}
+	testenv.WaitFor(t, 20*time.Second, "10 messages of layer 0", func() error {
+		if n := pictures(); n < 10 {
+			return fmt.Errorf("%d", n)
+		}
+		return nil
+	})
+	for _, m := range []string{"not json", `{"type":"hello"}`, `{"no":"type"}`, strings.Repeat("x", 5000)} {
+		if err := c.Write(ctx, websocket.MessageText, []byte(m)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Write(ctx, websocket.MessageText, []byte(`{"type":"keyframe"}`)); err != nil {
+		t.Fatal(err)
+	}
+	sentAt := len(parseH264Stream(t, g.conn(0).messages()).layers[0]) // messages, configurations included
+	testenv.WaitFor(t, 10*time.Second, "a keyframe after the request", func() error {
+		if seqs, _ := keyframesAfter(t, g.conn(0).messages()); len(seqs) < 2 {
+			return fmt.Errorf("keyframes %v", seqs)
+		}
+		return nil
+	})
+	_, idx := keyframesAfter(t, g.conn(0).messages())
+	// sentAt counted the first configuration too; the pictures already
+	// encoded or being written when the request came (at most 2) go first.
+	if late := idx[1] - (sentAt - 1); late > 3 {
+		t.Fatalf("keyframe %d pictures after the request, want at most 3", late)
+	}
+	if st := s.Stats(); st.KeyframeRequests != 1 || st.Reconnects != 0 {
+		t.Fatalf("stats %+v: want 1 keyframe request, no reconnection", st)
+	}
+
+	// A burst, past the gap: one keyframe now, one at the end of the gap.
+	waitFor(2 * KeyframeRequestGap)
+	for range 5 {
+		if err := c.Write(ctx, websocket.MessageText, []byte(`{"type":"keyframe"}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.WaitFor(t, 10*time.Second, "two more keyframes", func() error {
+		if seqs, _ := keyframesAfter(t, g.conn(0).messages()); len(seqs) < 4 {
+			return fmt.Errorf("keyframes %v", seqs)
+		}
+		return nil
+	})
+	// More than the gap later, no fifth keyframe came.
+	waitFor(3 * KeyframeRequestGap)
+	msgs := g.conn(0).messages()
+	if seqs, _ := keyframesAfter(t, msgs); len(seqs) != 4 {
+		t.Fatalf("keyframes %v after 5 requests at once: want 2 from the burst", seqs)
+	}
+	st := parseH264Stream(t, msgs)
+	var keys []time.Time
+	for _, m := range st.layers[0] {
+		if m.frame.Kind == frames.KindH264Key {
+			keys = append(keys, m.frame.Captured)
+		}
+	}
+	if gap := keys[3].Sub(keys[2]); gap < KeyframeRequestGap*8/10 {
+		t.Fatalf("the burst's keyframes are %v apart, want about %v", gap, KeyframeRequestGap)
+	}
+	aus, _ := checkH264Layer(t, 0, st.layers[0], image.Pt(320, 240))
+	decodeAll(t, "layer 0", aus)
+	if st := s.Stats(); st.KeyframeRequests != 6 || st.Keyframes != 4 {
+		t.Fatalf("stats %+v: want 6 requests, 4 keyframes", st)
+	}
+}
+
+// TestH264StalledSocketResumesWithKeyframe: the gateway stops reading; the
+// sender skips captured frames (never a delta), its write times out, it
+// reconnects, and the new connection starts with a configuration and a
+// keyframe on every layer. What each connection got decodes.
+func TestH264StalledSocketResumesWithKeyframe(t *testing.T) {
+	needOpenH264(t)
+	g := newFakeGateway(t)
+	g.stallFirstConn(12)
+	cfg := h264Config(g.url())
+	cfg.Width = 1280 // with a JPEG per picture at quality 100, the socket buffers fill within a second
+	cfg.Quality = 100
+	cfg.JpegFPS = 30
+	s := startStalledSender(t, cfg)
+	msgs := g.waitMessages(t, 1, 12, 30*time.Second)
+	if st := s.Stats(); st.Reconnects < 1 {
+		t.Fatalf("stats after the stall: %+v", st)
+	}
+	for i, got := range [][]recvMsg{g.conn(0).messages(), msgs} {
+		st := parseH264Stream(t, got)
+		if k := st.layers[0][0].frame.Kind; k != frames.KindH264Config {
+			t.Fatalf("connection %d starts with kind %d, want a configuration", i, k)
+		}
+		aus, keys := checkH264Layer(t, 0, st.layers[0], image.Pt(1280, 960))
+		if keys[0] != 0 {
+			t.Fatalf("connection %d: first keyframe at picture %d", i, keys[0])
+		}
+		decodeAll(t, fmt.Sprintf("connection %d", i), aus)
+	}
+}
+
+// TestH264SlowWriterKeepsEveryDelta: a writer slower than the encoder (a
+// slow link) gets fewer pictures, every one decodable: the captured frames
+// in between are skipped before they are encoded, so no picture refers to
+// one the writer never got, and no keyframe is needed.
+// Then a picture lost at a disconnection (the slot's drop) makes the next
+// picture a keyframe. The capture and the writer are the test's; the
+// encode loop is the sender's.
+func TestH264SlowWriterKeepsEveryDelta(t *testing.T) {
+	needOpenH264(t)
+	cfg := h264Config("ws://127.0.0.1:1")
+	cfg.Width = 320
+	cfg.FPS = 60
+	cfg.JpegFPS = 0
+	frameSlot, msgs := newFrameSlot(), newMessageSlot()
+	defer frameSlot.Close()
+	enc := newPictureEncoder(cfg)
+	defer enc.Close()
+	var stats counters
+	stats.connGen.Store(1)
+	stats.connected.Store(true)
+	ctx, cancel := context.WithCancel(context.Background())
+	front := gocv.NewMat()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		encodeLoop(ctx, frameSlot, &front, enc, msgs, cfg.FPS, &stats, testLogger(t))
+	}()
+	defer func() { cancel(); <-done; front.Close() }()
+
+	pattern := newTestPattern(320, 1000)
+	defer pattern.Close()
+	back := gocv.NewMat()
+	defer back.Close()
+	var seq uint64
+	capture := func() { // one captured frame
+		seq++
+		pattern.draw(&back, time.Now())
+		frameSlot.put(&back, frameInfo{seq: seq, captured: time.Now()})
+	}
+	// take waits for the writer's next picture, capturing meanwhile.
+	var aus [][]byte
+	var keys []int
+	take := func() {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			capture()
+			if m := msgs.take(); m != nil {
+				for i := range m.ends {
+					if m.kinds[i] != frames.KindH264Config {
+						_, f := parseV2(t, i, recvMsg{m.typ, m.layer(i)})
+						if f.Kind == frames.KindH264Key {
+							keys = append(keys, len(aus))
+						}
+						aus = append(aus, append([]byte(nil), f.JPEG...))
+					}
+				}
+				msgs.release(m)
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("no picture within 10 s")
+			}
+			// Frames come faster than the writer takes pictures.
+			for range 3 {
+				capture()
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	for range 20 {
+		take()
+		for range 4 { // the writer is busy for 4 more frames of a 50 fps camera
+			time.Sleep(20 * time.Millisecond)
+			capture()
+		}
+	}
+	// (OpenH264 may add a keyframe of its own at a scene change: the
+	// skipped frames make the test pattern jump.)
+	if stats.skipped.Load() == 0 || len(keys) == 0 || keys[0] != 0 {
+		t.Fatalf("keyframes at %v, %d skipped: want a keyframe first, frames skipped", keys, stats.skipped.Load())
+	}
+	decodeAll(t, "the slow writer's pictures", aus)
+
+	// A disconnection drops the pending picture: the next one is a keyframe.
+	testenv.WaitFor(t, 10*time.Second, "a pending picture", func() error {
+		capture()
+		if !msgs.hasPending() {
+			return errors.New("none")
+		}
+		return nil
+	})
+	if !msgs.drop() {
+		t.Fatal("nothing dropped")
+	}
+	n := len(aus)
+	take()
+	if keys[len(keys)-1] != n {
+		t.Fatalf("keyframes at %v: the picture after the dropped one (%d) is not one", keys, n)
+	}
+	for range 5 {
+		take()
+	}
+	// What the writer got after the drop decodes on its own.
+	decodeAll(t, "the pictures after the drop", aus[n:])
+}
+
+// TestH264ThroughGateway: the real gateway (cmd/gateway) accepts the
+// sender's H.264 layers, keyframe after keyframe (it closes a publisher
+// whose keyframe does not follow its configuration with 1007), and its
+// version-1 viewers and snapshot.jpg get the JPEG layer.
+func TestH264ThroughGateway(t *testing.T) {
+	needOpenH264(t)
+	gw := testenv.StartGateway(t)
+	view := testenv.Dial(t, gw.WSURL()+"/ws/video/demo/?role=view&format=binary", nil)
+	cfg := h264Config(gw.WSURL())
+	cfg.Source = makeTestClip(t, testclip.Clip{Width: 640, Height: 360, FPS: 30, Frames: 30, Noise: 8})
+	cfg.Layers = "640,320"
+	cfg.KeyInterval = 500 * time.Millisecond // several configurations and keyframes
+	cfg.JpegFPS = 5
+	s := startSender(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := range 8 {
+		f, err := view.ReadFrameContext(ctx)
+		if err != nil {
+			t.Fatalf("JPEG %d: %v", i, err)
+		}
+		if sz := decodeJPEG(t, f.JPEG); sz != image.Pt(320, 180) {
+			t.Fatalf("JPEG %d: %v, want 320×180", i, sz)
+		}
+	}
+	if st := s.Stats(); st.Reconnects != 0 || !st.Connected || st.Keyframes < 3 {
+		t.Fatalf("stats %+v: want one connection and at least 3 keyframes", st)
+	}
+	if err := testenv.HTTPStatus(gw.URL()+"/video/demo/snapshot.jpg", 200); err != nil {
+		t.Fatal(err)
+	}
 }
