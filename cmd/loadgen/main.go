@@ -6,6 +6,7 @@
 //	loadgen -gateways ws://127.0.0.1:8001,ws://127.0.0.1:8002 -viewers 100 -fps 30 -size 50000
 //	loadgen -gateways ws://127.0.0.1:8001 -viewers 100 -fps 0 -ceiling -json
 //	loadgen -gateways ws://127.0.0.1:8001 -idle 10000 -watch-pids 1234
+//	loadgen -gateways ws://127.0.0.1:8001 -viewers 25 -layers 1280x720:60000,640x360:20000,320x180:6000 -group 'slow=5@600:width=1280&v=2'
 package main
 
 import (
@@ -58,6 +59,15 @@ func run(args []string) int {
 		quiet      = fs.Bool("q", false, "no progress lines on stderr")
 		cpuProfile = fs.String("cpuprofile", "", "write the load generator's own CPU profile to this file (it shares the cores it measures: check it stays cheap)")
 	)
+	var groups []loadgen.ViewerGroup
+	fs.Func("group", "a viewer group, repeatable: NAME=N[@KBPS][:QUERY]: the next N reading viewers (of -viewers) add QUERY to their URL and, with @KBPS, connect through an in-process proxy that limits gateway → viewer to KBPS kB/s each; figures are reported per group (e.g. -group 'tile=50:width=320&v=2' -group 'slow=5@600:width=1280&v=2')", func(s string) error {
+		g, err := loadgen.ParseGroup(s)
+		if err != nil {
+			return err
+		}
+		groups = append(groups, g)
+		return nil
+	})
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: loadgen [flags]\n\nDrives framecast gateways with publishers and viewers and reports delivery, latency and throughput.\n\n")
 		fs.PrintDefaults()
@@ -94,6 +104,7 @@ func run(args []string) int {
 		FPS:                *fps,
 		Size:               *size,
 		Layers:             layerList,
+		Groups:             groups,
 		Format:             *format,
 		Client:             *client,
 		Warmup:             *warmup,

@@ -38,6 +38,7 @@ type controlMsg struct {
 	Room  string `json:"room,omitempty"`
 	Width *int   `json:"width,omitempty"`
 	Layer *int   `json:"layer,omitempty"`
+	Codec string `json:"codec,omitempty"` // "jpeg" (or absent) or "h264"
 }
 
 // ask is the layer choice m carries: width or layer, or neither (the main
@@ -58,11 +59,16 @@ func (m *controlMsg) ask() (layerAsk, error) {
 		}
 		a.layer, a.set = *m.Layer, true
 	}
-	return a, nil
+	var err error
+	a.codec, err = parseCodec(m.Codec)
+	return a, err
 }
 
 // layersMessage is the gateway's `layers` message.
 func layersMessage(room string, layers []frames.LayerInfo) []byte {
+	if layers == nil {
+		layers = []frames.LayerInfo{} // an H.264 choice in a room that sends none yet
+	}
 	return mustJSON(struct {
 		Type   string             `json:"type"`
 		Room   string             `json:"room"`
@@ -72,8 +78,8 @@ func layersMessage(room string, layers []frames.LayerInfo) []byte {
 
 // layerMessage is the gateway's `layer` message: room's viewer now
 // receives layer, for reason.
-func layerMessage(room string, layers []frames.LayerInfo, layer int, reason string) []byte {
-	info := frames.LayerInfo{Index: layer}
+func layerMessage(room string, layers []frames.LayerInfo, layer int, codec, reason string) []byte {
+	info := frames.LayerInfo{Index: layer, Codec: codec}
 	for _, l := range layers {
 		if l.Index == layer {
 			info = l
@@ -85,8 +91,9 @@ func layerMessage(room string, layers []frames.LayerInfo, layer int, reason stri
 		Layer  int    `json:"layer"`
 		Width  int    `json:"width"`
 		Height int    `json:"height"`
+		Codec  string `json:"codec,omitempty"`
 		Reason string `json:"reason"`
-	}{ctlLayer, room, info.Index, info.Width, info.Height, reason})
+	}{ctlLayer, room, info.Index, info.Width, info.Height, info.Codec, reason})
 }
 
 // refusedMessage is the gateway's `refused` message.
@@ -237,10 +244,10 @@ func (w *viewerWriter) selectLayer(ctx context.Context, room string, ask layerAs
 	sub.adapt = ask.set && w.s.cfg.Adapt && w.k.view.adapt
 	sub.moves = adaptation{}
 	sub.moves.reset(time.Now())
-	sub.layers = w.s.hub.Layers(ctx, room)
+	sub.layers = w.s.hub.CodecLayers(ctx, room, ask.codec)
 	target := ask.resolve(sub.layers)
-	if target == sub.layer {
-		w.send(layerMessage(room, sub.layers, target, reasonAsked))
+	if target == sub.layer && ask.codec == sub.codec {
+		w.send(layerMessage(room, sub.layers, target, sub.codec, reasonAsked))
 		return
 	}
 	if err := sub.switchLocked(ctx, target, reasonAsked); err != nil {

@@ -39,6 +39,10 @@ func (s *Server) handleMulti(w http.ResponseWriter, r *http.Request) {
 		s.badRequest(w, err.Error())
 		return
 	}
+	if view.ask.codec, err = parseCodec(q.Get("codec")); err != nil {
+		s.badRequest(w, err.Error())
+		return
+	}
 	view.v2, view.multi = true, true
 	seen := map[string]bool{}
 	for _, room := range roomList(q.Get("rooms")) {

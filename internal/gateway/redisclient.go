@@ -280,7 +280,7 @@ func (s *Server) roomList(ctx context.Context) []rooms.RoomSummary {
 	}
 	for i := range list {
 		if list[i].Live {
-			list[i].Layers = s.hub.Layers(ctx, list[i].Name)
+			list[i].Layers = s.hub.AllLayers(ctx, list[i].Name)
 		}
 	}
 	return list

@@ -26,6 +26,26 @@ type layerAsk struct {
 	width int // > 0: the smallest layer at least this wide
 	layer int // with set and width == 0: this layer, or the last one
 	set   bool
+	codec string // "" for JPEG layers, rooms.CodecH264 for H.264 ones (v=2 only)
+}
+
+// stream is the hub stream of layer of room in ask's codec.
+func (a layerAsk) stream(room string, layer int) string {
+	if a.codec == rooms.CodecH264 {
+		return rooms.H264Stream(room, layer)
+	}
+	return rooms.Stream(room, layer)
+}
+
+// parseCodec reads a codec value: "" or "jpeg" (JPEG layers) or "h264".
+func parseCodec(s string) (string, error) {
+	switch s {
+	case "", "jpeg":
+		return "", nil
+	case rooms.CodecH264:
+		return rooms.CodecH264, nil
+	}
+	return "", fmt.Errorf("codec must be jpeg or h264, not %q", s)
 }
 
 // resolve returns the index of the layer ask picks among layers (ordered
@@ -115,6 +135,12 @@ func parseViewQuery(q url.Values, role, format string) (viewOpts, error) {
 	default:
 		return o, fmt.Errorf("v must be 1 or 2, not %q", v)
 	}
+	if o.ask.codec, err = parseCodec(q.Get("codec")); err != nil {
+		return o, err
+	}
+	if o.ask.codec != "" && !o.v2 {
+		return o, fmt.Errorf("codec=h264 needs v=2 (role=view&format=binary&v=2): only version-2 clients can decode it")
+	}
 	if role == rolePublish && (o.ask.set || q.Has("adapt")) {
 		return o, fmt.Errorf("width, layer and adapt are for viewers; publishers send layers as version-2 messages")
 	}
@@ -146,6 +172,7 @@ type subscription struct {
 	adapt   bool               // adaptation may move it
 	joined  *rooms.Viewer      // the viewer of the layer chosen last (v once the writer switches)
 	layer   int                // joined's layer
+	codec   string             // joined's codec
 	layers  []frames.LayerInfo // the room's layers as last told to the viewer
 	moves   adaptation         // adapt.go
 	timer   *time.Timer        // the 1 s check (adapt.go); nil if the subscription has none
@@ -237,7 +264,11 @@ func (s *Server) startViewer(ctx context.Context, k *wsConn) (*viewerWriter, err
 	w.subs.Store(&empty)
 	k.sock.onDrain = w.pump
 	k.sock.onFail = w.fail
-	if s.cfg.Adapt && k.view.adapt && (k.view.ask.set || k.view.multi) {
+	if s.cfg.Adapt && k.view.adapt && (k.view.ask.set || k.view.multi) || k.view.ask.codec != "" {
+		// A small send buffer lets a slow link show as skips within
+		// seconds (the kernel's autotuned one hides megabytes): what
+		// adaptation watches, and what H.264's resume-at-a-keyframe
+		// needs to bound a viewer's latency.
 		k.sock.limitSendBuffer(adaptSendBuffer)
 	}
 	if k.view.multi {
@@ -263,10 +294,11 @@ func (w *viewerWriter) join(ctx context.Context, room string, ask layerAsk, adap
 	sub.mu.Lock()
 	defer sub.mu.Unlock()
 	if ask.set || w.v2 {
-		sub.layers = w.s.hub.Layers(ctx, room)
+		sub.layers = w.s.hub.CodecLayers(ctx, room, ask.codec)
 		sub.layer = ask.resolve(sub.layers)
 	}
-	v, err := w.s.hub.JoinNotify(ctx, rooms.Stream(room, sub.layer), w.notify)
+	sub.codec = ask.codec
+	v, err := w.s.hub.JoinNotify(ctx, ask.stream(room, sub.layer), w.notify)
 	if err != nil {
 		return err
 	}
@@ -280,7 +312,7 @@ func (w *viewerWriter) join(ctx context.Context, room string, ask layerAsk, adap
 	if w.v2 {
 		items = append(items,
 			ctlItem{msg: layersMessage(room, sub.layers)},
-			ctlItem{msg: layerMessage(room, sub.layers, sub.layer, reasonAsked)})
+			ctlItem{msg: layerMessage(room, sub.layers, sub.layer, sub.codec, reasonAsked)})
 	}
 	if !w.enqueue(items...) {
 		w.s.hub.Leave(v)
@@ -302,23 +334,23 @@ var errConnEnding = fmt.Errorf("gateway: connection ending")
 // with sub.mu held, from a goroutine that may block (Join may wait up to
 // the cache timeout).
 func (sub *subscription) switchLocked(ctx context.Context, layer int, reason string) error {
-	if sub.stopped || layer == sub.layer {
+	if sub.stopped || layer == sub.layer && sub.ask.codec == sub.codec {
 		return nil
 	}
 	w := sub.w
-	v, err := w.s.hub.JoinNotify(ctx, rooms.Stream(sub.room, layer), w.notify)
+	v, err := w.s.hub.JoinNotify(ctx, sub.ask.stream(sub.room, layer), w.notify)
 	if err != nil {
 		return err
 	}
 	var msg []byte
 	if w.v2 {
-		msg = layerMessage(sub.room, sub.layers, layer, reason)
+		msg = layerMessage(sub.room, sub.layers, layer, sub.ask.codec, reason)
 	}
 	if !w.enqueue(ctlItem{sub: sub, to: v, msg: msg}) {
 		w.s.hub.Leave(v)
 		return errConnEnding
 	}
-	sub.joined, sub.layer = v, layer
+	sub.joined, sub.layer, sub.codec = v, layer, sub.ask.codec
 	sub.moves.reset(time.Now())
 	w.k.log.Debug("layer switch", "room", sub.room, "layer", layer, "reason", reason)
 	return nil
@@ -491,6 +523,12 @@ func (w *viewerWriter) message(sub *subscription, f *frames.Frame) []byte {
 			return nil
 		}
 	} else {
+		if f.Kind.IsH264() {
+			// An H.264 stream starts at its group's keyframe, which may be
+			// older than the last picture written: the decoder restarts
+			// there (the `layer` message came first).
+			sub.floor = 0
+		}
 		if sub.floor != 0 {
 			if f.Seq <= sub.floor && sub.floor-f.Seq < maxSwitchOverlap {
 				return nil

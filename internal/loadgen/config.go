@@ -75,6 +75,11 @@ type Config struct {
 	// time. Viewers receive the main layer (Layers[0]). At most
 	// frames.MaxLayers. Default none: one version-1 message per picture.
 	Layers []Layer
+	// Groups give subsets of the reading viewers an extra query string
+	// and, optionally, a throttled link (see ViewerGroup); the report has
+	// figures per group. Default none: every viewer connects alike and the
+	// viewers' hot path is as without groups.
+	Groups []ViewerGroup
 	// Format is the viewers' wire format, FormatBinary or FormatJSON.
 	// Default binary.
 	Format string
@@ -192,6 +197,14 @@ func (c Config) WithDefaults() Config {
 	if c.Log == nil {
 		c.Log = io.Discard
 	}
+	if len(c.Groups) > 0 {
+		c.Groups = append([]ViewerGroup(nil), c.Groups...)
+		for i := range c.Groups {
+			if c.Groups[i].Name == "" {
+				c.Groups[i].Name = fmt.Sprintf("g%d", i+1)
+			}
+		}
+	}
 	return c
 }
 
@@ -234,12 +247,15 @@ func (c *Config) Validate() error {
 	case len(c.Layers) > frames.MaxLayers:
 		return fmt.Errorf("loadgen: %d layers: a room has at most %d", len(c.Layers), frames.MaxLayers)
 	}
+	if err := c.validateGroups(); err != nil {
+		return err
+	}
 	for i, l := range c.Layers {
 		switch {
 		case l.Width < 1 || l.Width > 65535 || l.Height < 1 || l.Height > 65535:
 			return fmt.Errorf("loadgen: layer %d: size %dx%d must be 1-65535 each way", i, l.Width, l.Height)
-		case l.Size < MinPayloadSize:
-			return fmt.Errorf("loadgen: layer %d: payload of %d bytes is below %d", i, l.Size, MinPayloadSize)
+		case l.Size < MinSizedPayload:
+			return fmt.Errorf("loadgen: layer %d: payload of %d bytes is below %d", i, l.Size, MinSizedPayload)
 		}
 	}
 	return nil

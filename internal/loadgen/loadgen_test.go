@@ -60,6 +60,26 @@ func TestMakeJPEG(t *testing.T) {
 	}
 }
 
+func TestMakeSizedJPEG(t *testing.T) {
+	for _, size := range []int{loadgen.MinSizedPayload, 100, 60000} {
+		b, err := loadgen.MakeSizedJPEG(size, 3, 1280, 720)
+		if err != nil {
+			t.Fatalf("size %d: %v", size, err)
+		}
+		if len(b) != size || frames.CheckJPEG(b, size) != nil {
+			t.Fatalf("size %d: %d bytes, CheckJPEG %v", size, len(b), frames.CheckJPEG(b, size))
+		}
+		if w, h, err := frames.JPEGSize(b); w != 1280 || h != 720 || err != nil {
+			t.Fatalf("size %d: JPEGSize = %d×%d, %v; want 1280×720", size, w, h, err)
+		}
+	}
+	for _, bad := range []struct{ size, w, h int }{{loadgen.MinSizedPayload - 1, 10, 10}, {100, 0, 10}, {100, 10, 70000}} {
+		if _, err := loadgen.MakeSizedJPEG(bad.size, 1, bad.w, bad.h); err == nil {
+			t.Errorf("MakeSizedJPEG(%d, %d×%d) gave no error", bad.size, bad.w, bad.h)
+		}
+	}
+}
+
 func TestParseBinaryFrame(t *testing.T) {
 	jpeg, _ := loadgen.MakeJPEG(100, 1)
 	at := time.UnixMicro(1_700_000_000_123_456)
@@ -127,6 +147,7 @@ func FuzzParseJSONFrame(f *testing.F) {
 	f.Add(fr.JSON())
 	f.Add([]byte(`{"message":"data:image/jpeg;base64,","seq":1,"ts":-2}`))
 	f.Add([]byte(`{"message":"data:image/jpeg;base64,}`))
+	f.Add(frames.AppendLayered(nil, "bench", 2, 320, 180, 3, time.UnixMicro(77), jpeg))
 	f.Fuzz(func(t *testing.T, msg []byte) {
 		_, _, _ = loadgen.ParseJSONFrame(msg) // must not panic
 		_, _, _ = loadgen.ParseBinaryFrame(msg)
@@ -319,5 +340,67 @@ func TestRunFailsWithoutGateway(t *testing.T) {
 	_, err := loadgen.Run(ctx, cfg)
 	if err == nil || errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("got %v, want a connection error", err)
+	}
+}
+
+// TestSmokeGroups runs a layered publisher against a real gateway with two
+// viewer groups: one asking for the 320-pixel layer as version-2 messages,
+// one asking for the main layer through a throttled link, and the rest
+// taking the main layer as version 1. Each group's figures come apart.
+func TestSmokeGroups(t *testing.T) {
+	t.Parallel()
+	g := testenv.StartGateway(t, "GATEWAY_LOG_LEVEL=warn")
+	cfg := smokeConfig(t, g)
+	cfg.Viewers = 6
+	cfg.Layers = []loadgen.Layer{{Width: 1280, Height: 720, Size: 6000}, {Width: 640, Height: 360, Size: 2000}, {Width: 320, Height: 180, Size: 600}}
+	const throttleKBps = 200 // well above the main layer's 60 kB/s: nothing should skip
+	cfg.Groups = []loadgen.ViewerGroup{
+		{Name: "tile", Viewers: 2, Query: "width=320&v=2"},
+		{Name: "slow", Viewers: 2, Query: "width=1280&v=2", ThrottleKBps: throttleKBps},
+	}
+	// The viewers connect before the publisher: until the gateway's first
+	// check of the room's layers (1 s), the tile viewers get the main
+	// layer. The warmup covers it, mostly: the tile group is allowed one
+	// change per viewer and a few frames of the main layer.
+	cfg.Warmup = 1500 * time.Millisecond
+	rep, err := loadgen.Run(context.Background(), cfg)
+	checkSane(t, rep, err)
+	if len(rep.Groups) != 3 {
+		t.Fatalf("%d groups reported, want tile, slow, rest: %+v", len(rep.Groups), rep.Groups)
+	}
+	tile, slow, rest := rep.Groups[0], rep.Groups[1], rep.Groups[2]
+	if tile.Name != "tile" || slow.Name != "slow" || rest.Name != "rest" || tile.Viewers != 2 || slow.Viewers != 2 || rest.Viewers != 2 {
+		t.Fatalf("groups %+v", rep.Groups)
+	}
+	frameBytes := func(g loadgen.GroupReport) float64 { return g.BytesPerViewerSec / g.FPSPerViewer }
+	for _, tc := range []struct {
+		g       loadgen.GroupReport
+		layer   string
+		expect  float64 // message bytes per frame
+		changes uint64
+	}{
+		{tile, "2", float64(frames.LayerBlockFixed + len("bench") + frames.HeaderSize + 600), 2},
+		{slow, "0", float64(frames.LayerBlockFixed + len("bench") + frames.HeaderSize + 6000), 0},
+		{rest, "v1", float64(frames.HeaderSize + 6000), 0},
+	} {
+		g := tc.g
+		if g.EndedOn[tc.layer] != g.Viewers {
+			t.Errorf("group %s ended on %v, want all %d on %s", g.Name, g.EndedOn, g.Viewers, tc.layer)
+		}
+		if g.DeliveryRatio < 0.9 || g.FPSPerViewer < 5 || g.Latency.P99 <= 0 || g.MaxGapMS <= 0 {
+			t.Errorf("group %s: delivered %.3f, %.1f fps per viewer, p99 %.2f ms, gap %.1f ms", g.Name, g.DeliveryRatio, g.FPSPerViewer, g.Latency.P99, g.MaxGapMS)
+		}
+		if got := frameBytes(g); got < tc.expect*0.999 || got > tc.expect*1.5 {
+			t.Errorf("group %s: %.0f bytes per frame, want %.0f (a little more for a late switch)", g.Name, got, tc.expect)
+		}
+		if g.BadMessages != 0 || g.ViewersLost != 0 || g.LayerChanges > tc.changes {
+			t.Errorf("group %s: %d bad messages, %d lost, %d layer changes (at most %d)", g.Name, g.BadMessages, g.ViewersLost, g.LayerChanges, tc.changes)
+		}
+	}
+	if tile.ControlMessages == 0 || rest.ControlMessages != 0 {
+		t.Errorf("control messages: tile %d (want some: layers, layer), rest %d (want none)", tile.ControlMessages, rest.ControlMessages)
+	}
+	if slow.BytesPerViewerSec > 1.2*throttleKBps*1000 {
+		t.Errorf("throttled viewers got %.0f B/s, above their %d kB/s link", slow.BytesPerViewerSec, throttleKBps)
 	}
 }

@@ -3,6 +3,7 @@ package loadgen
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 )
@@ -49,6 +50,10 @@ type Report struct {
 	ViewersLost int `json:"viewers_lost,omitempty"`
 	// BadMessages counts viewer messages that were not frames.
 	BadMessages uint64 `json:"bad_messages,omitempty"`
+	// Groups holds each viewer group's figures (Config.Groups), then
+	// those of the viewers in no group ("rest") if there are any; none
+	// without groups.
+	Groups []GroupReport `json:"groups,omitempty"`
 
 	// ClientCPUMS is this process's CPU time in the window, publishers
 	// included; ClientCPUPerDeliveryUS divides it by Received.
@@ -112,6 +117,10 @@ type GatewayReport struct {
 	Skipped        float64 `json:"skipped"`
 	PublishDropped float64 `json:"publish_dropped"`
 	CutOff         float64 `json:"cut_off"`
+	// LayerMovesDown and LayerMovesUp count the gateways' adaptation
+	// moves (framecast_layer_moves_total), over the whole run.
+	LayerMovesDown float64 `json:"layer_moves_down,omitempty"`
+	LayerMovesUp   float64 `json:"layer_moves_up,omitempty"`
 	HeapInuseKB    float64 `json:"heap_inuse_kb_delta,omitempty"`
 	StackKB        float64 `json:"stack_inuse_kb_delta,omitempty"`
 }
@@ -122,6 +131,11 @@ type RedisReport struct {
 	OutputBytes int64   `json:"output_bytes"`
 	Frames      float64 `json:"frames"` // published to Redis, from the gateways' counters
 	PerFrame    float64 `json:"per_frame"`
+	// Pictures counts the pictures the publishers sent over the run
+	// (warmup included), PerPicture the output per picture: with layers a
+	// picture is one message per layer, and Frames counts messages.
+	Pictures   float64 `json:"pictures"`
+	PerPicture float64 `json:"per_picture"`
 	// Replicas is the number of gateways subscribed to the room (those
 	// with viewers of it); ExpectedPerFrame is MessageBytes × Replicas
 	// for binary frames, what one PUBLISH fanned out to them should cost.
@@ -188,6 +202,17 @@ func (r *Report) WriteText(w io.Writer) {
 		if r.ViewersLost > 0 || r.BadMessages > 0 {
 			p("viewers lost: %d, bad messages: %d", r.ViewersLost, r.BadMessages)
 		}
+		for _, g := range r.Groups {
+			link := ""
+			if g.ThrottleKBps > 0 {
+				link = fmt.Sprintf(", throttled to %.0f kB/s", g.ThrottleKBps)
+			}
+			p("group %s (%d viewers, query %q%s): delivered %d of %d (%.4f), %.1f fps and %.1f kB/s per viewer, latency mean %.2f p99 %.2f ms, max gap %.1f ms",
+				g.Name, g.Viewers, g.Query, link, g.Received, g.Expected, g.DeliveryRatio, g.FPSPerViewer, g.BytesPerViewerSec/1000,
+				g.Latency.Mean, g.Latency.P99, g.MaxGapMS)
+			p("group %s: ended on layer %s; %d layer changes seen, %d control messages (%d layer), %d lost, %d bad",
+				g.Name, formatEndedOn(g.EndedOn), g.LayerChanges, g.ControlMessages, g.LayerMessages, g.ViewersLost, g.BadMessages)
+		}
 	}
 	if r.MachineBusyCores > 0 {
 		p("machine: %.2f cores busy in the window (%.2f outside this process and the watched ones), %.2f stolen",
@@ -198,9 +223,15 @@ func (r *Report) WriteText(w io.Writer) {
 	}
 	if g := r.Gateway; g != nil {
 		p("gateways: %.0f frames out, %.0f skipped by viewers, %.0f dropped before the channel layer, %.0f viewers cut off", g.FramesOut, g.Skipped, g.PublishDropped, g.CutOff)
+		if g.LayerMovesDown+g.LayerMovesUp > 0 {
+			p("gateways: %.0f viewers moved down a layer, %.0f up", g.LayerMovesDown, g.LayerMovesUp)
+		}
 	}
 	if rd := r.Redis; rd != nil {
 		p("redis: %d output bytes for %.0f frames published, %.0f per frame = %.3f × (message × %d replicas)", rd.OutputBytes, rd.Frames, rd.PerFrame, rd.Ratio, rd.Replicas)
+		if len(r.Layers) > 0 {
+			p("redis: %.0f bytes per picture (%.0f pictures of %d layers)", rd.PerPicture, rd.Pictures, len(r.Layers))
+		}
 	}
 	if c := r.Ceiling; c != nil {
 		p("loopback ceiling: %.1f MB/s (%.0f msgs/s) over %d conns of %d B buffers; delivered = %.1f%% of it",
@@ -210,4 +241,18 @@ func (r *Report) WriteText(w io.Writer) {
 		p("error: %s", e)
 	}
 	_, _ = io.WriteString(w, b.String())
+}
+
+// formatEndedOn writes a GroupReport.EndedOn map in a stable order.
+func formatEndedOn(m map[string]int) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s: %d", k, m[k])
+	}
+	return strings.Join(parts, ", ")
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,14 +60,19 @@ func runLoad(ctx context.Context, cfg *Config) (*Report, error) {
 		return nil, err
 	}
 	// With layers, layer 0's payload (cfg.Size bytes) is the one viewers
-	// receive; the others get their own.
-	layerPayloads := [][]byte{payload}
-	for i, l := range cfg.Layers[min(1, len(cfg.Layers)):] {
-		p, err := MakeJPEG(l.Size, uint64(i+2))
+	// receive unless they ask for another; each layer's payload has a
+	// frame header giving its size, as a gateway reads the main layer's
+	// size from its JPEG.
+	var layerPayloads [][]byte
+	for i, l := range cfg.Layers {
+		p, err := MakeSizedJPEG(l.Size, uint64(i+1), l.Width, l.Height)
 		if err != nil {
 			return nil, err
 		}
 		layerPayloads = append(layerPayloads, p)
+	}
+	if len(layerPayloads) > 0 {
+		payload = layerPayloads[0]
 	}
 	rep := &Report{
 		Mode: "load", Gateways: len(cfg.Gateways), Viewers: cfg.Viewers, Stalled: cfg.Stalled,
@@ -99,13 +105,45 @@ func runLoad(ctx context.Context, cfg *Config) (*Report, error) {
 	w := newWatch(cfg.WatchPIDs)
 	metricsBefore := scrapeAll(ctx, cfg.Gateways)
 
+	// Viewer groups: viewer i < cfg.Viewers is in group groupOf[i] (len
+	// (cfg.Groups) for the rest); a throttled group's viewers connect
+	// through a proxy per gateway.
 	d := newDialer()
+	groupOf := cfg.groupOf()
+	baseOf := make([][]string, len(cfg.Groups)) // per group, per gateway: the URL to dial
+	for gi, g := range cfg.Groups {
+		if g.ThrottleKBps <= 0 {
+			continue
+		}
+		for _, gw := range cfg.Gateways {
+			host := strings.TrimPrefix(gw, "ws://")
+			if i := strings.IndexByte(host, '/'); i >= 0 {
+				host = host[:i]
+			}
+			p, err := ListenThrottle(host, g.ThrottleKBps*1000)
+			if err != nil {
+				return rep, err
+			}
+			defer p.Close()
+			baseOf[gi] = append(baseOf[gi], "ws://"+p.Addr()+strings.TrimPrefix(gw, "ws://"+host))
+		}
+	}
+	dialOne := func(ctx context.Context, i int) (msgSource, error) {
+		base, extra := gwOf(i), ""
+		if i < cfg.Viewers && groupOf[i] < len(cfg.Groups) {
+			g := groupOf[i]
+			extra = cfg.Groups[g].Query
+			if baseOf[g] != nil {
+				base = baseOf[g][i%len(cfg.Gateways)]
+			}
+		}
+		return d.dialViewer(ctx, cfg.Client, base, roomOf(i).name, cfg.Format, extra, rep.MessageBytes)
+	}
+
 	logf(cfg, "connecting %d viewers (%d stalled) to %d gateways", cfg.Viewers, cfg.Stalled, len(cfg.Gateways))
 	w.startPeak()
 	defer w.stopPeak()
-	cr := connectAll(ctx, total, cfg.ConnectRate, cfg.ConnectConcurrency, func(ctx context.Context, i int) (msgSource, error) {
-		return d.dialViewer(ctx, cfg.Client, gwOf(i), roomOf(i).name, cfg.Format, rep.MessageBytes)
-	})
+	cr := connectAll(ctx, total, cfg.ConnectRate, cfg.ConnectConcurrency, dialOne)
 	rep.Connect = ConnectReport{Conns: total - cr.failed, Failed: cr.failed, Seconds: cr.took.Seconds(), PerSec: float64(total-cr.failed) / cr.took.Seconds()}
 	defer func() {
 		for i, c := range cr.conns {
@@ -122,6 +160,7 @@ func runLoad(ctx context.Context, cfg *Config) (*Report, error) {
 	}
 
 	var viewers []*viewer
+	var viewerGroup []int // viewers[j]'s group
 	var wg sync.WaitGroup
 	var closing atomic.Bool // set before the run closes the viewers
 	for i, c := range cr.conns[:cfg.Viewers] {
@@ -131,6 +170,7 @@ func runLoad(ctx context.Context, cfg *Config) (*Report, error) {
 		v := newViewer(c, roomOf(i), cfg.Format)
 		v.closing = &closing
 		viewers = append(viewers, v)
+		viewerGroup = append(viewerGroup, groupOf[i])
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -280,6 +320,9 @@ func runLoad(ctx context.Context, cfg *Config) (*Report, error) {
 		}
 		rep.OtherBusyCores = max(0, rep.MachineBusyCores-ours/1000/win)
 	}
+	if len(cfg.Groups) > 0 {
+		rep.Groups = groupReports(cfg.Groups, viewers, viewerGroup, win)
+	}
 	rep.Gateway = gatewayDelta(metricsBefore, metricsAfter, errf)
 	if cfg.RedisAddr != "" {
 		rep.Redis = redisReport(redis1-redis0, redisErr, replicas, pubs, metricsPub, metricsAfter, cfg.Size, errf)
@@ -407,6 +450,8 @@ func redisReport(out int64, err error, replicas []map[string]bool, pubs []*publi
 		return nil
 	}
 	rd.Frames = sent
+	rd.Pictures = sent
+	rd.PerPicture = float64(out) / sent
 	if before != nil && after != nil && after.Has("framecast_frames_published_total") {
 		rd.Frames = after.Sum("framecast_frames_published_total") - before.Sum("framecast_frames_published_total")
 	}
@@ -464,6 +509,8 @@ func gatewayDelta(before, after Metrics, errf func(string, ...any)) *GatewayRepo
 		Skipped:        d("framecast_frames_skipped_total"),
 		PublishDropped: d("framecast_publish_dropped_total"),
 		CutOff:         d("framecast_viewers_cut_off_total"),
+		LayerMovesDown: after.Sum("framecast_layer_moves_total", `direction="down"`) - before.Sum("framecast_layer_moves_total", `direction="down"`),
+		LayerMovesUp:   after.Sum("framecast_layer_moves_total", `direction="up"`) - before.Sum("framecast_layer_moves_total", `direction="up"`),
 		HeapInuseKB:    d("go_memstats_heap_inuse_bytes") / 1024,
 		StackKB:        d("go_memstats_stack_inuse_bytes") / 1024,
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -72,7 +73,7 @@ func (s *coderSource) Close() error { return s.conn.CloseNow() }
 type viewer struct {
 	src   msgSource
 	room  *roomState
-	parse func([]byte) (uint64, int64, bool)
+	parse func([]byte) (seq uint64, captureUS int64, layer int, ok bool)
 
 	hist     Histogram
 	bytes    uint64
@@ -84,17 +85,42 @@ type viewer struct {
 	lost     bool          // the loop ended before closing was set
 	closing  *atomic.Bool  // set by the run before it closes the viewers
 
+	// layer is the layer of the last frame (NoLayer: version 1, or no
+	// frame yet: frames counts them); layerChanges counts frames whose
+	// layer differs from the one before. control and layerMsgs count
+	// the text control messages of v=2 connections, and of them the
+	// "layer" announcements; they are not bad messages.
+	layer        int
+	frames       uint64
+	layerChanges uint64
+	control      uint64
+	layerMsgs    uint64
+
 	// onFrame, if set, is called with the sequence number of every frame
 	// (benchmarks use it to pace their publisher).
 	onFrame func(seq uint64)
 }
 
 func newViewer(src msgSource, room *roomState, format string) *viewer {
-	v := &viewer{src: src, room: room, parse: ParseBinaryFrame}
+	v := &viewer{src: src, room: room, parse: ParseFrame, layer: NoLayer}
 	if format == FormatJSON {
-		v.parse = ParseJSONFrame
+		v.parse = parseJSONLayer
 	}
 	return v
+}
+
+var layerMsgType = []byte(`"type":"layer"`)
+
+// endedOn names the layer of the viewer's last frame, as
+// GroupReport.EndedOn counts them.
+func (v *viewer) endedOn() string {
+	switch {
+	case v.frames == 0:
+		return "none"
+	case v.layer == NoLayer:
+		return "v1"
+	}
+	return strconv.Itoa(v.layer)
 }
 
 // run reads messages until the connection ends, looking at each one's
@@ -108,11 +134,28 @@ func (v *viewer) run() {
 			return
 		}
 		now := time.Now()
-		seq, ts, ok := v.parse(msg)
+		seq, ts, layer, ok := v.parse(msg)
 		if !ok {
+			// Frames start with their version byte (1 or 2), the seed's
+			// envelope with {"message": a v=2 connection's control
+			// messages are the other JSON objects.
+			if len(msg) > 0 && msg[0] == '{' && !bytes.HasPrefix(msg, jsonPrefix) {
+				v.control++
+				if bytes.Contains(msg, layerMsgType) {
+					v.layerMsgs++
+				}
+				continue
+			}
 			v.bad++
 			continue
 		}
+		if layer != v.layer {
+			if v.frames > 0 {
+				v.layerChanges++
+			}
+			v.layer = layer
+		}
+		v.frames++
 		if v.onFrame != nil {
 			v.onFrame(seq)
 		}
@@ -141,19 +184,24 @@ func newDialer() *dialer {
 }
 
 // dialViewer opens a viewer of room on the gateway at base with the raw
-// client or coder/websocket's.
-func (d *dialer) dialViewer(ctx context.Context, client, base, room, format string, msgSize int) (msgSource, error) {
+// client or coder/websocket's; extra, if not empty, is appended to the
+// query (a group's layer choice).
+func (d *dialer) dialViewer(ctx context.Context, client, base, room, format, extra string, msgSize int) (msgSource, error) {
+	query := "role=view&format=" + format
+	if extra != "" {
+		query += "&" + extra
+	}
 	if client == ClientRaw {
 		ctx, cancel := context.WithTimeout(ctx, dialTimeout)
 		defer cancel()
-		u := base + "/ws/video/" + room + "/?role=view&format=" + format
+		u := base + "/ws/video/" + room + "/?" + query
 		r, err := dialRaw(ctx, u)
 		if err != nil {
 			return nil, fmt.Errorf("failed to connect to %s: %w", u, err)
 		}
 		return r, nil
 	}
-	c, err := d.dial(ctx, base, room, "role=view&format="+format)
+	c, err := d.dial(ctx, base, room, query)
 	if err != nil {
 		return nil, err
 	}

@@ -37,10 +37,13 @@ const (
 )
 
 // LayerInfo names one layer of a room and the size of its pictures.
+// Codec is "" for JPEG layers and "h264" for H.264 ones; a room's JPEG
+// and H.264 layers are numbered apart.
 type LayerInfo struct {
-	Index  int `json:"layer"`
-	Width  int `json:"width"`
-	Height int `json:"height"`
+	Index  int    `json:"layer"`
+	Width  int    `json:"width"`
+	Height int    `json:"height"`
+	Codec  string `json:"codec,omitempty"`
 }
 
 // layered is the lazily built version-2 form of a frame that arrived as

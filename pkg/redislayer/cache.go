@@ -205,7 +205,8 @@ func (w *cacheWriter) flush(ctx context.Context, hub FrameSource) {
 	now := time.Now()
 	pipe := c.client.Pipeline()
 	seen := make(map[string]bool, len(w.written))
-	for _, info := range hub.Rooms() {
+	infos := hub.Rooms()
+	for _, info := range infos {
 		if info.Publishers == 0 || info.Codec != "" {
 			continue // H.264 streams have no single newest frame to cache
 		}
@@ -225,7 +226,7 @@ func (w *cacheWriter) flush(ctx context.Context, hub FrameSource) {
 		}
 		w.written[info.Name] = writtenFrame{f: f, at: now}
 	}
-	w.flushLayers(ctx, hub, pipe, seen, now)
+	w.flushLayers(ctx, hub, pipe, infos, now)
 	for room := range w.written {
 		if !seen[room] {
 			w.deletes[room] = true

@@ -57,29 +57,35 @@ func (c *RedisFrameCache) Layers(ctx context.Context, room string) ([]frames.Lay
 }
 
 // validLayers reports whether l is a list another replica could have
-// written: 1 to MaxLayers layers, indexes increasing within range.
+// written: 1 to MaxLayers layers of each codec (JPEG, then H.264), each
+// codec's indexes increasing within range.
 func validLayers(l []frames.LayerInfo) bool {
-	if len(l) == 0 || len(l) > frames.MaxLayers {
+	if len(l) == 0 || len(l) > 2*frames.MaxLayers {
 		return false
 	}
 	for i, x := range l {
-		if x.Index < 0 || x.Index >= frames.MaxLayers || i > 0 && x.Index <= l[i-1].Index || x.Width < 0 || x.Height < 0 {
+		if x.Codec != "" && x.Codec != rooms.CodecH264 || x.Index < 0 || x.Index >= frames.MaxLayers || x.Width < 0 || x.Height < 0 {
 			return false
+		}
+		if i > 0 {
+			p := l[i-1]
+			if p.Codec == x.Codec && x.Index <= p.Index || p.Codec == rooms.CodecH264 && x.Codec == "" {
+				return false
+			}
 		}
 	}
 	return true
 }
 
 // flushLayers adds to pipe the layer lists of the rooms published here
-// (seen holds the streams flush found published): SET when a list changed,
-// PEXPIRE halfway through its life, DEL when the room is no longer
-// published here.
-func (w *cacheWriter) flushLayers(ctx context.Context, hub FrameSource, pipe redis.Pipeliner, seen map[string]bool, now time.Time) {
+// (infos are the hub's streams): SET when a list changed, PEXPIRE halfway
+// through its life, DEL when the room is no longer published here.
+func (w *cacheWriter) flushLayers(ctx context.Context, hub FrameSource, pipe redis.Pipeliner, infos []rooms.RoomInfo, now time.Time) {
 	c := w.c
 	published := make(map[string]bool)
-	for stream := range seen {
-		room, _ := rooms.SplitStream(stream)
-		if published[room] {
+	for _, info := range infos {
+		room := info.Room
+		if info.Publishers == 0 || published[room] {
 			continue
 		}
 		published[room] = true

@@ -121,10 +121,12 @@ func (g *gop) addLocked(f *frames.Frame) {
 }
 
 // snapshotLocked returns the group to hand a joining viewer: the
-// configuration, then the keyframe and its deltas; nil if there is no
-// keyframe. Call with g.mu held. The frames are shared.
+// configuration, then the keyframe and its deltas (none yet if the
+// keyframe has not come: the configuration alone, so a viewer joining
+// between the two misses neither); nil if there is no group to start
+// from. Call with g.mu held. The frames are shared.
 func (g *gop) snapshotLocked() []*frames.Frame {
-	if len(g.pics) == 0 || g.config == nil {
+	if g.config == nil || !g.open {
 		return nil
 	}
 	out := make([]*frames.Frame, 0, 1+len(g.pics))

@@ -61,36 +61,84 @@ type LayerCatalog interface {
 // gives it; none if the room has no local publisher.
 func (h *Hub) LocalLayers(room string) []frames.LayerInfo {
 	var out []frames.LayerInfo
-	for i := range frames.MaxLayers {
+	for c := range 2 {
+		for i := range frames.MaxLayers {
+			stream := Stream(room, i)
+			if c == 1 {
+				stream = H264Stream(room, i)
+			}
+			if info, ok := h.localLayer(stream, i); ok {
+				out = append(out, info)
+			}
+		}
+	}
+	return out
+}
+
+// localLayer describes stream, layer i of its room, if a local publisher
+// sends it.
+func (h *Hub) localLayer(stream string, i int) (frames.LayerInfo, bool) {
+	{
 		h.mu.RLock()
-		r := h.rooms[Stream(room, i)]
+		r := h.rooms[stream]
 		live := r != nil && r.publishers > 0
 		h.mu.RUnlock()
 		if !live {
-			continue
+			return frames.LayerInfo{}, false
 		}
 		f := r.last.Load()
 		if f == nil || !r.live.Load() {
-			continue
+			return frames.LayerInfo{}, false
 		}
-		info := frames.LayerInfo{Index: i, Width: f.Width, Height: f.Height}
-		if info.Width == 0 {
+		info := frames.LayerInfo{Index: i, Width: f.Width, Height: f.Height, Codec: r.codec}
+		if info.Width == 0 && r.codec == "" {
 			info.Width, info.Height, _ = frames.JPEGSize(f.JPEG)
 		}
-		out = append(out, info)
+		return info, true
 	}
-	return out
 }
 
 // defaultCatalogTimeout bounds a catalog lookup when Options.CacheTimeout
 // is zero.
 const defaultCatalogTimeout = 200 * time.Millisecond
 
-// Layers returns room's layers, ordered by index: what this replica's
-// publishers send if it has any, else what Options.Catalog says, else the
-// main layer alone (its size from the newest frame seen here, if any).
-// The answer always holds at least the main layer.
+// Layers returns room's JPEG layers, ordered by index: what this
+// replica's publishers send if it has any, else what Options.Catalog
+// says, else the main layer alone (its size from the newest frame seen
+// here, if any). The answer always holds at least the main layer.
 func (h *Hub) Layers(ctx context.Context, room string) []frames.LayerInfo {
+	return h.CodecLayers(ctx, room, "")
+}
+
+// CodecLayers is Layers for the layers of one codec ("" for JPEG,
+// CodecH264). For H.264 the answer may be empty: the room sends none.
+func (h *Hub) CodecLayers(ctx context.Context, room, codec string) []frames.LayerInfo {
+	l := ofCodec(h.AllLayers(ctx, room), codec)
+	if len(l) > 0 || codec != "" {
+		return l
+	}
+	main := frames.LayerInfo{}
+	if f := h.Latest(room); f != nil {
+		main.Width, main.Height, _ = frames.JPEGSize(f.JPEG)
+	}
+	return []frames.LayerInfo{main}
+}
+
+// ofCodec returns the layers of l of one codec.
+func ofCodec(l []frames.LayerInfo, codec string) []frames.LayerInfo {
+	var out []frames.LayerInfo
+	for _, x := range l {
+		if x.Codec == codec {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// AllLayers returns room's layers of every codec, JPEG first, each codec's
+// ordered by index, as LocalLayers or else Options.Catalog knows them; nil
+// if neither knows the room.
+func (h *Hub) AllLayers(ctx context.Context, room string) []frames.LayerInfo {
 	if l := h.LocalLayers(room); len(l) > 0 {
 		return l
 	}
@@ -105,15 +153,9 @@ func (h *Hub) Layers(ctx context.Context, room string) []frames.LayerInfo {
 		if err != nil {
 			h.log.Debug("no layer list", "room", room, "err", err)
 		}
-		if len(l) > 0 {
-			return l
-		}
+		return l
 	}
-	main := frames.LayerInfo{}
-	if f := h.Latest(room); f != nil {
-		main.Width, main.Height, _ = frames.JPEGSize(f.JPEG)
-	}
-	return []frames.LayerInfo{main}
+	return nil
 }
 
 // PickLayer returns the index of the layer a viewer asking for width

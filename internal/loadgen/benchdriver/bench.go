@@ -323,7 +323,11 @@ func (b *bench) waitQuiet() {
 func (b *bench) loadgen(sec *section, args ...string) (*loadgen.Report, error) {
 	b.waitQuiet()
 	args = append(args, "-json", "-q")
-	cmdline := "$BIN/loadgen " + strings.Join(args, " ")
+	quoted := make([]string, len(args))
+	for i, a := range args {
+		quoted[i] = shellQuote(a)
+	}
+	cmdline := "$BIN/loadgen " + strings.Join(quoted, " ")
 	sec.commands = append(sec.commands, cmdline)
 	b.logf("%s", cmdline)
 	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Minute)
@@ -417,4 +421,14 @@ func wsList(gws []*gateway) string {
 		s = append(s, g.ws())
 	}
 	return strings.Join(s, ",")
+}
+
+// shellQuote returns a as a shell word: unchanged if it holds nothing the
+// shell would read specially (a group's query holds &), else in single
+// quotes.
+func shellQuote(a string) string {
+	if a != "" && strings.Trim(a, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.,:/=@+%$") == "" {
+		return a
+	}
+	return "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
 }

@@ -40,3 +40,18 @@ func TestThePerformanceLogHasItsTable(t *testing.T) {
 		t.Fatalf("the performance log's table has %d lines", rows)
 	}
 }
+
+func TestShellQuote(t *testing.T) {
+	for in, want := range map[string]string{
+		"-viewers":                   "-viewers",
+		"ws://127.0.0.1:1,ws://x:2":  "ws://127.0.0.1:1,ws://x:2",
+		"slow=5@800:width=1280&v=2":  "'slow=5@800:width=1280&v=2'",
+		"it's":                       `'it'\''s'`,
+		"":                           "''",
+		"1280x720:60000,640x360:200": "1280x720:60000,640x360:200",
+	} {
+		if got := shellQuote(in); got != want {
+			t.Errorf("shellQuote(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
