@@ -65,6 +65,7 @@ func newPictureEncoder(cfg Config) pictureEncoder {
 // by a configuration message read from the keyframe's SPS and PPS. At
 // most JpegFPS times a second, and with the first picture of every
 // restart, the smallest layer's pixels are also sent as JPEG layer 0.
+// Sequence numbers count the pictures encoded (see seq).
 //
 // Encoders are made at the first picture and again when the capture's size
 // changes. All Mats are reused picture after picture. Used by the encode
@@ -81,6 +82,13 @@ type h264Pictures struct {
 	nextJPEG  time.Time
 
 	force atomic.Bool // the next picture is a keyframe on every layer
+
+	// seq numbers the pictures encoded, 1, 2, 3...: the sequence number
+	// they are sent with, instead of the capture's frame counter. The
+	// gateway takes a gap in an H.264 stream for a missing picture
+	// (pkg/rooms: a joining viewer's group must have none), and the
+	// frames skipped before encoding are not missing.
+	seq uint64
 
 	// Per picture, reused.
 	paramSets []byte
@@ -132,6 +140,7 @@ func (h *h264Pictures) encodePicture(img gocv.Mat, info frameInfo, restart bool,
 	}
 	force := h.force.Swap(false) || restart
 	full := image.Pt(img.Cols(), img.Rows())
+	info.seq = h.seq + 1
 	m.typ, m.seq = websocket.MessageBinary, info.seq
 	smallest := -1
 	for i := range h.layers {
@@ -153,17 +162,17 @@ func (h *h264Pictures) encodePicture(img gocv.Mat, info frameInfo, restart bool,
 			smallest = i
 		}
 	}
-	if h.jpeg == nil {
-		return nil
+	if now := time.Now(); h.jpeg != nil && (force || !now.Before(h.nextJPEG)) {
+		h.nextJPEG = now.Add(h.jpegEvery)
+		err := h.jpeg.encode(h.layers[smallest].pix, func(l encodedLayer) {
+			m.endPart(frames.AppendLayered(m.buf, h.room, 0, l.size.X, l.size.Y, info.seq, info.captured, l.jpeg), frames.KindJPEG, 0)
+		})
+		if err != nil {
+			return err
+		}
 	}
-	now := time.Now()
-	if !force && now.Before(h.nextJPEG) {
-		return nil
-	}
-	h.nextJPEG = now.Add(h.jpegEvery)
-	return h.jpeg.encode(h.layers[smallest].pix, func(l encodedLayer) {
-		m.endPart(frames.AppendLayered(m.buf, h.room, 0, l.size.X, l.size.Y, info.seq, info.captured, l.jpeg), frames.KindJPEG, 0)
-	})
+	h.seq = info.seq
+	return nil
 }
 
 // sameStream returns an earlier layer of this picture with layer i's size

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"image"
 	"image/jpeg"
+	"net/http/httptest"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"gocv.io/x/gocv"
 
 	"github.com/framecast/framecast/internal/avc"
+	"github.com/framecast/framecast/internal/gateway"
 	"github.com/framecast/framecast/internal/testclip"
 	"github.com/framecast/framecast/internal/testenv"
 	"github.com/framecast/framecast/pkg/frames"
@@ -86,7 +88,8 @@ func parseH264Stream(t *testing.T, msgs []recvMsg) h264Stream {
 // checkH264Layer checks one layer's messages the way the gateway and a
 // decoder need them: a configuration first, every keyframe right after a
 // configuration of its picture, whose codec string and size are the
-// keyframe's SPS's and the layer block's, sequence numbers rising, and
+// keyframe's SPS's and the layer block's, sequence numbers rising (by one
+// before a delta), and
 // the keyframes exactly the IDR access units. It returns the access
 // units, in order, and which of them are keyframes.
 func checkH264Layer(t *testing.T, layer int, msgs []wireMsg, size image.Point) (aus [][]byte, keys []int) {
@@ -141,6 +144,9 @@ func checkH264Layer(t *testing.T, layer int, msgs []wireMsg, size image.Point) (
 			}
 			if avc.IsKeyframe(f.JPEG) {
 				t.Fatalf("layer %d message %d: an IDR sent as a delta", layer, i)
+			}
+			if f.Seq != lastSeq+1 { // the gateway takes a gap for a missing picture
+				t.Fatalf("layer %d message %d: delta %d after picture %d", layer, i, f.Seq, lastSeq)
 			}
 		}
 		if f.Seq <= lastSeq {
@@ -523,4 +529,69 @@ func TestH264ThroughGateway(t *testing.T) {
 	if err := testenv.HTTPStatus(gw.URL()+"/video/demo/snapshot.jpg", 200); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestH264ThroughInProcessGateway: the sender in h264 mode, an in-process
+// gateway (no Redis), and an H.264 viewer (codec=h264): the viewer gets a
+// configuration, a keyframe, then deltas with consecutive sequence
+// numbers, and ffmpeg decodes every picture it got; a version-1 viewer of
+// the same room gets the JPEG layer.
+func TestH264ThroughInProcessGateway(t *testing.T) {
+	needOpenH264(t)
+	srv, err := gateway.New(gateway.Config{
+		Addr: ":0", ChannelPrefix: "video_", MaxFrameBytes: 2 << 20,
+		WriteTimeout: 2 * time.Second, PingInterval: 20 * time.Second,
+		PublishTimeout: 2 * time.Second, ShutdownTimeout: 5 * time.Second,
+		MaxRooms: 100, LogLevel: "warn", LogFormat: "text",
+	}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		ts.Close()
+	})
+	base := "ws" + strings.TrimPrefix(ts.URL, "http")
+	cfg := h264Config(base)
+	cfg.Source = makeTestClip(t, testclip.Clip{Width: 640, Height: 360, FPS: 30, Frames: 30, Noise: 8})
+	cfg.Width = 640
+	cfg.FPS = 10 // below the clip's 30: frames are skipped before encoding
+	cfg.KeyInterval = time.Second
+	s := startSender(t, cfg)
+	jpegView := testenv.Dial(t, base+"/ws/video/demo/?role=view&format=binary", nil)
+	view := testenv.Dial(t, base+"/ws/video/demo/?role=view&format=binary&v=2&codec=h264", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var got []recvMsg
+	keys := 0
+	for len(got) < 40 {
+		typ, b, err := view.Read(ctx)
+		if err != nil {
+			t.Fatalf("after %d messages: %v", len(got), err)
+		}
+		if typ != websocket.MessageBinary {
+			continue // control messages
+		}
+		got = append(got, recvMsg{typ, b})
+		if k := frames.Kind(b[1]); k == frames.KindH264Key {
+			keys++
+		}
+	}
+	st := parseH264Stream(t, got)
+	aus, k := checkH264Layer(t, 0, st.layers[0], image.Pt(640, 360))
+	if k[0] != 0 || len(k) < 2 {
+		t.Fatalf("keyframes at %v: want the first, and one a second after", k)
+	}
+	decodeAll(t, "the H.264 viewer's pictures", aus)
+	f, err := jpegView.ReadFrameContext(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sz := decodeJPEG(t, f.JPEG); sz != image.Pt(640, 360) {
+		t.Fatalf("JPEG layer %v", sz)
+	}
+	t.Logf("%d pictures, %d keyframes; stats %+v", len(aus), keys, s.Stats())
 }
