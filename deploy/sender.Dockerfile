@@ -8,14 +8,14 @@
 
 FROM golang:1.26-bookworm AS build
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libopencv-dev \
+ && apt-get install -y --no-install-recommends libopencv-dev libopenh264-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 RUN CGO_ENABLED=1 go build -trimpath -ldflags="-s -w" -o /out/sender ./cmd/sender
-# For the build log: the OpenCV libraries the binary really needs.
+# For the build log: the OpenCV and OpenH264 libraries the binary really needs.
 RUN readelf -d /out/sender | grep NEEDED
 
 FROM debian:bookworm-slim
@@ -29,9 +29,12 @@ FROM debian:bookworm-slim
 # gocv package itself, not by which functions the sender uses; importing
 # gocv.io/x/gocv/contrib would add more (the check below would then fail).
 # highgui drags in Qt 5 and videoio FFmpeg/GStreamer: large, but required.
+# libopenh264-7 is OpenH264 2.3.1, the H.264 encoder of SENDER_CODEC=h264
+# (internal/h264enc links it through cgo: docs/h264.md).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       ca-certificates \
+      libopenh264-7 \
       libopencv-core406 \
       libopencv-imgproc406 \
       libopencv-imgcodecs406 \

@@ -101,12 +101,21 @@ func (c *capturer) read(ctx context.Context, src frameSource, back *gocv.Mat, se
 
 // encodeLoop is the encode goroutine: it takes the newest captured frame at
 // most fps times a second, encodes it (once per layer) and puts the
-// message, all layers together, in msgs for the writer. While no connection is up it consumes frames without encoding
-// them. front is owned by the encode goroutine while it runs.
-func encodeLoop(ctx context.Context, frames *frameSlot, front *gocv.Mat, enc *encoder, format wireFormat,
+// message, all layers together, in msgs for the writer. While no
+// connection is up it consumes frames without encoding them. front is
+// owned by the encode goroutine while it runs.
+//
+// With an encoder whose pictures refer to earlier ones (H.264), a picture
+// the writer has not taken yet is never replaced: the captured frames
+// that come meanwhile are skipped unencoded (counted in skipped), which
+// no later picture needs. The first picture of every connection, and the
+// one after a picture was lost anyway (dropped at a disconnection, or an
+// encode that failed), restart the stream with a keyframe.
+func encodeLoop(ctx context.Context, frames *frameSlot, front *gocv.Mat, enc pictureEncoder,
 	msgs *messageSlot, fps float64, stats *counters, log *slog.Logger) {
 	pace := newPacer(fps)
 	failing := false
+	var gen uint64 // the connection the last picture was encoded for
 	for {
 		select {
 		case <-ctx.Done():
@@ -115,6 +124,14 @@ func encodeLoop(ctx context.Context, frames *frameSlot, front *gocv.Mat, enc *en
 		}
 		if pace.due(ctx) != nil {
 			return
+		}
+		if enc.byPictures() && stats.connected.Load() && msgs.hasPending() {
+			// The writer is behind: this frame is not encoded, so nothing
+			// will refer to it.
+			if _, ok := frames.take(front); ok {
+				stats.skipped.Add(1)
+			}
+			continue
 		}
 		info, ok := frames.take(front)
 		if !ok { // a stale signal: the frame it announced was taken already
@@ -125,7 +142,13 @@ func encodeLoop(ctx context.Context, frames *frameSlot, front *gocv.Mat, enc *en
 			continue
 		}
 		m := msgs.get()
-		err := enc.encode(*front, func(l encodedLayer) { format(m, info, l) })
+		restart := false
+		if enc.byPictures() {
+			cur := stats.connGen.Load()
+			restart = cur != gen || msgs.takeLost() || failing
+			gen, m.gen = cur, cur
+		}
+		err := enc.encodePicture(*front, info, restart, m)
 		if err != nil {
 			msgs.release(m)
 			if !failing {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/kelseyhightower/envconfig"
 
+	"github.com/framecast/framecast/internal/h264enc"
 	"github.com/framecast/framecast/pkg/frames"
 )
 
@@ -44,17 +45,21 @@ const (
 // would configure the sender. split_words derives the same names without
 // that fallback; a test checks the env tags against envconfig.
 type Config struct {
-	URL          string  `split_words:"true" env:"SENDER_URL" flag:"url" default:"ws://127.0.0.1:8000" desc:"gateway base URL (ws, wss, http or https); the sender appends /ws/video/{room}/"`
-	Room         string  `split_words:"true" env:"SENDER_ROOM" flag:"room" default:"demo" desc:"room to publish to: 1-64 characters of [A-Za-z0-9_]"`
-	Source       string  `split_words:"true" env:"SENDER_SOURCE" flag:"source" default:"0" desc:"camera index (0) or /dev/videoN, a video file (loops), an rtsp:// or http(s):// URL, or test (a generated pattern)"`
-	FPS          float64 `split_words:"true" env:"SENDER_FPS" flag:"fps" default:"10" desc:"most frames sent per second, above 0 and at most 120"`
-	Quality      int     `split_words:"true" env:"SENDER_QUALITY" flag:"quality" default:"80" desc:"JPEG quality, 1-100"`
-	Width        int     `split_words:"true" env:"SENDER_WIDTH" flag:"width" default:"640" desc:"largest frame width in pixels (aspect kept, never upscaled); 0 keeps the source's width; the test pattern's width (0: 640); ignored when LAYERS is set"`
-	Layers       string  `split_words:"true" env:"SENDER_LAYERS" flag:"layers" desc:"layer widths, e.g. 1280,640,320: 1-4 widths of 16-7680 pixels, no duplicates, descending recommended; each picture is sent once per layer as version-2 messages, the first width being the main layer (aspect kept, never upscaled); replaces WIDTH (and sizes the test pattern by the widest); empty: one version-1 frame per picture at WIDTH"`
-	LayerQuality string  `split_words:"true" env:"SENDER_LAYER_QUALITY" flag:"layer-quality" desc:"JPEG quality per layer, e.g. 85,75,60: one value per LAYERS width, or one for all; empty: QUALITY for every layer"`
-	Protocol     string  `split_words:"true" env:"SENDER_PROTOCOL" flag:"protocol" default:"binary" desc:"binary (role=publish, header + JPEG) or seed (data URL text messages, the Django Channels route)"`
-	Token        string  `split_words:"true" env:"SENDER_TOKEN" flag:"token" desc:"publish token for a gateway that requires one; sent only as Authorization: Bearer, never in the URL (prefer the env var: flags show in ps)"`
-	TokenFile    string  `split_words:"true" env:"SENDER_TOKEN_FILE" flag:"token-file" desc:"file holding the publish token, instead of TOKEN; read at start and again before every reconnect, so a rotated token is picked up"`
+	URL          string        `split_words:"true" env:"SENDER_URL" flag:"url" default:"ws://127.0.0.1:8000" desc:"gateway base URL (ws, wss, http or https); the sender appends /ws/video/{room}/"`
+	Room         string        `split_words:"true" env:"SENDER_ROOM" flag:"room" default:"demo" desc:"room to publish to: 1-64 characters of [A-Za-z0-9_]"`
+	Source       string        `split_words:"true" env:"SENDER_SOURCE" flag:"source" default:"0" desc:"camera index (0) or /dev/videoN, a video file (loops), an rtsp:// or http(s):// URL, or test (a generated pattern)"`
+	FPS          float64       `split_words:"true" env:"SENDER_FPS" flag:"fps" default:"10" desc:"most frames sent per second, above 0 and at most 120"`
+	Quality      int           `split_words:"true" env:"SENDER_QUALITY" flag:"quality" default:"80" desc:"JPEG quality, 1-100"`
+	Width        int           `split_words:"true" env:"SENDER_WIDTH" flag:"width" default:"640" desc:"largest frame width in pixels (aspect kept, never upscaled); 0 keeps the source's width; the test pattern's width (0: 640); ignored when LAYERS is set"`
+	Layers       string        `split_words:"true" env:"SENDER_LAYERS" flag:"layers" desc:"layer widths, e.g. 1280,640,320: 1-4 widths of 16-7680 pixels, no duplicates, descending recommended; each picture is sent once per layer as version-2 messages, the first width being the main layer (aspect kept, never upscaled); replaces WIDTH (and sizes the test pattern by the widest); empty: one version-1 frame per picture at WIDTH"`
+	LayerQuality string        `split_words:"true" env:"SENDER_LAYER_QUALITY" flag:"layer-quality" desc:"JPEG quality per layer, e.g. 85,75,60: one value per LAYERS width, or one for all; empty: QUALITY for every layer"`
+	Codec        string        `split_words:"true" env:"SENDER_CODEC" flag:"codec" default:"jpeg" desc:"jpeg (a JPEG per picture and layer) or h264 (H.264 per layer width with OpenH264, plus a JPEG layer at JPEG_FPS; needs the binary protocol and FPS 1-60; see docs/h264.md)"`
+	H264Bitrate  string        `split_words:"true" env:"SENDER_H264_BITRATE" flag:"h264-bitrate" desc:"H.264 bitrate in kbit/s per layer, e.g. 2500,800,250, or one value for every layer: 0 or 50-100000, 0 being OpenH264's default for the layer's size and FPS (2500 at 1280x720 and 30 fps, scaled by area); empty: the default for every layer"`
+	KeyInterval  time.Duration `split_words:"true" env:"SENDER_KEY_INTERVAL" flag:"key-interval" default:"2s" desc:"with CODEC=h264: longest time between H.264 keyframes, above 0 and at most 1m; keyframes also start every connection, follow every picture the socket dropped, and answer the gateway's requests (at most 2 a second)"`
+	JpegFPS      float64       `split_words:"true" env:"SENDER_JPEG_FPS" flag:"jpeg-fps" default:"2" desc:"with CODEC=h264: rate of the JPEG layer sent alongside (layer 0, at the smallest layer width, at QUALITY or that layer's LAYER_QUALITY) for snapshots, MJPEG, thumbnails and viewers without WebCodecs; 0 turns it off; at most FPS"`
+	Protocol     string        `split_words:"true" env:"SENDER_PROTOCOL" flag:"protocol" default:"binary" desc:"binary (role=publish, header + JPEG) or seed (data URL text messages, the Django Channels route)"`
+	Token        string        `split_words:"true" env:"SENDER_TOKEN" flag:"token" desc:"publish token for a gateway that requires one; sent only as Authorization: Bearer, never in the URL (prefer the env var: flags show in ps)"`
+	TokenFile    string        `split_words:"true" env:"SENDER_TOKEN_FILE" flag:"token-file" desc:"file holding the publish token, instead of TOKEN; read at start and again before every reconnect, so a rotated token is picked up"`
 
 	WriteTimeout   time.Duration `split_words:"true" env:"SENDER_WRITE_TIMEOUT" flag:"write-timeout" default:"5s" desc:"a frame write that stalls this long drops the connection, which is then redialled"`
 	DialTimeout    time.Duration `split_words:"true" env:"SENDER_DIAL_TIMEOUT" flag:"dial-timeout" default:"10s" desc:"bound on one WebSocket connection attempt (TCP, TLS and handshake)"`
@@ -153,6 +158,9 @@ func (c Config) Validate() error {
 	if _, err := c.layerSpecs(); err != nil {
 		return err
 	}
+	if err := c.validateCodec(); err != nil {
+		return err
+	}
 	if strings.ContainsAny(c.Token, " \t\r\n") {
 		return bad("SENDER_TOKEN", "must not contain white space")
 	}
@@ -220,6 +228,8 @@ func (c Config) LogValue() slog.Value {
 		slog.Float64("fps", c.FPS), slog.Int("quality", c.Quality), slog.Int("width", c.Width),
 		slog.String("layers", c.Layers), slog.String("layer_quality", c.LayerQuality),
 		slog.String("protocol", c.Protocol), slog.String("token", token),
+		slog.String("codec", c.Codec), slog.String("h264_bitrate", c.H264Bitrate),
+		slog.Duration("key_interval", c.KeyInterval), slog.Float64("jpeg_fps", c.JpegFPS),
 	)
 }
 
@@ -292,6 +302,107 @@ func (c Config) layerSpecs() ([]layerSpec, error) {
 		specs[i].quality = q
 	}
 	return specs, nil
+}
+
+// Codecs of SENDER_CODEC.
+const (
+	// CodecJPEG sends a JPEG per picture and layer: the sender's original
+	// behaviour, and the default.
+	CodecJPEG = "jpeg"
+	// CodecH264 sends H.264 per layer width, and a JPEG layer at JpegFPS.
+	CodecH264 = "h264"
+)
+
+// Bounds of SENDER_H264_BITRATE's values other than 0 (the default). The
+// upper one is h264enc's.
+const (
+	minH264BitrateKbps = 50
+	maxH264BitrateKbps = h264enc.MaxBitrateKbps
+)
+
+// h264Spec is one H.264 layer the encoder makes of each picture.
+type h264Spec struct {
+	width   int // largest width, aspect kept, never upscaled, made even; 0 keeps the source's
+	bitrate int // kbit/s; 0: h264enc.DefaultBitrate for the layer's size
+}
+
+// h264 reports whether the sender encodes H.264 (SENDER_CODEC=h264).
+func (c Config) h264() bool { return c.Codec == CodecH264 }
+
+// validateCodec checks SENDER_CODEC and the settings that go with it.
+func (c Config) validateCodec() error {
+	bad := badSetting
+	switch c.Codec {
+	case CodecJPEG:
+		if c.H264Bitrate != "" {
+			return bad("SENDER_H264_BITRATE", "%q is set without SENDER_CODEC=%s", c.H264Bitrate, CodecH264)
+		}
+		return nil
+	case CodecH264:
+	default:
+		return bad("SENDER_CODEC", "%q must be %q or %q", c.Codec, CodecJPEG, CodecH264)
+	}
+	if c.Protocol != ProtocolBinary {
+		return bad("SENDER_CODEC", "%q needs SENDER_PROTOCOL=%s: the seed protocol carries only JPEG data URLs", c.Codec, ProtocolBinary)
+	}
+	if c.FPS < h264enc.MinFPS || c.FPS > h264enc.MaxFPS {
+		return bad("SENDER_FPS", "%v must be %d-%d with SENDER_CODEC=%s (OpenH264's range)", c.FPS, h264enc.MinFPS, h264enc.MaxFPS, CodecH264)
+	}
+	if c.KeyInterval <= 0 || c.KeyInterval > h264enc.MaxKeyInterval {
+		return bad("SENDER_KEY_INTERVAL", "%v must be above 0 and at most %v", c.KeyInterval, h264enc.MaxKeyInterval)
+	}
+	if !(c.JpegFPS >= 0 && c.JpegFPS <= c.FPS) { // also rejects NaN
+		return bad("SENDER_JPEG_FPS", "%v must be 0 (no JPEG layer) or above 0 and at most SENDER_FPS %v", c.JpegFPS, c.FPS)
+	}
+	_, err := c.h264Specs()
+	return err
+}
+
+// h264Specs returns the H.264 layers of a SENDER_CODEC=h264 configuration:
+// one per layer of layerSpecs, with SENDER_H264_BITRATE's bitrates. Errors
+// name the setting at fault.
+func (c Config) h264Specs() ([]h264Spec, error) {
+	layers, err := c.layerSpecs()
+	if err != nil {
+		return nil, err
+	}
+	specs := make([]h264Spec, len(layers))
+	for i, l := range layers {
+		specs[i].width = l.width
+	}
+	if c.H264Bitrate == "" {
+		return specs, nil
+	}
+	bad := badSetting
+	rates, err := parseIntList(c.H264Bitrate)
+	switch {
+	case err != nil:
+		return nil, bad("SENDER_H264_BITRATE", "%q: %v: want one bitrate in kbit/s per layer, or one for all", c.H264Bitrate, err)
+	case len(rates) != 1 && len(rates) != len(specs):
+		return nil, bad("SENDER_H264_BITRATE", "%q has %d values for %d layers: give one per layer (SENDER_LAYERS), or one for all", c.H264Bitrate, len(rates), len(specs))
+	}
+	for i := range specs {
+		r := rates[min(i, len(rates)-1)]
+		if r != 0 && (r < minH264BitrateKbps || r > maxH264BitrateKbps) {
+			return nil, bad("SENDER_H264_BITRATE", "%q: %d kbit/s must be 0 (the default for the size) or %d-%d", c.H264Bitrate, r, minH264BitrateKbps, maxH264BitrateKbps)
+		}
+		specs[i].bitrate = r
+	}
+	return specs, nil
+}
+
+// jpegSideLayer is the JPEG layer a SENDER_CODEC=h264 sender sends
+// alongside its H.264 layers: the smallest layer width, at that layer's
+// JPEG quality.
+func (c Config) jpegSideLayer() layerSpec {
+	layers, _ := c.layerSpecs() // validated
+	small := layers[0]
+	for _, l := range layers[1:] {
+		if l.width < small.width {
+			small = l
+		}
+	}
+	return small
 }
 
 // parseIntList parses comma-separated decimal integers; white space around

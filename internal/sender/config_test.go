@@ -22,6 +22,7 @@ func TestDefaultConfigIsValid(t *testing.T) {
 	}
 	want := Config{
 		URL: "ws://127.0.0.1:8000", Room: "demo", Source: "0", FPS: 10, Quality: 80, Width: 640,
+		Codec: CodecJPEG, KeyInterval: 2 * time.Second, JpegFPS: 2,
 		Protocol: ProtocolBinary, WriteTimeout: 5 * time.Second, DialTimeout: 10 * time.Second,
 		PingInterval: 15 * time.Second, StatusInterval: 10 * time.Second,
 		ReconnectMin: 250 * time.Millisecond, ReconnectMax: 10 * time.Second, LogLevel: "info",

@@ -141,7 +141,7 @@ func TestLayeredWireFormat(t *testing.T) {
 	format := formatFor(cfg)
 	var m message
 	for range 2 { // the second picture reuses the buffers
-		m.buf, m.ends = m.buf[:0], m.ends[:0]
+		m.reset()
 		if err := enc.encode(img, func(l encodedLayer) { format(&m, info, l) }); err != nil {
 			t.Fatal(err)
 		}

@@ -85,15 +85,7 @@ func TestLayerSettingsRejected(t *testing.T) {
 			if tt.protocol != "" {
 				c.Protocol = tt.protocol
 			}
-			err := c.Validate()
-			if err == nil {
-				t.Fatalf("SENDER_LAYERS=%q SENDER_LAYER_QUALITY=%q validated", tt.layers, tt.quality)
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q lacks %q", err, w)
-				}
-			}
+			wantInvalid(t, c, tt.want)
 		})
 	}
 }
@@ -128,5 +120,20 @@ func TestLayerSettingsFromEnvAndFlags(t *testing.T) {
 	t.Setenv("SENDER_PROTOCOL", "seed")
 	if _, err := LoadConfig(nil, io.Discard); err == nil || !strings.Contains(err.Error(), "SENDER_LAYERS") {
 		t.Fatalf("seed protocol with layers: %v", err)
+	}
+}
+
+// wantInvalid checks that c does not validate, with an error holding every
+// string of want.
+func wantInvalid(t *testing.T, c Config, want []string) {
+	t.Helper()
+	err := c.Validate()
+	if err == nil {
+		t.Fatalf("config validated: %+v", c)
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q lacks %q", err, w)
+		}
 	}
 }

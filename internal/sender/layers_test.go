@@ -19,6 +19,23 @@ type receivedLayer struct {
 	jpeg  image.Point // the JPEG's own size (image/jpeg.DecodeConfig)
 }
 
+// parseV2 parses message i, which must be a binary version-2 message.
+func parseV2(t *testing.T, i int, m recvMsg) (frames.LayerBlock, *frames.Frame) {
+	t.Helper()
+	if m.typ != websocket.MessageBinary || len(m.data) == 0 || m.data[0] != frames.VersionLayered {
+		t.Fatalf("message %d: type %v, %d bytes: want a binary version-2 message", i, m.typ, len(m.data))
+	}
+	lb, err := frames.ParseLayerBlock(m.data)
+	if err != nil {
+		t.Fatalf("message %d: %v", i, err)
+	}
+	f, err := frames.ParseBinary(m.data, 0, time.Time{}, 0)
+	if err != nil {
+		t.Fatalf("message %d: %v", i, err)
+	}
+	return lb, f
+}
+
 // parseLayers parses version-2 messages and groups them by picture
 // (sequence number), in arrival order. A picture cut off by the end of
 // msgs (its last layers still in flight) is left out.
@@ -26,20 +43,7 @@ func parseLayers(t *testing.T, msgs []recvMsg, layers int) [][]receivedLayer {
 	t.Helper()
 	var pics [][]receivedLayer
 	for i, m := range msgs {
-		if m.typ != websocket.MessageBinary {
-			t.Fatalf("message %d: type %v, want binary", i, m.typ)
-		}
-		if len(m.data) == 0 || m.data[0] != frames.VersionLayered {
-			t.Fatalf("message %d: version %d, want %d", i, m.data[0], frames.VersionLayered)
-		}
-		lb, err := frames.ParseLayerBlock(m.data)
-		if err != nil {
-			t.Fatalf("message %d: %v", i, err)
-		}
-		f, err := frames.ParseBinary(m.data, 0, time.Time{}, 0)
-		if err != nil {
-			t.Fatalf("message %d: %v", i, err)
-		}
+		lb, f := parseV2(t, i, m)
 		cfg, err := jpeg.DecodeConfig(bytes.NewReader(f.JPEG))
 		if err != nil {
 			t.Fatalf("message %d (layer %d): JPEG does not decode: %v", i, lb.Layer, err)

@@ -13,7 +13,9 @@ import (
 
 // pumpFrames runs n frames through the sender's capture and encode path on
 // one goroutine, unpaced: test pattern → frame slot (triple buffer) →
-// resize and JPEG per layer of cfg → wire messages → message slot. Every
+// resize and JPEG per layer of cfg (or, with SENDER_CODEC=h264, resize,
+// I420 and H.264 per layer, and the JPEG layer) → wire messages → message
+// slot. Every
 // Mat and buffer the path creates is closed before it returns.
 func pumpFrames(t testing.TB, n, width int, cfg Config) {
 	t.Helper()
@@ -26,12 +28,11 @@ func pumpFrames(t testing.TB, n, width int, cfg Config) {
 	frameSlot := newFrameSlot()
 	defer frameSlot.Close()
 	msgs := newMessageSlot()
-	enc := newLayerEncoder(layers)
+	enc := newPictureEncoder(cfg)
 	defer enc.Close()
 	back, front := gocv.NewMat(), gocv.NewMat()
 	defer back.Close()
 	defer front.Close()
-	format := formatFor(cfg)
 	for i := range n {
 		pattern.draw(&back, time.Now())
 		frameSlot.put(&back, frameInfo{seq: uint64(i + 1), captured: time.Now()})
@@ -40,10 +41,13 @@ func pumpFrames(t testing.TB, n, width int, cfg Config) {
 			t.Fatal("frame slot lost a frame")
 		}
 		m := msgs.get()
-		if err := enc.encode(front, func(l encodedLayer) { format(m, info, l) }); err != nil {
+		if i%500 == 100 {
+			enc.forceKeyframe()
+		}
+		if err := enc.encodePicture(front, info, i == 0, m); err != nil {
 			t.Fatal(err)
 		}
-		if len(m.ends) != len(layers) {
+		if !cfg.h264() && len(m.ends) != len(layers) {
 			t.Fatalf("picture %d has %d messages for %d layers", i, len(m.ends), len(layers))
 		}
 		msgs.put(m)

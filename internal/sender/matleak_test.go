@@ -42,6 +42,26 @@ func TestMatLeak(t *testing.T) {
 			pumpFrames(t, 3000, 100, layeredConfig("400,200,50"))
 		})
 	})
+	t.Run("h264", func(t *testing.T) {
+		// 200 wide: the 320 layer is clamped to the capture's size and
+		// shares the 200 one's stream; 96 is made from it. A JPEG per
+		// picture (JPEG_FPS at FPS).
+		check(t, "2000 frames through capture, I420 and 3-layer H.264", func(t *testing.T) {
+			cfg := layeredConfig("320,200,96")
+			cfg.Codec, cfg.FPS, cfg.JpegFPS = CodecH264, 30, 30
+			pumpFrames(t, 2000, 200, cfg)
+		})
+		check(t, "an H.264 Sender run", func(t *testing.T) {
+			g := newFakeGateway(t)
+			cfg := testConfig(g.url())
+			cfg.Codec, cfg.Layers, cfg.FPS = CodecH264, "160,80", 25
+			s := startSender(t, cfg)
+			g.waitMessages(t, 0, 60, 20*time.Second)
+			if err := s.stop(t); err != nil {
+				t.Fatal(err)
+			}
+		})
+	})
 	t.Run("sender", func(t *testing.T) {
 		check(t, "a Sender run", func(t *testing.T) {
 			g := newFakeGateway(t)

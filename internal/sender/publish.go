@@ -2,6 +2,7 @@ package sender
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -37,6 +38,10 @@ type publisher struct {
 	slot  *messageSlot
 	stats *counters
 	log   *slog.Logger
+
+	// keyframe, when set, is called (on the connection's reader goroutine)
+	// for every keyframe request the gateway sends; it must not block.
+	keyframe func()
 
 	// tokenErr is the last failure to read cfg.TokenFile, logged once.
 	tokenErr string
@@ -190,10 +195,10 @@ func (e *redactedError) Unwrap() error { return e.err }
 // finish (bounded by WriteTimeout) rather than cut mid-frame.
 //
 // Goroutines: serve itself is the writer; a reader goroutine processes
-// control frames (pongs, close) and discards data messages, which only a
-// seed-protocol connection receives (the seed's route echoes the room's
-// frames to every socket); a keepalive goroutine pings. Both end when
-// serve returns.
+// control frames (pongs, close) and the gateway's control messages (see
+// readMessages), and discards frames, which only a seed-protocol
+// connection receives (the seed's route echoes the room's frames to every
+// socket); a keepalive goroutine pings. Both end when serve returns.
 func (p *publisher) serve(ctx context.Context, conn *websocket.Conn) error {
 	// The connection's own context is not canceled by ctx: shutdown must
 	// close with a handshake, which needs the reader still running.
@@ -204,10 +209,11 @@ func (p *publisher) serve(ctx context.Context, conn *websocket.Conn) error {
 	pingErr := make(chan error, 1)
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); readErr <- discardMessages(connCtx, conn) }()
+	go func() { defer wg.Done(); readErr <- p.readMessages(connCtx, conn) }()
 	go func() { defer wg.Done(); pingErr <- p.keepalive(connCtx, conn) }()
 
 	p.slot.drop() // whatever was encoded before this connection is stale
+	gen := p.stats.connGen.Add(1)
 	p.stats.connected.Store(true)
 	defer func() {
 		p.stats.connected.Store(false)
@@ -241,12 +247,22 @@ func (p *publisher) serve(ctx context.Context, conn *websocket.Conn) error {
 		if m == nil {
 			continue
 		}
+		if m.gen != 0 && m.gen != gen {
+			// An H.264 picture encoded for the previous connection: its
+			// deltas refer to pictures this one never carried.
+			p.slot.discard(m)
+			continue
+		}
 		err := p.writePicture(connCtx, conn, m)
+		key := m.key
 		p.slot.release(m)
 		if err != nil {
 			return err
 		}
 		p.stats.sent.Add(1)
+		if key {
+			p.stats.keyframes.Add(1)
+		}
 	}
 }
 
@@ -265,25 +281,89 @@ func (p *publisher) writePicture(ctx context.Context, conn *websocket.Conn, m *m
 			}
 			return fmt.Errorf("failed to write frame: %w", err)
 		}
-		p.stats.bytes.Add(uint64(len(b)))
-		p.stats.layerBytes[i].Add(uint64(len(b)))
+		n := uint64(len(b))
+		p.stats.bytes.Add(n)
+		if m.kinds[i].IsH264() {
+			p.stats.h264Bytes.Add(n)
+			if p.cfg.h264() {
+				p.stats.layerBytes[m.layers[i]].Add(n)
+			}
+		} else {
+			p.stats.jpegBytes.Add(n)
+			if !p.cfg.h264() {
+				p.stats.layerBytes[m.layers[i]].Add(n)
+			}
+		}
 	}
 	return nil
 }
 
-// discardMessages reads conn until it fails or closes, discarding data
-// messages. Reading is what makes the library answer pings, deliver pongs
-// to Ping and complete the close handshake.
-func discardMessages(ctx context.Context, conn *websocket.Conn) error {
+// maxControlBytes bounds a control message from the gateway; longer text
+// messages (the seed route's echoed data URLs) are discarded unread.
+const maxControlBytes = 1 << 10
+
+// readMessages reads conn until it fails or closes. Reading is what makes
+// the library answer pings, deliver pongs to Ping and complete the close
+// handshake. Text messages of at most maxControlBytes are the gateway's
+// control messages: {"type":"keyframe"} counts a keyframe request and
+// calls p.keyframe; other types are ignored, and messages that are not a
+// JSON object with a type are logged at debug. Everything else (binary
+// messages, the seed route's echoed frames) is discarded as streamed.
+func (p *publisher) readMessages(ctx context.Context, conn *websocket.Conn) error {
+	buf := make([]byte, maxControlBytes+1)
 	for {
-		_, r, err := conn.Reader(ctx)
+		typ, r, err := conn.Reader(ctx)
 		if err != nil {
 			return err
 		}
-		if _, err := io.Copy(io.Discard, r); err != nil {
-			return err
+		n := 0
+		if typ == websocket.MessageText {
+			n, err = io.ReadFull(r, buf)
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				err = nil
+			}
+			if err != nil {
+				return err
+			}
 		}
+		if n > maxControlBytes || typ != websocket.MessageText {
+			if _, err := io.Copy(io.Discard, r); err != nil {
+				return err
+			}
+			continue
+		}
+		p.control(buf[:n])
 	}
+}
+
+// control handles one control message from the gateway.
+func (p *publisher) control(b []byte) {
+	var msg struct {
+		Type string `json:"type"`
+	}
+	if err := json.Unmarshal(b, &msg); err != nil || msg.Type == "" {
+		if p.cfg.Protocol == ProtocolBinary { // the seed's route sends data URLs
+			p.log.Debug("ignored a malformed message from the gateway", "message", truncateText(b, 80), "err", err)
+		}
+		return
+	}
+	switch msg.Type {
+	case "keyframe":
+		p.stats.keyRequests.Add(1)
+		if p.keyframe != nil {
+			p.keyframe()
+		}
+	default:
+		// A newer gateway's message: not an error.
+	}
+}
+
+// truncateText returns b as a string of at most n bytes, for logs.
+func truncateText(b []byte, n int) string {
+	if len(b) > n {
+		return string(b[:n]) + "…"
+	}
+	return string(b)
 }
 
 // keepalive pings every PingInterval and returns an error when a pong does

@@ -69,10 +69,11 @@ func (s *Sender) Run(ctx context.Context) error {
 	frameSlot := newFrameSlot()
 	msgs := newMessageSlot()
 	back, front := gocv.NewMat(), gocv.NewMat()
-	layers, _ := s.cfg.layerSpecs() // validated by New
-	enc := newLayerEncoder(layers)
+	enc := newPictureEncoder(s.cfg) // validated by New
 	capt := newCapturer(s.cfg, s.spec, frameSlot, &s.stats, s.log)
-	pub := &publisher{cfg: s.cfg, slot: msgs, stats: &s.stats, log: s.log}
+	keyframes := newKeyframeLimiter(KeyframeRequestGap, enc.forceKeyframe)
+	defer keyframes.stop()
+	pub := &publisher{cfg: s.cfg, slot: msgs, stats: &s.stats, log: s.log, keyframe: keyframes.request}
 
 	// Capture and encode stop with ctx, while the publisher closes the
 	// socket: no frame is needed for the close handshake.
@@ -84,11 +85,14 @@ func (s *Sender) Run(ctx context.Context) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		encodeLoop(pipeCtx, frameSlot, &front, enc, formatFor(s.cfg), msgs, s.cfg.FPS, &s.stats, s.log)
+		encodeLoop(pipeCtx, frameSlot, &front, enc, msgs, s.cfg.FPS, &s.stats, s.log)
 	}()
 	if s.cfg.StatusInterval > 0 {
 		wg.Add(1)
-		go func() { defer wg.Done(); logStatus(pipeCtx, s.log, &s.stats, s.cfg.StatusInterval, layerCount(s.cfg)) }()
+		go func() {
+			defer wg.Done()
+			logStatus(pipeCtx, s.log, &s.stats, s.cfg.StatusInterval, layerCount(s.cfg), s.cfg.h264())
+		}()
 	}
 
 	// The publisher watches ctx itself: on shutdown it closes the socket

@@ -6,6 +6,8 @@ import (
 
 	"github.com/coder/websocket"
 	"gocv.io/x/gocv"
+
+	"github.com/framecast/framecast/pkg/frames"
 )
 
 // frameInfo is what travels with a captured image.
@@ -75,18 +77,41 @@ func (s *frameSlot) Close() error { return s.pending.Close() }
 // sends them in order. Handing whole pictures through the slot is what
 // makes latest-wins drop a picture with all its layers, never part of one.
 // Its buffers are reused for later pictures once the writer releases it.
+//
+// With SENDER_CODEC=h264 a picture is more WebSocket messages than layers:
+// per H.264 layer a configuration (before a keyframe) and the access unit,
+// then, at SENDER_JPEG_FPS, the JPEG layer. kinds and layers say what each
+// message is, for the byte counters.
 type message struct {
-	typ  websocket.MessageType
-	buf  []byte
-	ends []int
-	seq  uint64
+	typ    websocket.MessageType
+	buf    []byte
+	ends   []int
+	kinds  []frames.Kind // per message: what it carries
+	layers []uint8       // per message: its layer index
+	seq    uint64
+	key    bool   // an H.264 keyframe picture
+	gen    uint64 // H.264: the connection it was encoded for (counters.connGen); 0: any
 }
 
-// endLayer makes buf, which extends m.buf by one layer's message, the
-// message's buffer.
+// endLayer makes buf, which extends m.buf by one JPEG layer's message, the
+// message's buffer; the layer's index is its position in the picture.
 func (m *message) endLayer(buf []byte) {
+	m.endPart(buf, frames.KindJPEG, len(m.ends))
+}
+
+// endPart makes buf, which extends m.buf by one message of kind for
+// layer, the message's buffer.
+func (m *message) endPart(buf []byte, kind frames.Kind, layer int) {
 	m.buf = buf
 	m.ends = append(m.ends, len(buf))
+	m.kinds = append(m.kinds, kind)
+	m.layers = append(m.layers, uint8(layer))
+}
+
+// reset empties m for the next picture, keeping its buffers.
+func (m *message) reset() {
+	m.buf, m.ends, m.kinds, m.layers = m.buf[:0], m.ends[:0], m.kinds[:0], m.layers[:0]
+	m.seq, m.key, m.gen = 0, false, 0
 }
 
 // layer returns the wire message of layer i.
@@ -105,12 +130,21 @@ func (m *message) layer(i int) []byte {
 // three buffers exist (one being encoded, one pending, one being written);
 // they are recycled, so steady streaming allocates nothing.
 //
-// get and put are called by the encoder; take, release and drop by the
-// writer. All methods are safe for concurrent use.
+// Every picture the slot loses (replaced in put, or thrown away by drop
+// or discard) sets its lost flag, which the encoder reads with takeLost:
+// with H.264 the picture after a lost one must be a keyframe, because the
+// gateway never got the picture a delta would refer to. An H.264 encoder
+// also never replaces a pending picture (see pending): it skips captured
+// frames instead, which refer to nothing.
+//
+// get, put, pending and takeLost are called by the encoder; take,
+// release, discard and drop by the writer. All methods are safe for
+// concurrent use.
 type messageSlot struct {
 	mu      sync.Mutex
 	pending *message
 	free    []*message
+	lost    bool
 
 	// ready has a buffer of one: put signals it, the writer waits on it.
 	ready chan struct{}
@@ -127,7 +161,7 @@ func (s *messageSlot) get() *message {
 	if n := len(s.free); n > 0 {
 		m := s.free[n-1]
 		s.free = s.free[:n-1]
-		m.buf, m.ends = m.buf[:0], m.ends[:0]
+		m.reset()
 		return m
 	}
 	return &message{}
@@ -141,6 +175,7 @@ func (s *messageSlot) put(m *message) (replaced bool) {
 	s.pending = m
 	if old != nil {
 		s.free = append(s.free, old)
+		s.lost = true
 	}
 	s.mu.Unlock()
 	select {
@@ -167,12 +202,38 @@ func (s *messageSlot) release(m *message) {
 	s.mu.Unlock()
 }
 
+// discard returns a message taken with take to the free list unsent: a
+// lost picture.
+func (s *messageSlot) discard(m *message) {
+	s.mu.Lock()
+	s.free = append(s.free, m)
+	s.lost = true
+	s.mu.Unlock()
+}
+
 // drop discards the pending message (stale after a disconnection). It
 // reports whether there was one.
 func (s *messageSlot) drop() bool {
 	if m := s.take(); m != nil {
-		s.release(m)
+		s.discard(m)
 		return true
 	}
 	return false
+}
+
+// hasPending reports whether a message waits for the writer.
+func (s *messageSlot) hasPending() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pending != nil
+}
+
+// takeLost reports whether a picture was lost since the last call, and
+// clears the flag.
+func (s *messageSlot) takeLost() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	lost := s.lost
+	s.lost = false
+	return lost
 }

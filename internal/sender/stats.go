@@ -19,9 +19,16 @@ type counters struct {
 	skipped       atomic.Uint64 // encoded frames replaced before the socket took them
 	bytes         atomic.Uint64 // message bytes written
 	layerBytes    [frames.MaxLayers]atomic.Uint64
+	h264Bytes     atomic.Uint64 // bytes of H.264 messages (configurations and access units)
+	jpegBytes     atomic.Uint64 // bytes of JPEG messages
+	keyframes     atomic.Uint64 // H.264 keyframe pictures written
+	keyRequests   atomic.Uint64 // {"type":"keyframe"} messages received
 	reconnects    atomic.Uint64 // connections after the first
 	sourceReopens atomic.Uint64 // source opens after the first
 	connected     atomic.Bool
+	// connGen counts connections: the publisher adds one before it sets
+	// connected, so the encoder can tell a picture's connection.
+	connGen atomic.Uint64
 }
 
 // Stats is a snapshot of a Sender's counters since Run started.
@@ -30,11 +37,19 @@ type Stats struct {
 	Sent     uint64 // pictures written to the gateway, all their layers
 	Skipped  uint64 // pictures dropped because the socket was slower than the encoder
 	Bytes    uint64 // message bytes written to the gateway
-	// LayerBytes are Bytes by layer: index 0 alone without SENDER_LAYERS.
-	LayerBytes    [frames.MaxLayers]uint64
-	Reconnects    uint64 // successful connections after the first
-	SourceReopens uint64 // times the source was reopened after failing
-	Connected     bool   // whether a WebSocket is up now
+	// LayerBytes are the bytes of the codec's layers, by layer: the JPEG
+	// layers, or with SENDER_CODEC=h264 the H.264 layers; index 0 alone
+	// without SENDER_LAYERS.
+	LayerBytes [frames.MaxLayers]uint64
+	H264Bytes  uint64 // bytes of H.264 messages, every layer
+	JPEGBytes  uint64 // bytes of JPEG messages, every layer
+	// Keyframes are the H.264 keyframe pictures written (all their layers).
+	Keyframes uint64
+	// KeyframeRequests are the gateway's {"type":"keyframe"} messages read.
+	KeyframeRequests uint64
+	Reconnects       uint64 // successful connections after the first
+	SourceReopens    uint64 // times the source was reopened after failing
+	Connected        bool   // whether a WebSocket is up now
 }
 
 func (c *counters) snapshot() Stats {
@@ -43,14 +58,18 @@ func (c *counters) snapshot() Stats {
 		layers[i] = c.layerBytes[i].Load()
 	}
 	return Stats{
-		LayerBytes:    layers,
-		Captured:      c.captured.Load(),
-		Sent:          c.sent.Load(),
-		Skipped:       c.skipped.Load(),
-		Bytes:         c.bytes.Load(),
-		Reconnects:    c.reconnects.Load(),
-		SourceReopens: c.sourceReopens.Load(),
-		Connected:     c.connected.Load(),
+		LayerBytes:       layers,
+		H264Bytes:        c.h264Bytes.Load(),
+		JPEGBytes:        c.jpegBytes.Load(),
+		Keyframes:        c.keyframes.Load(),
+		KeyframeRequests: c.keyRequests.Load(),
+		Captured:         c.captured.Load(),
+		Sent:             c.sent.Load(),
+		Skipped:          c.skipped.Load(),
+		Bytes:            c.bytes.Load(),
+		Reconnects:       c.reconnects.Load(),
+		SourceReopens:    c.sourceReopens.Load(),
+		Connected:        c.connected.Load(),
 	}
 }
 
@@ -63,8 +82,11 @@ func layerCount(cfg Config) int {
 // logStatus writes one status line every interval until ctx is done: rates
 // over the interval, totals since start. sent_fps counts pictures (all
 // their layers) and kB_per_s all bytes; with more than one layer,
-// layer_kB_per_s gives each layer's share, in layer order.
-func logStatus(ctx context.Context, log *slog.Logger, c *counters, interval time.Duration, layers int) {
+// layer_kB_per_s gives each layer's share, in layer order. With h264,
+// h264_kB_per_s and jpeg_kB_per_s split the bytes by codec (layer_kB_per_s
+// is then the H.264 layers'), and keyframes and keyframe_requests count
+// the keyframe pictures sent and the gateway's requests read.
+func logStatus(ctx context.Context, log *slog.Logger, c *counters, interval time.Duration, layers int, h264 bool) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	prev, prevAt := c.snapshot(), time.Now()
@@ -85,6 +107,15 @@ func logStatus(ctx context.Context, log *slog.Logger, c *counters, interval time
 				"reconnects", cur.Reconnects,
 				"skipped_total", cur.Skipped,
 				"sent_total", cur.Sent,
+			}
+			if h264 {
+				attrs = append(attrs,
+					"h264_kB_per_s", round1(rate(cur.H264Bytes, prev.H264Bytes)/1000),
+					"jpeg_kB_per_s", round1(rate(cur.JPEGBytes, prev.JPEGBytes)/1000),
+					"keyframes", cur.Keyframes-prev.Keyframes,
+					"keyframe_requests", cur.KeyframeRequests-prev.KeyframeRequests,
+					"keyframes_total", cur.Keyframes,
+				)
 			}
 			if layers > 1 {
 				per := make([]string, layers)

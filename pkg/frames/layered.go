@@ -62,6 +62,18 @@ func AppendLayered(dst []byte, room string, layer, width, height int, seq uint64
 	return AppendBinary(dst, seq, captured, jpeg)
 }
 
+// AppendLayeredKind appends a version-2 message of any payload kind to
+// dst: the layer block for layer (width × height, room) with kind, then the
+// version-1 header with kind, seq and captured, then payload, unchecked.
+// H.264 publishers send their configurations, keyframes and deltas with it
+// (cmd/sender with SENDER_CODEC=h264); AppendLayered is its JPEG case.
+func AppendLayeredKind(dst []byte, kind Kind, room string, layer, width, height int, seq uint64, captured time.Time, payload []byte) []byte {
+	dst = appendLayerBlock(dst, kind, room, layer, width, height)
+	var h [HeaderSize]byte
+	PutHeader(h[:], kind, seq, captured)
+	return append(append(dst, h[:]...), payload...)
+}
+
 func appendLayerBlock(dst []byte, kind Kind, room string, layer, width, height int) []byte {
 	var b [LayerBlockFixed]byte
 	b[0] = VersionLayered

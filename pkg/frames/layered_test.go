@@ -158,3 +158,33 @@ func FuzzParseLayered(f *testing.F) {
 		}
 	})
 }
+
+// TestAppendLayeredKind: H.264 messages built with AppendLayeredKind parse
+// with their kind in the layer block and the header, and the JPEG case is
+// byte for byte AppendLayered's.
+func TestAppendLayeredKind(t *testing.T) {
+	cfg := frames.AppendH264Config(nil, frames.H264Config{Codec: "avc1.42C01F", Width: 640, Height: 360,
+		ParamSets: []byte{0, 0, 0, 1, 0x67, 0x42, 0, 0, 0, 1, 0x68, 0xCE}})
+	for _, tt := range []struct {
+		kind    frames.Kind
+		payload []byte
+	}{
+		{frames.KindH264Config, cfg},
+		{frames.KindH264Key, []byte{0, 0, 0, 1, 0x65, 0x88}},
+		{frames.KindH264Delta, []byte{0, 0, 0, 1, 0x41, 0x9a}},
+	} {
+		msg := frames.AppendLayeredKind(nil, tt.kind, "cam1", 1, 640, 360, 7, ts, tt.payload)
+		lb, err := frames.ParseLayerBlock(msg)
+		if err != nil || lb.Kind != tt.kind || lb.Layer != 1 || lb.Width != 640 || lb.Height != 360 || lb.Room != "cam1" {
+			t.Fatalf("kind %d: layer block %+v, %v", tt.kind, lb, err)
+		}
+		f, err := frames.ParseBinary(msg, 0, time.Time{}, 0)
+		if err != nil || f.Kind != tt.kind || f.Seq != 7 || !f.Captured.Equal(ts) || f.Layer != 1 {
+			t.Fatalf("kind %d: parsed %+v, %v", tt.kind, f, err)
+		}
+	}
+	jpg := sizedJPEG(t, 32, 16)
+	if a, b := frames.AppendLayeredKind(nil, frames.KindJPEG, "r", 0, 32, 16, 3, ts, jpg), frames.AppendLayered(nil, "r", 0, 32, 16, 3, ts, jpg); !bytes.Equal(a, b) {
+		t.Fatal("the JPEG case differs from AppendLayered")
+	}
+}
