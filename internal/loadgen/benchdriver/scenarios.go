@@ -501,7 +501,7 @@ func runS6(b *bench, sec *section) error {
 var benchLine = regexp.MustCompile(`^(Benchmark\S+)\s+(\d+)\s+([\d.]+) ns/op(.*)$`)
 
 func runS7(b *bench, sec *section) error {
-	args := []string{"test", "-run=^$", "-bench=BenchmarkCaptureEncode|BenchmarkEncodeLayers", "./internal/sender/"}
+	args := []string{"test", "-run=^$", "-bench=BenchmarkCaptureEncode|BenchmarkEncodeLayers|BenchmarkH264Picture", "./internal/sender/"}
 	if b.quick {
 		args = append(args, "-benchtime=20x")
 	}
@@ -543,7 +543,8 @@ func runS7(b *bench, sec *section) error {
 	sec.printf("One benchmark iteration = one frame captured and JPEG-encoded (quality 80) on one goroutine, so " +
 		"frames/s = 1 s ÷ ns/op is per core. BenchmarkEncodeLayers encodes one 1280×720 capture into its wire messages: " +
 		"one layer, or SENDER_LAYERS=1280,640,320 with each layer resized from the one above (what the sender does) " +
-		"or every layer from the capture; msg-B/picture is all its messages together.\n\n")
+		"or every layer from the capture; msg-B/picture is all its messages together. BenchmarkH264Picture is one picture " +
+		"in SENDER_CODEC=h264: the BGR to I420 conversion, the OpenH264 encode and the message.\n\n")
 	sec.printf("| benchmark | iterations | per frame | frames/s per core | other metrics |\n|---|---|---|---|---|\n")
 	sec.printf("%s\n\n", strings.Join(rows, "\n"))
 	b.summary("S7", "capture+encode frames/s per core", fmt.Sprintf("see S7 (%d rows)", len(rows)), "reported", "", "")
