@@ -111,6 +111,9 @@ type hbViewer struct {
 	Fallbacks    int        `json:"fallbacks"`
 	Skipped      int        `json:"skipped"`
 	Dropped      int        `json:"dropped"` // deltas the page dropped (part of Skipped)
+	FirstDrawnMs int        `json:"firstDrawnMs"`
+	FirstSeq     uint64     `json:"firstSeq"`
+	LastError    string     `json:"lastDecoderError"`
 	Connects     int        `json:"connects"`
 	Supported    *hbSupport `json:"supported"`
 	GatewayCodec string     `json:"gatewayCodec"`
@@ -137,6 +140,7 @@ const hbViewerJS = `(() => {
 		decoded: f.decoded || 0, drawn: f.drawn || 0, configures: f.configures || 0,
 		decoderErrors: f.decoderErrors || 0, fallbacks: f.fallbacks || 0, connects: f.connects || 0,
 		skipped: f.skipped || 0, dropped: f.dropped || 0,
+		firstDrawnMs: f.firstDrawnMs || 0, firstSeq: f.firstSeq || 0, lastDecoderError: f.lastDecoderError || "",
 		supported: f.supported || null,
 		gatewayCodec: (f.gatewayLayer && f.gatewayLayer.codec) || "",
 		overlay: document.getElementById("overlay").textContent,
@@ -306,6 +310,82 @@ func TestH264ViewerPageJPEGOnlyRoom(t *testing.T) {
 	}
 	if on := lbViewersOn(srv, "solo"); len(on) != 1 || on[0] != 1 {
 		t.Errorf("the hub's viewers of solo: %v, want one on layer 0", on)
+	}
+	b.RequireCleanConsole(t)
+}
+
+// hbFailDecodes makes VideoDecoder.decode throw while window.framecastFail
+// is above 0, counting it down: an injected decoder error.
+const hbFailDecodes = `(() => {
+	const decode = VideoDecoder.prototype.decode;
+	window.framecastFail = 0;
+	VideoDecoder.prototype.decode = function (chunk) {
+		if (window.framecastFail > 0) {
+			window.framecastFail--;
+			throw new DOMException("injected decode failure", "EncodingError");
+		}
+		return decode.call(this, chunk);
+	};
+})();`
+
+// TestH264ViewerPageDecoderErrors: a decoder error makes the page wait for
+// the next keyframe on a new decoder, and H.264 carries on; a second
+// error within 10 s makes it fall back to JPEG on the same connection.
+func TestH264ViewerPageDecoderErrors(t *testing.T) {
+	_, b := hbOpen(t, "h264cam", hbFailDecodes, func(base string) { hbRoom(t, base, "h264cam") })
+	first, firstPixels := hbWait(t, b, "H.264 decoded and drawn", hbShows("h264", hbViewer{}, viewerState{}))
+	if _, err := evaluate[int](b, "window.framecastFail = 1"); err != nil {
+		t.Fatal(err)
+	}
+	after, afterPixels := hbWait(t, b, "H.264 again after a decoder error", func(v hbViewer, s viewerState) error {
+		if v.Errors != 1 || v.Configures != first.Configures+1 {
+			return fmt.Errorf("%d decoder errors, %d configures (were %d), want 1 error and a new decoder", v.Errors, v.Configures, first.Configures)
+		}
+		return hbShows("h264", first, firstPixels)(v, s)
+	})
+	t.Logf("after one decoder error (%q): %s", after.LastError, after)
+	if _, err := evaluate[int](b, "window.framecastFail = 1"); err != nil {
+		t.Fatal(err)
+	}
+	got := hbPlaysJPEG(t, b, func(v hbViewer) error {
+		if v.Errors != 2 || v.Fallbacks != 1 || !strings.Contains(v.H264Off, "decoder errors") {
+			return fmt.Errorf("no fall back after a second error yet")
+		}
+		return nil
+	})
+	t.Logf("after a second decoder error: %s", got)
+	if got.Connects != 1 || got.Decoded > after.Decoded+30 || afterPixels.PixelHash == 0 {
+		t.Errorf("connects %d (want 1), decoded %d (was %d)", got.Connects, got.Decoded, after.Decoded)
+	}
+	b.RequireCleanConsole(t)
+}
+
+// TestH264ViewerPageJoinsMidGroup: a page that opens in the middle of a
+// group of pictures decodes from that group's keyframe, which the gateway
+// hands it at once, rather than waiting for the next one, and skips
+// nothing.
+func TestH264ViewerPageJoinsMidGroup(t *testing.T) {
+	testenv.RequireTool(t, "chromium")
+	_, base := lbGateway(t, nil)
+	pub := hbRoom(t, base, "h264cam")
+	b := startBrowser(t)
+	// Keyframes are pictures 1, 31, 61...: open a third into a group after
+	// the first.
+	testenv.WaitFor(t, lbWait, "the publisher a third into a group", func() error {
+		if n := pub.Seq(); n < 30 || n%30 < 8 || n%30 > 14 {
+			return fmt.Errorf("at picture %d", n)
+		}
+		return nil
+	})
+	seqAtOpen := pub.Seq()
+	b.Navigate(t, base+"/video/h264cam/")
+	got, _ := hbWait(t, b, "H.264 decoded and drawn", hbShows("h264", hbViewer{}, viewerState{}))
+	t.Logf("opened at picture %d: first decoded picture %d, drawn %d ms after navigation began; %s", seqAtOpen, got.FirstSeq, got.FirstDrawnMs, got)
+	if got.FirstSeq > seqAtOpen || got.FirstSeq+30 <= seqAtOpen || got.FirstSeq%30 != 1 {
+		t.Errorf("the first picture decoded is %d, want the keyframe of the group open at %d", got.FirstSeq, seqAtOpen)
+	}
+	if got.Skipped != 0 {
+		t.Errorf("skipped %d pictures, want none", got.Skipped)
 	}
 	b.RequireCleanConsole(t)
 }

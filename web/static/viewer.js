@@ -93,6 +93,9 @@
     dropped: 0, fallbacks: 0,
     // The room sends H.264 (its last /api/rooms entry lists an H.264 layer).
     roomH264: false,
+    // The page's first picture: ms after navigation began, and (H.264) the
+    // sequence number of the first chunk decoded.
+    firstDrawnMs: null, firstSeq: null,
   };
   window.framecast = stats;
 
@@ -198,6 +201,7 @@
       stats.layerHeight = h;
     }
     stats.drawn++;
+    if (stats.firstDrawnMs === null) stats.firstDrawnMs = Math.round(performance.now());
     rate.add();
   }
 
@@ -288,6 +292,7 @@
     try {
       d.decode(new EncodedVideoChunk({ type: key ? "key" : "delta", timestamp: f.capturedUs, data: f.payload }));
       if (key) dec.waitKey = false;
+      if (stats.firstSeq === null) stats.firstSeq = f.seq;
     } catch (e) {
       onDecoderError(e);
     }
