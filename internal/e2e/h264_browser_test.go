@@ -389,3 +389,24 @@ func TestH264ViewerPageJoinsMidGroup(t *testing.T) {
 	}
 	b.RequireCleanConsole(t)
 }
+
+// TestH264ViewerPagePicksUpLaterH264: a page that opened on a JPEG-only
+// room switches to H.264 on the same connection (a select) once the
+// room starts sending it, found by its /api/rooms check (after 5 s).
+func TestH264ViewerPagePicksUpLaterH264(t *testing.T) {
+	var seq atomic.Uint64
+	var base string
+	_, b := hbOpen(t, "late", "", func(u string) {
+		base = u
+		hbJPEGLayer(t, u, "late", func() uint64 { return seq.Add(1) })
+	})
+	first := hbPlaysJPEG(t, b, func(hbViewer) error { return nil })
+	clip := testenv.MakeH264Clip(t, 320, 240, 90, 30)
+	testenv.Dial(t, hbPublishURL(base, "late"), nil).PublishH264(t, 33*time.Millisecond, "late", clip)
+	got, _ := hbWait(t, b, "the switch to H.264", hbShows("h264", first, viewerState{}))
+	t.Logf("after H.264 started: %s", got)
+	if got.Connects != 1 {
+		t.Errorf("the page connected %d times; the switch must be a select", got.Connects)
+	}
+	b.RequireCleanConsole(t)
+}

@@ -12,8 +12,10 @@
 //   and this browser can decode them, else its JPEG layers:
 //   * It learns the room's layers from /api/rooms (the `layers` message of
 //     a JPEG connection lists only JPEG layers): before connecting, and
-//     every PROBE_MS while it receives JPEG but could decode H.264, so a
-//     room that starts sending H.264 later is picked up. Connecting with
+//     while it receives JPEG but could decode H.264, after PROBE_MS and
+//     then at doubling intervals up to PROBE_MAX_MS (a page per viewer
+//     asking every few seconds would load the gateways), so a room that
+//     starts sending H.264 later is picked up. Connecting with
 //     codec=h264 straight away saves a JPEG start; a later change is a
 //     `select` with "codec" on the same connection.
 //   * It can decode when window.VideoDecoder exists (WebCodecs needs a
@@ -65,7 +67,8 @@
   const QUEUE_MAX = 4;             // decodeQueueSize past which deltas are dropped...
   const BACKLOG_MS = 500;          // ...once it has stayed past it this long
   const ERROR_WINDOW_MS = 10000;   // a second decoder error within this falls back to JPEG
-  const PROBE_MS = 5000;           // how often a JPEG page that could decode H.264 checks /api/rooms
+  const PROBE_MS = 5000, PROBE_MAX_MS = 60000; // a JPEG page that could decode H.264 checks /api/rooms
+                                               // after 5 s, then doubling to every 60 s
   const PROBE_TIMEOUT_MS = 2000;   // a slow /api/rooms does not hold up the first connect longer
   const MAX_BUFFERED = 60;         // chunks kept while isConfigSupported answers
   const stage = document.getElementById("stage");
@@ -117,6 +120,8 @@
     onOpen: () => {
       stats.connects++;
       stats.lastSeq = null;
+      probeMs = PROBE_MS;
+      scheduleProbe();
       dec.resetAtConfig = true; // a new connection starts at a configuration and its keyframe
       dec.waitKey = true;
       setState("offline");
@@ -375,15 +380,18 @@
     }
   }
 
-  let probing = false;
+  // probe checks /api/rooms now and then while the page shows JPEG but
+  // could decode H.264; the interval starts again at PROBE_MS after every
+  // connect.
+  let probeMs = PROBE_MS, probeTimer = null;
+  function scheduleProbe() {
+    clearTimeout(probeTimer);
+    probeTimer = setTimeout(probe, probeMs);
+    probeMs = Math.min(probeMs * 2, PROBE_MAX_MS);
+  }
   async function probe() {
-    if (probing || stats.want === H264 || stats.h264Off || !sock.open) return;
-    probing = true;
-    try {
-      if (await roomHasH264() && !stats.h264Off) switchCodec(H264);
-    } finally {
-      probing = false;
-    }
+    if (stats.want === JPEG && !stats.h264Off && sock.open && await roomHasH264() && !stats.h264Off) switchCodec(H264);
+    scheduleProbe();
   }
 
   // reselect asks for the layer that fits the canvas now, if that width
@@ -411,7 +419,6 @@
     overlay.textContent = "fps " + stats.fps + " · latency " + lat + " · skipped " + stats.skipped +
       " · " + stats.codec + " · " + layer + " · " + W.formatKBps(stats.kBps);
   }, 250);
-  setInterval(probe, PROBE_MS);
 
   (async () => {
     // Asked even where H.264 is ruled out: roomH264 tells the overlay's
