@@ -135,8 +135,8 @@ const lbViewerJS = `(() => {
 })()`
 
 // lbOverlay matches the viewer's overlay and captures the layer shown and
-// the kB/s.
-var lbOverlay = regexp.MustCompile(`^fps \d+ · latency (?:\d+ ms|–) · skipped \d+ · layer (\d+) (\d+)×(\d+) · ([\d.]+) kB/s$`)
+// the kB/s, whichever the codec.
+var lbOverlay = regexp.MustCompile(`^fps \d+ · latency (?:\d+ ms|–) · skipped \d+ · (?:jpeg|h264) · layer (\d+) (\d+)×(\d+) · ([\d.]+) kB/s$`)
 
 // lbWaitViewer polls the viewer page until cond accepts it.
 func lbWaitViewer(t *testing.T, page *browser, what string, cond func(lbViewer) error) lbViewer {

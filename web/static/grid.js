@@ -173,6 +173,7 @@
     const t = tiles.get(f.room);
     if (!t || t.s.state === "refused") return;
     if (f.kind === W.KIND_OFFLINE) { setTileState(t, "offline"); return; }
+    if (f.kind !== W.KIND_JPEG) return; // the grid never asks for H.264
     t.s.frames++;
     t.s.lastSeq = f.seq;
     t.lastFrameAt = Date.now();

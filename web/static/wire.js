@@ -1,19 +1,22 @@
 // framecast wire helpers shared by the viewer page (viewer.js) and the
 // camera wall (grid.js): parsing frame messages, both versions
-// (docs/protocol.md: "Binary frame message" and "Layers"), the width a
+// (docs/protocol.md: "Binary frame message", "Layers" and "Compressed
+// video"), the H.264 configuration payload, the width a
 // canvas should ask for, a bytes-per-second meter and the socket URL.
 // Loaded before the page's own script; defines window.FramecastWire.
 "use strict";
 window.FramecastWire = (() => {
   const V1_HEADER = 20, BLOCK_FIXED = 11;
-  const KIND_JPEG = 1, KIND_OFFLINE = 2;
+  const KIND_JPEG = 1, KIND_OFFLINE = 2, KIND_H264_CONFIG = 3, KIND_H264_KEY = 4, KIND_H264_DELTA = 5;
   const ascii = new TextDecoder("ascii");
 
   // parse decodes one binary message: version 1 (header + payload) or
   // version 2 (layer block + version-1 message). It returns null for
-  // anything malformed, else {kind, seq, capturedMs, layer, width, height,
-  // room, jpeg} where layer/width/height/room are null for version 1 and
-  // jpeg is a Uint8Array view (kind JPEG only).
+  // anything malformed, else {kind, seq, capturedUs, capturedMs, layer,
+  // width, height, room, payload, jpeg} where layer/width/height/room are
+  // null for version 1, payload is a Uint8Array view of what follows the
+  // header (empty for offline) and jpeg is the same view for kind JPEG
+  // (null otherwise). The H.264 kinds are only valid in version 2.
   function parse(buf) {
     if (buf.byteLength < 1) return null;
     const dv = new DataView(buf);
@@ -31,16 +34,41 @@ window.FramecastWire = (() => {
     if (buf.byteLength < at + V1_HEADER || dv.getUint8(at) !== 1) return null;
     const kind = dv.getUint8(at + 1), hlen = dv.getUint16(at + 2);
     if (hlen !== V1_HEADER) return null;
+    const capturedUs = Number(dv.getBigInt64(at + 12));
     const out = {
-      kind, seq: Number(dv.getBigUint64(at + 4)),
-      capturedMs: Number(dv.getBigInt64(at + 12)) / 1000,
+      kind, seq: Number(dv.getBigUint64(at + 4)), capturedUs, capturedMs: capturedUs / 1000,
       layer: block && block.layer, width: block && block.width,
-      height: block && block.height, room: block && block.room, jpeg: null,
+      height: block && block.height, room: block && block.room,
+      payload: new Uint8Array(buf, at + hlen), jpeg: null,
     };
     if (block && block.kind !== kind) return null;
-    if (kind === KIND_JPEG) out.jpeg = new Uint8Array(buf, at + hlen);
+    if (kind === KIND_JPEG) out.jpeg = out.payload;
+    else if (kind >= KIND_H264_CONFIG && kind <= KIND_H264_DELTA) { if (!block) return null; }
     else if (kind !== KIND_OFFLINE) return null;
     return out;
+  }
+
+  // parseH264Config decodes a configuration payload (kind 3): codec-string
+  // length n (1-64), the codec string, coded width and height (2 bytes
+  // each), then the parameter sets. It returns null if malformed, else
+  // {codec, codedWidth, codedHeight, bytes} where bytes is the whole
+  // payload (a page compares it to tell a new configuration from a repeat).
+  function parseH264Config(p) {
+    if (p.byteLength < 1) return null;
+    const n = p[0];
+    if (n < 1 || n > 64 || p.byteLength < 5 + n) return null;
+    const dv = new DataView(p.buffer, p.byteOffset, p.byteLength);
+    return {
+      codec: ascii.decode(p.subarray(1, 1 + n)),
+      codedWidth: dv.getUint16(1 + n), codedHeight: dv.getUint16(3 + n), bytes: p,
+    };
+  }
+
+  // sameBytes reports whether Uint8Arrays a and b hold the same bytes.
+  function sameBytes(a, b) {
+    if (!a || !b || a.byteLength !== b.byteLength) return false;
+    for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false;
+    return true;
   }
 
   // wantedWidth is the width in device pixels at which canvas shows its
@@ -181,5 +209,9 @@ window.FramecastWire = (() => {
     }
   }
 
-  return { ReconnectingSocket, parse, wantedWidth, onDisplayChange, Meter, Rate, formatKBps, socketURL, withToken, pageToken, Backoff, KIND_JPEG, KIND_OFFLINE };
+  return {
+    ReconnectingSocket, parse, parseH264Config, sameBytes, wantedWidth, onDisplayChange, Meter, Rate,
+    formatKBps, socketURL, withToken, pageToken, Backoff,
+    KIND_JPEG, KIND_OFFLINE, KIND_H264_CONFIG, KIND_H264_KEY, KIND_H264_DELTA,
+  };
 })();
