@@ -154,7 +154,7 @@ func (s H264ClipSpec) Command(path string) string {
 	q := make([]string, len(a))
 	for i, w := range a {
 		q[i] = w
-		if strings.ContainsAny(w, "=,:;' ") {
+		if w == "" || strings.Trim(w, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.,:/=@+%$") != "" {
 			q[i] = "'" + strings.ReplaceAll(w, "'", `'\''`) + "'"
 		}
 	}

@@ -47,7 +47,7 @@ func runS12(b *bench, sec *section) error {
 	const viewers = 100
 	spec := b.s12Clip()
 	path := filepath.Join(b.dir, "s12-clip.h264")
-	sec.commands = append(sec.commands, spec.Command("$DIR/s12-clip.h264"))
+	sec.commands = append(sec.commands, spec.Command(path))
 	b.logf("making the H.264 clip: %s", spec.Command(path))
 	if _, err := loadgen.MakeH264Clip(b.ctx, spec, path); err != nil {
 		return err
