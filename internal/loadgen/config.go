@@ -91,13 +91,17 @@ type Config struct {
 	// H.264) and has caught up with the picture the publisher had sent
 	// when it dialled, then leaves; the next join waits until the
 	// replica has unsubscribed (with RedisAddr: PUBSUB NUMSUB of the
-	// room's channel is 0) and a pseudo-random pause below LateJoinPause,
+	// room's channel is back to its count before the first join, which
+	// the run's viewers on other replicas make) and a pseudo-random pause
+	// below LateJoinPause,
 	// so joins fall at every point of a group of pictures. The window
 	// ends when the joins are done (Duration is then a cap). Publishers
 	// must be 1. Default 0: none.
 	LateJoins int
 	// LateJoinTo is the replica late joiners dial. Default the last of
-	// Gateways.
+	// Gateways. It need not be one of Gateways: with Viewers on other
+	// replicas, the joins happen under their load, the joiners' replica
+	// still having no viewer of the room.
 	LateJoinTo string
 	// LateJoinPause bounds the pause before each join. Default 2s.
 	LateJoinPause time.Duration

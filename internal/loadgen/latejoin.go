@@ -17,8 +17,8 @@ import (
 // from just before the WebSocket dial, in milliseconds.
 type LateJoin struct {
 	// Cold reports that the replica had no subscription to the room's
-	// stream when the viewer dialled (PUBSUB NUMSUB 0; always true
-	// without a Redis address to check).
+	// stream when the viewer dialled (PUBSUB NUMSUB back to its count
+	// before the first join; always true without a Redis address).
 	Cold bool `json:"cold"`
 	// HandshakeMS is the WebSocket handshake.
 	HandshakeMS float64 `json:"handshake_ms"`
@@ -119,12 +119,24 @@ func runLateJoins(ctx context.Context, cfg *Config, d *dialer, room string, pub 
 		query += "&v=2&codec=h264"
 	}
 	channel := lateJoinChannel(room, h264)
+	// Replicas other than LateJoinTo may be subscribed for viewers of
+	// their own (the run's viewers, on other gateways): the joiners'
+	// replica counts as unsubscribed when the channel's subscriber count
+	// is back to what it was before the first join.
+	var base int64
+	if cfg.RedisAddr != "" {
+		n, err := RedisNumSub(ctx, cfg.RedisAddr, channel)
+		if err != nil {
+			errf("late joins: PUBSUB NUMSUB %s: %v", channel, err)
+		}
+		base = n
+	}
 	subscribed := func() (bool, error) {
 		if cfg.RedisAddr == "" {
 			return false, nil
 		}
 		n, err := RedisNumSub(ctx, cfg.RedisAddr, channel)
-		return n > 0, err
+		return n > base, err
 	}
 	// waitUnsubscribed polls until the replica has no subscription, and
 	// says how long it took and whether it happened.

@@ -416,9 +416,9 @@ func TestSmokeGroups(t *testing.T) {
 
 // TestSmokeH264 plays an ffmpeg-made H.264 clip through two replicas on
 // Redis: viewers asking v=2&codec=h264 count its keyframes and deltas as
-// pictures and its configurations apart; then, with no viewer, late
-// joiners on the second replica get their first keyframe from the group
-// kept in Redis, without a keyframe request.
+// pictures and its configurations apart; then, with viewers on the
+// publisher's replica only, late joiners on the second replica get their
+// first keyframe from the group kept in Redis, without a keyframe request.
 func TestSmokeH264(t *testing.T) {
 	t.Parallel()
 	testenv.RequireTool(t, "ffmpeg")
@@ -451,8 +451,12 @@ func TestSmokeH264(t *testing.T) {
 		t.Errorf("group %+v: want every viewer on H.264 layer 0 at about the clip's rate (%.0f B/s)", g, h.MeanPictureBytes*30)
 	}
 
-	cfg = smokeConfig(t, g1, g2)
-	cfg.Viewers = 0
+	// Late joins on g2 while 2 viewers watch on g1, the publisher's
+	// replica: g1's subscription to the stream stays, g2's comes and goes.
+	cfg = smokeConfig(t, g1)
+	cfg.Viewers = 2
+	cfg.Groups = []loadgen.ViewerGroup{{Name: "h264", Viewers: 2, Query: "v=2&codec=h264"}}
+	cfg.LateJoinTo = g2.WSURL()
 	cfg.FPS = 30
 	cfg.H264 = path
 	cfg.RedisAddr = r.Addr()
@@ -477,6 +481,9 @@ func TestSmokeH264(t *testing.T) {
 			s.Configs < 1 || s.Undecodable != 0 || s.Pictures != int(s.Behind)+1 || s.Behind < 0 || s.Behind >= int64(spec.GOP) {
 			t.Errorf("join %d: %+v", i+1, s)
 		}
+	}
+	if g := rep.Groups[0]; g.Viewers != 2 || g.DeliveryRatio < 0.9 {
+		t.Errorf("the viewers on the publisher's replica during the joins: %+v", g)
 	}
 	if j.KeyframeRequests != 0 {
 		t.Errorf("%d keyframe requests during the joins: the joiners should have started from the group in Redis", j.KeyframeRequests)

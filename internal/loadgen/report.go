@@ -105,6 +105,10 @@ type H264Report struct {
 	// requests received.
 	KeyframesSent    uint64 `json:"keyframes_sent"`
 	KeyframeRequests uint64 `json:"keyframe_requests"`
+	// WindowKeyframeRequests counts the requests received from the
+	// window's start on (the warmup's left out: viewers that connect
+	// before the stream's first keyframe may ask for one).
+	WindowKeyframeRequests uint64 `json:"window_keyframe_requests"`
 	// ConfigsReceived counts the configurations the reading viewers got.
 	ConfigsReceived uint64 `json:"configs_received"`
 }
@@ -224,8 +228,8 @@ func (r *Report) WriteText(w io.Writer) {
 			p("layers: %s (viewers receive the first)", strings.Join(ls, ","))
 		}
 		if h := r.H264; h != nil {
-			p("h264: %s %dx%d clip of %d pictures (%d keyframes), %.0f B mean picture, %.0f B mean keyframe, %.0f kbit/s; %d keyframes sent, %d keyframe requests received, %d configurations at viewers",
-				h.Codec, h.Width, h.Height, h.ClipPictures, h.ClipKeyframes, h.MeanPictureBytes, h.MeanKeyframeBytes, h.ClipKbps, h.KeyframesSent, h.KeyframeRequests, h.ConfigsReceived)
+			p("h264: %s %dx%d clip of %d pictures (%d keyframes), %.0f B mean picture, %.0f B mean keyframe, %.0f kbit/s; %d keyframes sent, %d keyframe requests received (%d in the window), %d configurations at viewers",
+				h.Codec, h.Width, h.Height, h.ClipPictures, h.ClipKeyframes, h.MeanPictureBytes, h.MeanKeyframeBytes, h.ClipKbps, h.KeyframesSent, h.KeyframeRequests, h.WindowKeyframeRequests, h.ConfigsReceived)
 		}
 		if j := r.LateJoins; j != nil {
 			p("late joins (%s) on %s: %d done, %d failed, %d warm; first picture ms p50 %.1f p95 %.1f max %.1f; caught up ms p50 %.1f p95 %.1f max %.1f; handshake ms p50 %.1f; %.0f pictures behind (p50); %d keyframe requests, %d undecodable",

@@ -264,6 +264,12 @@ func runLoad(ctx context.Context, cfg *Config) (*Report, error) {
 	if !sleepUntil(ctx, windowStart) {
 		return rep, ctx.Err()
 	}
+	var requests0 uint64 // keyframe requests in the warmup
+	if clip != nil {
+		for _, p := range pubs {
+			requests0 += p.h264.requests.Load()
+		}
+	}
 	joinsDone := make(chan struct{})
 	if cfg.LateJoins > 0 {
 		logf(cfg, "%d late joins on %s", cfg.LateJoins, cfg.LateJoinTo)
@@ -385,6 +391,7 @@ func runLoad(ctx context.Context, cfg *Config) (*Report, error) {
 			rep.H264.KeyframesSent += p.h264.keys
 			rep.H264.KeyframeRequests += p.h264.requests.Load()
 		}
+		rep.H264.WindowKeyframeRequests = rep.H264.KeyframeRequests - requests0
 	}
 	if len(cfg.Groups) > 0 {
 		rep.Groups = groupReports(cfg.Groups, viewers, viewerGroup, win)
