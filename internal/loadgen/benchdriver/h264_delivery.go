@@ -148,7 +148,8 @@ func runS12(b *bench, sec *section) error {
 	sec.printf("| load generator CPU per delivery | %.1f µs | %.1f µs | |\n", h.ClientCPUPerDeliveryUS, j.ClientCPUPerDeliveryUS)
 	sec.printf("\nThe gateway's cost is mostly a system call per message, whatever its size, so per delivered megabyte the "+
 		"smaller H.264 messages cost more; per viewer (the same 30 pictures a second) H.264 costs %.2f× JPEG's CPU and %.2f× its bytes. "+
-		"The viewers connect before the publisher starts; keyframe requests outside the window fall in that warmup.\n\n", hCores/jCores, hBytes/jBytes)
+		"The viewers connect before the publisher starts, and a viewer that joins a stream with no group of pictures yet asks for "+
+		"a keyframe (`pkg/rooms`, at most one request a second per replica): the fan-out's requests are those, one or two per replica.\n\n", hCores/jCores, hBytes/jBytes)
 
 	sec.printf("**Late joiner.** Fresh replicas; the publisher and %d viewers of the room on replica 1 (the fan-out's load, all on the "+
 		"publisher's replica); after a warmup of one group of pictures, %d times one after another: a viewer dials replica 2, which has no "+
