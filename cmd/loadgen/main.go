@@ -6,6 +6,8 @@
 //	loadgen -gateways ws://127.0.0.1:8001,ws://127.0.0.1:8002 -viewers 100 -fps 30 -size 50000
 //	loadgen -gateways ws://127.0.0.1:8001 -viewers 100 -fps 0 -ceiling -json
 //	loadgen -gateways ws://127.0.0.1:8001 -idle 10000 -watch-pids 1234
+//	loadgen -gateways ws://127.0.0.1:8001,ws://127.0.0.1:8002 -viewers 100 -h264 clip.h264 -group 'h264=100:v=2&codec=h264'
+//	loadgen -gateways ws://127.0.0.1:8001,ws://127.0.0.1:8002 -viewers 0 -h264 clip.h264 -late-joins 20 -redis 127.0.0.1:6379 -duration 2m
 //	loadgen -gateways ws://127.0.0.1:8001 -viewers 25 -layers 1280x720:60000,640x360:20000,320x180:6000 -group 'slow=5@600:width=1280&v=2'
 package main
 
@@ -41,6 +43,10 @@ func run(args []string) int {
 		fps        = fs.Float64("fps", 30, "frames per second per publisher; 0 sends as fast as the gateway takes them")
 		size       = fs.Int("size", 50000, "JPEG payload bytes per frame")
 		layers     = fs.String("layers", "", "publish each picture as layers, version-2 messages: WIDTHxHEIGHT:BYTES per layer, comma-separated, the first being the main layer viewers get (e.g. 1280x720:60000,640x360:20000,320x180:6000); replaces -size; default: one version-1 message of -size bytes")
+		h264       = fs.String("h264", "", "play this Annex-B H.264 file (an access unit delimiter before every picture, SPS and PPS before every keyframe: x264's aud=1:repeat-headers=1), looping, as version-2 H.264 messages with a configuration before every keyframe, answering keyframe requests; viewers get it with -group NAME=N:v=2&codec=h264; replaces -size and -layers")
+		lateJoins  = fs.Int("late-joins", 0, "join the live room this many times, one after another, on a replica with no viewer of it (-late-join-to), measuring the time to the first picture (the first keyframe with -h264) and to catching up; with -redis, each join waits for the replica to unsubscribe; the window ends when they are done (-duration caps it)")
+		lateJoinTo = fs.String("late-join-to", "", "base URL of the replica late joiners dial (default: the last of -gateways)")
+		joinPause  = fs.Duration("late-join-pause", 2*time.Second, "longest pseudo-random pause before each late join (use the keyframe interval, so joins fall all over a group of pictures)")
 		format     = fs.String("format", loadgen.FormatBinary, "viewer wire format: binary or json")
 		client     = fs.String("client", loadgen.ClientCoder, "reading viewers' WebSocket client: coder (coder/websocket, conn.Reader into a reused buffer) or raw (the generator's own minimal reader, fewer system calls; ws:// only)")
 		duration   = fs.Duration("duration", 10*time.Second, "measured window (idle mode: how long to hold the connections)")
@@ -104,6 +110,10 @@ func run(args []string) int {
 		FPS:                *fps,
 		Size:               *size,
 		Layers:             layerList,
+		H264:               *h264,
+		LateJoins:          *lateJoins,
+		LateJoinTo:         *lateJoinTo,
+		LateJoinPause:      *joinPause,
 		Groups:             groups,
 		Format:             *format,
 		Client:             *client,

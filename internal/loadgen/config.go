@@ -75,6 +75,36 @@ type Config struct {
 	// time. Viewers receive the main layer (Layers[0]). At most
 	// frames.MaxLayers. Default none: one version-1 message per picture.
 	Layers []Layer
+	// H264, when set, is an Annex-B H.264 file (as MakeH264Clip writes
+	// it: an access unit delimiter before every picture, SPS and PPS
+	// before every keyframe) that each publisher plays, looping, as its
+	// room's H.264 layer 0: version-2 messages, a configuration before
+	// every keyframe, a keyframe request from the gateway answered by
+	// jumping to the clip's next keyframe (docs/protocol.md, "Compressed
+	// video"). Viewers get it only if they ask (a group's
+	// "v=2&codec=h264"). Replaces Size and Layers. Default none.
+	H264 string
+	// LateJoins, when positive, measures joining a live room on a replica
+	// with no viewer of it, this many times, one after another, during
+	// the window: a viewer dials LateJoinTo (with "v=2&codec=h264" when
+	// H264 is set), reads until it has its first picture (a keyframe for
+	// H.264) and has caught up with the picture the publisher had sent
+	// when it dialled, then leaves; the next join waits until the
+	// replica has unsubscribed (with RedisAddr: PUBSUB NUMSUB of the
+	// room's channel is back to its count before the first join, which
+	// the run's viewers on other replicas make) and a pseudo-random pause
+	// below LateJoinPause,
+	// so joins fall at every point of a group of pictures. The window
+	// ends when the joins are done (Duration is then a cap). Publishers
+	// must be 1. Default 0: none.
+	LateJoins int
+	// LateJoinTo is the replica late joiners dial. Default the last of
+	// Gateways. It need not be one of Gateways: with Viewers on other
+	// replicas, the joins happen under their load, the joiners' replica
+	// still having no viewer of the room.
+	LateJoinTo string
+	// LateJoinPause bounds the pause before each join. Default 2s.
+	LateJoinPause time.Duration
 	// Groups give subsets of the reading viewers an extra query string
 	// and, optionally, a throttled link (see ViewerGroup); the report has
 	// figures per group. Default none: every viewer connects alike and the
@@ -170,6 +200,12 @@ func (c Config) WithDefaults() Config {
 	if c.Size == 0 {
 		c.Size = 50000
 	}
+	if c.LateJoins > 0 && c.LateJoinTo == "" && len(c.Gateways) > 0 {
+		c.LateJoinTo = c.Gateways[len(c.Gateways)-1]
+	}
+	if c.LateJoinPause == 0 {
+		c.LateJoinPause = 2 * time.Second
+	}
 	if c.Format == "" {
 		c.Format = FormatBinary
 	}
@@ -246,6 +282,25 @@ func (c *Config) Validate() error {
 		return errors.New("loadgen: the ceiling needs at least one reading viewer to match")
 	case len(c.Layers) > frames.MaxLayers:
 		return fmt.Errorf("loadgen: %d layers: a room has at most %d", len(c.Layers), frames.MaxLayers)
+	}
+	switch {
+	case c.H264 != "" && len(c.Layers) > 0:
+		return errors.New("loadgen: an H.264 clip and JPEG layers together are not supported: give -h264 or -layers")
+	case c.H264 != "" && c.Format != FormatBinary:
+		return fmt.Errorf("loadgen: H.264 viewers need format %q, not %q", FormatBinary, c.Format)
+	case c.LateJoins < 0 || c.LateJoinPause < 0:
+		return errors.New("loadgen: late joins and their pause must not be negative")
+	case c.LateJoins > 0 && c.Publishers != 1:
+		return fmt.Errorf("loadgen: late joins need exactly one publisher, not %d", c.Publishers)
+	case c.LateJoins > 0 && c.Idle > 0:
+		return errors.New("loadgen: late joins apply to load runs, not idle mode")
+	}
+	if c.LateJoins > 0 {
+		u, err := baseURL(c.LateJoinTo)
+		if err != nil {
+			return fmt.Errorf("loadgen: late-join-to %q: %w", c.LateJoinTo, err)
+		}
+		c.LateJoinTo = u
 	}
 	if err := c.validateGroups(); err != nil {
 		return err

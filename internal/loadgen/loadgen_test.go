@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/framecast/framecast/internal/loadgen"
+	"github.com/framecast/framecast/internal/testclip"
 	"github.com/framecast/framecast/internal/testenv"
 	"github.com/framecast/framecast/pkg/frames"
 )
@@ -275,14 +277,21 @@ func TestSmokeSingleGateway(t *testing.T) {
 	}
 }
 
-func TestSmokeRedisTwoGateways(t *testing.T) {
-	t.Parallel()
+// startTwoReplicas starts redis-server and two gateways on it, ready.
+func startTwoReplicas(t *testing.T) (*testenv.Redis, *testenv.Gateway, *testenv.Gateway) {
+	t.Helper()
 	r := testenv.StartRedis(t)
 	env := []string{"GATEWAY_REDIS_URL=" + r.URL(), "GATEWAY_LOG_LEVEL=warn"}
 	g1 := testenv.StartGateway(t, env...)
 	g2 := testenv.StartGateway(t, env...)
 	g1.WaitReady(t, 10*time.Second)
 	g2.WaitReady(t, 10*time.Second)
+	return r, g1, g2
+}
+
+func TestSmokeRedisTwoGateways(t *testing.T) {
+	t.Parallel()
+	r, g1, g2 := startTwoReplicas(t)
 	cfg := smokeConfig(t, g1, g2)
 	cfg.RedisAddr = r.Addr()
 	rep, err := loadgen.Run(context.Background(), cfg)
@@ -402,5 +411,84 @@ func TestSmokeGroups(t *testing.T) {
 	}
 	if slow.BytesPerViewerSec > 1.2*throttleKBps*1000 {
 		t.Errorf("throttled viewers got %.0f B/s, above their %d kB/s link", slow.BytesPerViewerSec, throttleKBps)
+	}
+}
+
+// TestSmokeH264 plays an ffmpeg-made H.264 clip through two replicas on
+// Redis: viewers asking v=2&codec=h264 count its keyframes and deltas as
+// pictures and its configurations apart; then, with viewers on the
+// publisher's replica only, late joiners on the second replica get their
+// first keyframe from the group kept in Redis, without a keyframe request.
+func TestSmokeH264(t *testing.T) {
+	t.Parallel()
+	testenv.RequireTool(t, "ffmpeg")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	spec := loadgen.H264ClipSpec{Clip: testclip.Clip{Width: 320, Height: 240, FPS: 30, Frames: 40, Noise: 8}, Kbps: 500, GOP: 20}
+	path := filepath.Join(t.TempDir(), "clip.h264")
+	clip, err := loadgen.MakeH264Clip(ctx, spec, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, g1, g2 := startTwoReplicas(t)
+
+	cfg := smokeConfig(t, g1, g2)
+	cfg.FPS = 30
+	cfg.H264 = path
+	cfg.RedisAddr = r.Addr()
+	cfg.Room = "h264"
+	cfg.Groups = []loadgen.ViewerGroup{{Name: "h264", Viewers: cfg.Viewers, Query: "v=2&codec=h264"}}
+	rep, err := loadgen.Run(ctx, cfg)
+	checkSane(t, rep, err)
+	h := rep.H264
+	if h == nil || h.Codec != clip.Config.Codec || h.ClipPictures != 40 || h.ClipKeyframes != 2 || h.KeyframesSent < 2 {
+		t.Fatalf("H.264 figures %+v", h)
+	}
+	if h.ConfigsReceived < uint64(cfg.Viewers) {
+		t.Errorf("%d configurations at %d viewers: each should have had at least one", h.ConfigsReceived, cfg.Viewers)
+	}
+	if g := rep.Groups[0]; g.Name != "h264" || g.EndedOn["0"] != cfg.Viewers || g.BytesPerViewerSec < 0.5*h.MeanPictureBytes*30 {
+		t.Errorf("group %+v: want every viewer on H.264 layer 0 at about the clip's rate (%.0f B/s)", g, h.MeanPictureBytes*30)
+	}
+
+	// Late joins on g2 while 2 viewers watch on g1, the publisher's
+	// replica: g1's subscription to the stream stays, g2's comes and goes.
+	cfg = smokeConfig(t, g1)
+	cfg.Viewers = 2
+	cfg.Groups = []loadgen.ViewerGroup{{Name: "h264", Viewers: 2, Query: "v=2&codec=h264"}}
+	cfg.LateJoinTo = g2.WSURL()
+	cfg.FPS = 30
+	cfg.H264 = path
+	cfg.RedisAddr = r.Addr()
+	cfg.Room = "h264_join"
+	cfg.Warmup = time.Second
+	cfg.Duration = time.Minute
+	cfg.LateJoins = 4
+	cfg.LateJoinPause = 600 * time.Millisecond
+	rep, err = loadgen.Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text bytes.Buffer
+	rep.WriteText(&text)
+	t.Logf("report:\n%s", text.String())
+	j := rep.LateJoins
+	if j == nil || j.Joins != 4 || j.Failed != 0 || j.Warm != 0 || len(j.Samples) != 4 || j.To != g2.WSURL() || j.Codec != "h264" {
+		t.Fatalf("late joins %+v, errors %v", j, rep.Errors)
+	}
+	for i, s := range j.Samples {
+		if !(s.HandshakeMS > 0 && s.HandshakeMS <= s.FirstPictureMS && s.FirstPictureMS <= s.CaughtUpMS && s.CaughtUpMS < 5000) ||
+			s.Configs < 1 || s.Undecodable != 0 || s.Pictures != int(s.Behind)+1 || s.Behind < 0 || s.Behind >= int64(spec.GOP) {
+			t.Errorf("join %d: %+v", i+1, s)
+		}
+	}
+	if g := rep.Groups[0]; g.Viewers != 2 || g.DeliveryRatio < 0.9 {
+		t.Errorf("the viewers on the publisher's replica during the joins: %+v", g)
+	}
+	if j.KeyframeRequests != 0 {
+		t.Errorf("%d keyframe requests during the joins: the joiners should have started from the group in Redis", j.KeyframeRequests)
+	}
+	if rep.WindowSec > 30 {
+		t.Errorf("a window of %.1f s: it should end when the joins are done", rep.WindowSec)
 	}
 }

@@ -13,8 +13,9 @@ const NoLayer = -1
 
 // ParseBinaryFrame reads the sequence number and capture time (unix µs) from
 // a binary viewer message, version 1 or 2, looking at its headers only. ok
-// is false for anything but a well-formed JPEG frame (offline events
-// included).
+// is false for anything but a well-formed picture: a JPEG frame or an H.264
+// keyframe or delta (offline events and H.264 configurations are not
+// pictures).
 func ParseBinaryFrame(msg []byte) (seq uint64, captureUS int64, ok bool) {
 	seq, captureUS, _, ok = ParseFrame(msg)
 	return seq, captureUS, ok
@@ -29,27 +30,43 @@ func ParseBinaryFrame(msg []byte) (seq uint64, captureUS int64, ok bool) {
 // does not match its room length, or an inner message of another kind or
 // version makes ok false.
 func ParseFrame(msg []byte) (seq uint64, captureUS int64, layer int, ok bool) {
+	kind, seq, captureUS, layer, ok := ParseMessage(msg)
+	if !ok || !isPicture(kind) {
+		return 0, 0, NoLayer, false
+	}
+	return seq, captureUS, layer, true
+}
+
+// isPicture reports whether a message of kind k is one picture: a JPEG
+// frame, an H.264 keyframe or delta.
+func isPicture(k frames.Kind) bool {
+	return k == frames.KindJPEG || k == frames.KindH264Key || k == frames.KindH264Delta
+}
+
+// ParseMessage is ParseFrame for every kind of binary message (offline
+// events and H.264 configurations included), returning the kind.
+func ParseMessage(msg []byte) (kind frames.Kind, seq uint64, captureUS int64, layer int, ok bool) {
 	layer = NoLayer
 	if len(msg) > 0 && msg[0] == frames.VersionLayered {
 		if len(msg) < frames.LayerBlockFixed {
-			return 0, 0, NoLayer, false
+			return 0, 0, 0, NoLayer, false
 		}
 		e, n := int(binary.BigEndian.Uint16(msg[2:4])), int(msg[10])
 		if n > frames.MaxRoomLen || e != frames.LayerBlockFixed+n || len(msg) < e ||
 			msg[4] >= frames.MaxLayers || msg[5] != 0 {
-			return 0, 0, NoLayer, false
+			return 0, 0, 0, NoLayer, false
 		}
-		kind := msg[1]
+		k := msg[1]
 		layer, msg = int(msg[4]), msg[e:]
-		if len(msg) < 2 || msg[0] != frames.Version || msg[1] != kind {
-			return 0, 0, NoLayer, false
+		if len(msg) < 2 || msg[0] != frames.Version || msg[1] != k {
+			return 0, 0, 0, NoLayer, false
 		}
 	}
 	h, err := frames.ParseHeader(msg)
-	if err != nil || h.Kind != frames.KindJPEG {
-		return 0, 0, NoLayer, false
+	if err != nil {
+		return 0, 0, 0, NoLayer, false
 	}
-	return h.Seq, h.Captured.UnixMicro(), layer, true
+	return h.Kind, h.Seq, h.Captured.UnixMicro(), layer, true
 }
 
 // parseJSONLayer is ParseJSONFrame with the viewer parser's signature: the

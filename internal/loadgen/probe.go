@@ -167,3 +167,35 @@ func ScrapeMetrics(ctx context.Context, url string) (Metrics, error) {
 // ParseMetrics parses the Prometheus text exposition format, keeping
 // samples and skipping comments.
 func ParseMetrics(r io.Reader) (Metrics, error) { return promtext.Parse(r) }
+
+// RedisNumSub returns how many clients of the Redis at addr are
+// subscribed to channel (PUBSUB NUMSUB), within ctx's deadline or 3 s.
+func RedisNumSub(ctx context.Context, addr, channel string) (int64, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return 0, fmt.Errorf("failed to reach redis at %s: %w", addr, err)
+	}
+	defer c.Close()
+	deadline := time.Now().Add(3 * time.Second)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
+	}
+	_ = c.SetDeadline(deadline)
+	if _, err := fmt.Fprintf(c, "*3\r\n$6\r\nPUBSUB\r\n$6\r\nNUMSUB\r\n$%d\r\n%s\r\n", len(channel), channel); err != nil {
+		return 0, fmt.Errorf("failed to send PUBSUB NUMSUB: %w", err)
+	}
+	// The reply is *2, the channel as a bulk string, then :N.
+	r := bufio.NewReader(c)
+	var lines [4]string
+	for i := range lines {
+		if lines[i], err = r.ReadString('\n'); err != nil {
+			return 0, fmt.Errorf("failed to read the PUBSUB NUMSUB reply: %w", err)
+		}
+		lines[i] = strings.TrimSpace(lines[i])
+	}
+	if lines[0] != "*2" || lines[2] != channel || !strings.HasPrefix(lines[3], ":") {
+		return 0, fmt.Errorf("unexpected PUBSUB NUMSUB reply %q", lines)
+	}
+	return strconv.ParseInt(lines[3][1:], 10, 64)
+}

@@ -75,10 +75,42 @@ type Report struct {
 	Ceiling *CeilingReport `json:"ceiling,omitempty"`
 	// FractionOfCeiling is MBSec over Ceiling.MBSec.
 	FractionOfCeiling float64 `json:"fraction_of_ceiling,omitempty"`
+	// H264 describes the H.264 clip the publishers played (Config.H264)
+	// and their keyframes; LateJoins the late joins (Config.LateJoins).
+	H264      *H264Report     `json:"h264,omitempty"`
+	LateJoins *LateJoinReport `json:"late_joins,omitempty"`
 	// Idle holds the idle-mode figures.
 	Idle *IdleReport `json:"idle,omitempty"`
 
 	Errors []string `json:"errors,omitempty"`
+}
+
+// H264Report describes an H.264 run's clip and keyframes. With an H.264
+// clip, Report.Size is the clip's mean access unit and MessageBytes its
+// mean version-2 message.
+type H264Report struct {
+	Codec         string `json:"codec"`
+	Width         int    `json:"width"`
+	Height        int    `json:"height"`
+	ClipPictures  int    `json:"clip_pictures"`
+	ClipKeyframes int    `json:"clip_keyframes"`
+	// MeanPictureBytes and MeanKeyframeBytes are access-unit sizes;
+	// ClipKbps is the clip's mean bitrate at the run's FPS.
+	MeanPictureBytes  float64 `json:"mean_picture_bytes"`
+	MeanKeyframeBytes float64 `json:"mean_keyframe_bytes"`
+	ClipKbps          float64 `json:"clip_kbps,omitempty"`
+	// KeyframesSent and KeyframeRequests count, over the whole run
+	// (warmup included) and every publisher, the keyframes sent (each
+	// after a configuration) and the gateway's {"type":"keyframe"}
+	// requests received.
+	KeyframesSent    uint64 `json:"keyframes_sent"`
+	KeyframeRequests uint64 `json:"keyframe_requests"`
+	// WindowKeyframeRequests counts the requests received from the
+	// window's start on (the warmup's left out: viewers that connect
+	// before the stream's first keyframe may ask for one).
+	WindowKeyframeRequests uint64 `json:"window_keyframe_requests"`
+	// ConfigsReceived counts the configurations the reading viewers got.
+	ConfigsReceived uint64 `json:"configs_received"`
 }
 
 // ConnectReport describes how the viewer connections were opened.
@@ -194,6 +226,15 @@ func (r *Report) WriteText(w io.Writer) {
 				ls[i] = fmt.Sprintf("%dx%d:%d", l.Width, l.Height, l.Size)
 			}
 			p("layers: %s (viewers receive the first)", strings.Join(ls, ","))
+		}
+		if h := r.H264; h != nil {
+			p("h264: %s %dx%d clip of %d pictures (%d keyframes), %.0f B mean picture, %.0f B mean keyframe, %.0f kbit/s; %d keyframes sent, %d keyframe requests received (%d in the window), %d configurations at viewers",
+				h.Codec, h.Width, h.Height, h.ClipPictures, h.ClipKeyframes, h.MeanPictureBytes, h.MeanKeyframeBytes, h.ClipKbps, h.KeyframesSent, h.KeyframeRequests, h.WindowKeyframeRequests, h.ConfigsReceived)
+		}
+		if j := r.LateJoins; j != nil {
+			p("late joins (%s) on %s: %d done, %d failed, %d warm; first picture ms p50 %.1f p95 %.1f max %.1f; caught up ms p50 %.1f p95 %.1f max %.1f; handshake ms p50 %.1f; %.0f pictures behind (p50); %d keyframe requests, %d undecodable",
+				j.Codec, j.To, j.Joins, j.Failed, j.Warm, j.FirstPicture.P50, j.FirstPicture.P95, j.FirstPicture.Max,
+				j.CaughtUp.P50, j.CaughtUp.P95, j.CaughtUp.Max, j.Handshake.P50, j.Behind.P50, j.KeyframeRequests, j.Undecodable)
 		}
 		p("frames sent %d; delivered %d of %d (%.4f)", r.FramesSent, r.Received, r.Expected, r.DeliveryRatio)
 		p("latency ms: p50 %.2f  p90 %.2f  p99 %.2f  max %.2f  (mean %.2f); max gap %.1f ms",

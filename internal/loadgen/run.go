@@ -38,6 +38,26 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	return runLoad(ctx, &cfg)
 }
 
+// clipReport describes clip as played at fps.
+func clipReport(clip *H264Clip, fps float64) *H264Report {
+	r := &H264Report{
+		Codec: clip.Config.Codec, Width: clip.Config.Width, Height: clip.Config.Height,
+		ClipPictures: len(clip.AUs), ClipKeyframes: clip.Keyframes(),
+		MeanPictureBytes: float64(clip.Bytes()) / float64(len(clip.AUs)),
+	}
+	var keyBytes int
+	for i, au := range clip.AUs {
+		if clip.Key[i] {
+			keyBytes += len(au)
+		}
+	}
+	r.MeanKeyframeBytes = float64(keyBytes) / float64(max(r.ClipKeyframes, 1))
+	if fps > 0 {
+		r.ClipKbps = r.MeanPictureBytes * 8 * fps / 1000
+	}
+	return r
+}
+
 // messageBytes returns the size of one viewer message for payload.
 func messageBytes(format string, payload []byte) int {
 	if format == FormatJSON {
@@ -78,6 +98,15 @@ func runLoad(ctx context.Context, cfg *Config) (*Report, error) {
 		Mode: "load", Gateways: len(cfg.Gateways), Viewers: cfg.Viewers, Stalled: cfg.Stalled,
 		Publishers: cfg.Publishers, FPS: max(cfg.FPS, 0), Size: cfg.Size, Layers: cfg.Layers, Format: cfg.Format, Client: cfg.Client,
 		MessageBytes: messageBytes(cfg.Format, payload),
+	}
+	var clip *H264Clip
+	if cfg.H264 != "" {
+		if clip, err = ReadH264Clip(cfg.H264); err != nil {
+			return nil, err
+		}
+		rep.H264 = clipReport(clip, cfg.FPS)
+		rep.Size = int(rep.H264.MeanPictureBytes + 0.5)
+		rep.MessageBytes = h264Head(cfg.roomName(0)) + frames.HeaderSize + rep.Size
 	}
 	errf := func(format string, args ...any) { rep.Errors = append(rep.Errors, fmt.Sprintf(format, args...)) }
 
@@ -186,8 +215,14 @@ func runLoad(ctx context.Context, cfg *Config) (*Report, error) {
 			return rep, fmt.Errorf("failed to connect publisher %d: %w", i+1, err)
 		}
 		defer c.CloseNow()
-		// Nothing is sent to publishers, but pongs and the close handshake
-		// are only processed while something reads.
+		if clip != nil {
+			src := newH264Source(r.name, clip)
+			go src.readRequests(c) // keyframe requests; also pongs and the close handshake
+			pubs[i] = newH264Publisher(c, r, src, cfg.FPS)
+			continue
+		}
+		// Nothing is sent to JPEG publishers, but pongs and the close
+		// handshake are only processed while something reads.
 		c.CloseRead(context.Background())
 		if len(cfg.Layers) > 0 {
 			pubs[i] = newLayeredPublisher(c, r, cfg.Layers, layerPayloads, cfg.FPS)
@@ -211,6 +246,10 @@ func runLoad(ctx context.Context, cfg *Config) (*Report, error) {
 	logf(cfg, "publishing: %v warmup, %v window", cfg.Warmup, cfg.Duration)
 	pctx, pcancel := context.WithCancel(ctx)
 	defer pcancel()
+	// Late joins end the publishers' run early (runCtx) without closing
+	// their connections, so that no write fails on the way out.
+	runCtx, endRun := context.WithCancel(pctx)
+	defer endRun()
 	var pwg sync.WaitGroup
 	for _, p := range pubs {
 		pwg.Add(1)
@@ -218,12 +257,35 @@ func runLoad(ctx context.Context, cfg *Config) (*Report, error) {
 		go func() {
 			defer pwg.Done()
 			defer stop()
-			p.run(pctx, windowStart, end)
+			p.run(runCtx, windowStart, end)
 		}()
 	}
 
 	if !sleepUntil(ctx, windowStart) {
 		return rep, ctx.Err()
+	}
+	var requests0 uint64 // keyframe requests in the warmup
+	if clip != nil {
+		for _, p := range pubs {
+			requests0 += p.h264.requests.Load()
+		}
+	}
+	joinsDone := make(chan struct{})
+	if cfg.LateJoins > 0 {
+		logf(cfg, "%d late joins on %s", cfg.LateJoins, cfg.LateJoinTo)
+		var joinErrs []string
+		go func() {
+			defer close(joinsDone)
+			defer endRun()
+			jctx, cancel := context.WithDeadline(ctx, end)
+			defer cancel()
+			rep.LateJoins = runLateJoins(jctx, cfg, d, rooms[0].name, pubs[0], func(format string, args ...any) {
+				joinErrs = append(joinErrs, fmt.Sprintf(format, args...))
+			})
+			rep.Errors = append(rep.Errors, joinErrs...)
+		}()
+	} else {
+		close(joinsDone)
 	}
 	cpu0 := selfCPU()
 	mach0, machErr := ReadMachineCPU()
@@ -231,6 +293,7 @@ func runLoad(ctx context.Context, cfg *Config) (*Report, error) {
 	t0 := time.Now()
 	pwg.Wait()
 	t1 := time.Now()
+	<-joinsDone
 	cpu1 := selfCPU()
 	mach1, machErr1 := ReadMachineCPU()
 	w.windowEnd()
@@ -282,6 +345,9 @@ func runLoad(ctx context.Context, cfg *Config) (*Report, error) {
 	var bytes uint64
 	var maxGap time.Duration
 	for _, v := range viewers {
+		if rep.H264 != nil {
+			rep.H264.ConfigsReceived += v.configs
+		}
 		hist.Merge(&v.hist)
 		bytes += v.bytes
 		maxGap = max(maxGap, v.maxGap)
@@ -320,12 +386,19 @@ func runLoad(ctx context.Context, cfg *Config) (*Report, error) {
 		}
 		rep.OtherBusyCores = max(0, rep.MachineBusyCores-ours/1000/win)
 	}
+	if rep.H264 != nil {
+		for _, p := range pubs {
+			rep.H264.KeyframesSent += p.h264.keys
+			rep.H264.KeyframeRequests += p.h264.requests.Load()
+		}
+		rep.H264.WindowKeyframeRequests = rep.H264.KeyframeRequests - requests0
+	}
 	if len(cfg.Groups) > 0 {
 		rep.Groups = groupReports(cfg.Groups, viewers, viewerGroup, win)
 	}
 	rep.Gateway = gatewayDelta(metricsBefore, metricsAfter, errf)
 	if cfg.RedisAddr != "" {
-		rep.Redis = redisReport(redis1-redis0, redisErr, replicas, pubs, metricsPub, metricsAfter, cfg.Size, errf)
+		rep.Redis = redisReport(redis1-redis0, redisErr, replicas, pubs, metricsPub, metricsAfter, rep.Size, errf)
 	}
 	for _, p := range pubs {
 		_ = p.conn.Close(websocket.StatusNormalClosure, "")
@@ -462,7 +535,9 @@ func redisReport(out int64, err error, replicas []map[string]bool, pubs []*publi
 	rd.PerFrame = float64(out) / rd.Frames
 	rd.Replicas = int(reps + 0.5)
 	rd.ExpectedPerFrame = float64(frames.HeaderSize+size) * reps
-	rd.Ratio = rd.PerFrame / rd.ExpectedPerFrame
+	if rd.ExpectedPerFrame > 0 { // 0 with no viewer (late joins only): JSON has no +Inf
+		rd.Ratio = rd.PerFrame / rd.ExpectedPerFrame
+	}
 	return rd
 }
 

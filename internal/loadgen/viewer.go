@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/framecast/framecast/pkg/frames"
 )
 
 // readLimit is the viewers' WebSocket read limit: far above any frame, so a
@@ -95,6 +97,10 @@ type viewer struct {
 	layerChanges uint64
 	control      uint64
 	layerMsgs    uint64
+	// configs counts H.264 decoder configurations (not pictures, not
+	// bad messages); their bytes count in bytes when they fall in the
+	// window.
+	configs uint64
 
 	// onFrame, if set, is called with the sequence number of every frame
 	// (benchmarks use it to pace their publisher).
@@ -145,6 +151,15 @@ func (v *viewer) run() {
 					v.layerMsgs++
 				}
 				continue
+			}
+			if len(msg) > 0 && msg[0] == frames.VersionLayered {
+				if k, cseq, _, _, ok := ParseMessage(msg); ok && k == frames.KindH264Config {
+					v.configs++
+					if from := v.room.from.Load(); from != 0 && cseq >= from {
+						v.bytes += uint64(len(msg))
+					}
+					continue
+				}
 			}
 			v.bad++
 			continue
