@@ -44,8 +44,25 @@ func FuzzParseBinary(f *testing.F) {
 		if !bytes.Equal(g.Binary(), fr.Binary()) {
 			t.Fatal("Binary() changed through a round trip")
 		}
-		if msg[0] != 0xFF && !bytes.Equal(fr.Binary(), msg) {
-			t.Fatal("Binary() of a header message is not the message")
+		switch msg[0] {
+		case 0xFF:
+		case frames.VersionLayered:
+			// A version-2 message ends with the version-1 one, and is its
+			// own version-2 form.
+			lb, err := frames.ParseLayerBlock(msg)
+			if err != nil {
+				t.Fatalf("parsed version-2 message's layer block: %v", err)
+			}
+			if !bytes.Equal(fr.Binary(), msg[lb.Len:]) {
+				t.Fatal("Binary() of a version-2 message is not its version-1 suffix")
+			}
+			if !bytes.Equal(fr.BinaryV2(), msg) {
+				t.Fatal("BinaryV2() of a version-2 message is not the message")
+			}
+		default:
+			if !bytes.Equal(fr.Binary(), msg) {
+				t.Fatal("Binary() of a header message is not the message")
+			}
 		}
 	})
 }
@@ -107,6 +124,23 @@ func checkFrame(t *testing.T, fr *frames.Frame, limit int) {
 	case frames.KindOffline:
 		if len(fr.JPEG) != 0 || fr.JSON() != nil {
 			t.Fatal("offline event with a payload")
+		}
+	case frames.KindH264Config:
+		if _, err := frames.ParseH264Config(fr.JPEG); err != nil {
+			t.Fatalf("parsed configuration does not parse: %v", err)
+		}
+		if fr.JSON() != nil {
+			t.Fatal("H.264 message with a JSON form")
+		}
+	case frames.KindH264Key, frames.KindH264Delta:
+		if !bytes.HasPrefix(fr.JPEG, []byte{0, 0, 1}) && !bytes.HasPrefix(fr.JPEG, []byte{0, 0, 0, 1}) {
+			t.Fatal("parsed access unit is not Annex B")
+		}
+		if limit > 0 && len(fr.JPEG) > limit {
+			t.Fatalf("access unit of %d bytes passed a limit of %d", len(fr.JPEG), limit)
+		}
+		if fr.JSON() != nil {
+			t.Fatal("H.264 message with a JSON form")
 		}
 	default:
 		t.Fatalf("parsed frame has unknown kind %d", fr.Kind)
