@@ -1421,13 +1421,18 @@ func TestNginxAccessLogWithoutQuery(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// nginx writes each line when the request ends, before the next one.
-	logged := string(readFile(t, filepath.Join(dir, "access.log")))
-	for _, want := range []string{`"GET /video/demo/ HTTP/1.1" 200`, `"GET /ws/video/demo/ HTTP/1.1" 200`, `"GET /api/rooms HTTP/1.1" 200`, `/video/demo/" "Go-http-client`} {
-		if !strings.Contains(logged, want) {
-			t.Errorf("access log has no %s:\n%s", want, logged)
+	// nginx writes a request's line once it has sent the response, so the
+	// client may read the response first: wait for the lines.
+	var logged string
+	testenv.WaitFor(t, 5*time.Second, "the three requests in the access log", func() error {
+		logged = string(readFile(t, filepath.Join(dir, "access.log")))
+		for _, want := range []string{`"GET /video/demo/ HTTP/1.1" 200`, `"GET /ws/video/demo/ HTTP/1.1" 200`, `"GET /api/rooms HTTP/1.1" 200`, `/video/demo/" "Go-http-client`} {
+			if !strings.Contains(logged, want) {
+				return fmt.Errorf("access log has no %s:\n%s", want, logged)
+			}
 		}
-	}
+		return nil
+	})
 	if strings.Contains(logged, secret) || strings.Contains(logged, "token=") {
 		t.Errorf("access log holds the token:\n%s", logged)
 	}
