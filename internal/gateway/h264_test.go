@@ -179,7 +179,10 @@ func TestH264LateJoinerOnColdReplica(t *testing.T) {
 // a delta it cannot decode), and the keyframe request reaches the
 // publisher; the other viewer is unaffected.
 func TestH264ThrottledViewerResumesAtKeyframe(t *testing.T) {
-	_, ts := startInProcess(t, nil)
+	// A 10 s write timeout: with a 2 s one a throttled viewer on a loaded
+	// machine may be cut off as too slow before it resumes, which is the
+	// other thing a slow viewer can get, not this test's subject.
+	_, ts := startInProcess(t, func(c *gateway.Config) { c.WriteTimeout = 10 * time.Second })
 	clip := testenv.MakeH264Clip(t, 640, 360, 150, 150) // keyframes only every 5 s, or when asked
 	pub := testenv.Dial(t, wsURL(ts.URL, "cam", "role=publish"), nil)
 	p := pub.PublishH264(t, 33*time.Millisecond, "cam", clip)
