@@ -13,62 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
-
 	"github.com/framecast/framecast/internal/testclip"
 	"github.com/framecast/framecast/internal/testenv"
 	"github.com/framecast/framecast/pkg/frames"
 )
-
-// h264Reader reads an H.264 viewer's messages and checks that what it is
-// handed decodes from its first keyframe on.
-type h264Reader struct {
-	c            *testenv.Client
-	stream       bytes.Buffer
-	pics, keys   int
-	resumed      int // keyframes after a missing picture
-	last         uint64
-	config, keyd bool
-}
-
-func (r *h264Reader) read(ctx context.Context) error {
-	typ, msg, err := r.c.Read(ctx)
-	if err != nil || typ == websocket.MessageText {
-		return err
-	}
-	f, err := frames.ParseBinary(msg, 0, time.Time{}, 0)
-	if err != nil {
-		return err
-	}
-	switch f.Kind {
-	case frames.KindH264Config:
-		r.config = true
-	case frames.KindH264Key:
-		if !r.config {
-			return fmt.Errorf("keyframe %d before a configuration", f.Seq)
-		}
-		if r.keyd && f.Seq != r.last+1 {
-			r.resumed++
-		}
-		r.keyd = true
-		r.keys++
-		r.add(f)
-	case frames.KindH264Delta:
-		if !r.keyd || f.Seq != r.last+1 {
-			return fmt.Errorf("delta %d after picture %d: undecodable", f.Seq, r.last)
-		}
-		r.add(f)
-	default:
-		return fmt.Errorf("kind %d on an H.264 subscription", f.Kind)
-	}
-	return nil
-}
-
-func (r *h264Reader) add(f *frames.Frame) {
-	r.stream.Write(f.JPEG)
-	r.pics++
-	r.last = f.Seq
-}
 
 // TestSenderH264AcrossReplicas: the real sender in h264 mode, reading an
 // ffmpeg-made clip, publishes to one gateway process; on another:
@@ -99,29 +47,29 @@ func TestSenderH264AcrossReplicas(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	v := &h264Reader{c: testenv.Dial(t, b.WSURL()+"/ws/video/cam/?role=view&format=binary&v=2&codec=h264", nil)}
-	for v.pics < 45 {
-		if err := v.read(ctx); err != nil {
-			t.Fatalf("after %d pictures: %v\nsender:\n%s", v.pics, err, testenv.Tail(sender.Output(), 20))
+	v := &testenv.H264Reader{C: testenv.Dial(t, b.WSURL()+"/ws/video/cam/?role=view&format=binary&v=2&codec=h264", nil)}
+	for v.Pics < 45 {
+		if err := v.Read(ctx); err != nil {
+			t.Fatalf("after %d pictures: %v\nsender:\n%s", v.Pics, err, testenv.Tail(sender.Output(), 20))
 		}
 	}
-	n, err := testclip.DecodedFrames(ctx, v.stream.Bytes())
+	n, err := testclip.DecodedFrames(ctx, v.Stream.Bytes())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n != v.pics {
-		t.Fatalf("ffmpeg decoded %d of the %d pictures received", n, v.pics)
+	if n != v.Pics {
+		t.Fatalf("ffmpeg decoded %d of the %d pictures received", n, v.Pics)
 	}
-	t.Logf("%d pictures (%d keyframes) through two replicas, all decoded", v.pics, v.keys)
+	t.Logf("%d pictures (%d keyframes) through two replicas, all decoded", v.Pics, v.Keys)
 
 	// A slow link: the viewer falls behind, skips to a keyframe the
 	// sender makes on request.
 	proxy := testenv.StartProxy(t, fmt.Sprintf("127.0.0.1:%d", b.Port), 0)
 	proxy.LimitDown(15_000)
-	slow := &h264Reader{c: testenv.Dial(t, "ws://"+proxy.Addr()+"/ws/video/cam/?role=view&format=binary&v=2&codec=h264", nil)}
-	for slow.resumed == 0 {
-		if err := slow.read(ctx); err != nil {
-			t.Fatalf("throttled viewer after %d pictures: %v", slow.pics, err)
+	slow := &testenv.H264Reader{C: testenv.Dial(t, "ws://"+proxy.Addr()+"/ws/video/cam/?role=view&format=binary&v=2&codec=h264", nil)}
+	for slow.Resumed == 0 {
+		if err := slow.Read(ctx); err != nil {
+			t.Fatalf("throttled viewer after %d pictures: %v", slow.Pics, err)
 		}
 	}
 	testenv.WaitFor(t, 10*time.Second, "the sender to count a keyframe request", func() error {
@@ -130,7 +78,7 @@ func TestSenderH264AcrossReplicas(t *testing.T) {
 		}
 		return nil
 	})
-	t.Logf("throttled viewer resumed at a keyframe after %d pictures; the sender counted %d keyframe requests", slow.pics, requests(sender.Output()))
+	t.Logf("throttled viewer resumed at a keyframe after %d pictures; the sender counted %d keyframe requests", slow.Pics, requests(sender.Output()))
 
 	// The JPEG layer, for everyone else.
 	if err := testenv.HTTPStatus(b.URL()+"/video/cam/snapshot.jpg", http.StatusOK); err != nil {

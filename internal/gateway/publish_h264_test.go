@@ -8,29 +8,13 @@ import (
 	"github.com/coder/websocket"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/framecast/framecast/internal/gateway"
 	"github.com/framecast/framecast/internal/testenv"
 	"github.com/framecast/framecast/pkg/frames"
 )
 
-// h264Message is a version-2 H.264 message of room's layer 0.
+// h264Message is a version-2 H.264 stand-in message of room's layer 0.
 func h264Message(room string, k frames.Kind, seq uint64) []byte {
-	var payload []byte
-	switch k {
-	case frames.KindH264Config:
-		payload = frames.AppendH264Config(nil, frames.H264Config{Codec: "avc1.42E01F", Width: 64, Height: 48,
-			ParamSets: []byte{0, 0, 0, 1, 0x67, 0x42, 0, 0, 0, 1, 0x68, 0xCE}})
-	case frames.KindH264Key:
-		payload = []byte{0, 0, 0, 1, 0x65, byte(seq)}
-	default:
-		payload = []byte{0, 0, 0, 1, 0x41, byte(seq)}
-	}
-	b := frames.AppendLayered(nil, room, 0, 64, 48, seq, time.Now(), nil)
-	b = b[:frames.LayerBlockFixed+len(room)]
-	b[1] = byte(k)
-	var h [frames.HeaderSize]byte
-	frames.PutHeader(h[:], k, seq, time.Now())
-	return append(append(b, h[:]...), payload...)
+	return testenv.H264Message(room, k, 64, 48, seq, time.Now(), testenv.H264TestPayload(k, seq))
 }
 
 // TestH264PublisherChannelAndKeyframeRequests: an H.264 publisher's
@@ -39,16 +23,8 @@ func h264Message(room string, k frames.Kind, seq uint64) []byte {
 // viewer fell behind sends) reaches the publisher's socket as
 // {"type":"keyframe"}.
 func TestH264PublisherChannelAndKeyframeRequests(t *testing.T) {
-	r := testenv.StartRedis(t)
-	_, ts := startInProcess(t, func(c *gateway.Config) { c.RedisURL = r.URL() })
-	rc := redis.NewClient(&redis.Options{Addr: r.Addr()})
-	defer rc.Close()
 	ctx := context.Background()
-	sub := rc.Subscribe(ctx, "video_cam@h264")
-	defer sub.Close()
-	if _, err := sub.Receive(ctx); err != nil {
-		t.Fatal(err)
-	}
+	ts, rc, sub := lpGatewayOnRedis(t, func(rc *redis.Client) *redis.PubSub { return rc.Subscribe(ctx, "video_cam@h264") })
 	pub := testenv.Dial(t, wsURL(ts.URL, "cam", "role=publish"), nil)
 	for _, m := range [][]byte{
 		h264Message("cam", frames.KindH264Config, 1), h264Message("cam", frames.KindH264Key, 1),

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -21,16 +22,7 @@ import (
 // own Redis channel, the main layer as version 1 on video_<room> (what
 // older replicas read), the others as version 2 naming the room.
 func TestLayeredPublisherChannels(t *testing.T) {
-	r := testenv.StartRedis(t)
-	_, ts := startInProcess(t, func(c *gateway.Config) { c.RedisURL = r.URL() })
-	rc := redis.NewClient(&redis.Options{Addr: r.Addr()})
-	defer rc.Close()
-	ctx := context.Background()
-	sub := rc.PSubscribe(ctx, "video_cam*")
-	defer sub.Close()
-	if _, err := sub.Receive(ctx); err != nil {
-		t.Fatal(err)
-	}
+	ts, _, sub := lpGatewayOnRedis(t, func(rc *redis.Client) *redis.PubSub { return rc.PSubscribe(context.Background(), "video_cam*") })
 	jpegs := testenv.LayerJPEGs(t, 640, 320, 160)
 	pub := testenv.Dial(t, wsURL(ts.URL, "cam", "role=publish"), nil)
 	pub.ReadUntilClosed()
@@ -66,6 +58,23 @@ func TestLayeredPublisherChannels(t *testing.T) {
 			t.Fatalf("layer %d payload: %v", i, err)
 		}
 	}
+}
+
+// lpGatewayOnRedis starts an in-process gateway on a real Redis, and a
+// Redis client of its own subscribed (confirmed) with subscribe, to watch
+// what the gateway publishes.
+func lpGatewayOnRedis(t *testing.T, subscribe func(*redis.Client) *redis.PubSub) (*httptest.Server, *redis.Client, *redis.PubSub) {
+	t.Helper()
+	r := testenv.StartRedis(t)
+	_, ts := startInProcess(t, func(c *gateway.Config) { c.RedisURL = r.URL() })
+	rc := redis.NewClient(&redis.Options{Addr: r.Addr()})
+	t.Cleanup(func() { rc.Close() })
+	sub := subscribe(rc)
+	t.Cleanup(func() { sub.Close() })
+	if _, err := sub.Receive(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return ts, rc, sub
 }
 
 // lpExpectClose reads c until it ends and fails the test unless it was

@@ -105,7 +105,7 @@ type H264Publisher struct {
 // It reads c (the keyframe requests), so nothing else may.
 func (c *Client) PublishH264(t testing.TB, every time.Duration, room string, clip *H264Clip) *H264Publisher {
 	t.Helper()
-	p := &H264Publisher{Publisher: &Publisher{stop: make(chan struct{}), done: make(chan struct{})}}
+	p := &H264Publisher{}
 	jump := make(chan struct{}, 1)
 	go func() {
 		for {
@@ -123,41 +123,120 @@ func (c *Client) PublishH264(t testing.TB, every time.Duration, room string, cli
 			}
 		}
 	}()
-	go func() {
-		defer close(p.done)
-		tick := time.NewTicker(every)
-		defer tick.Stop()
-		i := 0
-		w, h := clip.Config.Width, clip.Config.Height
-		for seq := uint64(1); ; seq++ {
-			select {
-			case <-jump:
-				for !clip.Key[i] {
-					i = (i + 1) % len(clip.AUs)
-				}
-			default:
+	i := 0
+	w, h := clip.Config.Width, clip.Config.Height
+	p.Publisher = publishEvery(t, every, func(seq uint64) error {
+		select {
+		case <-jump:
+			for !clip.Key[i] {
+				i = (i + 1) % len(clip.AUs)
 			}
-			now := time.Now()
-			kind := frames.KindH264Delta
-			if clip.Key[i] {
-				kind = frames.KindH264Key
-				if c.SendBinary(H264Message(room, frames.KindH264Config, w, h, seq, now, frames.AppendH264Config(nil, clip.Config))) != nil {
-					return
-				}
-				p.Keys.Add(1)
-			}
-			if c.SendBinary(H264Message(room, kind, w, h, seq, now, clip.AUs[i])) != nil {
-				return
-			}
-			p.seq.Store(seq)
-			i = (i + 1) % len(clip.AUs)
-			select {
-			case <-p.stop:
-				return
-			case <-tick.C:
-			}
+		default:
 		}
-	}()
-	t.Cleanup(p.Stop)
+		now := time.Now()
+		kind := frames.KindH264Delta
+		if clip.Key[i] {
+			kind = frames.KindH264Key
+			if err := c.SendBinary(H264Message(room, frames.KindH264Config, w, h, seq, now, frames.AppendH264Config(nil, clip.Config))); err != nil {
+				return err
+			}
+			p.Keys.Add(1)
+		}
+		err := c.SendBinary(H264Message(room, kind, w, h, seq, now, clip.AUs[i]))
+		i = (i + 1) % len(clip.AUs)
+		return err
+	})
 	return p
+}
+
+// H264TestPayload is a stand-in payload of an H.264 message of kind k
+// for picture seq, which the gateway and the hub accept (Annex B, a
+// configuration that parses) and no decoder needs to: for tests of
+// delivery order, not of pictures.
+func H264TestPayload(k frames.Kind, seq uint64) []byte {
+	switch k {
+	case frames.KindH264Config:
+		return frames.AppendH264Config(nil, frames.H264Config{Codec: "avc1.42E01F", Width: 64, Height: 48,
+			ParamSets: []byte{0, 0, 0, 1, 0x67, 0x42, 0, 0, 0, 1, 0x68, 0xCE}})
+	case frames.KindH264Key:
+		return []byte{0, 0, 0, 1, 0x65, byte(seq)}
+	}
+	return []byte{0, 0, 0, 1, 0x41, byte(seq)}
+}
+
+// H264TestMessage is the version-1 message of an H.264 stand-in picture
+// (H264TestPayload), as the channel layer would deliver it.
+func H264TestMessage(k frames.Kind, seq uint64, captured time.Time) []byte {
+	var h [frames.HeaderSize]byte
+	frames.PutHeader(h[:], k, seq, captured)
+	return append(h[:], H264TestPayload(k, seq)...)
+}
+
+// H264Reader reads an H.264 viewer's connection (control messages and
+// version-2 H.264 messages) and checks that what it is handed can be
+// decoded from its first keyframe on: a configuration first, every delta
+// right after the picture before it. Stream collects the access units it
+// got, Annex B, for ffmpeg.
+type H264Reader struct {
+	C       *Client
+	Stream  bytes.Buffer
+	Pics    int      // access units in Stream
+	Keys    int      // keyframes among them
+	Resumed int      // keyframes after a missing picture
+	Layer   []string // reasons of the `layer` messages, which must say codec h264
+	last    uint64
+	config  bool
+	keyed   bool
+}
+
+// Read reads one message and checks it.
+func (r *H264Reader) Read(ctx context.Context) error {
+	typ, msg, err := r.C.Read(ctx)
+	if err != nil {
+		return err
+	}
+	if typ == websocket.MessageText {
+		var m struct{ Type, Codec, Reason string }
+		if err := json.Unmarshal(msg, &m); err != nil {
+			return fmt.Errorf("control message %q: %v", msg, err)
+		}
+		if m.Type == "layer" {
+			if m.Codec != "h264" {
+				return fmt.Errorf("layer message %s without codec h264", msg)
+			}
+			r.Layer = append(r.Layer, m.Reason)
+		}
+		return nil
+	}
+	f, err := frames.ParseBinary(msg, 0, time.Time{}, 0)
+	if err != nil {
+		return err
+	}
+	switch f.Kind {
+	case frames.KindH264Config:
+		if _, err := frames.ParseH264Config(f.JPEG); err != nil {
+			return err
+		}
+		r.config = true
+		return nil
+	case frames.KindH264Key:
+		if !r.config {
+			return fmt.Errorf("keyframe %d before a configuration", f.Seq)
+		}
+		if r.keyed && f.Seq != r.last+1 {
+			r.Resumed++
+		}
+		r.keyed = true
+		r.Keys++
+	case frames.KindH264Delta:
+		if !r.keyed || f.Seq != r.last+1 {
+			return fmt.Errorf("delta %d after picture %d (keyed %v): it cannot be decoded", f.Seq, r.last, r.keyed)
+		}
+	default:
+		return fmt.Errorf("a kind-%d message on an H.264 subscription", f.Kind)
+	}
+	r.Stream.Write(f.JPEG)
+	r.Pics++
+	r.last = f.Seq
+	return nil
 }

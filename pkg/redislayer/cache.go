@@ -55,19 +55,51 @@ type RedisFrameCache struct {
 	opts   FrameCacheOptions
 	log    *slog.Logger
 
-	mu     sync.Mutex
-	reads  map[string]cachedRead  // room -> last read, reused for Interval
-	layers map[string]cachedLayer // room -> last layer list read, reused for Interval
+	reads  readMemo[*frames.Frame]      // room -> last frame read, reused for Interval
+	layers readMemo[[]frames.LayerInfo] // room -> last layer list read, reused for Interval
 }
 
-type cachedLayer struct {
-	l  []frames.LayerInfo
+// readMemo keeps each room's last read from Redis for a while, bounded by
+// maxCachedReads rooms. It is safe for concurrent use.
+type readMemo[T any] struct {
+	mu sync.Mutex
+	m  map[string]memoRead[T]
+}
+
+type memoRead[T any] struct {
+	v  T
 	at time.Time
 }
 
-type cachedRead struct {
-	f  *frames.Frame // nil when Redis had none
-	at time.Time
+// get returns room's read if it is younger than ttl.
+func (m *readMemo[T]) get(room string, now time.Time, ttl time.Duration) (T, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, ok := m.m[room]
+	if !ok || now.Sub(r.at) >= ttl {
+		var zero T
+		return zero, false
+	}
+	return r.v, true
+}
+
+// put records room's read made at now, dropping stale entries when full.
+func (m *readMemo[T]) put(room string, v T, now time.Time, ttl time.Duration) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.m == nil {
+		m.m = make(map[string]memoRead[T])
+	}
+	if len(m.m) >= maxCachedReads {
+		for k, r := range m.m {
+			if now.Sub(r.at) >= ttl {
+				delete(m.m, k)
+			}
+		}
+	}
+	if len(m.m) < maxCachedReads {
+		m.m[room] = memoRead[T]{v: v, at: now}
+	}
 }
 
 // maxCachedReads bounds the read memo; past it, stale entries are dropped.
@@ -96,8 +128,6 @@ func NewRedisFrameCache(client redis.UniversalClient, opts FrameCacheOptions) *R
 		client: client,
 		opts:   opts,
 		log:    opts.Logger.With("component", "frame-cache"),
-		reads:  make(map[string]cachedRead),
-		layers: make(map[string]cachedLayer),
 	}
 }
 
@@ -107,13 +137,9 @@ func (c *RedisFrameCache) Key(room string) string { return c.opts.KeyPrefix + "l
 // Latest returns room's newest frame from Redis, or nil when there is none.
 func (c *RedisFrameCache) Latest(ctx context.Context, room string) (*frames.Frame, error) {
 	now := time.Now()
-	c.mu.Lock()
-	if r, ok := c.reads[room]; ok && now.Sub(r.at) < c.opts.Interval {
-		c.mu.Unlock()
-		return r.f, nil
+	if f, ok := c.reads.get(room, now, c.opts.Interval); ok {
+		return f, nil
 	}
-	c.mu.Unlock()
-
 	b, err := c.client.Get(ctx, c.Key(room)).Bytes()
 	var f *frames.Frame
 	switch {
@@ -130,18 +156,7 @@ func (c *RedisFrameCache) Latest(ctx context.Context, room string) (*frames.Fram
 			f.Room, f.Layer = rooms.SplitStream(room) // a layer's stream is cached under its name
 		}
 	}
-	c.mu.Lock()
-	if len(c.reads) >= maxCachedReads {
-		for k, r := range c.reads {
-			if now.Sub(r.at) >= c.opts.Interval {
-				delete(c.reads, k)
-			}
-		}
-	}
-	if len(c.reads) < maxCachedReads {
-		c.reads[room] = cachedRead{f: f, at: now}
-	}
-	c.mu.Unlock()
+	c.reads.put(room, f, now, c.opts.Interval)
 	return f, nil
 }
 

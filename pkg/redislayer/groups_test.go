@@ -12,22 +12,10 @@ import (
 	"github.com/framecast/framecast/pkg/rooms"
 )
 
-// grMsg is an H.264 message of kind k for picture seq.
+// grFrame is an H.264 stand-in frame of kind k for picture seq.
 func grFrame(t testing.TB, k frames.Kind, seq uint64) *frames.Frame {
 	t.Helper()
-	var payload []byte
-	switch k {
-	case frames.KindH264Config:
-		payload = frames.AppendH264Config(nil, frames.H264Config{Codec: "avc1.42E01F", Width: 64, Height: 48,
-			ParamSets: []byte{0, 0, 0, 1, 0x67, 0x42, 0, 0, 0, 1, 0x68, 0xCE}})
-	case frames.KindH264Key:
-		payload = []byte{0, 0, 0, 1, 0x65, byte(seq)}
-	default:
-		payload = []byte{0, 0, 0, 1, 0x41, byte(seq)}
-	}
-	var h [frames.HeaderSize]byte
-	frames.PutHeader(h[:], k, seq, time.Now())
-	f, err := frames.ParseBinary(append(h[:], payload...), 0, time.Time{}, 0)
+	f, err := frames.ParseBinary(testenv.H264TestMessage(k, seq, time.Now()), 0, time.Time{}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,12 +22,9 @@ func (c *RedisFrameCache) LayersKey(room string) string { return c.opts.KeyPrefi
 // publishes it. Reads are reused for Interval per room.
 func (c *RedisFrameCache) Layers(ctx context.Context, room string) ([]frames.LayerInfo, error) {
 	now := time.Now()
-	c.mu.Lock()
-	if r, ok := c.layers[room]; ok && now.Sub(r.at) < c.opts.Interval {
-		c.mu.Unlock()
-		return r.l, nil
+	if l, ok := c.layers.get(room, now, c.opts.Interval); ok {
+		return l, nil
 	}
-	c.mu.Unlock()
 	b, err := c.client.Get(ctx, c.LayersKey(room)).Bytes()
 	var l []frames.LayerInfo
 	switch {
@@ -41,18 +38,7 @@ func (c *RedisFrameCache) Layers(ctx context.Context, room string) ([]frames.Lay
 			l = nil
 		}
 	}
-	c.mu.Lock()
-	if len(c.layers) >= maxCachedReads {
-		for k, r := range c.layers {
-			if now.Sub(r.at) >= c.opts.Interval {
-				delete(c.layers, k)
-			}
-		}
-	}
-	if len(c.layers) < maxCachedReads {
-		c.layers[room] = cachedLayer{l: l, at: now}
-	}
-	c.mu.Unlock()
+	c.layers.put(room, l, now, c.opts.Interval)
 	return l, nil
 }
 

@@ -8,31 +8,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/framecast/framecast/internal/testenv"
 	"github.com/framecast/framecast/pkg/frames"
 	"github.com/framecast/framecast/pkg/rooms"
 )
 
-// h264Msg is an H.264 message of kind k, picture seq, as a version-2
-// message of layer 0 of room "cam".
-func h264Msg(k frames.Kind, seq uint64) []byte {
-	var payload []byte
-	switch k {
-	case frames.KindH264Config:
-		payload = frames.AppendH264Config(nil, frames.H264Config{Codec: "avc1.42E01F", Width: 64, Height: 48,
-			ParamSets: []byte{0, 0, 0, 1, 0x67, 0x42, 0, 0, 0, 1, 0x68, 0xCE}})
-	case frames.KindH264Key:
-		payload = []byte{0, 0, 0, 1, 0x65, byte(seq)}
-	default:
-		payload = []byte{0, 0, 0, 1, 0x41, byte(seq)}
-	}
-	var h [frames.HeaderSize]byte
-	frames.PutHeader(h[:], k, seq, epoch.Add(time.Duration(seq)*time.Millisecond))
-	return append(h[:], payload...)
-}
-
 func h264Frame(t testing.TB, k frames.Kind, seq uint64) *frames.Frame {
 	t.Helper()
-	f, err := frames.ParseBinary(h264Msg(k, seq), 0, time.Time{}, 0)
+	f, err := frames.ParseBinary(testenv.H264TestMessage(k, seq, epoch.Add(time.Duration(seq)*time.Millisecond)), 0, time.Time{}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
