@@ -85,7 +85,7 @@ func TestSenderH264AcrossReplicas(t *testing.T) {
 		t.Fatal(err)
 	}
 	js := testenv.Dial(t, b.WSURL()+"/ws/video/cam/?format=json&role=view", nil)
-	if f, err := js.ReadFrame(10 * time.Second); err != nil || frames.CheckJPEG(f.JPEG, 0) != nil {
+	if f, err := js.ReadFrame(10 * time.Second); err != nil || frames.CheckJPEG(f.Payload, 0) != nil {
 		t.Fatalf("format=json viewer: %v", err)
 	}
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, b.URL()+"/video/cam/stream.mjpg", nil)

@@ -66,7 +66,7 @@ func TestSenderLayersAcrossReplicas(t *testing.T) {
 				if f.IsOffline() {
 					continue
 				}
-				cfg, err := jpeg.DecodeConfig(bytes.NewReader(f.JPEG))
+				cfg, err := jpeg.DecodeConfig(bytes.NewReader(f.Payload))
 				if err != nil {
 					t.Fatalf("frame %d does not decode: %v", f.Seq, err)
 				}

@@ -12,7 +12,6 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/framecast/framecast/pkg/frames"
-	"github.com/framecast/framecast/pkg/rooms"
 )
 
 // Control messages (docs/protocol.md, "Control messages"): text JSON both
@@ -60,7 +59,7 @@ func (m *controlMsg) ask() (layerAsk, error) {
 		a.layer, a.set = *m.Layer, true
 	}
 	var err error
-	a.codec, err = parseCodec(m.Codec)
+	a.codec, err = frames.ParseCodec(m.Codec)
 	return a, err
 }
 
@@ -78,7 +77,7 @@ func layersMessage(room string, layers []frames.LayerInfo) []byte {
 
 // layerMessage is the gateway's `layer` message: room's viewer now
 // receives layer, for reason.
-func layerMessage(room string, layers []frames.LayerInfo, layer int, codec, reason string) []byte {
+func layerMessage(room string, layers []frames.LayerInfo, layer int, codec frames.Codec, reason string) []byte {
 	info := frames.LayerInfo{Index: layer, Codec: codec}
 	for _, l := range layers {
 		if l.Index == layer {
@@ -91,7 +90,7 @@ func layerMessage(room string, layers []frames.LayerInfo, layer int, codec, reas
 		Layer  int    `json:"layer"`
 		Width  int    `json:"width"`
 		Height int    `json:"height"`
-		Codec  string `json:"codec,omitempty"`
+		Codec  frames.Codec `json:"codec,omitempty"`
 		Reason string `json:"reason"`
 	}{ctlLayer, room, info.Index, info.Width, info.Height, info.Codec, reason})
 }
@@ -188,7 +187,7 @@ func (w *viewerWriter) control(ctx context.Context, data []byte) {
 		w.refuse(m.Type, err.Error())
 		return
 	}
-	if m.Room != "" && !rooms.ValidName(m.Room) {
+	if m.Room != "" && !frames.ValidRoom(m.Room) {
 		w.refuse(m.Type, fmt.Sprintf("%q is not a room name (1 to 64 characters from A-Z, a-z, 0-9 and _)", m.Room))
 		return
 	}

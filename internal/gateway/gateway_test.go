@@ -89,10 +89,10 @@ func TestRelayAcrossReplicas(t *testing.T) {
 				if err != nil {
 					t.Fatalf("%s viewer: %v", name, err)
 				}
-				if err := frames.CheckJPEG(f.JPEG, 0); err != nil {
+				if err := frames.CheckJPEG(f.Payload, 0); err != nil {
 					t.Fatalf("%s viewer got a bad JPEG: %v", name, err)
 				}
-				if _, err := jpeg.Decode(bytes.NewReader(f.JPEG)); err != nil {
+				if _, err := jpeg.Decode(bytes.NewReader(f.Payload)); err != nil {
 					t.Fatalf("%s viewer got an undecodable JPEG: %v", name, err)
 				}
 				if f.Seq == 0 || f.Captured.IsZero() {
@@ -513,7 +513,7 @@ func TestFramesAndPingsNeverInterleave(t *testing.T) {
 					errs <- fmt.Errorf("viewer %v frame %d: %w", v.Resp.Request.URL, i, err)
 					return
 				}
-				if err := frames.CheckJPEG(f.JPEG, 0); err != nil || f.Seq <= last {
+				if err := frames.CheckJPEG(f.Payload, 0); err != nil || f.Seq <= last {
 					errs <- fmt.Errorf("frame %d: seq %d after %d, %v", i, f.Seq, last, err)
 					return
 				}
@@ -556,7 +556,7 @@ func TestFrameSentWithTheHandshake(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the frame sent with the handshake never arrived: %v", err)
 	}
-	if !bytes.Equal(f.JPEG, jpg) {
+	if !bytes.Equal(f.Payload, jpg) {
 		t.Fatal("the viewer got a different JPEG")
 	}
 }

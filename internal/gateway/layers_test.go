@@ -208,7 +208,7 @@ func TestLayersAcrossReplicas(t *testing.T) {
 				if m.Block.Room != "cam" || m.Block.Layer != tc.layer || m.Block.Width != tc.width {
 					t.Fatalf("layer block %+v, want room cam, layer %d, width %d", m.Block, tc.layer, tc.width)
 				}
-				if w := lyImageWidth(t, m.Frame.JPEG); w != tc.width {
+				if w := lyImageWidth(t, m.Frame.Payload); w != tc.width {
 					t.Fatalf("JPEG %d pixels wide, want %d", w, tc.width)
 				}
 			}
@@ -221,7 +221,7 @@ func TestLayersAcrossReplicas(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%q viewer: %v", q, err)
 			}
-			if w := lyImageWidth(t, f.JPEG); w != 1280 {
+			if w := lyImageWidth(t, f.Payload); w != 1280 {
 				t.Fatalf("%q viewer got a %d-pixel JPEG, want the main layer's 1280", q, w)
 			}
 		}
@@ -232,7 +232,7 @@ func TestLayersAcrossReplicas(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w := lyImageWidth(t, f.JPEG); w != 320 {
+	if w := lyImageWidth(t, f.Payload); w != 320 {
 		t.Fatalf("json width=320 viewer got a %d-pixel JPEG", w)
 	}
 }
@@ -283,7 +283,7 @@ func TestSelectChangesLayer(t *testing.T) {
 					t.Fatalf("frame of layer %d while on layer %d (layer message seen: %v)", m.Block.Layer, layer, sawLayer)
 				}
 				if sawLayer {
-					if w := lyImageWidth(t, m.Frame.JPEG); w != lyWidths[want.layer] {
+					if w := lyImageWidth(t, m.Frame.Payload); w != lyWidths[want.layer] {
 						t.Fatalf("frame %d pixels wide on layer %d", w, want.layer)
 					}
 					n++

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/framecast/framecast/internal/auth"
+	"github.com/framecast/framecast/pkg/frames"
 	"github.com/framecast/framecast/pkg/rooms"
 )
 
@@ -52,7 +53,7 @@ const mjpegSwitchFloor = 2 * time.Second
 // layer, as always.
 func (s *Server) handleMJPEG(w http.ResponseWriter, r *http.Request) {
 	room := r.PathValue("room")
-	if !rooms.ValidName(room) {
+	if !frames.ValidRoom(room) {
 		http.Error(w, "room names are 1 to 64 characters from A-Z, a-z, 0-9 and _", http.StatusNotFound)
 		return
 	}
@@ -172,7 +173,7 @@ func (s *Server) handleMJPEG(w http.ResponseWriter, r *http.Request) {
 			continue // expired while a frame was ready: the select ends the stream
 		}
 		part = append(part[:0], "Content-Type: image/jpeg\r\nContent-Length: "...)
-		part = strconv.AppendInt(part, int64(len(f.JPEG)), 10)
+		part = strconv.AppendInt(part, int64(len(f.Payload)), 10)
 		part = append(part, "\r\nX-Timestamp: "...)
 		part = strconv.AppendFloat(part, float64(f.Captured.UnixMicro())/1e6, 'f', 6, 64)
 		part = append(part, "\r\n\r\n"...)
@@ -180,7 +181,7 @@ func (s *Server) handleMJPEG(w http.ResponseWriter, r *http.Request) {
 			if _, err := w.Write(part); err != nil {
 				return err
 			}
-			if _, err := w.Write(f.JPEG); err != nil {
+			if _, err := w.Write(f.Payload); err != nil {
 				return err
 			}
 			_, err := io.WriteString(w, "\r\n--"+mjpegBoundary+"\r\n")

@@ -7,7 +7,7 @@ import (
 	"net/http"
 
 	"github.com/framecast/framecast/internal/auth"
-	"github.com/framecast/framecast/pkg/rooms"
+	"github.com/framecast/framecast/pkg/frames"
 )
 
 // handleMulti serves GET /ws/multi/: one viewer connection that carries
@@ -39,14 +39,14 @@ func (s *Server) handleMulti(w http.ResponseWriter, r *http.Request) {
 		s.badRequest(w, err.Error())
 		return
 	}
-	if view.ask.codec, err = parseCodec(q.Get("codec")); err != nil {
+	if view.ask.codec, err = frames.ParseCodec(q.Get("codec")); err != nil {
 		s.badRequest(w, err.Error())
 		return
 	}
 	view.v2, view.multi = true, true
 	seen := map[string]bool{}
 	for _, room := range roomList(q.Get("rooms")) {
-		if !rooms.ValidName(room) {
+		if !frames.ValidRoom(room) {
 			s.badRequest(w, fmt.Sprintf("rooms: %q is not a room name (1 to 64 characters from A-Z, a-z, 0-9 and _)", room))
 			return
 		}

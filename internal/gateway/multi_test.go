@@ -97,7 +97,7 @@ func TestMultiRoomConnection(t *testing.T) {
 			continue
 		}
 		if m.Block.Layer == 2 {
-			if w := lyImageWidth(t, m.Frame.JPEG); w != 320 {
+			if w := lyImageWidth(t, m.Frame.Payload); w != 320 {
 				t.Fatalf("room %s: %d-pixel JPEG on layer 2", m.Block.Room, w)
 			}
 			counts[m.Block.Room]++

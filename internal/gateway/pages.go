@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/framecast/framecast/pkg/frames"
 	"github.com/framecast/framecast/pkg/rooms"
 	"github.com/framecast/framecast/web"
 )
@@ -78,7 +79,7 @@ func (s *Server) handleIndex(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleViewerPage(w http.ResponseWriter, r *http.Request) {
 	room := r.PathValue("room")
-	if !rooms.ValidName(room) {
+	if !frames.ValidRoom(room) {
 		http.Error(w, "room names are 1 to 64 characters from A-Z, a-z, 0-9 and _", http.StatusNotFound)
 		return
 	}
@@ -115,7 +116,7 @@ func gridRooms(q url.Values) ([]string, error) {
 			switch {
 			case name == "" || seen[name]:
 				continue
-			case !rooms.ValidName(name):
+			case !frames.ValidRoom(name):
 				// The name is not echoed: the answer stays inert whatever was sent.
 				return nil, fmt.Errorf("rooms: item %d is not a room name: names are 1 to 64 characters from A-Z, a-z, 0-9 and _", item)
 			}

@@ -44,7 +44,7 @@ func TestLayeredPublisherChannels(t *testing.T) {
 		t.Fatalf("video_cam carries %v, want version-1 messages", head(main))
 	}
 	f, err := frames.ParseBinary(main, 0, time.Time{}, 0)
-	if err != nil || !bytes.Equal(f.JPEG, jpegs[0]) {
+	if err != nil || !bytes.Equal(f.Payload, jpegs[0]) {
 		t.Fatalf("main layer message: %v", err)
 	}
 	for i := 1; i < 3; i++ {
@@ -54,7 +54,7 @@ func TestLayeredPublisherChannels(t *testing.T) {
 			t.Fatalf("layer %d message: %+v, %v", i, lb, err)
 		}
 		f, err := frames.ParseBinary(m, 0, time.Time{}, 0)
-		if err != nil || !bytes.Equal(f.JPEG, jpegs[i]) {
+		if err != nil || !bytes.Equal(f.Payload, jpegs[i]) {
 			t.Fatalf("layer %d payload: %v", i, err)
 		}
 	}

@@ -76,7 +76,7 @@ func (s *Server) pickLayer(ctx context.Context, room string, width int) int {
 // yet; X-Frame-Layer says which layer was served.
 func (s *Server) handleSnapshot(w http.ResponseWriter, r *http.Request) {
 	room := r.PathValue("room")
-	if !rooms.ValidName(room) {
+	if !frames.ValidRoom(room) {
 		http.Error(w, "room names are 1 to 64 characters from A-Z, a-z, 0-9 and _", http.StatusNotFound)
 		return
 	}
@@ -105,7 +105,7 @@ func (s *Server) handleSnapshot(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.Set("Content-Type", "image/jpeg")
-	h.Set("Content-Length", strconv.Itoa(len(f.JPEG)))
+	h.Set("Content-Length", strconv.Itoa(len(f.Payload)))
 	h.Set("X-Frame-Seq", strconv.FormatUint(f.Seq, 10))
 	h.Set("X-Frame-Layer", strconv.Itoa(layer))
 	if !f.Captured.IsZero() {
@@ -115,5 +115,5 @@ func (s *Server) handleSnapshot(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodHead {
 		return
 	}
-	_, _ = w.Write(f.JPEG)
+	_, _ = w.Write(f.Payload)
 }

@@ -26,7 +26,7 @@ type layerAsk struct {
 	width int // > 0: the smallest layer at least this wide
 	layer int // with set and width == 0: this layer, or the last one
 	set   bool
-	codec string // "" for JPEG layers, rooms.CodecH264 for H.264 ones (v=2 only)
+	codec frames.Codec // H.264 only on v=2
 }
 
 // stream is the hub stream of layer of room in ask's codec.
@@ -35,17 +35,6 @@ func (a layerAsk) stream(room string, layer int) string {
 		return rooms.H264Stream(room, layer)
 	}
 	return rooms.Stream(room, layer)
-}
-
-// parseCodec reads a codec value: "" or "jpeg" (JPEG layers) or "h264".
-func parseCodec(s string) (string, error) {
-	switch s {
-	case "", "jpeg":
-		return "", nil
-	case rooms.CodecH264:
-		return rooms.CodecH264, nil
-	}
-	return "", fmt.Errorf("codec must be jpeg or h264, not %q", s)
 }
 
 // resolve returns the index of the layer ask picks among layers (ordered
@@ -135,10 +124,10 @@ func parseViewQuery(q url.Values, role, format string) (viewOpts, error) {
 	default:
 		return o, fmt.Errorf("v must be 1 or 2, not %q", v)
 	}
-	if o.ask.codec, err = parseCodec(q.Get("codec")); err != nil {
+	if o.ask.codec, err = frames.ParseCodec(q.Get("codec")); err != nil {
 		return o, err
 	}
-	if o.ask.codec != "" && !o.v2 {
+	if o.ask.codec != frames.CodecJPEG && !o.v2 {
 		return o, fmt.Errorf("codec=h264 needs v=2 (role=view&format=binary&v=2): only version-2 clients can decode it")
 	}
 	if role == rolePublish && (o.ask.set || q.Has("adapt")) {
@@ -172,7 +161,7 @@ type subscription struct {
 	adapt   bool               // adaptation may move it
 	joined  *rooms.Viewer      // the viewer of the layer chosen last (v once the writer switches)
 	layer   int                // joined's layer
-	codec   string             // joined's codec
+	codec   frames.Codec       // joined's codec
 	layers  []frames.LayerInfo // the room's layers as last told to the viewer
 	moves   adaptation         // adapt.go
 	timer   *time.Timer        // the 1 s check (adapt.go); nil if the subscription has none
@@ -264,7 +253,7 @@ func (s *Server) startViewer(ctx context.Context, k *wsConn) (*viewerWriter, err
 	w.subs.Store(&empty)
 	k.sock.onDrain = w.pump
 	k.sock.onFail = w.fail
-	if s.cfg.Adapt && k.view.adapt && (k.view.ask.set || k.view.multi) || k.view.ask.codec != "" {
+	if s.cfg.Adapt && k.view.adapt && (k.view.ask.set || k.view.multi) || k.view.ask.codec != frames.CodecJPEG {
 		// A small send buffer lets a slow link show as skips within
 		// seconds (the kernel's autotuned one hides megabytes): what
 		// adaptation watches, and what H.264's resume-at-a-keyframe

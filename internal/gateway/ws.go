@@ -12,7 +12,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/framecast/framecast/internal/auth"
-	"github.com/framecast/framecast/pkg/rooms"
+	"github.com/framecast/framecast/pkg/frames"
 )
 
 // Roles of a WebSocket connection, from the role query parameter.
@@ -32,7 +32,7 @@ const (
 // upgrade, so a bad request gets a plain HTTP error.
 func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 	room := r.PathValue("room")
-	if !rooms.ValidName(room) {
+	if !frames.ValidRoom(room) {
 		s.metrics.rejected.WithLabelValues("bad_room").Inc()
 		http.Error(w, "room names are 1 to 64 characters from A-Z, a-z, 0-9 and _", http.StatusNotFound)
 		return

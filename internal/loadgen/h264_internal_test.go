@@ -150,7 +150,7 @@ func TestH264SourceMessages(t *testing.T) {
 				}
 				switch f.Kind {
 				case frames.KindH264Config:
-					cfg, err := frames.ParseH264Config(f.JPEG)
+					cfg, err := frames.ParseH264Config(f.Payload)
 					if err != nil || cfg.Codec != c.Config.Codec || !bytes.Equal(cfg.ParamSets, c.Config.ParamSets) {
 						t.Fatalf("picture %d: configuration %+v, %v", seq, cfg, err)
 					}
@@ -163,12 +163,12 @@ func TestH264SourceMessages(t *testing.T) {
 					}
 					if au < 0 {
 						for i := range c.AUs {
-							if bytes.Equal(c.AUs[i], f.JPEG) {
+							if bytes.Equal(c.AUs[i], f.Payload) {
 								au = i
 							}
 						}
 					}
-					if !bytes.Equal(f.JPEG, c.AUs[au]) {
+					if !bytes.Equal(f.Payload, c.AUs[au]) {
 						t.Fatalf("picture %d: payload is not access unit %d", seq, au)
 					}
 				default:

@@ -140,8 +140,8 @@ func TestLayeredPublisher(t *testing.T) {
 		switch {
 		case b[0] != frames.VersionLayered || f.Layer != l || f.Room != "bench":
 			t.Fatalf("message %d: version %d layer %d room %q, want 2, %d, bench", i, b[0], f.Layer, f.Room, l)
-		case f.Width != layers[l].Width || f.Height != layers[l].Height || len(f.JPEG) != layers[l].Size:
-			t.Fatalf("message %d: %d×%d, %d bytes; want %+v", i, f.Width, f.Height, len(f.JPEG), layers[l])
+		case f.Width != layers[l].Width || f.Height != layers[l].Height || len(f.Payload) != layers[l].Size:
+			t.Fatalf("message %d: %d×%d, %d bytes; want %+v", i, f.Width, f.Height, len(f.Payload), layers[l])
 		case f.Seq != uint64(i/len(layers)+1) || !f.Captured.Equal(f0.Captured):
 			t.Fatalf("message %d: seq %d at %v; layer 0 of its picture: seq %d at %v", i, f.Seq, f.Captured, f0.Seq, f0.Captured)
 		}

@@ -100,8 +100,8 @@ func TestWireFormats(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.Seq != 42 || !f.Captured.Equal(at) || string(f.JPEG) != string(jpg) {
-		t.Fatalf("binary message: seq %d captured %v, %d JPEG bytes", f.Seq, f.Captured, len(f.JPEG))
+	if f.Seq != 42 || !f.Captured.Equal(at) || string(f.Payload) != string(jpg) {
+		t.Fatalf("binary message: seq %d captured %v, %d JPEG bytes", f.Seq, f.Captured, len(f.Payload))
 	}
 
 	seed := DefaultConfig()
@@ -115,7 +115,7 @@ func TestWireFormats(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(f.JPEG) != string(jpg) {
+	if string(f.Payload) != string(jpg) {
 		t.Fatal("data URL does not round-trip the JPEG")
 	}
 }
@@ -157,7 +157,7 @@ func TestLayeredWireFormat(t *testing.T) {
 		if f.Layer != i || f.Room != "cam_2" || f.Seq != 9 || !f.Captured.Equal(at) || f.Width != w.X || f.Height != w.Y {
 			t.Fatalf("layer %d: layer %d room %q seq %d at %v, %d×%d", i, f.Layer, f.Room, f.Seq, f.Captured, f.Width, f.Height)
 		}
-		if got := decodeJPEG(t, f.JPEG); got != w {
+		if got := decodeJPEG(t, f.Payload); got != w {
 			t.Fatalf("layer %d decodes at %v, want %v", i, got, w)
 		}
 	}

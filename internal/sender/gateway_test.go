@@ -72,7 +72,7 @@ func TestFileSourceThroughGateway(t *testing.T) {
 			t.Fatalf("seq %d after %d", f.Seq, last)
 		}
 		last = f.Seq
-		if sz := decodeJPEG(t, f.JPEG); sz.X != 160 || sz.Y != 120 {
+		if sz := decodeJPEG(t, f.Payload); sz.X != 160 || sz.Y != 120 {
 			t.Fatalf("frame %d is %v, want 160×120", n, sz)
 		}
 		n++
@@ -115,7 +115,7 @@ func TestSeedProtocolThroughGateway(t *testing.T) {
 		if err != nil {
 			t.Fatalf("message %d: %v", i, err)
 		}
-		if sz := decodeJPEG(t, f.JPEG); sz.X != 320 || sz.Y != 240 {
+		if sz := decodeJPEG(t, f.Payload); sz.X != 320 || sz.Y != 240 {
 			t.Fatalf("message %d: %v JPEG, want 320×240", i, sz)
 		}
 	}
@@ -196,7 +196,7 @@ func TestGatewayRestart(t *testing.T) {
 				if f.Seq <= before {
 					t.Fatalf("after restart, seq %d is not newer than %d", f.Seq, before)
 				}
-				if sz := decodeJPEG(t, f.JPEG); sz.X != 160 {
+				if sz := decodeJPEG(t, f.Payload); sz.X != 160 {
 					t.Fatalf("after restart, frame %v", sz)
 				}
 			}

@@ -106,7 +106,7 @@ func checkH264Layer(t *testing.T, layer int, msgs []wireMsg, size image.Point) (
 		}
 		switch f.Kind {
 		case frames.KindH264Config:
-			c, err := frames.ParseH264Config(f.JPEG)
+			c, err := frames.ParseH264Config(f.Payload)
 			if err != nil {
 				t.Fatalf("layer %d message %d: %v", layer, i, err)
 			}
@@ -125,7 +125,7 @@ func checkH264Layer(t *testing.T, layer int, msgs []wireMsg, size image.Point) (
 			if i == 0 || msgs[i-1].frame.Kind != frames.KindH264Config {
 				t.Fatalf("layer %d message %d: keyframe %d without its configuration in front", layer, i, f.Seq)
 			}
-			a, err := avc.Parse(f.JPEG)
+			a, err := avc.Parse(f.Payload)
 			if err != nil || !a.Key || a.SPS == nil || a.PPS == nil {
 				t.Fatalf("layer %d message %d: keyframe is not an IDR with SPS and PPS: %+v %v", layer, i, a, err)
 			}
@@ -142,7 +142,7 @@ func checkH264Layer(t *testing.T, layer int, msgs []wireMsg, size image.Point) (
 			if i == 0 || cfg == nil {
 				t.Fatalf("layer %d message %d: delta before any keyframe", layer, i)
 			}
-			if avc.IsKeyframe(f.JPEG) {
+			if avc.IsKeyframe(f.Payload) {
 				t.Fatalf("layer %d message %d: an IDR sent as a delta", layer, i)
 			}
 			if f.Seq != lastSeq+1 { // the gateway takes a gap for a missing picture
@@ -153,7 +153,7 @@ func checkH264Layer(t *testing.T, layer int, msgs []wireMsg, size image.Point) (
 			t.Fatalf("layer %d message %d: picture %d after %d", layer, i, f.Seq, lastSeq)
 		}
 		lastSeq = f.Seq
-		aus = append(aus, f.JPEG)
+		aus = append(aus, f.Payload)
 	}
 	return aus, keys
 }
@@ -222,7 +222,7 @@ func TestH264SenderStream(t *testing.T) {
 		t.Fatal("the first picture carries no JPEG layer")
 	}
 	for i, j := range st.jpegs {
-		cfg, err := jpeg.DecodeConfig(bytes.NewReader(j.frame.JPEG))
+		cfg, err := jpeg.DecodeConfig(bytes.NewReader(j.frame.Payload))
 		if err != nil || cfg.Width != 320 || cfg.Height != 180 || j.block.Width != 320 || j.block.Height != 180 {
 			t.Fatalf("JPEG %d: %d×%d (%v), block %d×%d; want 320×180", i, cfg.Width, cfg.Height, err, j.block.Width, j.block.Height)
 		}
@@ -445,7 +445,7 @@ func TestH264SlowWriterKeepsEveryDelta(t *testing.T) {
 						if f.Kind == frames.KindH264Key {
 							keys = append(keys, len(aus))
 						}
-						aus = append(aus, append([]byte(nil), f.JPEG...))
+						aus = append(aus, append([]byte(nil), f.Payload...))
 					}
 				}
 				msgs.release(m)
@@ -519,7 +519,7 @@ func TestH264ThroughGateway(t *testing.T) {
 		if err != nil {
 			t.Fatalf("JPEG %d: %v", i, err)
 		}
-		if sz := decodeJPEG(t, f.JPEG); sz != image.Pt(320, 180) {
+		if sz := decodeJPEG(t, f.Payload); sz != image.Pt(320, 180) {
 			t.Fatalf("JPEG %d: %v, want 320×180", i, sz)
 		}
 	}
@@ -590,7 +590,7 @@ func TestH264ThroughInProcessGateway(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sz := decodeJPEG(t, f.JPEG); sz != image.Pt(640, 360) {
+	if sz := decodeJPEG(t, f.Payload); sz != image.Pt(640, 360) {
 		t.Fatalf("JPEG layer %v", sz)
 	}
 	t.Logf("%d pictures, %d keyframes; stats %+v", len(aus), keys, s.Stats())

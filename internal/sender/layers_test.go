@@ -44,7 +44,7 @@ func parseLayers(t *testing.T, msgs []recvMsg, layers int) [][]receivedLayer {
 	var pics [][]receivedLayer
 	for i, m := range msgs {
 		lb, f := parseV2(t, i, m)
-		cfg, err := jpeg.DecodeConfig(bytes.NewReader(f.JPEG))
+		cfg, err := jpeg.DecodeConfig(bytes.NewReader(f.Payload))
 		if err != nil {
 			t.Fatalf("message %d (layer %d): JPEG does not decode: %v", i, lb.Layer, err)
 		}

@@ -242,7 +242,7 @@ func TestSenderBinaryProtocol(t *testing.T) {
 		if f.Captured.Before(start.Add(-time.Second)) || f.Captured.After(time.Now()) {
 			t.Fatalf("message %d: capture time %v outside the test", i, f.Captured)
 		}
-		if sz := decodeJPEG(t, f.JPEG); sz.X != 160 || sz.Y != 120 {
+		if sz := decodeJPEG(t, f.Payload); sz.X != 160 || sz.Y != 120 {
 			t.Fatalf("message %d: %v JPEG, want 160×120", i, sz)
 		}
 	}
@@ -307,7 +307,7 @@ func TestSenderSeedProtocol(t *testing.T) {
 		if err != nil {
 			t.Fatalf("message %d: %v", i, err)
 		}
-		if sz := decodeJPEG(t, f.JPEG); sz.X != 640 || sz.Y != 480 {
+		if sz := decodeJPEG(t, f.Payload); sz.X != 640 || sz.Y != 480 {
 			t.Fatalf("message %d: %v JPEG, want 640×480", i, sz)
 		}
 	}

@@ -214,7 +214,7 @@ func (r *H264Reader) Read(ctx context.Context) error {
 	}
 	switch f.Kind {
 	case frames.KindH264Config:
-		if _, err := frames.ParseH264Config(f.JPEG); err != nil {
+		if _, err := frames.ParseH264Config(f.Payload); err != nil {
 			return err
 		}
 		r.config = true
@@ -235,7 +235,7 @@ func (r *H264Reader) Read(ctx context.Context) error {
 	default:
 		return fmt.Errorf("a kind-%d message on an H.264 subscription", f.Kind)
 	}
-	r.Stream.Write(f.JPEG)
+	r.Stream.Write(f.Payload)
 	r.Pics++
 	r.last = f.Seq
 	return nil

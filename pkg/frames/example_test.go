@@ -24,7 +24,7 @@ func ExampleNew() {
 	if err != nil {
 		panic(err)
 	}
-	fmt.Println(g.Kind == frames.KindJPEG, g.Seq, g.Captured.UTC().Format(time.RFC3339), len(g.JPEG))
+	fmt.Println(g.Kind == frames.KindJPEG, g.Seq, g.Captured.UTC().Format(time.RFC3339), len(g.Payload))
 	// Output:
 	// header 01 01 00 14 00 00 00 00 00 00 00 01 00 06 18 a5 17 4f 30 00
 	// true 1 2024-05-17T12:00:00Z 8
@@ -38,7 +38,7 @@ func ExampleParseDataURL() {
 	if err != nil {
 		panic(err)
 	}
-	fmt.Printf("seq %d, % x\n", f.Seq, f.JPEG)
+	fmt.Printf("seq %d, % x\n", f.Seq, f.Payload)
 	fmt.Printf("%s\n", f.JSON())
 
 	_, err = frames.ParseDataURL([]byte("data:image/png;base64,iVBORw0KGgo="), 43, now, 1<<20)

@@ -1,12 +1,15 @@
 // Package frames defines the framecast frame model and its wire formats.
 //
-// A Frame is one JPEG image of a room's live video, with the publisher's
-// sequence number and capture time. It travels in three encodings:
+// A Frame is one message of a stream (see Stream): a JPEG image, an H.264
+// access unit or decoder configuration, or the event that the stream's
+// publisher left, with the publisher's sequence number and capture time.
+// It travels in these encodings:
 //
-//   - the binary message: a fixed 20-byte header followed by the JPEG bytes
+//   - the binary message: a fixed 20-byte header followed by the payload
 //     (see docs/protocol.md). This is also what crosses the channel layer, so
 //     a gateway forwards the bytes it receives from Redis to binary viewers
-//     without re-encoding them.
+//     without re-encoding them. A version-2 message puts a layer block
+//     naming the stream in front of it (layered.go).
 //   - the seed's data URL: "data:image/jpeg;base64,..." as a text message,
 //     exactly what the original Django Channels sender posts.
 //   - the seed's JSON envelope: {"message":"data:image/jpeg;base64,..."},
@@ -72,23 +75,27 @@ var (
 	ErrBadMimeType = errors.New("frames: data URL is not image/jpeg")
 )
 
-// Frame is one JPEG image of a room. Build it with New or Parse*; the zero
-// value is not useful. A Frame must not be modified after it is built.
+// Frame is one message of a room's stream. Build it with New or Parse*; the
+// zero value is not useful. A Frame must not be modified after it is
+// shared: whoever builds it sets Room and Layer first.
 type Frame struct {
 	// Room is the room the frame belongs to. It is not part of any wire
 	// format (the channel or URL names the room); whoever builds the Frame
 	// sets it before sharing the Frame.
 	Room string
-	// Kind is KindJPEG for images, KindOffline for publisher-gone events.
+	// Kind says what Payload holds: an image (KindJPEG), an H.264 message
+	// (KindH264Config, KindH264Key, KindH264Delta) or nothing
+	// (KindOffline: the publisher has gone).
 	Kind Kind
 	// Seq is the publisher's sequence number, increasing by one per frame it
 	// captured (gaps mean frames skipped before they reached the gateway).
 	Seq uint64
 	// Captured is when the image was captured, as the publisher's clock says.
 	Captured time.Time
-	// JPEG is the image, starting with SOI (FF D8) and ending with EOI (FF D9).
-	// It aliases the binary message, so it must not be modified.
-	JPEG []byte
+	// Payload is what Kind says: a whole JPEG (SOI FF D8 to EOI FF D9),
+	// an H.264 access unit in Annex-B form, an H264Config's encoding, or
+	// nothing. It aliases the binary message, so it must not be modified.
+	Payload []byte
 	// Layer is the frame's layer of its room: 0 for the main layer (the
 	// only one of a room whose publisher sends no layers).
 	Layer int
@@ -96,7 +103,7 @@ type Frame struct {
 	// (version-2 messages), or zero when it did not.
 	Width, Height int
 
-	wire   []byte  // version-1 header + JPEG; always set
+	wire   []byte  // version-1 header + payload; always set
 	v2     layered // the version-2 message: the one parsed, or built on first use
 	v2Room string  // the room v2 names, when parsed
 	v2fix  layered // v2 rebuilt for Room when the parsed block named another
@@ -105,19 +112,25 @@ type Frame struct {
 	json     []byte
 }
 
-// New builds a frame from JPEG bytes, encoding the binary message once.
-// It checks that jpeg looks like a JPEG and is at most maxBytes long
-// (maxBytes <= 0 means no limit). It copies jpeg.
-func New(kind Kind, seq uint64, captured time.Time, jpeg []byte, maxBytes int) (*Frame, error) {
-	if kind == KindJPEG {
-		if err := CheckJPEG(jpeg, maxBytes); err != nil {
+// New builds a frame of kind from its payload, encoding the binary message
+// once. It checks that the payload is what kind says (a JPEG, an H.264
+// message; see ParseBinary) and at most maxBytes long (maxBytes <= 0 means
+// no limit). It copies payload.
+func New(kind Kind, seq uint64, captured time.Time, payload []byte, maxBytes int) (*Frame, error) {
+	switch {
+	case kind == KindJPEG:
+		if err := CheckJPEG(payload, maxBytes); err != nil {
+			return nil, err
+		}
+	case kind.IsH264():
+		if err := checkH264(kind, payload, maxBytes); err != nil {
 			return nil, err
 		}
 	}
-	wire := make([]byte, HeaderSize+len(jpeg))
+	wire := make([]byte, HeaderSize+len(payload))
 	PutHeader(wire, kind, seq, captured)
-	copy(wire[HeaderSize:], jpeg)
-	return &Frame{Kind: kind, Seq: seq, Captured: captured, JPEG: wire[HeaderSize:], wire: wire}, nil
+	copy(wire[HeaderSize:], payload)
+	return &Frame{Kind: kind, Seq: seq, Captured: captured, Payload: wire[HeaderSize:], wire: wire}, nil
 }
 
 // Offline builds the event that tells viewers a room's publisher has left.
@@ -188,7 +201,7 @@ func ParseBinary(msg []byte, seq uint64, now time.Time, maxBytes int) (*Frame, e
 		return nil, err
 	}
 	payload := msg[HeaderSize:]
-	f := &Frame{Kind: h.Kind, Seq: h.Seq, Captured: h.Captured, JPEG: payload, wire: msg}
+	f := &Frame{Kind: h.Kind, Seq: h.Seq, Captured: h.Captured, Payload: payload, wire: msg}
 	switch h.Kind {
 	case KindJPEG:
 		if err := CheckJPEG(payload, maxBytes); err != nil {
@@ -235,8 +248,8 @@ func ParseHeader(msg []byte) (Header, error) {
 	}, nil
 }
 
-// Binary returns the version-1 binary message: header followed by the JPEG
-// bytes, whatever version the frame arrived in (a version-2 message holds
+// Binary returns the version-1 binary message: header followed by the
+// payload, whatever version the frame arrived in (a version-2 message holds
 // it as its suffix). The slice is shared by every caller and must not be
 // modified.
 func (f *Frame) Binary() []byte { return f.wire }
@@ -257,11 +270,11 @@ func (f *Frame) JSON() []byte {
 		return nil
 	}
 	f.jsonOnce.Do(func() {
-		n := base64.StdEncoding.EncodedLen(len(f.JPEG))
+		n := base64.StdEncoding.EncodedLen(len(f.Payload))
 		b := make([]byte, 0, len(`{"message":"`)+len(dataURLPrefix)+n+64)
 		b = append(b, `{"message":"`...)
 		b = append(b, dataURLPrefix...)
-		b = base64.StdEncoding.AppendEncode(b, f.JPEG)
+		b = base64.StdEncoding.AppendEncode(b, f.Payload)
 		b = append(b, `","seq":`...)
 		b = strconv.AppendUint(b, f.Seq, 10)
 		b = append(b, `,"ts":`...)
@@ -317,7 +330,7 @@ func ParseDataURL(msg []byte, seq uint64, now time.Time, maxBytes int) (*Frame, 
 		return nil, err
 	}
 	PutHeader(wire, KindJPEG, seq, now)
-	return &Frame{Kind: KindJPEG, Seq: seq, Captured: now, JPEG: jpeg, wire: wire[:HeaderSize+m]}, nil
+	return &Frame{Kind: KindJPEG, Seq: seq, Captured: now, Payload: jpeg, wire: wire[:HeaderSize+m]}, nil
 }
 
 func truncate(b []byte, n int) []byte {

@@ -143,8 +143,8 @@ func TestParseBinary(t *testing.T) {
 				t.Errorf("got kind %d seq %d captured %v, want kind %d seq %d captured %v",
 					f.Kind, f.Seq, f.Captured, tt.wantKind, tt.wantSeq, tt.wantTime)
 			}
-			if !bytes.Equal(f.JPEG, tt.wantJPEG) {
-				t.Errorf("JPEG is %d bytes, want %d", len(f.JPEG), len(tt.wantJPEG))
+			if !bytes.Equal(f.Payload, tt.wantJPEG) {
+				t.Errorf("JPEG is %d bytes, want %d", len(f.Payload), len(tt.wantJPEG))
 			}
 			if f.IsOffline() != (tt.wantKind == frames.KindOffline) {
 				t.Errorf("IsOffline() = %v for kind %d", f.IsOffline(), f.Kind)
@@ -165,7 +165,7 @@ func TestParseBinaryBareJPEGIsCopied(t *testing.T) {
 		t.Fatal(err)
 	}
 	clear(msg)
-	if !bytes.Equal(f.JPEG, jpg) {
+	if !bytes.Equal(f.Payload, jpg) {
 		t.Fatal("frame parsed from a bare JPEG aliases the caller's buffer")
 	}
 }
@@ -237,8 +237,8 @@ func TestParseDataURL(t *testing.T) {
 			if f.Kind != frames.KindJPEG || f.Seq != 42 || !f.Captured.Equal(now) {
 				t.Errorf("got kind %d seq %d captured %v, want kind 1 seq 42 captured %v", f.Kind, f.Seq, f.Captured, now)
 			}
-			if !bytes.Equal(f.JPEG, tt.wantJPEG) {
-				t.Errorf("JPEG is %d bytes, want %d", len(f.JPEG), len(tt.wantJPEG))
+			if !bytes.Equal(f.Payload, tt.wantJPEG) {
+				t.Errorf("JPEG is %d bytes, want %d", len(f.Payload), len(tt.wantJPEG))
 			}
 			if want := frames.AppendBinary(nil, 42, now, tt.wantJPEG); !bytes.Equal(f.Binary(), want) {
 				t.Errorf("Binary() differs from AppendBinary of the same frame")
@@ -309,7 +309,7 @@ func TestNew(t *testing.T) {
 			t.Fatal(err)
 		}
 		clear(in)
-		if !bytes.Equal(f.JPEG, jpg) {
+		if !bytes.Equal(f.Payload, jpg) {
 			t.Fatal("New aliases its input")
 		}
 	})
@@ -323,8 +323,8 @@ func TestNew(t *testing.T) {
 	})
 	t.Run("offline", func(t *testing.T) {
 		f := frames.Offline(77, ts)
-		if !f.IsOffline() || f.Seq != 77 || !f.Captured.Equal(ts) || len(f.JPEG) != 0 {
-			t.Fatalf("Offline(77, ts) = kind %d seq %d captured %v, %d JPEG bytes", f.Kind, f.Seq, f.Captured, len(f.JPEG))
+		if !f.IsOffline() || f.Seq != 77 || !f.Captured.Equal(ts) || len(f.Payload) != 0 {
+			t.Fatalf("Offline(77, ts) = kind %d seq %d captured %v, %d JPEG bytes", f.Kind, f.Seq, f.Captured, len(f.Payload))
 		}
 		if len(f.Binary()) != frames.HeaderSize {
 			t.Fatalf("offline message is %d bytes, want %d", len(f.Binary()), frames.HeaderSize)
@@ -346,7 +346,7 @@ func TestRoundTripBinary(t *testing.T) {
 		if err != nil {
 			t.Fatalf("ParseBinary(New(...).Binary()): %v", err)
 		}
-		if g.Kind != f.Kind || g.Seq != f.Seq || !g.Captured.Equal(f.Captured) || !bytes.Equal(g.JPEG, jpg) {
+		if g.Kind != f.Kind || g.Seq != f.Seq || !g.Captured.Equal(f.Captured) || !bytes.Equal(g.Payload, jpg) {
 			t.Errorf("round trip of %v: got kind %d seq %d captured %v", captured, g.Kind, g.Seq, g.Captured)
 		}
 		if !bytes.Equal(frames.AppendBinary(nil, f.Seq, captured, jpg), f.Binary()) {
@@ -366,8 +366,8 @@ func TestRoundTripDataURL(t *testing.T) {
 	if err != nil {
 		t.Fatalf("ParseDataURL(AppendDataURL(jpg)): %v", err)
 	}
-	if !bytes.Equal(f.JPEG, jpg) || f.Seq != 5 || !f.Captured.Equal(ts) {
-		t.Fatalf("round trip: got seq %d captured %v, JPEG equal %v", f.Seq, f.Captured, bytes.Equal(f.JPEG, jpg))
+	if !bytes.Equal(f.Payload, jpg) || f.Seq != 5 || !f.Captured.Equal(ts) {
+		t.Fatalf("round trip: got seq %d captured %v, JPEG equal %v", f.Seq, f.Captured, bytes.Equal(f.Payload, jpg))
 	}
 }
 
@@ -404,7 +404,7 @@ func TestJSON(t *testing.T) {
 	if err != nil {
 		t.Fatalf("message does not parse back: %v", err)
 	}
-	if !bytes.Equal(g.JPEG, jpg) {
+	if !bytes.Equal(g.Payload, jpg) {
 		t.Errorf("message decodes to a different JPEG")
 	}
 }

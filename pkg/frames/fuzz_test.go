@@ -85,7 +85,7 @@ func FuzzParseDataURL(f *testing.F) {
 			t.Fatalf("got kind %d seq %d captured %v", fr.Kind, fr.Seq, fr.Captured)
 		}
 		checkFrame(t, fr, int(limit))
-		g, err := frames.ParseDataURL(frames.AppendDataURL(nil, fr.JPEG), 7, fuzzNow, int(limit))
+		g, err := frames.ParseDataURL(frames.AppendDataURL(nil, fr.Payload), 7, fuzzNow, int(limit))
 		if err != nil {
 			t.Fatalf("AppendDataURL of a parsed frame does not parse: %v", err)
 		}
@@ -103,7 +103,7 @@ func checkFrame(t *testing.T, fr *frames.Frame, limit int) {
 	t.Helper()
 	switch fr.Kind {
 	case frames.KindJPEG:
-		if err := frames.CheckJPEG(fr.JPEG, limit); err != nil {
+		if err := frames.CheckJPEG(fr.Payload, limit); err != nil {
 			t.Fatalf("parsed frame fails CheckJPEG: %v", err)
 		}
 		js := fr.JSON()
@@ -118,26 +118,26 @@ func checkFrame(t *testing.T, fr *frames.Frame, limit int) {
 		if err != nil {
 			t.Fatalf("JSON message does not parse back: %v", err)
 		}
-		if !bytes.Equal(g.JPEG, fr.JPEG) || env.Seq != fr.Seq || env.TS != fr.Captured.UnixMicro() {
+		if !bytes.Equal(g.Payload, fr.Payload) || env.Seq != fr.Seq || env.TS != fr.Captured.UnixMicro() {
 			t.Fatal("JSON() does not carry the frame")
 		}
 	case frames.KindOffline:
-		if len(fr.JPEG) != 0 || fr.JSON() != nil {
+		if len(fr.Payload) != 0 || fr.JSON() != nil {
 			t.Fatal("offline event with a payload")
 		}
 	case frames.KindH264Config:
-		if _, err := frames.ParseH264Config(fr.JPEG); err != nil {
+		if _, err := frames.ParseH264Config(fr.Payload); err != nil {
 			t.Fatalf("parsed configuration does not parse: %v", err)
 		}
 		if fr.JSON() != nil {
 			t.Fatal("H.264 message with a JSON form")
 		}
 	case frames.KindH264Key, frames.KindH264Delta:
-		if !bytes.HasPrefix(fr.JPEG, []byte{0, 0, 1}) && !bytes.HasPrefix(fr.JPEG, []byte{0, 0, 0, 1}) {
+		if !bytes.HasPrefix(fr.Payload, []byte{0, 0, 1}) && !bytes.HasPrefix(fr.Payload, []byte{0, 0, 0, 1}) {
 			t.Fatal("parsed access unit is not Annex B")
 		}
-		if limit > 0 && len(fr.JPEG) > limit {
-			t.Fatalf("access unit of %d bytes passed a limit of %d", len(fr.JPEG), limit)
+		if limit > 0 && len(fr.Payload) > limit {
+			t.Fatalf("access unit of %d bytes passed a limit of %d", len(fr.Payload), limit)
 		}
 		if fr.JSON() != nil {
 			t.Fatal("H.264 message with a JSON form")
@@ -145,16 +145,16 @@ func checkFrame(t *testing.T, fr *frames.Frame, limit int) {
 	default:
 		t.Fatalf("parsed frame has unknown kind %d", fr.Kind)
 	}
-	if len(fr.Binary()) != frames.HeaderSize+len(fr.JPEG) {
-		t.Fatalf("Binary() is %d bytes for a %d-byte JPEG", len(fr.Binary()), len(fr.JPEG))
+	if len(fr.Binary()) != frames.HeaderSize+len(fr.Payload) {
+		t.Fatalf("Binary() is %d bytes for a %d-byte JPEG", len(fr.Binary()), len(fr.Payload))
 	}
 }
 
 func sameFrame(t *testing.T, a, b *frames.Frame) {
 	t.Helper()
-	if a.Kind != b.Kind || a.Seq != b.Seq || a.Captured.UnixMicro() != b.Captured.UnixMicro() || !bytes.Equal(a.JPEG, b.JPEG) {
+	if a.Kind != b.Kind || a.Seq != b.Seq || a.Captured.UnixMicro() != b.Captured.UnixMicro() || !bytes.Equal(a.Payload, b.Payload) {
 		t.Fatalf("round trip changed the frame: kind %d→%d seq %d→%d ts %d→%d JPEG %d→%d bytes",
-			a.Kind, b.Kind, a.Seq, b.Seq, a.Captured.UnixMicro(), b.Captured.UnixMicro(), len(a.JPEG), len(b.JPEG))
+			a.Kind, b.Kind, a.Seq, b.Seq, a.Captured.UnixMicro(), b.Captured.UnixMicro(), len(a.Payload), len(b.Payload))
 	}
 }
 

@@ -27,7 +27,7 @@ func TestH264ConfigRoundTrip(t *testing.T) {
 	if f.Kind != frames.KindH264Config || !f.Kind.IsH264() {
 		t.Fatalf("kind %d", f.Kind)
 	}
-	got, err := frames.ParseH264Config(f.JPEG)
+	got, err := frames.ParseH264Config(f.Payload)
 	if err != nil || got.Codec != c.Codec || got.Width != 1280 || got.Height != 720 || string(got.ParamSets) != string(paramSets) {
 		t.Fatalf("config %+v, %v", got, err)
 	}

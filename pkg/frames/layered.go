@@ -36,14 +36,14 @@ const (
 	MaxRoomLen = 64
 )
 
-// LayerInfo names one layer of a room and the size of its pictures.
-// Codec is "" for JPEG layers and "h264" for H.264 ones; a room's JPEG
-// and H.264 layers are numbered apart.
+// LayerInfo names one layer of a room and the size of its pictures. A
+// room's JPEG and H.264 layers are numbered apart; JSON leaves the codec
+// out for JPEG layers.
 type LayerInfo struct {
-	Index  int    `json:"layer"`
-	Width  int    `json:"width"`
-	Height int    `json:"height"`
-	Codec  string `json:"codec,omitempty"`
+	Index  int   `json:"layer"`
+	Width  int   `json:"width"`
+	Height int   `json:"height"`
+	Codec  Codec `json:"codec,omitempty"`
 }
 
 // layered is the lazily built version-2 form of a frame that arrived as
@@ -171,7 +171,7 @@ func (f *Frame) BinaryV2() []byte {
 func (f *Frame) buildV2() []byte {
 	w, h := f.Width, f.Height
 	if w == 0 && f.Kind == KindJPEG {
-		w, h, _ = JPEGSize(f.JPEG)
+		w, h, _ = JPEGSize(f.Payload)
 	}
 	b := make([]byte, 0, LayerBlockFixed+len(f.Room)+len(f.wire))
 	b = appendLayerBlock(b, f.Kind, f.Room, f.Layer, w, h)

@@ -38,7 +38,7 @@ func TestLayeredRoundTrip(t *testing.T) {
 	if f.Layer != 2 || f.Width != 320 || f.Height != 180 || f.Room != "cam1" || f.Seq != 42 || !f.Captured.Equal(ts) {
 		t.Fatalf("parsed %+v", f)
 	}
-	if !bytes.Equal(f.JPEG, jpg) {
+	if !bytes.Equal(f.Payload, jpg) {
 		t.Fatal("payload differs")
 	}
 	v2 := f.BinaryV2()
@@ -50,7 +50,7 @@ func TestLayeredRoundTrip(t *testing.T) {
 		t.Fatal("Binary is not a suffix of the version-2 message")
 	}
 	g, err := frames.ParseBinary(v1, 0, time.Time{}, 0)
-	if err != nil || g.Seq != 42 || !bytes.Equal(g.JPEG, jpg) {
+	if err != nil || g.Seq != 42 || !bytes.Equal(g.Payload, jpg) {
 		t.Fatalf("version-1 suffix does not parse as the frame: %v", err)
 	}
 }

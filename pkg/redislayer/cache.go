@@ -222,7 +222,7 @@ func (w *cacheWriter) flush(ctx context.Context, hub FrameSource) {
 	seen := make(map[string]bool, len(w.written))
 	infos := hub.Rooms()
 	for _, info := range infos {
-		if info.Publishers == 0 || info.Codec != "" {
+		if info.Publishers == 0 || info.Codec != frames.CodecJPEG {
 			continue // H.264 streams have no single newest frame to cache
 		}
 		f := hub.Latest(info.Name)

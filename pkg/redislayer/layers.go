@@ -50,12 +50,12 @@ func validLayers(l []frames.LayerInfo) bool {
 		return false
 	}
 	for i, x := range l {
-		if x.Codec != "" && x.Codec != rooms.CodecH264 || x.Index < 0 || x.Index >= frames.MaxLayers || x.Width < 0 || x.Height < 0 {
+		if x.Codec > frames.CodecH264 || x.Index < 0 || x.Index >= frames.MaxLayers || x.Width < 0 || x.Height < 0 {
 			return false
 		}
 		if i > 0 {
 			p := l[i-1]
-			if p.Codec == x.Codec && x.Index <= p.Index || p.Codec == rooms.CodecH264 && x.Codec == "" {
+			if p.Codec == x.Codec && x.Index <= p.Index || p.Codec == frames.CodecH264 && x.Codec == frames.CodecJPEG {
 				return false
 			}
 		}

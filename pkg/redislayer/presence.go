@@ -16,6 +16,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/framecast/framecast/pkg/frames"
 	"github.com/framecast/framecast/pkg/rooms"
 )
 
@@ -314,7 +315,7 @@ func merge(recs []presenceRecord) []rooms.RoomSummary {
 		counted := map[string]bool{} // rooms of this replica: one replica however many layers
 		for _, r := range rec.Rooms {
 			name, layer, codec := rooms.ParseStream(r.Name) // a layer's stream counts for its room
-			if !rooms.ValidName(name) {
+			if !frames.ValidRoom(name) {
 				continue
 			}
 			s := byName[name]
@@ -323,7 +324,7 @@ func merge(recs []presenceRecord) []rooms.RoomSummary {
 				byName[name] = s
 			}
 			s.Viewers += r.Viewers
-			if layer == 0 && codec == "" {
+			if layer == 0 && codec == frames.CodecJPEG {
 				s.Publishers += r.Publishers
 			}
 			s.Live = s.Live || r.Live

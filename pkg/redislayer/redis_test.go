@@ -158,8 +158,8 @@ func TestRedisRelayBetweenHubs(t *testing.T) {
 	}
 	s := &sender{t: t, p: p}
 	f := s.sendUntilReceived(b1, 1, 3*time.Second)
-	if f.Room != "room" || string(f.JPEG) != string(scJPEG) {
-		t.Fatalf("frame from A arrived at B as room %q with %d JPEG bytes", f.Room, len(f.JPEG))
+	if f.Room != "room" || string(f.Payload) != string(scJPEG) {
+		t.Fatalf("frame from A arrived at B as room %q with %d JPEG bytes", f.Room, len(f.Payload))
 	}
 	receive(t, b2, f.Seq)
 	if got := numSub(t, a.client, ch); got != 1 {

@@ -260,7 +260,7 @@ func TestFrameCache(t *testing.T) {
 	}
 	took := time.Since(joined)
 	f := v.TryNext()
-	if f == nil || f.Seq != seq || f.Room != "cam" || string(f.JPEG) != string(scJPEG) {
+	if f == nil || f.Seq != seq || f.Room != "cam" || string(f.Payload) != string(scJPEG) {
 		t.Fatalf("first frame at Join = %+v, want frame %d of cam", f, seq)
 	}
 	t.Logf("Join with a cached first frame took %v", took)

@@ -2,7 +2,6 @@ package rooms
 
 import (
 	"context"
-	"strings"
 	"sync"
 	"time"
 
@@ -35,7 +34,7 @@ import (
 // reaches it exactly once.
 
 // CodecH264 is the codec of H.264 streams (Room.codec; "" is JPEG).
-const CodecH264 = "h264"
+const CodecH264 = frames.CodecH264
 
 // Bounds of H.264 streams; see the comment above.
 const (
@@ -48,32 +47,19 @@ const (
 	KeyframeRequestInterval = time.Second
 )
 
-// h264Suffix marks H.264 streams.
-const h264Suffix = "@" + CodecH264
-
 // H264Stream returns the name of room's H.264 layer.
 func H264Stream(room string, layer int) string {
-	if layer <= 0 {
-		return room + h264Suffix
-	}
-	return room + h264Suffix + "." + string(rune('0'+layer))
+	return frames.Stream{Room: room, Layer: layer, Codec: frames.CodecH264}.String()
 }
 
-// ParseStream returns the room, layer and codec ("" for JPEG, CodecH264) a
-// stream name carries. Names that are no stream's are rooms of their own.
-func ParseStream(stream string) (room string, layer int, codec string) {
-	i := strings.LastIndex(stream, h264Suffix)
-	if i > 0 {
-		rest := stream[i+len(h264Suffix):]
-		switch {
-		case rest == "":
-			return stream[:i], 0, CodecH264
-		case len(rest) == 2 && rest[0] == '.' && rest[1] >= '1' && rest[1] < '0'+frames.MaxLayers:
-			return stream[:i], int(rest[1] - '0'), CodecH264
-		}
+// ParseStream returns the room, layer and codec a stream name carries.
+// Names that are no stream's are rooms of their own.
+func ParseStream(stream string) (room string, layer int, codec frames.Codec) {
+	s, err := frames.ParseStream(stream)
+	if err != nil {
+		return stream, 0, frames.CodecJPEG
 	}
-	room, layer = SplitStream(stream)
-	return room, layer, ""
+	return s.Room, s.Layer, s.Codec
 }
 
 // gop is an H.264 stream's current group of pictures on this replica.
@@ -111,13 +97,13 @@ func (g *gop) addLocked(f *frames.Frame) {
 	if !g.open {
 		return
 	}
-	if len(g.pics) >= MaxGOPPictures || g.bytes+len(f.JPEG) > MaxGOPBytes {
+	if len(g.pics) >= MaxGOPPictures || g.bytes+len(f.Payload) > MaxGOPBytes {
 		clear(g.pics)
 		g.pics, g.bytes, g.open = g.pics[:0], 0, false // too long to hand over: joiners wait for the next keyframe
 		return
 	}
 	g.pics = append(g.pics, f)
-	g.bytes += len(f.JPEG)
+	g.bytes += len(f.Payload)
 }
 
 // snapshotLocked returns the group to hand a joining viewer: the
@@ -558,7 +544,7 @@ func (p *Publisher) sendPicture(f *frames.Frame) bool {
 func (p *Publisher) groupOpLocked(f *frames.Frame) GroupOp {
 	switch f.Kind {
 	case frames.KindH264Config:
-		p.group, p.groupB, p.dropped = 0, len(f.JPEG), false
+		p.group, p.groupB, p.dropped = 0, len(f.Payload), false
 		return GroupStart
 	case frames.KindH264Key:
 		if p.lastKind != frames.KindH264Config {
@@ -575,7 +561,7 @@ func (p *Publisher) groupOpLocked(f *frames.Frame) GroupOp {
 		return GroupNone
 	}
 	p.group++
-	p.groupB += len(f.JPEG)
+	p.groupB += len(f.Payload)
 	if p.group > MaxGOPPictures || p.groupB > MaxGOPBytes {
 		p.dropped = true
 		return GroupDrop

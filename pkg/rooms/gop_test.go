@@ -260,21 +260,3 @@ func waitUntil(t testing.TB, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
-
-func TestParseStreamH264(t *testing.T) {
-	for _, c := range []struct {
-		name, room, codec string
-		layer             int
-	}{
-		{"cam@h264", "cam", "h264", 0}, {"cam@h264.2", "cam", "h264", 2}, {"cam@1", "cam", "", 1}, {"cam", "cam", "", 0},
-		{"cam@h264.4", "cam@h264.4", "", 0}, {"cam@h264.0", "cam@h264.0", "", 0}, {"@h264", "@h264", "", 0},
-	} {
-		room, layer, codec := rooms.ParseStream(c.name)
-		if room != c.room || layer != c.layer || codec != c.codec {
-			t.Errorf("ParseStream(%q) = %q, %d, %q", c.name, room, layer, codec)
-		}
-	}
-	if rooms.H264Stream("cam", 0) != "cam@h264" || rooms.H264Stream("cam", 3) != "cam@h264.3" {
-		t.Error("H264Stream")
-	}
-}

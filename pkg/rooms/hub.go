@@ -138,10 +138,10 @@ func (h *Hub) Layer() Layer { return h.layer }
 // by Stream).
 type Room struct {
 	hub        *Hub
-	name       string       // the stream's name, the channel layer's room
-	base       string       // the room's name
-	layer      int          // the stream's layer of the room
-	codec      string       // "" for JPEG, CodecH264
+	name       string // the stream's name, the channel layer's room
+	base       string // the room's name
+	layer      int    // the stream's layer of the room
+	codec      frames.Codec
 	gop        gop          // H.264 streams: the current group of pictures
 	keyAt      atomic.Int64 // H.264 streams: hub.now() of the last keyframe request
 	keyPending atomic.Bool  // H.264 streams: a keyframe request waits for the interval to end
@@ -414,14 +414,14 @@ func (h *Hub) Latest(room string) *frames.Frame {
 // RoomInfo describes one local stream: a room's main layer, or another of
 // its layers (Layer > 0, Name as Stream makes it).
 type RoomInfo struct {
-	Name       string    `json:"name"`
-	Room       string    `json:"-"` // the room, Name without its layer
-	Layer      int       `json:"-"`
-	Codec      string    `json:"-"` // "" for JPEG streams, CodecH264
-	Viewers    int       `json:"viewers"`
-	Publishers int       `json:"publishers"`
-	Live       bool      `json:"live"`
-	LastFrame  time.Time `json:"last_frame,omitzero"`
+	Name       string       `json:"name"`
+	Room       string       `json:"-"` // the room, Name without its layer
+	Layer      int          `json:"-"`
+	Codec      frames.Codec `json:"-"`
+	Viewers    int          `json:"viewers"`
+	Publishers int          `json:"publishers"`
+	Live       bool         `json:"live"`
+	LastFrame  time.Time    `json:"last_frame,omitzero"`
 }
 
 // Rooms lists the local rooms, sorted by name.
@@ -479,22 +479,4 @@ func (h *Hub) Stats() Stats {
 	s.Skipped = h.skipped.Load()
 	s.KeyframeRequests = h.keyframeRequests.Load()
 	return s
-}
-
-// MaxNameLen is the longest valid room name.
-const MaxNameLen = 64
-
-// ValidName reports whether name is a valid room name: 1 to 64 characters
-// from [A-Za-z0-9_], the seed's \w+ route restricted to ASCII and bounded.
-func ValidName(name string) bool {
-	if len(name) == 0 || len(name) > MaxNameLen {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
-			return false
-		}
-	}
-	return true
 }

@@ -3,8 +3,6 @@ package rooms
 import (
 	"context"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/framecast/framecast/pkg/frames"
@@ -17,31 +15,19 @@ import (
 // ValidName refuses "@", so no client names a stream by accident.
 
 // Stream returns the name of room's layer: room itself for layer 0.
-func Stream(room string, layer int) string {
-	if layer <= 0 {
-		return room
-	}
-	return room + "@" + strconv.Itoa(layer)
-}
+func Stream(room string, layer int) string { return frames.Stream{Room: room, Layer: layer}.String() }
 
 // SplitStream is Stream's inverse: the room and layer a stream carries.
 func SplitStream(stream string) (room string, layer int) {
-	i := strings.LastIndexByte(stream, '@')
-	if i < 0 {
-		return stream, 0
-	}
-	n, err := strconv.Atoi(stream[i+1:])
-	if err != nil || n <= 0 || n >= frames.MaxLayers {
-		return stream, 0
-	}
-	return stream[:i], n
+	room, layer, _ = ParseStream(stream)
+	return room, layer
 }
 
 // wire is f's message on the channel layer for this stream: version 1 on
 // the main JPEG layer (what older replicas read), version 2, naming the
 // room and the layer, on the others and on every H.264 stream.
 func (r *Room) wire(f *frames.Frame) []byte {
-	if r.layer == 0 && r.codec == "" {
+	if r.layer == 0 && r.codec == frames.CodecJPEG {
 		return f.Binary()
 	}
 	return f.BinaryV2()
@@ -91,8 +77,8 @@ func (h *Hub) localLayer(stream string, i int) (frames.LayerInfo, bool) {
 			return frames.LayerInfo{}, false
 		}
 		info := frames.LayerInfo{Index: i, Width: f.Width, Height: f.Height, Codec: r.codec}
-		if info.Width == 0 && r.codec == "" {
-			info.Width, info.Height, _ = frames.JPEGSize(f.JPEG)
+		if info.Width == 0 && r.codec == frames.CodecJPEG {
+			info.Width, info.Height, _ = frames.JPEGSize(f.Payload)
 		}
 		return info, true
 	}
@@ -107,25 +93,25 @@ const defaultCatalogTimeout = 200 * time.Millisecond
 // says, else the main layer alone (its size from the newest frame seen
 // here, if any). The answer always holds at least the main layer.
 func (h *Hub) Layers(ctx context.Context, room string) []frames.LayerInfo {
-	return h.CodecLayers(ctx, room, "")
+	return h.CodecLayers(ctx, room, frames.CodecJPEG)
 }
 
 // CodecLayers is Layers for the layers of one codec ("" for JPEG,
 // CodecH264). For H.264 the answer may be empty: the room sends none.
-func (h *Hub) CodecLayers(ctx context.Context, room, codec string) []frames.LayerInfo {
+func (h *Hub) CodecLayers(ctx context.Context, room string, codec frames.Codec) []frames.LayerInfo {
 	l := ofCodec(h.AllLayers(ctx, room), codec)
-	if len(l) > 0 || codec != "" {
+	if len(l) > 0 || codec != frames.CodecJPEG {
 		return l
 	}
 	main := frames.LayerInfo{}
 	if f := h.Latest(room); f != nil {
-		main.Width, main.Height, _ = frames.JPEGSize(f.JPEG)
+		main.Width, main.Height, _ = frames.JPEGSize(f.Payload)
 	}
 	return []frames.LayerInfo{main}
 }
 
 // ofCodec returns the layers of l of one codec.
-func ofCodec(l []frames.LayerInfo, codec string) []frames.LayerInfo {
+func ofCodec(l []frames.LayerInfo, codec frames.Codec) []frames.LayerInfo {
 	var out []frames.LayerInfo
 	for _, x := range l {
 		if x.Codec == codec {

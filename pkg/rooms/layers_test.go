@@ -30,8 +30,8 @@ func TestStreamNames(t *testing.T) {
 		if r, l := rooms.SplitStream(name); r != name || l != 0 {
 			t.Errorf("SplitStream(%q) = %q, %d; want the name itself, layer 0", name, r, l)
 		}
-		if rooms.ValidName(name) {
-			t.Errorf("ValidName(%q) is true", name)
+		if frames.ValidRoom(name) {
+			t.Errorf("frames.ValidRoom(%q) is true", name)
 		}
 	}
 }

@@ -176,7 +176,7 @@ func (p *Publisher) loop(ctx context.Context) {
 		batch = batch[:0]
 		p.ops = p.ops[:0]
 		for i, q := range queued {
-			if q.at < stale && i < len(queued)-1 && p.room.codec == "" { // H.264: Send drops by pictures
+			if q.at < stale && i < len(queued)-1 && p.room.codec == frames.CodecJPEG { // H.264: Send drops by pictures
 				p.hub.publishDropped.Add(1)
 				continue
 			}

@@ -36,7 +36,7 @@ func Summarize(local []RoomInfo) []RoomSummary {
 		}
 		s := &out[i]
 		s.Viewers += r.Viewers
-		if r.Layer == 0 && r.Codec == "" {
+		if r.Layer == 0 && r.Codec == frames.CodecJPEG {
 			s.Publishers = r.Publishers
 		}
 		s.Live = s.Live || r.Live
