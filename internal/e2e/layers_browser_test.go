@@ -20,7 +20,7 @@ import (
 	"github.com/framecast/framecast/internal/auth"
 	"github.com/framecast/framecast/internal/gateway"
 	"github.com/framecast/framecast/internal/testenv"
-	"github.com/framecast/framecast/pkg/rooms"
+	"github.com/framecast/framecast/pkg/frames"
 )
 
 // Browser tests of quality layers (issue 13): the viewer page choosing its
@@ -79,9 +79,9 @@ func lbPublish(t *testing.T, base, room, token string, every time.Duration, laye
 // room's layers: what the gateway sends, by layer.
 func lbViewersOn(srv *gateway.Server, room string) map[int]int {
 	out := map[int]int{}
-	for _, r := range srv.Hub().Rooms() {
-		if base, layer := rooms.SplitStream(r.Name); base == room && r.Viewers > 0 {
-			out[layer] = r.Viewers
+	for _, r := range srv.Hub().Streams() {
+		if r.Stream.Room == room && r.Stream.Codec == frames.CodecJPEG && r.Viewers > 0 {
+			out[r.Stream.Layer] = r.Viewers
 		}
 	}
 	return out

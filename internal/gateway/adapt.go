@@ -209,7 +209,7 @@ func (sub *subscription) recheck() {
 // (reason asked). It reports whether it moved the viewer. Call with sub.mu
 // held.
 func (sub *subscription) refreshLocked(ctx context.Context) bool {
-	layers := sub.w.s.hub.CodecLayers(ctx, sub.room, sub.ask.codec)
+	layers := sub.w.s.hub.Layers(ctx, sub.room, sub.ask.codec)
 	if !slices.Equal(layers, sub.layers) {
 		sub.layers = layers
 		if sub.w.v2 {

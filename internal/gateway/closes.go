@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/coder/websocket"
+	"github.com/framecast/framecast/internal/socket"
 )
 
 // Close codes the gateway sends beyond the standard ones.
@@ -143,7 +144,7 @@ func classify(err error) *connEnd {
 		return &connEnd{reason: endNormal}
 	case errors.Is(err, websocket.ErrMessageTooBig):
 		return &connEnd{reason: endTooLarge, err: err}
-	case errors.Is(err, errControlFlood):
+	case errors.Is(err, socket.ErrControlFlood):
 		return &connEnd{reason: endControlFlood, err: err}
 	}
 	switch websocket.CloseStatus(err) {
@@ -166,9 +167,9 @@ func classify(err error) *connEnd {
 // its reason).
 func writeEnd(err error) error {
 	switch {
-	case writeStalled(err):
+	case socket.Stalled(err):
 		return ended(endTooSlow, err)
-	case errors.Is(err, errControlFlood):
+	case errors.Is(err, socket.ErrControlFlood):
 		return ended(endControlFlood, err)
 	case errors.Is(err, net.ErrClosed):
 		return nil

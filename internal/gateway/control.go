@@ -85,13 +85,13 @@ func layerMessage(room string, layers []frames.LayerInfo, layer int, codec frame
 		}
 	}
 	return mustJSON(struct {
-		Type   string `json:"type"`
-		Room   string `json:"room"`
-		Layer  int    `json:"layer"`
-		Width  int    `json:"width"`
-		Height int    `json:"height"`
+		Type   string       `json:"type"`
+		Room   string       `json:"room"`
+		Layer  int          `json:"layer"`
+		Width  int          `json:"width"`
+		Height int          `json:"height"`
 		Codec  frames.Codec `json:"codec,omitempty"`
-		Reason string `json:"reason"`
+		Reason string       `json:"reason"`
 	}{ctlLayer, room, info.Index, info.Width, info.Height, info.Codec, reason})
 }
 
@@ -150,7 +150,7 @@ func (s *Server) controlRead(ctx context.Context, k *wsConn) context.Context {
 				cancel(err)
 				return
 			}
-			k.viewer.control(ctx, buf)
+			k.viewer.Load().control(ctx, buf)
 		}
 	}()
 	return ctx
@@ -243,7 +243,7 @@ func (w *viewerWriter) selectLayer(ctx context.Context, room string, ask layerAs
 	sub.adapt = ask.set && w.s.cfg.Adapt && w.k.view.adapt
 	sub.moves = adaptation{}
 	sub.moves.reset(time.Now())
-	sub.layers = w.s.hub.CodecLayers(ctx, room, ask.codec)
+	sub.layers = w.s.hub.Layers(ctx, room, ask.codec)
 	target := ask.resolve(sub.layers)
 	if target == sub.layer && ask.codec == sub.codec {
 		w.send(layerMessage(room, sub.layers, target, sub.codec, reasonAsked))

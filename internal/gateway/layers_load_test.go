@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/framecast/framecast/internal/testenv"
-	"github.com/framecast/framecast/pkg/rooms"
+	"github.com/framecast/framecast/pkg/frames"
 )
 
 // TestThrottledViewerMovesDown: a viewer behind a link slower than the
@@ -129,7 +129,7 @@ func TestRedisOutputPerLayer(t *testing.T) {
 	pics := lyPictures(t, 2, sizes)
 	pub := lyPublish(t, soWS(a.URL(), "wall", "role=publish"), "", 100*time.Millisecond, pics)
 	lyWaitLayers(t, b.URL(), "wall")
-	small := rooms.Stream("wall", 2)
+	small := frames.Stream{Room: "wall", Layer: 2}.String()
 	// The small layer's message on Redis: the layer block, the version-1
 	// header and the JPEG.
 	// (The JPEG is padded to sizes[2] unless it encodes larger.)

@@ -11,7 +11,6 @@ import (
 
 	"github.com/framecast/framecast/internal/auth"
 	"github.com/framecast/framecast/pkg/frames"
-	"github.com/framecast/framecast/pkg/rooms"
 )
 
 // mjpegBoundary separates the parts of an MJPEG stream.
@@ -82,7 +81,7 @@ func (s *Server) handleMJPEG(w http.ResponseWriter, r *http.Request) {
 	defer release()
 
 	layer := s.pickLayer(r.Context(), room, width)
-	v, err := s.hub.Join(r.Context(), rooms.Stream(room, layer))
+	v, err := s.hub.Join(r.Context(), frames.Stream{Room: room, Layer: layer})
 	if err != nil {
 		s.metrics.rejected.WithLabelValues("too_many_rooms").Inc()
 		http.Error(w, "too many rooms on this gateway", http.StatusServiceUnavailable)
@@ -147,7 +146,7 @@ func (s *Server) handleMJPEG(w http.ResponseWriter, r *http.Request) {
 			return
 		case <-recheck:
 			if next := s.pickLayer(r.Context(), room, width); next != layer {
-				nv, err := s.hub.Join(r.Context(), rooms.Stream(room, next))
+				nv, err := s.hub.Join(r.Context(), frames.Stream{Room: room, Layer: next})
 				if err != nil {
 					continue // the replica's room limit: stay on the layer we have
 				}

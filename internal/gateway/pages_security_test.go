@@ -100,7 +100,7 @@ func TestTemplatesEscapeRoomNames(t *testing.T) {
 		if err := p.viewer.Execute(&buf, struct{ Room string }{name}); err != nil {
 			t.Fatal(err)
 		}
-		if err := p.index.Execute(&buf, struct{ Rooms []rooms.RoomInfo }{[]rooms.RoomInfo{{Name: name}}}); err != nil {
+		if err := p.index.Execute(&buf, struct{ Rooms []rooms.RoomSummary }{[]rooms.RoomSummary{{Name: name}}}); err != nil {
 			t.Fatal(err)
 		}
 		if err := p.grid.Execute(&buf, struct {

@@ -124,9 +124,9 @@ func (s *Server) servePublisher(ctx context.Context, k *wsConn) error {
 			s.metrics.rejected.WithLabelValues(closeTable[reason].label).Inc()
 			return ended(reason, err)
 		}
-		slot, stream := &pubs[f.Layer], rooms.Stream(room, f.Layer)
+		slot, stream := &pubs[f.Layer], frames.Stream{Room: room, Layer: f.Layer}
 		if f.Kind.IsH264() {
-			slot, stream = &h264[f.Layer], rooms.H264Stream(room, f.Layer)
+			slot, stream = &h264[f.Layer], frames.Stream{Room: room, Layer: f.Layer, Codec: frames.CodecH264}
 		}
 		pub := *slot
 		if pub == nil {

@@ -192,7 +192,7 @@ func (s *Server) connectRedis() error {
 // hubRooms lists the server's hub's rooms for its presence.
 type hubRooms struct{ s *Server }
 
-func (h hubRooms) Rooms() []rooms.RoomInfo { return h.s.hub.Rooms() }
+func (h hubRooms) Streams() []rooms.StreamInfo { return h.s.hub.Streams() }
 
 // frameCache returns the hub's first-frame cache, or nil without Redis.
 func (s *Server) frameCache() rooms.FrameCache {
@@ -271,7 +271,7 @@ func (s *Server) roomList(ctx context.Context) []rooms.RoomSummary {
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	if s.scale == nil || s.scale.presence == nil {
-		list = rooms.Summarize(s.hub.Rooms())
+		list = rooms.Summarize(s.hub.Streams())
 	} else {
 		var err error
 		if list, err = s.scale.presence.Rooms(ctx); err != nil {

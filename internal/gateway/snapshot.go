@@ -18,8 +18,8 @@ const snapshotCacheTimeout = 500 * time.Millisecond
 // latestFrame returns room's newest frame: from this replica's memory when
 // it has a live one (a local publisher, or viewers subscribed), otherwise
 // from the Redis frame cache, or nil.
-func (s *Server) latestFrame(ctx context.Context, room string) *frames.Frame {
-	if f := s.hub.Latest(room); f != nil {
+func (s *Server) latestFrame(ctx context.Context, stream frames.Stream) *frames.Frame {
+	if f := s.hub.Latest(stream); f != nil {
 		return f
 	}
 	if s.scale == nil {
@@ -27,9 +27,9 @@ func (s *Server) latestFrame(ctx context.Context, room string) *frames.Frame {
 	}
 	ctx, cancel := context.WithTimeout(ctx, snapshotCacheTimeout)
 	defer cancel()
-	f, err := s.scale.cache.Latest(ctx, room)
+	f, err := s.scale.cache.Latest(ctx, stream)
 	if err != nil {
-		s.log.Debug("snapshot: frame cache unreadable", "room", room, "err", err)
+		s.log.Debug("snapshot: frame cache unreadable", "stream", stream, "err", err)
 		return nil
 	}
 	return f
@@ -64,7 +64,7 @@ func (s *Server) pickLayer(ctx context.Context, room string, width int) int {
 	if width <= 0 {
 		return 0
 	}
-	return rooms.PickLayer(s.hub.Layers(ctx, room), width)
+	return rooms.PickLayer(s.hub.Layers(ctx, room, frames.CodecJPEG), width)
 }
 
 // handleSnapshot serves GET /video/{room}/snapshot.jpg: the room's newest
@@ -94,11 +94,11 @@ func (s *Server) handleSnapshot(w http.ResponseWriter, r *http.Request) {
 	layer := s.pickLayer(r.Context(), room, width)
 	var f *frames.Frame
 	if layer > 0 {
-		f = s.latestFrame(r.Context(), rooms.Stream(room, layer))
+		f = s.latestFrame(r.Context(), frames.Stream{Room: room, Layer: layer})
 	}
 	if f == nil {
 		layer = 0
-		f = s.latestFrame(r.Context(), room)
+		f = s.latestFrame(r.Context(), frames.Stream{Room: room})
 	}
 	if f == nil {
 		http.Error(w, "no frame: the room is not live", http.StatusNotFound)

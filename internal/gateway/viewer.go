@@ -13,6 +13,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/framecast/framecast/internal/socket"
 	"github.com/framecast/framecast/pkg/frames"
 	"github.com/framecast/framecast/pkg/rooms"
 )
@@ -29,12 +30,9 @@ type layerAsk struct {
 	codec frames.Codec // H.264 only on v=2
 }
 
-// stream is the hub stream of layer of room in ask's codec.
-func (a layerAsk) stream(room string, layer int) string {
-	if a.codec == rooms.CodecH264 {
-		return rooms.H264Stream(room, layer)
-	}
-	return rooms.Stream(room, layer)
+// stream is the stream of layer of room in ask's codec.
+func (a layerAsk) stream(room string, layer int) frames.Stream {
+	return frames.Stream{Room: room, Layer: layer, Codec: a.codec}
 }
 
 // resolve returns the index of the layer ask picks among layers (ordered
@@ -251,14 +249,13 @@ func (s *Server) startViewer(ctx context.Context, k *wsConn) (*viewerWriter, err
 	w.out = s.metrics.framesOut.WithLabelValues(label)
 	empty := []*subscription{}
 	w.subs.Store(&empty)
-	k.sock.onDrain = w.pump
-	k.sock.onFail = w.fail
+	k.viewer.Store(w) // the socket's events reach w from now on
 	if s.cfg.Adapt && k.view.adapt && (k.view.ask.set || k.view.multi) || k.view.ask.codec != frames.CodecJPEG {
 		// A small send buffer lets a slow link show as skips within
 		// seconds (the kernel's autotuned one hides megabytes): what
 		// adaptation watches, and what H.264's resume-at-a-keyframe
 		// needs to bound a viewer's latency.
-		k.sock.limitSendBuffer(adaptSendBuffer)
+		k.sock.LimitSendBuffer(adaptSendBuffer)
 	}
 	if k.view.multi {
 		for _, room := range k.view.rooms {
@@ -283,7 +280,7 @@ func (w *viewerWriter) join(ctx context.Context, room string, ask layerAsk, adap
 	sub.mu.Lock()
 	defer sub.mu.Unlock()
 	if ask.set || w.v2 {
-		sub.layers = w.s.hub.CodecLayers(ctx, room, ask.codec)
+		sub.layers = w.s.hub.Layers(ctx, room, ask.codec)
 		sub.layer = ask.resolve(sub.layers)
 	}
 	sub.codec = ask.codec
@@ -389,7 +386,7 @@ func (w *viewerWriter) pump() {
 }
 
 // drain is pump's writing loop; it reports false after a failed write.
-func (w *viewerWriter) drain(sock *sockWriter) bool {
+func (w *viewerWriter) drain(sock *socket.Writer) bool {
 	for !w.dead.Load() && !sock.Busy() {
 		if w.nctl.Load() > 0 {
 			if !w.writeControl() {
@@ -487,9 +484,9 @@ func (w *viewerWriter) writeControl() bool {
 // write hands one message to coder/websocket. The sockWriter queues what
 // the socket does not take, so this does not block on the network.
 func (w *viewerWriter) write(typ websocket.MessageType, msg []byte) error {
-	w.k.sock.cork(msg)
+	w.k.sock.Cork(msg)
 	err := w.k.c.Write(context.Background(), typ, msg)
-	if uerr := w.k.sock.uncork(); err == nil {
+	if uerr := w.k.sock.Uncork(); err == nil {
 		err = uerr
 	}
 	return err
@@ -547,7 +544,7 @@ func (w *viewerWriter) fail(err error) {
 	if e == nil {
 		return
 	}
-	if writeStalled(err) {
+	if socket.Stalled(err) {
 		var skipped uint64
 		for _, sub := range *w.subs.Load() {
 			skipped += sub.v.Load().Skipped()

@@ -7,11 +7,13 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
 
 	"github.com/framecast/framecast/internal/auth"
+	"github.com/framecast/framecast/internal/socket"
 	"github.com/framecast/framecast/pkg/frames"
 )
 
@@ -115,7 +117,21 @@ func (s *Server) acceptWebSocket(w http.ResponseWriter, r *http.Request, room, r
 	if !ok {
 		return
 	}
-	fh := newFrameHijacker(w, role, s.cfg.WriteTimeout, s.cfg.PingInterval)
+	logRoom := room
+	if view.multi {
+		logRoom = "(multi)"
+	}
+	// The connection exists before the upgrade, so that the socket's
+	// writer is made with its events bound once, before anything can
+	// fire them.
+	k := &wsConn{s: s, room: room, role: role, format: format, mayPublish: mayPublish, view: view, claims: claims,
+		log:      s.log.With("room", logRoom, "role", role, "remote", r.RemoteAddr),
+		cleanups: make([]func(), 0, 10)}
+	readBuffer := socket.FrameReadBuffer // the seed's two-way connections and publishers read whole frames
+	if role == roleView {
+		readBuffer = socket.ViewerReadBuffer
+	}
+	fh := socket.NewHijacker(w, readBuffer, socket.Options{WriteTimeout: s.cfg.WriteTimeout, PingInterval: s.cfg.PingInterval, Events: k})
 	c, err := websocket.Accept(fh, r, &websocket.AcceptOptions{
 		InsecureSkipVerify: true,                          // checkOrigin did it
 		CompressionMode:    websocket.CompressionDisabled, // JPEG does not compress
@@ -130,14 +146,7 @@ func (s *Server) acceptWebSocket(w http.ResponseWriter, r *http.Request, room, r
 	// the request, the response and its goroutine's stack, which would
 	// otherwise be pinned for the life of every idle viewer.
 	handedOver = true // serveConn's end calls conns.Done
-	logRoom := room
-	if view.multi {
-		logRoom = "(multi)"
-	}
-	k := &wsConn{c: c, room: room, role: role, format: format, mayPublish: mayPublish, view: view, claims: claims,
-		sock:     fh.sockWriter(),
-		log:      s.log.With("room", logRoom, "role", role, "remote", r.RemoteAddr),
-		cleanups: make([]func(), 0, 10)}
+	k.c, k.sock = c, fh.Writer()
 	k.onEnd(s.conns.Done)
 	k.onEnd(release)
 	s.serveConn(k, claims)
@@ -147,19 +156,39 @@ func (s *Server) acceptWebSocket(w http.ResponseWriter, r *http.Request, room, r
 // end runs once, from whichever goroutine sees the end first (the read loop,
 // or the reader of a view-only connection).
 type wsConn struct {
+	s                  *Server
 	c                  *websocket.Conn
-	room, role, format string       // room is "" on a multi-room connection
-	mayPublish         bool         // the seed's connection may send frames only with a publish token where one is required
-	view               viewOpts     // what a viewer asked for: layer, v=2, adaptation, rooms
-	claims             *auth.Claims // the token's claims where one was required; nil otherwise
-	sock               *sockWriter  // the socket's one writer
+	room, role, format string         // room is "" on a multi-room connection
+	mayPublish         bool           // the seed's connection may send frames only with a publish token where one is required
+	view               viewOpts       // what a viewer asked for: layer, v=2, adaptation, rooms
+	claims             *auth.Claims   // the token's claims where one was required; nil otherwise
+	sock               *socket.Writer // the socket's one writer
 	log                *slog.Logger
 
 	cleanups []func() // run in reverse order by end; appended before any goroutine starts
 	once     sync.Once
 	mu       sync.Mutex
-	reason   *connEnd      // why the gateway is ending the connection, if it is
-	viewer   *viewerWriter // set before the reader starts, on connections that receive frames
+	reason   *connEnd                     // why the gateway is ending the connection, if it is
+	viewer   atomic.Pointer[viewerWriter] // set before the reader starts, on connections that receive frames
+}
+
+// Drained implements socket.Events: the viewer's writer may write again.
+func (k *wsConn) Drained() {
+	if w := k.viewer.Load(); w != nil {
+		w.pump()
+	}
+}
+
+// Failed implements socket.Events: a write failed, so the connection ends
+// (as the viewer's writer says, on a viewer's connection).
+func (k *wsConn) Failed(err error) {
+	if w := k.viewer.Load(); w != nil {
+		w.fail(err)
+		return
+	}
+	if e := writeEnd(err); e != nil {
+		go k.s.stop(k, e)
+	}
 }
 
 func (k *wsConn) onEnd(f func()) { k.cleanups = append(k.cleanups, f) }
@@ -199,19 +228,13 @@ func (s *Server) serveConn(k *wsConn, claims *auth.Claims) {
 	ctx, cancel := context.WithCancel(context.Background())
 	k.onEnd(cancel)
 	k.onEnd(keepalive(s.cfg.PingInterval, func() bool { return s.ping(ctx, k) }))
-	k.sock.onFail = func(err error) { // startViewer replaces it for connections that receive frames
-		if e := writeEnd(err); e != nil {
-			go s.stop(k, e)
-		}
-	}
-
 	if k.role != rolePublish {
 		w, err := s.startViewer(ctx, k)
 		if err != nil {
 			s.end(k, err)
 			return
 		}
-		k.viewer = w
+		k.viewer.Store(w)
 		k.onEnd(w.stop)
 	}
 	switch {

@@ -178,6 +178,16 @@ func (f *Frame) buildV2() []byte {
 	return append(b, f.wire...)
 }
 
+// Size returns the picture's size: as the publisher tagged it, or for an
+// untagged JPEG as its frame header says; zero when neither tells.
+func (f *Frame) Size() (width, height int) {
+	if f.Width != 0 || f.Kind != KindJPEG {
+		return f.Width, f.Height
+	}
+	w, h, _ := JPEGSize(f.Payload)
+	return w, h
+}
+
 // OfflineLayer is Offline for one layer of a room.
 func OfflineLayer(room string, layer int, lastSeq uint64, at time.Time) *Frame {
 	f := Offline(lastSeq, at)

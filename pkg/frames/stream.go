@@ -24,6 +24,10 @@ const (
 
 var codecNames = [numCodecs]string{CodecJPEG: "jpeg", CodecH264: "h264"}
 
+// Codecs returns every codec, JPEG first: the order in which a room's
+// layers are listed.
+func Codecs() []Codec { return []Codec{CodecJPEG, CodecH264} }
+
 // String returns "jpeg" or "h264": the name of the codec in queries,
 // control messages, metrics labels and the recording store.
 func (c Codec) String() string {
@@ -107,6 +111,17 @@ func (s Stream) String() string {
 	return s.Room
 }
 
+// Message returns f, a frame of the stream, as the channel layer and the
+// frame cache carry it: version 1 on the main stream (JPEG layer 0, the
+// seed's channel, which every replica reads), version 2, naming the room
+// and layer, on every other. Set f.Room and f.Layer first.
+func (s Stream) Message(f *Frame) []byte {
+	if s == (Stream{Room: s.Room}) {
+		return f.Binary()
+	}
+	return f.BinaryV2()
+}
+
 // KeyframeChannel is the channel on which viewers of the room's H.264
 // layers ask its publisher for a keyframe: "<room>@key". Requests name the
 // room, not a layer: a sender starts a new group on every layer at once.
@@ -173,4 +188,22 @@ func ValidRoom(name string) bool {
 		}
 	}
 	return true
+}
+
+// MarshalText implements encoding.TextMarshaler: the stream's name.
+func (s Stream) MarshalText() ([]byte, error) {
+	if err := s.Valid(); err != nil {
+		return nil, err
+	}
+	return []byte(s.String()), nil
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler with ParseStream.
+func (s *Stream) UnmarshalText(b []byte) error {
+	v, err := ParseStream(string(b))
+	if err != nil {
+		return err
+	}
+	*s = v
+	return nil
 }

@@ -131,41 +131,46 @@ func NewRedisFrameCache(client redis.UniversalClient, opts FrameCacheOptions) *R
 	}
 }
 
-// Key returns the Redis key of room's newest frame.
-func (c *RedisFrameCache) Key(room string) string { return c.opts.KeyPrefix + "last:" + room }
+// Key returns the Redis key of stream's newest frame.
+func (c *RedisFrameCache) Key(stream frames.Stream) string {
+	return c.opts.KeyPrefix + "last:" + stream.String()
+}
 
-// Latest returns room's newest frame from Redis, or nil when there is none.
-func (c *RedisFrameCache) Latest(ctx context.Context, room string) (*frames.Frame, error) {
+// Latest returns stream's newest frame from Redis, or nil when there is
+// none.
+func (c *RedisFrameCache) Latest(ctx context.Context, stream frames.Stream) (*frames.Frame, error) {
 	now := time.Now()
-	if f, ok := c.reads.get(room, now, c.opts.Interval); ok {
+	name := stream.String()
+	if f, ok := c.reads.get(name, now, c.opts.Interval); ok {
 		return f, nil
 	}
-	b, err := c.client.Get(ctx, c.Key(room)).Bytes()
+	b, err := c.client.Get(ctx, c.Key(stream)).Bytes()
 	var f *frames.Frame
 	switch {
 	case errors.Is(err, redis.Nil):
 	case err != nil:
 		c.onError("cache_read", err)
-		return nil, fmt.Errorf("failed to read the cached frame of %q: %w", room, err)
+		return nil, fmt.Errorf("failed to read the cached frame of %q: %w", name, err)
 	default:
 		f, err = frames.ParseBinary(b, 0, time.Time{}, 0)
 		if err != nil || f.IsOffline() {
 			c.onError("cache_read", fmt.Errorf("bad cached frame: %v", err))
 			f = nil
 		} else {
-			f.Room, f.Layer = rooms.SplitStream(room) // a layer's stream is cached under its name
+			f.Room, f.Layer = stream.Room, stream.Layer // the key names the stream, whatever the message says
 		}
 	}
-	c.reads.put(room, f, now, c.opts.Interval)
+	c.reads.put(name, f, now, c.opts.Interval)
 	return f, nil
 }
 
 // FrameSource is what the cache writer reads from a replica's hub: its
-// local rooms and each room's newest live frame. *rooms.Hub satisfies it.
-// Its methods must be safe for concurrent use and must not block.
+// local streams, each stream's newest live frame and each room's layers.
+// *rooms.Hub satisfies it. Its methods must be safe for concurrent use and
+// must not block.
 type FrameSource interface {
-	Rooms() []rooms.RoomInfo
-	Latest(room string) *frames.Frame
+	Streams() []rooms.StreamInfo
+	Latest(stream frames.Stream) *frames.Frame
 	LocalLayers(room string) []frames.LayerInfo
 }
 
@@ -174,7 +179,7 @@ type FrameSource interface {
 func (c *RedisFrameCache) Run(ctx context.Context, hub FrameSource) {
 	t := time.NewTicker(c.opts.Interval)
 	defer t.Stop()
-	w := cacheWriter{c: c, written: make(map[string]writtenFrame), deletes: make(map[string]bool),
+	w := cacheWriter{c: c, written: make(map[frames.Stream]writtenFrame), deletes: make(map[frames.Stream]bool),
 		layers: make(map[string]writtenLayers)}
 	for {
 		select {
@@ -192,12 +197,12 @@ func (c *RedisFrameCache) Run(ctx context.Context, hub FrameSource) {
 // rooms' frames it must still delete. It is used by Run's goroutine only.
 type cacheWriter struct {
 	c       *RedisFrameCache
-	written map[string]writtenFrame
+	written map[frames.Stream]writtenFrame
 	// deletes are rooms no longer published here whose keys are not known
 	// to be deleted yet: kept until a write round succeeds, so a failed
 	// round's DELs are sent again instead of leaving stale frames behind
 	// for the whole TTL.
-	deletes map[string]bool
+	deletes map[frames.Stream]bool
 	layers  map[string]writtenLayers // room -> layer list written
 	failing bool
 }
@@ -219,27 +224,28 @@ func (w *cacheWriter) flush(ctx context.Context, hub FrameSource) {
 	c := w.c
 	now := time.Now()
 	pipe := c.client.Pipeline()
-	seen := make(map[string]bool, len(w.written))
-	infos := hub.Rooms()
+	seen := make(map[frames.Stream]bool, len(w.written))
+	infos := hub.Streams()
 	for _, info := range infos {
-		if info.Publishers == 0 || info.Codec != frames.CodecJPEG {
-			continue // H.264 streams have no single newest frame to cache
+		id := info.Stream
+		if info.Publishers == 0 || id.Codec != frames.CodecJPEG {
+			continue // H.264 streams have no single newest frame to cache: joiners get the group
 		}
-		f := hub.Latest(info.Name)
+		f := hub.Latest(id)
 		if f == nil {
 			continue
 		}
-		seen[info.Name] = true
-		prev, ok := w.written[info.Name]
+		seen[id] = true
+		prev, ok := w.written[id]
 		switch {
 		case !ok || prev.f != f:
-			pipe.Set(ctx, c.Key(info.Name), cacheForm(info, f), c.opts.TTL)
+			pipe.Set(ctx, c.Key(id), id.Message(f), c.opts.TTL)
 		case now.Sub(prev.at) >= c.opts.TTL/2:
-			pipe.PExpire(ctx, c.Key(info.Name), c.opts.TTL)
+			pipe.PExpire(ctx, c.Key(id), c.opts.TTL)
 		default:
 			continue
 		}
-		w.written[info.Name] = writtenFrame{f: f, at: now}
+		w.written[id] = writtenFrame{f: f, at: now}
 	}
 	w.flushLayers(ctx, hub, pipe, infos, now)
 	for room := range w.written {
@@ -277,16 +283,6 @@ func (w *cacheWriter) flush(ctx context.Context, hub FrameSource) {
 		w.failing = false
 		c.log.Info("writing frames to the Redis cache again")
 	}
-}
-
-// cacheForm is what the cache keeps of a stream's frame: the form the
-// channel layer carries (version 1 for a main layer, version 2, with the
-// layer's size, for the others).
-func cacheForm(info rooms.RoomInfo, f *frames.Frame) []byte {
-	if info.Layer == 0 {
-		return f.Binary()
-	}
-	return f.BinaryV2()
 }
 
 func (c *RedisFrameCache) onError(op string, err error) {

@@ -29,7 +29,7 @@ func grFrame(t testing.TB, k frames.Kind, seq uint64) *frames.Frame {
 func TestGroupOfPicturesAcrossReplicas(t *testing.T) {
 	r := testenv.StartRedis(t)
 	a, b := newReplica(t, r), newReplica(t, r)
-	stream := rooms.H264Stream("cam", 0)
+	stream := frames.Stream{Room: "cam", Codec: frames.CodecH264}
 	pub, err := a.hub.NewPublisher(stream)
 	if err != nil {
 		t.Fatal(err)
@@ -129,7 +129,7 @@ func TestGroupOfPicturesAcrossReplicas(t *testing.T) {
 func TestGroupOfPicturesDroppedPastItsBound(t *testing.T) {
 	r := testenv.StartRedis(t)
 	a, b := newReplica(t, r), newReplica(t, r)
-	stream := rooms.H264Stream("cam", 0)
+	stream := frames.Stream{Room: "cam", Codec: frames.CodecH264}
 	pub, err := a.hub.NewPublisher(stream)
 	if err != nil {
 		t.Fatal(err)

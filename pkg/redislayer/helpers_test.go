@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"testing"
 
+	"github.com/framecast/framecast/pkg/frames"
 	"github.com/framecast/framecast/pkg/rooms"
 )
 
@@ -12,7 +13,7 @@ func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 func join(t testing.TB, h *rooms.Hub, room string) *rooms.Viewer {
 	t.Helper()
-	v, err := h.Join(context.Background(), room)
+	v, err := h.Join(context.Background(), frames.Stream{Room: room})
 	if err != nil {
 		t.Fatalf("Join(%q): %v", room, err)
 	}
@@ -21,8 +22,8 @@ func join(t testing.TB, h *rooms.Hub, room string) *rooms.Viewer {
 
 func roomNames(h *rooms.Hub) []string {
 	var names []string
-	for _, r := range h.Rooms() {
-		names = append(names, r.Name)
+	for _, r := range h.Streams() {
+		names = append(names, r.Stream.String())
 	}
 	return names
 }

@@ -66,11 +66,11 @@ func validLayers(l []frames.LayerInfo) bool {
 // flushLayers adds to pipe the layer lists of the rooms published here
 // (infos are the hub's streams): SET when a list changed, PEXPIRE halfway
 // through its life, DEL when the room is no longer published here.
-func (w *cacheWriter) flushLayers(ctx context.Context, hub FrameSource, pipe redis.Pipeliner, infos []rooms.RoomInfo, now time.Time) {
+func (w *cacheWriter) flushLayers(ctx context.Context, hub FrameSource, pipe redis.Pipeliner, infos []rooms.StreamInfo, now time.Time) {
 	c := w.c
 	published := make(map[string]bool)
 	for _, info := range infos {
-		room := info.Room
+		room := info.Stream.Room
 		if info.Publishers == 0 || published[room] {
 			continue
 		}

@@ -39,7 +39,7 @@ func TestLayerCatalog(t *testing.T) {
 	var pubs []*rooms.Publisher
 	want := []frames.LayerInfo{{Index: 0, Width: 1280, Height: 720}, {Index: 1, Width: 640, Height: 360}, {Index: 2, Width: 320, Height: 180}}
 	for _, l := range want {
-		p, err := ha.NewPublisher(rooms.Stream("cam", l.Index))
+		p, err := ha.NewPublisher(frames.Stream{Room: "cam", Layer: l.Index})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -52,14 +52,14 @@ func TestLayerCatalog(t *testing.T) {
 		p.Send(f)
 	}
 	testenv.WaitFor(t, 3*time.Second, "replica B to learn cam's layers", func() error {
-		if got := hb.Layers(ctx, "cam"); !slices.Equal(got, want) {
+		if got := hb.Layers(ctx, "cam", frames.CodecJPEG); !slices.Equal(got, want) {
 			return fmt.Errorf("layers %v", got)
 		}
 		return nil
 	})
 	// Layer 1's newest frame is cached under its stream's name too.
 	testenv.WaitFor(t, 3*time.Second, "layer 1's frame cached", func() error {
-		f, err := reader.Latest(ctx, rooms.Stream("cam", 1))
+		f, err := reader.Latest(ctx, frames.Stream{Room: "cam", Layer: 1})
 		if err != nil || f == nil || f.Width != 640 || f.Layer != 1 || f.Room != "cam" {
 			return fmt.Errorf("cached layer-1 frame: %+v, %v", f, err)
 		}

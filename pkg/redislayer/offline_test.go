@@ -18,7 +18,7 @@ import (
 // (the hub asks the presence about other replicas' publishers).
 type hubRef struct{ h *rooms.Hub }
 
-func (r *hubRef) Rooms() []rooms.RoomInfo { return r.h.Rooms() }
+func (r *hubRef) Streams() []rooms.StreamInfo { return r.h.Streams() }
 
 // presentReplica is a gateway replica with presence: its own client,
 // RedisLayer, Presence (heartbeats running) and Hub.
@@ -93,7 +93,7 @@ func TestOfflineOnlyWhenNoReplicaPublishes(t *testing.T) {
 	v := join(t, a.hub, "cam") // a viewer on A, which sees the room through Redis
 	defer a.hub.Leave(v)
 
-	old, err := a.hub.NewPublisher("cam") // the camera's old connection
+	old, err := a.hub.NewPublisher(frames.Stream{Room: "cam"}) // the camera's old connection
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +103,7 @@ func TestOfflineOnlyWhenNoReplicaPublishes(t *testing.T) {
 	}
 
 	// The camera reconnects through nginx to B and streams there.
-	moved, err := b.hub.NewPublisher("cam")
+	moved, err := b.hub.NewPublisher(frames.Stream{Room: "cam"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +124,7 @@ func TestOfflineOnlyWhenNoReplicaPublishes(t *testing.T) {
 		}
 	}()
 	testenv.WaitFor(t, 3*time.Second, "A to learn that B publishes cam", func() error {
-		yes, err := a.presence.PublishedElsewhere(context.Background(), "cam")
+		yes, err := a.presence.PublishedElsewhere(context.Background(), frames.Stream{Room: "cam"})
 		if err != nil {
 			return err
 		}
@@ -141,7 +141,7 @@ func TestOfflineOnlyWhenNoReplicaPublishes(t *testing.T) {
 			t.Fatalf("message %d after A's publisher closed: offline (seq %d), while B's publisher streams", i, seq)
 		}
 	}
-	if a.hub.Latest("cam") == nil {
+	if a.hub.Latest(frames.Stream{Room: "cam"}) == nil {
 		t.Error("A reports cam offline while B's publisher streams")
 	}
 
@@ -159,7 +159,7 @@ func TestOfflineOnlyWhenNoReplicaPublishes(t *testing.T) {
 			break
 		}
 	}
-	if b.hub.Latest("cam") != nil {
+	if b.hub.Latest(frames.Stream{Room: "cam"}) != nil {
 		t.Error("B still reports cam live")
 	}
 }
@@ -178,13 +178,13 @@ func TestOfflineAfterStaleConnectionElsewhere(t *testing.T) {
 	a, b := newPresentReplica(t, r, optsA), newPresentReplica(t, r, optsB)
 	msgs := channelWatch(t, r, "video_cam")
 
-	stale, err := a.hub.NewPublisher("cam")
+	stale, err := a.hub.NewPublisher(frames.Stream{Room: "cam"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer stale.Close()
 	stale.Send(scFrame(t, 1)) // then silence: the camera moved to B
-	moved, err := b.hub.NewPublisher("cam")
+	moved, err := b.hub.NewPublisher(frames.Stream{Room: "cam"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +198,7 @@ func TestOfflineAfterStaleConnectionElsewhere(t *testing.T) {
 		t.Fatalf("got kind %d after the last live publisher left, want offline", kind)
 	}
 	t.Logf("offline %v after the close", time.Since(closed).Round(10*time.Millisecond))
-	if b.hub.Latest("cam") != nil {
+	if b.hub.Latest(frames.Stream{Room: "cam"}) != nil {
 		t.Error("B still reports cam live")
 	}
 }

@@ -84,7 +84,7 @@ func receiveSeqs(tb testing.TB, msgs <-chan *redis.Message, n int, timeout time.
 // order, and none is dropped.
 func TestPipelinedPublishesOverSlowRedis(t *testing.T) {
 	room := newSlowRedisRoom(t)
-	p, err := room.hub.NewPublisher("room")
+	p, err := room.hub.NewPublisher(frames.Stream{Room: "room"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func TestPipelinedPublishesOverSlowRedis(t *testing.T) {
 //	go test -run '^$' -bench PublishOverDelayedRedis -benchtime 2000x ./pkg/redislayer/
 func BenchmarkPublishOverDelayedRedis(b *testing.B) {
 	room := newSlowRedisRoom(b)
-	p, err := room.hub.NewPublisher("room")
+	p, err := room.hub.NewPublisher(frames.Stream{Room: "room"})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -49,8 +48,8 @@ type PresenceOptions struct {
 //
 // Key layout (KeyPrefix "framecast:"):
 //
-//	framecast:presence:<replica>  string, PX TTL: this replica's local rooms,
-//	                              JSON {"replica","at","rooms":[rooms.RoomInfo...]}
+//	framecast:presence:<replica>  string, PX TTL: this replica's local streams,
+//	                              JSON {"replica","at","rooms":[rooms.StreamInfo...]}
 //	framecast:replicas            sorted set: member <replica>, score = the
 //	                              unix ms at which its presence key expires
 //
@@ -66,7 +65,7 @@ type PresenceOptions struct {
 // Presence is safe for concurrent use.
 type Presence struct {
 	client redis.UniversalClient
-	hub    RoomLister
+	hub    StreamLister
 	opts   PresenceOptions
 	log    *slog.Logger
 
@@ -78,16 +77,16 @@ type Presence struct {
 	failing  bool
 }
 
-// RoomLister lists a replica's local rooms: what presence announces.
-// *rooms.Hub satisfies it. Rooms must be safe for concurrent use and must
-// not block.
-type RoomLister interface {
-	Rooms() []rooms.RoomInfo
+// StreamLister lists a replica's local streams: what presence announces.
+// *rooms.Hub satisfies it. Streams must be safe for concurrent use and
+// must not block.
+type StreamLister interface {
+	Streams() []rooms.StreamInfo
 }
 
 // NewPresence returns the presence of hub's replica on client. It does not
 // own client. Call Run to start the heartbeats.
-func NewPresence(client redis.UniversalClient, hub RoomLister, opts PresenceOptions) *Presence {
+func NewPresence(client redis.UniversalClient, hub StreamLister, opts PresenceOptions) *Presence {
 	if opts.KeyPrefix == "" {
 		opts.KeyPrefix = "framecast:"
 	}
@@ -135,9 +134,9 @@ func (p *Presence) indexKey() string          { return p.opts.KeyPrefix + "repli
 
 // presenceRecord is the JSON stored in a replica's presence key.
 type presenceRecord struct {
-	Replica string           `json:"replica"`
-	At      int64            `json:"at"` // unix ms of the heartbeat
-	Rooms   []rooms.RoomInfo `json:"rooms"`
+	Replica string             `json:"replica"`
+	At      int64              `json:"at"` // unix ms of the heartbeat
+	Rooms   []rooms.StreamInfo `json:"rooms"`
 }
 
 // Run beats every Interval until ctx ends, then removes this replica's
@@ -160,9 +159,9 @@ func (p *Presence) Run(ctx context.Context) {
 var _ rooms.PublisherPresence = (*Presence)(nil)
 
 // PublishersChanged makes Run beat now, so that the other replicas see a
-// new publisher of room, or the last one leaving, at once rather than at
-// the next heartbeat. It never blocks.
-func (p *Presence) PublishersChanged(string) {
+// new publisher of a stream, or the last one leaving, at once rather than
+// at the next heartbeat. It never blocks.
+func (p *Presence) PublishersChanged(frames.Stream) {
 	select {
 	case p.kick <- struct{}{}:
 	default:
@@ -170,13 +169,13 @@ func (p *Presence) PublishersChanged(string) {
 }
 
 // PublishedElsewhere reports whether another live replica has a live
-// publisher of room: one whose replica saw the room's newest frame no
+// publisher of stream: one whose replica saw the stream's newest frame no
 // longer than TTL (plus a heartbeat Interval) ago. A replica whose old
 // connection of a camera that moved elsewhere has not timed out yet lists
 // a publisher too, but its frames stop: it counts only for TTL after its
-// last frame. It reads Redis each time (no reuse): call it when a room's
+// last frame. It reads Redis each time (no reuse): call it when a stream's
 // last local publisher leaves, not per frame.
-func (p *Presence) PublishedElsewhere(ctx context.Context, room string) (bool, error) {
+func (p *Presence) PublishedElsewhere(ctx context.Context, stream frames.Stream) (bool, error) {
 	recs, err := p.read(ctx)
 	if err != nil {
 		p.onError("presence_read", err)
@@ -187,7 +186,7 @@ func (p *Presence) PublishedElsewhere(ctx context.Context, room string) (bool, e
 	oldest := time.Now().Add(-p.opts.TTL - p.opts.Interval)
 	for _, rec := range recs {
 		for _, r := range rec.Rooms {
-			if r.Name == room && r.Publishers > 0 && r.Live && r.LastFrame.After(oldest) {
+			if r.Stream == stream && r.Publishers > 0 && r.Live && r.LastFrame.After(oldest) {
 				return true, nil
 			}
 		}
@@ -212,7 +211,7 @@ func (p *Presence) beatLogged(ctx context.Context) {
 // Beat writes this replica's local rooms once.
 func (p *Presence) Beat(ctx context.Context) error {
 	now := time.Now()
-	rec, err := json.Marshal(presenceRecord{Replica: p.opts.ReplicaID, At: now.UnixMilli(), Rooms: p.hub.Rooms()})
+	rec, err := json.Marshal(presenceRecord{Replica: p.opts.ReplicaID, At: now.UnixMilli(), Rooms: p.hub.Streams()})
 	if err != nil {
 		return err
 	}
@@ -254,7 +253,7 @@ func (p *Presence) Rooms(ctx context.Context) ([]rooms.RoomSummary, error) {
 	}
 	p.mu.Unlock()
 
-	local := p.hub.Rooms()
+	local := p.hub.Streams()
 	others, err := p.read(ctx)
 	if err != nil {
 		p.onError("presence_read", err)
@@ -266,7 +265,11 @@ func (p *Presence) Rooms(ctx context.Context) ([]rooms.RoomSummary, error) {
 		p.mu.Unlock()
 		return out, err
 	}
-	out := merge(append(others, presenceRecord{Replica: p.opts.ReplicaID, Rooms: local}))
+	all := make([][]rooms.StreamInfo, 0, len(others)+1)
+	for _, rec := range others {
+		all = append(all, rec.Rooms)
+	}
+	out := rooms.Summarize(append(all, local)...)
 	p.mu.Lock()
 	p.cached, p.cachedAt = out, time.Now()
 	p.mu.Unlock()
@@ -306,43 +309,6 @@ func (p *Presence) read(ctx context.Context) ([]presenceRecord, error) {
 		out = append(out, rec)
 	}
 	return out, nil
-}
-
-// merge sums the replicas' rooms by name, each room's layers included.
-func merge(recs []presenceRecord) []rooms.RoomSummary {
-	byName := map[string]*rooms.RoomSummary{}
-	for _, rec := range recs {
-		counted := map[string]bool{} // rooms of this replica: one replica however many layers
-		for _, r := range rec.Rooms {
-			name, layer, codec := rooms.ParseStream(r.Name) // a layer's stream counts for its room
-			if !frames.ValidRoom(name) {
-				continue
-			}
-			s := byName[name]
-			if s == nil {
-				s = &rooms.RoomSummary{Name: name}
-				byName[name] = s
-			}
-			s.Viewers += r.Viewers
-			if layer == 0 && codec == frames.CodecJPEG {
-				s.Publishers += r.Publishers
-			}
-			s.Live = s.Live || r.Live
-			if r.LastFrame.After(s.LastFrame) {
-				s.LastFrame = r.LastFrame
-			}
-			if !counted[name] {
-				counted[name] = true
-				s.Replicas++
-			}
-		}
-	}
-	out := make([]rooms.RoomSummary, 0, len(byName))
-	for _, s := range byName {
-		out = append(out, *s)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out
 }
 
 func (p *Presence) onError(op string, err error) {

@@ -152,7 +152,7 @@ func TestRedisRelayBetweenHubs(t *testing.T) {
 	b1, b2 := join(t, b.hub, "room"), join(t, b.hub, "room")
 	waitNumSub(t, a.client, ch, 1) // one subscription for B, not one per viewer
 
-	p, err := a.hub.NewPublisher("room")
+	p, err := a.hub.NewPublisher(frames.Stream{Room: "room"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +225,7 @@ func TestRedisOfflineCrossesReplicas(t *testing.T) {
 	a, b := newReplica(t, r), newReplica(t, r)
 	v := join(t, b.hub, "room")
 	waitNumSub(t, b.client, "video_room", 1)
-	p, err := a.hub.NewPublisher("room")
+	p, err := a.hub.NewPublisher(frames.Stream{Room: "room"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +246,7 @@ func TestRedisOfflineCrossesReplicas(t *testing.T) {
 			break
 		}
 	}
-	if b.hub.Latest("room") != nil {
+	if b.hub.Latest(frames.Stream{Room: "room"}) != nil {
 		t.Fatal("B still reports the room live")
 	}
 }
@@ -255,7 +255,7 @@ func TestRedisRestart(t *testing.T) {
 	r := testenv.StartRedis(t)
 	a, b := newReplica(t, r), newReplica(t, r)
 	v := join(t, b.hub, "room")
-	p, err := a.hub.NewPublisher("room")
+	p, err := a.hub.NewPublisher(frames.Stream{Room: "room"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,7 +304,7 @@ func TestRedisLayerCloseLeavesNoGoroutines(t *testing.T) {
 	layer := redislayer.NewRedisLayer(client, redislayer.RedisOptions{Logger: quietLogger()})
 	hub := rooms.NewHub(layer, rooms.Options{Logger: quietLogger()})
 	v := join(t, hub, "room")
-	p, err := hub.NewPublisher("room")
+	p, err := hub.NewPublisher(frames.Stream{Room: "room"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -433,7 +433,7 @@ func TestFrozenRedisDoesNotDelayJoinsAndLeaves(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				v, err := hub.Join(context.Background(), fmt.Sprintf("b%d", i))
+				v, err := hub.Join(context.Background(), frames.Stream{Room: fmt.Sprintf("b%d", i)})
 				if err == nil {
 					newMu.Lock()
 					newViewers = append(newViewers, v)

@@ -74,7 +74,7 @@ func TestPresenceAcrossReplicas(t *testing.T) {
 	// Replica A: a publisher and a viewer of lobby. Replica B: two viewers
 	// of lobby and one of hall.
 	ha, hb := scHub(t, rooms.Options{}), scHub(t, rooms.Options{})
-	pub, err := ha.NewPublisher("lobby")
+	pub, err := ha.NewPublisher(frames.Stream{Room: "lobby"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +84,7 @@ func TestPresenceAcrossReplicas(t *testing.T) {
 		h    *rooms.Hub
 		room string
 	}{{ha, "lobby"}, {hb, "lobby"}, {hb, "lobby"}, {hb, "hall"}} {
-		v, err := j.h.Join(ctx, j.room)
+		v, err := j.h.Join(ctx, frames.Stream{Room: j.room})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -179,7 +179,7 @@ func TestPresenceWithoutRedisListsLocalRooms(t *testing.T) {
 	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + strconv.Itoa(port), MaxRetries: -1})
 	defer client.Close()
 	h := scHub(t, rooms.Options{})
-	v, err := h.Join(context.Background(), "alone")
+	v, err := h.Join(context.Background(), frames.Stream{Room: "alone"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,11 +216,11 @@ func TestFrameCache(t *testing.T) {
 	reader := redislayer.NewRedisFrameCache(scClient(t, r), opts)
 	hb := scHub(t, rooms.Options{Cache: redislayer.NewRedisFrameCache(scClient(t, r), opts)})
 
-	if f, err := reader.Latest(ctx, "cam"); err != nil || f != nil {
+	if f, err := reader.Latest(ctx, frames.Stream{Room: "cam"}); err != nil || f != nil {
 		t.Fatalf("Latest of a room never published: %v, %v", f, err)
 	}
 
-	pub, err := ha.NewPublisher("cam")
+	pub, err := ha.NewPublisher(frames.Stream{Room: "cam"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +244,7 @@ func TestFrameCache(t *testing.T) {
 	// A viewer joining on B, which holds nothing of cam, has a frame when
 	// Join returns.
 	testenv.WaitFor(t, 2*time.Second, "the newest frame in the cache", func() error {
-		f, err := reader.Latest(ctx, "cam")
+		f, err := reader.Latest(ctx, frames.Stream{Room: "cam"})
 		if err != nil {
 			return err
 		}
@@ -254,7 +254,7 @@ func TestFrameCache(t *testing.T) {
 		return nil
 	})
 	joined := time.Now()
-	v, err := hb.Join(ctx, "cam")
+	v, err := hb.Join(ctx, frames.Stream{Room: "cam"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,7 +281,7 @@ func TestFrameCache(t *testing.T) {
 		return nil
 	})
 	time.Sleep(opts.Interval) // reads are reused for Interval
-	v, err = hb.Join(ctx, "cam")
+	v, err = hb.Join(ctx, frames.Stream{Room: "cam"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,7 +299,7 @@ func TestFrameCacheDownDoesNotDelayJoin(t *testing.T) {
 	cache := redislayer.NewRedisFrameCache(client, redislayer.FrameCacheOptions{Logger: slog.New(slog.DiscardHandler)})
 	h := scHub(t, rooms.Options{Cache: cache, CacheTimeout: 100 * time.Millisecond})
 	start := time.Now()
-	v, err := h.Join(context.Background(), "cam")
+	v, err := h.Join(context.Background(), frames.Stream{Room: "cam"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -333,7 +333,7 @@ func TestFrameCacheRetriesDeleteAfterFailedWrite(t *testing.T) {
 	go func() { writer.Run(ctx, h); close(done) }()
 	defer func() { stop(); <-done }()
 
-	pub, err := h.NewPublisher("cam")
+	pub, err := h.NewPublisher(frames.Stream{Room: "cam"})
 	if err != nil {
 		t.Fatal(err)
 	}

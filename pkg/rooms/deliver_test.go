@@ -16,7 +16,7 @@ func deliverRoom(tb testing.TB, n int) *rooms.MemoryLayer {
 	tb.Helper()
 	hub, layer := newMemoryHub(tb, rooms.Options{FanoutShards: 1}) // the offers themselves, on Publish's goroutine
 	for range n {
-		join(tb, hub, "bench")
+		join(tb, hub, st("bench"))
 	}
 	return layer
 }

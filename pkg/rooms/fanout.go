@@ -7,7 +7,7 @@ import (
 // Fan-out shards.
 //
 // The goroutine that delivers a frame (a channel layer's single read loop,
-// for Redis) queues it to each local viewer of the room at once: a mutex
+// for Redis) queues it to each local viewer of the stream at once: a mutex
 // and a slot per viewer, no write. Writing is the shards' job: each viewer
 // belongs to one fan-out shard for its whole life, chosen round-robin at
 // Join, and the shard calls the notify callbacks of its viewers whose
@@ -17,37 +17,36 @@ import (
 //
 // A shard that runs late (the machine is busy) loses nothing: the frames
 // wait in the viewers' own queues, where latest-frame-wins bounds them
-// (Viewer). What a shard holds per room is at most one pending "these
+// (Viewer). What a shard holds per stream is at most one pending "these
 // viewers have frames" entry, whatever the frame rate, so its queue is
-// bounded by the number of rooms, and a busy room never pushes a quiet
-// room's frame out.
+// bounded by the number of streams, and a busy stream never pushes a quiet
+// stream's frame out.
 //
 // A shard never blocks on a viewer: notify callbacks do not block.
 
-// shardJob is a room's pending pump in one shard. Each Room has one per
-// shard, guarded by that shard's mu.
+// shardJob is a stream's pending pump in one shard. Each stream has one
+// per shard, guarded by that shard's mu.
 type shardJob struct {
-	viewers []*Viewer // the room's viewers of this shard at the newest frame
-	queued  bool      // the room is in the shard's queue
+	viewers []*Viewer // the stream's viewers of this shard at the newest frame
+	queued  bool      // the stream is in the shard's queue
 }
 
 // fanoutShard calls its viewers' notify callbacks, from a goroutine that
 // runs only while it has work, or (inline) on the goroutine that hands it
 // the work.
 type fanoutShard struct {
-	hub    *Hub
-	index  int  // in hub.shards and in each Room's jobs
+	index  int  // in hub.shards and in each stream's jobs
 	inline bool // notify runs in push, under mu
 
 	mu      sync.Mutex
-	queue   []*Room // rooms with viewers to notify, oldest first, each once; guarded by mu
-	head    int     // queue[head:] is waiting; guarded by mu
-	running bool    // a goroutine drains the queue; guarded by mu
+	queue   []*stream // streams with viewers to notify, oldest first, each once; guarded by mu
+	head    int       // queue[head:] is waiting; guarded by mu
+	running bool      // a goroutine drains the queue; guarded by mu
 }
 
-// push tells the shard that viewers, all of them of this shard and of room
-// r, have frames queued.
-func (s *fanoutShard) push(r *Room, viewers []*Viewer) {
+// push tells the shard that viewers, all of them of this shard and of
+// stream r, have frames queued.
+func (s *fanoutShard) push(r *stream, viewers []*Viewer) {
 	s.mu.Lock()
 	if s.inline {
 		notifyAll(viewers)
@@ -90,7 +89,7 @@ func (s *fanoutShard) run() {
 		s.head++
 		if s.head > 64 && s.head > len(s.queue)/2 {
 			// Under sustained load the queue never empties: move the
-			// waiting rooms down rather than grow the array forever.
+			// waiting streams down rather than grow the array forever.
 			n := copy(s.queue, s.queue[s.head:])
 			clear(s.queue[n:])
 			s.queue, s.head = s.queue[:n], 0
@@ -103,7 +102,7 @@ func (s *fanoutShard) run() {
 	}
 }
 
-// viewerSet is a room's viewers, all of them and by shard. It is
+// viewerSet is a stream's viewers, all of them and by shard. It is
 // copy-on-write: replaced under hub.mu, read without locks.
 type viewerSet struct {
 	all     []*Viewer
@@ -112,7 +111,7 @@ type viewerSet struct {
 
 // with returns the set plus v. Slices grow into spare capacity that
 // readers, who hold their own slice headers and never look past their
-// length, cannot see (writers hold hub.mu): a room of N viewers costs O(N)
+// length, cannot see (writers hold hub.mu): a stream of N viewers costs O(N)
 // copying to fill, not O(N²) (at 10,000 viewers full copies were ~400 MB of
 // garbage, visible in RSS).
 func (s *viewerSet) with(v *Viewer) *viewerSet {

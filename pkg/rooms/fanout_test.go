@@ -63,7 +63,7 @@ func TestShardsKeepEachViewersOrder(t *testing.T) {
 	perShard := map[int]int{}
 	for i := range recs {
 		recs[i] = &seqRecorder{}
-		v, err := hub.JoinNotify(context.Background(), "lobby", recs[i].notify)
+		v, err := hub.JoinNotify(context.Background(), frames.Stream{Room: "lobby"}, recs[i].notify)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -110,7 +110,7 @@ func TestShardKeepsOneFramePerRoom(t *testing.T) {
 	release := make(chan struct{})
 	entered := make(chan struct{}, 1)
 	var once sync.Once
-	busy, err := hub.JoinNotify(context.Background(), "busy", func(v *Viewer) {
+	busy, err := hub.JoinNotify(context.Background(), frames.Stream{Room: "busy"}, func(v *Viewer) {
 		once.Do(func() {
 			v.TryNext()
 			entered <- struct{}{}
@@ -121,7 +121,7 @@ func TestShardKeepsOneFramePerRoom(t *testing.T) {
 		t.Fatal(err)
 	}
 	quietRec := &seqRecorder{}
-	quiet, err := hub.JoinNotify(context.Background(), "quiet", quietRec.notify)
+	quiet, err := hub.JoinNotify(context.Background(), frames.Stream{Room: "quiet"}, quietRec.notify)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +149,7 @@ func TestShardKeepsOneFramePerRoom(t *testing.T) {
 	sh := busy.shard
 	sh.mu.Lock()
 	waiting := len(sh.queue) - sh.head
-	busyJob, quietJob := busy.room.jobs[sh.index], quiet.room.jobs[sh.index]
+	busyJob, quietJob := busy.stream.jobs[sh.index], quiet.stream.jobs[sh.index]
 	sh.mu.Unlock()
 	if waiting != 2 {
 		t.Fatalf("stuck shard has %d rooms waiting, want 2", waiting)
@@ -204,7 +204,7 @@ func TestFirstFrameNeverAfterANewerOne(t *testing.T) {
 			t.Cleanup(func() { layer.Close() })
 			hub := NewHub(layer, Options{FanoutShards: shards, Logger: slog.New(slog.DiscardHandler)})
 			rec := &seqRecorder{}
-			v, err := hub.JoinNotify(context.Background(), "lobby", rec.notify)
+			v, err := hub.JoinNotify(context.Background(), frames.Stream{Room: "lobby"}, rec.notify)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -221,7 +221,7 @@ func TestFirstFrameNeverAfterANewerOne(t *testing.T) {
 				}
 				return nil
 			})
-			v.offerFirst(stale) // what Join does with the frame it read before 6 arrived
+			v.offerFirst(stale, hub.monotonic()) // what Join does with the frame it read before 6 arrived
 			if err := layer.Publish(context.Background(), "lobby", shardFrame(t, 7)); err != nil {
 				t.Fatal(err)
 			}

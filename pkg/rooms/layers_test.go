@@ -11,31 +11,6 @@ import (
 	"github.com/framecast/framecast/pkg/rooms"
 )
 
-func TestStreamNames(t *testing.T) {
-	for _, c := range []struct {
-		room  string
-		layer int
-		name  string
-	}{{"cam", 0, "cam"}, {"cam", 1, "cam@1"}, {"cam", 3, "cam@3"}, {"a_b", 2, "a_b@2"}} {
-		if got := rooms.Stream(c.room, c.layer); got != c.name {
-			t.Errorf("Stream(%q, %d) = %q, want %q", c.room, c.layer, got, c.name)
-		}
-		if r, l := rooms.SplitStream(c.name); r != c.room || l != c.layer {
-			t.Errorf("SplitStream(%q) = %q, %d", c.name, r, l)
-		}
-	}
-	// Names that are no layer's stream are rooms of their own (and
-	// ValidName refuses every one of them, so no client can name them).
-	for _, name := range []string{"cam@0", "cam@4", "cam@x", "cam@", "cam@-1"} {
-		if r, l := rooms.SplitStream(name); r != name || l != 0 {
-			t.Errorf("SplitStream(%q) = %q, %d; want the name itself, layer 0", name, r, l)
-		}
-		if frames.ValidRoom(name) {
-			t.Errorf("frames.ValidRoom(%q) is true", name)
-		}
-	}
-}
-
 func TestPickLayer(t *testing.T) {
 	l := []frames.LayerInfo{li(0, 1280, 720), li(1, 640, 360), li(2, 320, 180)}
 	for _, c := range []struct{ width, want int }{
@@ -86,7 +61,7 @@ func TestLayersOfAPublishedRoom(t *testing.T) {
 	ctx := context.Background()
 	var pubs []*rooms.Publisher
 	for i, w := range []int{1280, 640, 320} {
-		p, err := h.NewPublisher(rooms.Stream("cam", i))
+		p, err := h.NewPublisher(frames.Stream{Room: "cam", Layer: i})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -94,28 +69,28 @@ func TestLayersOfAPublishedRoom(t *testing.T) {
 		p.Send(layerFrame(t, i, w, w*9/16, 1))
 	}
 	want := []frames.LayerInfo{li(0, 1280, 720), li(1, 640, 360), li(2, 320, 180)}
-	if got := h.Layers(ctx, "cam"); !slices.Equal(got, want) {
+	if got := h.Layers(ctx, "cam", frames.CodecJPEG); !slices.Equal(got, want) {
 		t.Fatalf("Layers = %v, want %v", got, want)
 	}
-	if got := h.Latest(rooms.Stream("cam", 2)); got == nil || got.Layer != 2 || got.Room != "cam" {
+	if got := h.Latest(frames.Stream{Room: "cam", Layer: 2}); got == nil || got.Layer != 2 || got.Room != "cam" {
 		t.Fatalf("Latest of layer 2: %+v", got)
 	}
 	// The room's summary counts its layers as one room.
-	sum := rooms.Summarize(h.Rooms())
+	sum := rooms.Summarize(h.Streams())
 	if len(sum) != 1 || sum[0].Name != "cam" || sum[0].Publishers != 1 || !sum[0].Live {
 		t.Fatalf("Summarize = %+v", sum)
 	}
 	pubs[2].Close()
-	if got := h.Layers(ctx, "cam"); !slices.Equal(got, want[:2]) {
+	if got := h.Layers(ctx, "cam", frames.CodecJPEG); !slices.Equal(got, want[:2]) {
 		t.Fatalf("after layer 2's publisher left: %v", got)
 	}
 	// A room published elsewhere: the catalog; a broken catalog or an
 	// unknown room: the main layer alone.
-	if got := h.Layers(ctx, "remote"); len(got) != 2 || got[1].Width != 480 {
+	if got := h.Layers(ctx, "remote", frames.CodecJPEG); len(got) != 2 || got[1].Width != 480 {
 		t.Fatalf("remote: %v", got)
 	}
 	for _, room := range []string{"broken", "nobody"} {
-		if got := h.Layers(ctx, room); !slices.Equal(got, []frames.LayerInfo{{}}) {
+		if got := h.Layers(ctx, room, frames.CodecJPEG); !slices.Equal(got, []frames.LayerInfo{{}}) {
 			t.Fatalf("%s: %v", room, got)
 		}
 	}
@@ -123,10 +98,10 @@ func TestLayersOfAPublishedRoom(t *testing.T) {
 
 func TestLayerStreamsAreSeparateChannels(t *testing.T) {
 	h, _ := newMemoryHub(t, rooms.Options{})
-	main := join(t, h, "cam")
-	small := join(t, h, rooms.Stream("cam", 2))
-	p0, _ := h.NewPublisher("cam")
-	p2, _ := h.NewPublisher(rooms.Stream("cam", 2))
+	main := join(t, h, st("cam"))
+	small := join(t, h, frames.Stream{Room: "cam", Layer: 2})
+	p0, _ := h.NewPublisher(st("cam"))
+	p2, _ := h.NewPublisher(frames.Stream{Room: "cam", Layer: 2})
 	p0.Send(layerFrame(t, 0, 1280, 720, 7))
 	p2.Send(layerFrame(t, 2, 320, 180, 7))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

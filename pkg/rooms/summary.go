@@ -1,6 +1,8 @@
 package rooms
 
 import (
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/framecast/framecast/pkg/frames"
@@ -11,38 +13,48 @@ import (
 type RoomSummary struct {
 	Name       string    `json:"name"`
 	Viewers    int       `json:"viewers"`
-	Publishers int       `json:"publishers"`
+	Publishers int       `json:"publishers"` // of the main stream (JPEG layer 0), the room's camera connections
 	Live       bool      `json:"live"`
 	LastFrame  time.Time `json:"last_frame,omitzero"`
 	Replicas   int       `json:"replicas"` // replicas with local viewers or publishers of the room
-	// Layers are the room's layers (see Hub.Layers); the gateway fills
+	// Layers are the room's layers (see Hub.AllLayers); the gateway fills
 	// them in.
 	Layers []frames.LayerInfo `json:"layers,omitempty"`
 }
 
-// Summarize turns one replica's local rooms into summaries, for a gateway
-// that runs alone: a room's layers count as the room (viewers summed, the
-// publishers of its main layer). local is sorted by name, as Hub.Rooms
-// returns it, and so is the result.
-func Summarize(local []RoomInfo) []RoomSummary {
-	out := make([]RoomSummary, 0, len(local))
-	at := map[string]int{}
-	for _, r := range local {
-		i, ok := at[r.Room]
-		if !ok {
-			i = len(out)
-			at[r.Room] = i
-			out = append(out, RoomSummary{Name: r.Room, Replicas: 1})
-		}
-		s := &out[i]
-		s.Viewers += r.Viewers
-		if r.Layer == 0 && r.Codec == frames.CodecJPEG {
-			s.Publishers = r.Publishers
-		}
-		s.Live = s.Live || r.Live
-		if r.LastFrame.After(s.LastFrame) {
-			s.LastFrame = r.LastFrame
+// Summarize turns the local streams of each replica (one slice per
+// replica, as Hub.Streams lists them) into room summaries, sorted by name:
+// a room's streams count as the room (viewers summed, the publishers of
+// its main stream), and each replica once per room.
+func Summarize(replicas ...[]StreamInfo) []RoomSummary {
+	byRoom := map[string]*RoomSummary{}
+	for _, local := range replicas {
+		counted := map[string]bool{}
+		for _, st := range local {
+			name := st.Stream.Room
+			s := byRoom[name]
+			if s == nil {
+				s = &RoomSummary{Name: name}
+				byRoom[name] = s
+			}
+			s.Viewers += st.Viewers
+			if st.Stream == (frames.Stream{Room: name}) {
+				s.Publishers += st.Publishers
+			}
+			s.Live = s.Live || st.Live
+			if st.LastFrame.After(s.LastFrame) {
+				s.LastFrame = st.LastFrame
+			}
+			if !counted[name] {
+				counted[name] = true
+				s.Replicas++
+			}
 		}
 	}
+	out := make([]RoomSummary, 0, len(byRoom))
+	for _, s := range byRoom {
+		out = append(out, *s)
+	}
+	slices.SortFunc(out, func(a, b RoomSummary) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }

@@ -9,60 +9,47 @@ import (
 	"github.com/framecast/framecast/pkg/frames"
 )
 
-// How far a viewer may fall behind before latest-frame-wins skips it to the
-// newest frame: at most MaxBehindFrames frames wait for its writer, and the
-// oldest of them arrived at most MaxBehind before the newest, whichever
-// bound is reached first. A few frames of slack absorb a writer that runs a
-// little late on busy cores (a one-frame slot lost a frame each time); the
-// bound keeps the never-freeze promise: a viewer's queue, and so its
-// latency, never grows past it however slow the viewer is.
-const (
-	MaxBehindFrames = 3
-	MaxBehind       = 100 * time.Millisecond
-)
-
-// Viewer is one local viewer of a room: a short latest-frame-wins queue that
-// the hub fills and the viewer's single writer drains.
+// Viewer is one viewer of a stream: a short latest-frame-wins queue that
+// the hub (or, for a standalone viewer, a player) fills and the viewer's
+// single writer drains.
 //
-// Offering a frame never blocks. It appends the frame to the queue; if the
-// queue already holds MaxBehindFrames frames, or its oldest frame arrived
-// more than MaxBehind before this one, the queued frames are dropped first
-// (each image counted as skipped), so the viewer jumps to the newest frame.
-// Its memory is bounded by MaxBehindFrames shared frames whatever the frame
-// rate, and nothing it does can hold up the hub, the channel layer or other
-// viewers.
+// Offering a frame never blocks. It appends the frame to the queue; when
+// the viewer is too far behind, the stream's codec policy drops queued
+// frames first (each picture counted as skipped) so the viewer jumps
+// ahead: to the newest frame for JPEG (jpeg.go), to the next keyframe for
+// H.264 (h264.go). Its memory is bounded by a few shared frames whatever
+// the frame rate, and nothing it does can hold up the hub, the channel
+// layer or other viewers.
 //
-// Order: the hub queues a room's frames to its viewers in the order the
-// channel layer delivers them (one read loop per room for Redis); the first
-// frame at Join is queued only if no frame was (offerFirst); the queue is
-// first in, first out; and the viewer's one writer drains it. So a viewer
-// never receives a frame after a newer one.
+// Order: the hub queues a stream's frames to its viewers in the order the
+// channel layer delivers them (one read loop per stream for Redis); what a
+// joiner starts from is queued so that no live frame overtakes it
+// (codecPolicy.join); the queue is first in, first out; and the viewer's
+// one writer drains it. So a viewer never receives a frame after a newer
+// one.
 //
 // A viewer made by Join is drained with Next (or Wake and TryNext) by one
-// goroutine. A viewer made by JoinNotify has no goroutine of its own: each
-// offer calls its notify func, which drains with TryNext (writing at once,
-// or handing the write to a goroutine when it would block).
+// goroutine. A viewer made by JoinNotify or NewViewer with a notify func
+// has no goroutine of its own: each offer calls notify, which drains with
+// TryNext (writing at once, or handing the write to a goroutine when it
+// would block).
 type Viewer struct {
-	room   *Room
+	stream *stream     // nil for a standalone viewer
+	codec  codecPolicy // the stream's, or a standalone viewer's own
 	wake   chan struct{}
 	notify func(*Viewer) // if set, called instead of signalling wake
-	shard  *fanoutShard  // offers to this viewer run here, one at a time
+	shard  *fanoutShard  // offers to this viewer run here, one at a time; nil standalone
 
-	mu    sync.Mutex // guards the queue, backlog and needKey
-	queue [maxQueue]queued
-	head  int // index of the oldest queued frame
-	n     int // frames queued
+	// mu guards the queue, the backlog, the floor and the codec's state
+	// of the viewer (pictures).
+	mu      sync.Mutex
+	queue   [maxQueue]queued
+	head    int             // index of the oldest queued frame
+	n       int             // frames queued
+	backlog []*frames.Frame // handed over at join (an H.264 group), drained before the queue
+	floor   floor           // after a switch, frames not newer than this are dropped
 
-	// H.264 streams (see gop.go): a viewer that fell behind waits for the
-	// next keyframe (needKey), and a joining one drains the room's current
-	// group of pictures (backlog) before the queue.
-	h264     bool
-	needKey  bool
-	backlog  []*frames.Frame
-	joining  bool            // the group is being read from the layer: hold what comes
-	held     []*frames.Frame // what came while joining
-	lastSeq  uint64          // of the last picture queued or handed over
-	lastKind frames.Kind     // of that picture
+	pictures pictureState // the H.264 policy's state of this viewer (h264.go)
 
 	offered atomic.Uint64 // frames offered so far; written under mu
 	skipped atomic.Uint64
@@ -75,23 +62,49 @@ type queued struct {
 	at int64
 }
 
-// maxQueue is the queue's capacity: MaxBehindFrames for JPEG streams,
-// MaxBehindPictures for H.264 ones.
+// maxQueue is the queue's capacity: the largest of the codecs' bounds.
 const maxQueue = max(MaxBehindFrames, MaxBehindPictures)
 
-func newViewer(r *Room, shard *fanoutShard) *Viewer {
-	v := &Viewer{room: r, shard: shard, wake: make(chan struct{}, 1)}
-	if r.codec == CodecH264 {
-		v.h264, v.needKey = true, true
-	}
+func newViewer(codec codecPolicy, s *stream, shard *fanoutShard, notify func(*Viewer)) *Viewer {
+	v := &Viewer{stream: s, codec: codec, shard: shard, notify: notify, wake: make(chan struct{}, 1)}
+	codec.initViewer(v)
 	return v
 }
 
-// Room returns the name of the viewer's room.
-func (v *Viewer) Room() string { return v.room.name }
+// NewViewer returns a viewer of no stream, for frames of codec that the
+// caller offers itself (Offer): a player of recorded footage, say. It
+// keeps the codec's queue discipline; it asks no publisher for keyframes.
+// notify, if set, is called after each Offer (see JoinNotify).
+func NewViewer(codec frames.Codec, notify func(*Viewer)) *Viewer {
+	return newViewer(newCodecPolicy(codec, nil), nil, nil, notify)
+}
 
-// offer queues f, which the hub took at monotonic time at, skipping the
-// queue to f if the viewer is too far behind. A Join viewer is woken; a
+// Stream returns the stream the viewer views (the zero Stream for a
+// standalone viewer).
+func (v *Viewer) Stream() frames.Stream {
+	if v.stream == nil {
+		return frames.Stream{}
+	}
+	return v.stream.id
+}
+
+// Offer queues f for a standalone viewer, skipping as its codec says when
+// the viewer is behind, and signals or notifies it. Frames must be offered
+// in order, from one goroutine at a time.
+func (v *Viewer) Offer(f *frames.Frame) {
+	v.mu.Lock()
+	v.offerLocked(f, monotonicNow())
+	v.mu.Unlock()
+	v.signal()
+}
+
+// processStart is the origin of standalone viewers' monotonic clock.
+var processStart = time.Now()
+
+func monotonicNow() int64 { return int64(time.Since(processStart)) }
+
+// offer queues f, which the hub took at monotonic time at, skipping as the
+// codec says if the viewer is too far behind. A Join viewer is woken; a
 // JoinNotify viewer is notified by its shard (fanoutShard.push), not here:
 // offer runs on the goroutine that delivers frames, which must not write.
 func (v *Viewer) offer(f *frames.Frame, at int64) {
@@ -103,12 +116,12 @@ func (v *Viewer) offer(f *frames.Frame, at int64) {
 	}
 }
 
-// offerFirst gives v the room's newest frame when it joins (from memory or
-// a cache), only if nothing was offered to v before: a frame the shard
-// offered meanwhile is newer. Both hold v.mu, so whichever comes second
-// sees the other, and a first frame can never follow a newer one.
-func (v *Viewer) offerFirst(f *frames.Frame) {
-	at := v.room.hub.now()
+// offerFirst gives v what it starts from when it joins (a stream's newest
+// frame, from memory or a cache), only if nothing was offered to v before:
+// a frame the shard offered meanwhile is newer. Both hold v.mu, so
+// whichever comes second sees the other, and a first frame can never
+// follow a newer one.
+func (v *Viewer) offerFirst(f *frames.Frame, at int64) {
 	v.mu.Lock()
 	if v.offered.Load() != 0 {
 		v.mu.Unlock()
@@ -121,27 +134,59 @@ func (v *Viewer) offerFirst(f *frames.Frame) {
 
 func (v *Viewer) offerLocked(f *frames.Frame, at int64) {
 	v.offered.Add(1)
-	if v.h264 {
-		v.offerPictureLocked(f, at)
-		return
-	}
-	if v.n == MaxBehindFrames || v.n > 0 && at-v.queue[v.head].at > int64(MaxBehind) {
-		var skipped uint64
-		for i := range v.n {
-			q := &v.queue[(v.head+i)%maxQueue]
-			if !q.f.IsOffline() {
-				skipped++
-			}
-			*q = queued{}
-		}
-		v.head, v.n = 0, 0
-		if skipped > 0 {
-			v.skipped.Add(skipped)
-			v.room.hub.skipped.Add(skipped)
-		}
+	v.codec.offerLocked(v, f, at)
+}
+
+// pushLocked appends f to the queue, dropping the oldest frame if it is
+// full (the codecs empty it before that can happen, but for a run of
+// configurations). Call with v.mu held.
+func (v *Viewer) pushLocked(f *frames.Frame, at int64) {
+	if v.n == maxQueue {
+		v.queue[v.head] = queued{}
+		v.head = (v.head + 1) % maxQueue
+		v.n--
 	}
 	v.queue[(v.head+v.n)%maxQueue] = queued{f: f, at: at}
 	v.n++
+}
+
+// dropQueuedLocked empties the queue, keeping the frames keep says to
+// keep (in order), and counts the dropped pictures as skipped. Call with
+// v.mu held.
+func (v *Viewer) dropQueuedLocked(keep func(*frames.Frame) bool) {
+	var kept [maxQueue]queued
+	k := 0
+	var skipped uint64
+	for i := range v.n {
+		q := &v.queue[(v.head+i)%maxQueue]
+		switch {
+		case keep != nil && keep(q.f):
+			kept[k] = *q
+			k++
+		case !q.f.IsOffline():
+			skipped++
+		}
+		*q = queued{}
+	}
+	v.head, v.n = 0, 0
+	for _, q := range kept[:k] {
+		v.pushLocked(q.f, q.at)
+	}
+	v.countSkipped(skipped)
+}
+
+// oldestAtLocked returns the monotonic time of the oldest queued frame.
+// Call with v.mu held and the queue not empty.
+func (v *Viewer) oldestAtLocked() int64 { return v.queue[v.head].at }
+
+func (v *Viewer) countSkipped(n uint64) {
+	if n == 0 {
+		return
+	}
+	v.skipped.Add(n)
+	if v.stream != nil {
+		v.stream.hub.skipped.Add(n)
+	}
 }
 
 func (v *Viewer) signal() {
@@ -181,31 +226,38 @@ func (v *Viewer) Next(ctx context.Context) (*frames.Frame, error) {
 // until it returns nil.
 func (v *Viewer) Wake() <-chan struct{} { return v.wake }
 
-// TryNext returns the oldest queued frame, or nil.
+// TryNext returns the oldest queued frame, or nil. A frame behind the
+// floor (SetFloor) is dropped, not returned.
 func (v *Viewer) TryNext() *frames.Frame {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if len(v.backlog) > 0 {
-		f := v.backlog[0]
+	for {
+		f := v.takeLocked()
+		if f == nil || !v.floor.drops(v.codec, f) {
+			return f
+		}
+	}
+}
+
+// takeLocked removes and returns the oldest frame of the backlog or the
+// queue. Call with v.mu held.
+func (v *Viewer) takeLocked() *frames.Frame {
+	var f *frames.Frame
+	switch {
+	case len(v.backlog) > 0:
+		f = v.backlog[0]
 		v.backlog[0] = nil
 		v.backlog = v.backlog[1:]
-		if v.notify == nil && (v.n > 0 || len(v.backlog) > 0) {
-			select {
-			case v.wake <- struct{}{}:
-			default:
-			}
-		}
-		return f
-	}
-	if v.n == 0 {
+	case v.n > 0:
+		q := &v.queue[v.head]
+		f = q.f
+		*q = queued{}
+		v.head = (v.head + 1) % maxQueue
+		v.n--
+	default:
 		return nil
 	}
-	q := &v.queue[v.head]
-	f := q.f
-	*q = queued{}
-	v.head = (v.head + 1) % maxQueue
-	v.n--
-	if v.n > 0 && v.notify == nil {
+	if v.notify == nil && (v.n > 0 || len(v.backlog) > 0) {
 		// One wake per frame taken: a writer that calls TryNext once per
 		// wake still finds the frames left behind this one.
 		select {
@@ -222,3 +274,52 @@ func (v *Viewer) Skipped() uint64 { return v.skipped.Load() }
 // Offered returns how many frames were offered to v so far (each counted
 // once, whether it was then written or skipped).
 func (v *Viewer) Offered() uint64 { return v.offered.Load() }
+
+// The switch floor.
+//
+// A viewer that moves to another stream of its room (another layer, or
+// from a recording back to live) is joined to the new stream before it
+// leaves the old one, and may get pictures of the new one that it already
+// got in the old: layers of one picture share its sequence number. Its
+// writer calls SetFloor with the last sequence number it wrote when it
+// starts taking from the new viewer; TryNext then drops the new stream's
+// pictures numbered at or below it, for at most MaxSwitchOverlap: longer,
+// and the publisher has started counting again (a restart), which must not
+// hold the viewer up. Only codecs whose pictures are shown alone drop
+// anything (codecPolicy.skipsAfterSwitch): an H.264 stream restarts its
+// decoder at the group it hands over, older or not.
+
+// MaxSwitchOverlap bounds how long after a switch the floor drops frames.
+const MaxSwitchOverlap = time.Second
+
+// floor is a viewer's switch floor. Guarded by Viewer.mu.
+type floor struct {
+	seq   uint64
+	until time.Time // zero: no floor
+}
+
+// SetFloor makes TryNext drop this viewer's pictures numbered at or below
+// seq, for at most MaxSwitchOverlap, until a newer one comes. seq 0 sets
+// no floor.
+func (v *Viewer) SetFloor(seq uint64) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if seq == 0 {
+		v.floor = floor{}
+		return
+	}
+	v.floor = floor{seq: seq, until: time.Now().Add(MaxSwitchOverlap)}
+}
+
+// drops reports whether f, about to be returned, is behind the floor; a
+// frame that is not clears the floor.
+func (fl *floor) drops(codec codecPolicy, f *frames.Frame) bool {
+	if fl.until.IsZero() {
+		return false
+	}
+	if !f.IsOffline() && f.Seq <= fl.seq && codec.skipsAfterSwitch(f) && time.Now().Before(fl.until) {
+		return true
+	}
+	*fl = floor{}
+	return false
+}

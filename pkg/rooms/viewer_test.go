@@ -1,7 +1,6 @@
 package rooms
 
 import (
-	"log/slog"
 	"slices"
 	"testing"
 	"time"
@@ -13,7 +12,6 @@ import (
 // frames spanning at most MaxBehind; past either bound it skips to the
 // newest frame.
 func TestViewerQueueBounds(t *testing.T) {
-	hub := NewHub(NewMemoryLayer(), Options{FanoutShards: 1, Logger: slog.New(slog.DiscardHandler)})
 	frame := func(seq uint64) *frames.Frame {
 		f, err := frames.ParseBinary(shardFrame(t, seq), 0, time.Time{}, 0)
 		if err != nil {
@@ -41,11 +39,7 @@ func TestViewerQueueBounds(t *testing.T) {
 		{"a slow room: one frame, then the next too late", []int64{0, ms(1000)}, []uint64{2}, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r, err := hub.roomLocked("q")
-			if err != nil {
-				t.Fatal(err)
-			}
-			v := newViewer(r, hub.shards[0])
+			v := NewViewer(frames.CodecJPEG, nil)
 			for i, at := range tc.at {
 				v.offer(frame(uint64(i+1)), at)
 			}

@@ -2,6 +2,7 @@ package rooms_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -12,6 +13,9 @@ import (
 	"github.com/framecast/framecast/pkg/frames"
 	"github.com/framecast/framecast/pkg/rooms"
 )
+
+// camH264 is the H.264 main layer of room cam.
+var camH264 = frames.Stream{Room: "cam", Codec: frames.CodecH264}
 
 func h264Frame(t testing.TB, k frames.Kind, seq uint64) *frames.Frame {
 	t.Helper()
@@ -36,7 +40,7 @@ type h264Camera struct {
 }
 
 func newH264Camera(t testing.TB, h *rooms.Hub, gop uint64) *h264Camera {
-	p, err := h.NewPublisher(rooms.H264Stream("cam", 0))
+	p, err := h.NewPublisher(camH264)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +112,7 @@ func TestH264JoinersGetTheGroupThenLivePictures(t *testing.T) {
 	h, _ := newMemoryHub(t, rooms.Options{FanoutShards: 2})
 	cam := newH264Camera(t, h, 30)
 	// A first viewer keeps the replica subscribed, as a live room would be.
-	first := join(t, h, rooms.H264Stream("cam", 0))
+	first := join(t, h, camH264)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	stop := make(chan struct{})
@@ -123,17 +127,17 @@ func TestH264JoinersGetTheGroupThenLivePictures(t *testing.T) {
 			default:
 			}
 			cam.next()
-			time.Sleep(time.Millisecond)
+			time.Sleep(time.Millisecond) // pacing the camera, not waiting for anything
 		}
 	}()
 	errs := make(chan error, 40)
 	var jwg sync.WaitGroup
 	for i := range 40 {
-		time.Sleep(3 * time.Millisecond)
+		time.Sleep(3 * time.Millisecond) // spreads the joins over the camera's groups; no condition to wait for
 		jwg.Add(1)
 		go func() {
 			defer jwg.Done()
-			v := join(t, h, rooms.H264Stream("cam", 0))
+			v := join(t, h, camH264)
 			defer h.Leave(v)
 			var d decodable
 			for n := 0; n < 60; n++ {
@@ -179,7 +183,7 @@ func TestH264JoinersGetTheGroupThenLivePictures(t *testing.T) {
 func TestH264ViewerBehindResumesAtAKeyframe(t *testing.T) {
 	h, _ := newMemoryHub(t, rooms.Options{})
 	cam := newH264Camera(t, h, 1000) // keyframes only when asked
-	v := join(t, h, rooms.H264Stream("cam", 0))
+	v := join(t, h, camH264)
 	// No group yet: the joiner asked for a keyframe.
 	waitUntil(t, "the joiner's keyframe request", func() bool { return cam.requests.Load() == 1 })
 	var d decodable
@@ -232,11 +236,11 @@ func TestH264ViewerBehindResumesAtAKeyframe(t *testing.T) {
 func TestH264GroupBounded(t *testing.T) {
 	h, _ := newMemoryHub(t, rooms.Options{})
 	cam := newH264Camera(t, h, 10000)
-	keep := join(t, h, rooms.H264Stream("cam", 0))
+	keep := join(t, h, camH264)
 	defer h.Leave(keep)
 	waitUntil(t, "the first viewer's keyframe request", func() bool { return cam.requests.Load() == 1 })
 	cam.send(keep, rooms.MaxGOPPictures+5)
-	v := join(t, h, rooms.H264Stream("cam", 0))
+	v := join(t, h, camH264)
 	if v.Pending() {
 		t.Fatalf("joiner handed %v though the group exceeded %d pictures", v.TryNext().Kind, rooms.MaxGOPPictures)
 	}
@@ -252,11 +256,10 @@ func TestH264GroupBounded(t *testing.T) {
 
 func waitUntil(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+	testenv.WaitFor(t, 5*time.Second, what, func() error {
+		if !cond() {
+			return errors.New("not yet")
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 }

@@ -1,4 +1,32 @@
-package gateway
+// Package socket owns the write side of the gateway's client connections:
+// Writer is the one writer of a socket, and Hijack and Hijacker hand it,
+// with buffers sized for the connection's role, to the code that speaks
+// the protocol on top (coder/websocket for WebSockets, the gateway itself
+// for MJPEG streams).
+//
+// # What it assumes of coder/websocket
+//
+// These assumptions are written here once, and each is pinned by a test in
+// websocket_test.go that fails if an upgrade of coder/websocket breaks it:
+//
+//   - Accept hijacks the connection and writes every frame it sends (data
+//     messages, pings, pongs, the close frame) through the bufio.Writer
+//     that Hijack returns, and keeps that buffer for the connection's life.
+//     A data message's payload larger than the buffer reaches Write as a
+//     slice of the caller's message (bufio writes it straight through), so
+//     a corked message is queued by reference, not copied
+//     (TestWebsocketQueuesPayloadByReference). With a 128-byte buffer a
+//     frame's header and the first bytes of its payload come in one chunk.
+//   - It keeps the bufio.Reader Hijack returns, reading only what that
+//     reader holds before its own reads (TestHijackKeepsEarlyBytes).
+//   - v1.8.15 reports a connection that closes between two fragments of a
+//     message as that message's end (io.EOF from the message reader), not
+//     as an error: a reader must check ReadEnded before trusting a
+//     message's end (TestWebsocketTruncatedMessageLooksWhole).
+//   - Control frames the peer causes (a pong per ping, the close reply) are
+//     written outside any data message, one Write each, which is what the
+//     control-write budget counts (TestWebsocketPongsCountAsControlWrites).
+package socket
 
 import (
 	"errors"
@@ -12,16 +40,40 @@ import (
 	"unsafe"
 )
 
-// sockWriter is the one owner of the write side of a connection that
-// receives frames: a viewer's, or the seed's two-way connection.
+// Events are what a Writer tells its owner. They are fixed when the Writer
+// is made, before anything can fire them, and called from the flusher's
+// goroutine; they must not block.
+type Events interface {
+	// Drained says the flusher emptied the queue: data messages written
+	// now go out at once again.
+	Drained()
+	// Failed says a write failed; every later Write fails too. It is
+	// called once, by the flusher (a failed Write also returns its error).
+	Failed(err error)
+}
+
+// Options configure a Writer.
+type Options struct {
+	// WriteTimeout bounds one flush: a peer that takes nothing for this
+	// long fails the writer with an error for which Stalled is true.
+	WriteTimeout time.Duration
+	// PingInterval is how often the owner pings the peer (0: never); it
+	// widens the control-write budget by the pongs' share.
+	PingInterval time.Duration
+	// Events receive the flusher's news; nil ignores it.
+	Events Events
+}
+
+// Writer is the one owner of the write side of a connection that
+// receives frames: a viewer's, the seed's two-way connection, an MJPEG
+// stream (a publisher's, too, for its pongs and close frame).
 //
-// coder/websocket writes every WebSocket frame such a connection carries:
-// the data messages the viewer's writer hands it (Conn.Write), pings, pongs
-// and the close frame. Its Conn serializes them (its methods may be called
-// concurrently) and writes each one's bytes, through its bufio.Writer, into
-// sockWriter.Write, so the bytes reach Write in the order they must go out.
-// sockWriter is the only code that writes to the socket, and it never blocks
-// its caller:
+// The protocol on top (coder/websocket's Conn, or the gateway's MJPEG
+// framing) hands Write every byte the connection carries, in order:
+// coder/websocket serializes its frames (its methods may be called
+// concurrently) and writes each one's bytes through the bufio.Writer
+// Hijack returned. Writer is the only code that writes to the socket, and
+// it never blocks its caller:
 //
 //   - Write appends p to a queue of pending slices and, unless corked or a
 //     flush is running, writes what the socket takes now with one
@@ -34,21 +86,23 @@ import (
 // No byte is parsed: where one WebSocket frame ends is coder/websocket's
 // business, and a FIFO of bytes keeps its frames whole whatever its calls.
 //
-// cork and uncork bracket one data message written by the viewer's writer
+// Cork and Uncork bracket one data message written by the owner's writer
 // (one goroutine at a time): while corked, Write only queues, so the bufio
 // chunk that carries the frame header and the payload after it leave in one
 // writev. Slices of the message itself are queued by reference (frames are
 // immutable and shared); anything else is copied, into a small scratch
-// buffer while it lasts, and at most maxCopied bytes in all: a peer that
+// buffer while it lasts, and at most MaxCopied bytes in all: a peer that
 // makes the gateway queue more (pongs to pings it floods while never
-// reading) fails the writer.
-type sockWriter struct {
+// reading) fails the writer with ErrBacklog.
+//
+// Concurrency: Write, Busy, ReadEnded and Close may be called from any
+// goroutine; Cork and Uncork by one writer at a time; Read by one reader.
+type Writer struct {
 	net.Conn
 	raw     syscall.RawConn // nil unless the connection is a plain *net.TCPConn
 	timeout time.Duration   // a flush that takes longer fails with os.ErrDeadlineExceeded
 	ctlMax  int             // most control writes in a controlWindow
-	onDrain func()          // called by the flusher after it emptied the queue
-	onFail  func(error)     // called by the flusher when a write fails; once
+	events  Events          // never nil; fixed at construction
 
 	busy     atomic.Bool // a flush is running or the writer failed: a data message now would queue
 	readDone atomic.Bool // a read from the socket failed (EOF, reset, closed)
@@ -70,10 +124,10 @@ type sockWriter struct {
 
 const (
 	// scratchSize holds the copies of one or two of coder/websocket's bufio
-	// chunks (viewerWriteBuffer) without an allocation.
-	scratchSize = 2 * viewerWriteBuffer
-	// maxCopied bounds the bytes a writer holds in copies.
-	maxCopied = 64 << 10
+	// chunks (WriteBuffer) without an allocation.
+	scratchSize = 2 * WriteBuffer
+	// MaxCopied bounds the bytes a writer holds in copies.
+	MaxCopied = 64 << 10
 	// maxControlWrites bounds the writes outside data messages that the
 	// peer causes (pongs and close frames; coder/websocket writes one per
 	// control frame) in any controlWindow, besides the gateway's own pings.
@@ -84,21 +138,30 @@ const (
 )
 
 var (
-	// errBacklog says a peer made the gateway queue more than maxCopied bytes.
-	errBacklog = errors.New("gateway: peer does not read: write queue full")
-	// errControlFlood says a peer made the gateway write too many control frames.
-	errControlFlood = fmt.Errorf("gateway: more than %d control frames from the peer in %v", maxControlWrites, controlWindow)
+	// ErrBacklog says a peer made the writer queue more than MaxCopied bytes.
+	ErrBacklog = errors.New("socket: peer does not read: write queue full")
+	// ErrControlFlood says a peer made the writer write too many control frames.
+	ErrControlFlood = fmt.Errorf("socket: more than %d control frames from the peer in %v", maxControlWrites, controlWindow)
 )
 
-// newSockWriter wraps a hijacked connection whose flushes time out after
-// timeout and which the gateway pings every pingInterval. onDrain and
-// onFail are set by the owner before the first write.
-func newSockWriter(conn net.Conn, timeout, pingInterval time.Duration) *sockWriter {
+// ignoreEvents is the Events of a Writer made without any.
+type ignoreEvents struct{}
+
+func (ignoreEvents) Drained()     {}
+func (ignoreEvents) Failed(error) {}
+
+// NewWriter wraps conn, a hijacked connection. Hijack and Hijacker make
+// one; tests make their own.
+func NewWriter(conn net.Conn, opts Options) *Writer {
 	ctlMax := maxControlWrites + 1
-	if pingInterval > 0 {
-		ctlMax += int(controlWindow / pingInterval)
+	if opts.PingInterval > 0 {
+		ctlMax += int(controlWindow / opts.PingInterval)
 	}
-	w := &sockWriter{Conn: conn, timeout: timeout, ctlMax: ctlMax, onDrain: func() {}, onFail: func(error) {}}
+	events := opts.Events
+	if events == nil {
+		events = ignoreEvents{}
+	}
+	w := &Writer{Conn: conn, timeout: opts.WriteTimeout, ctlMax: ctlMax, events: events}
 	w.wv.call = w.wv.do
 	if tc, ok := conn.(*net.TCPConn); ok {
 		if raw, err := tc.SyscallConn(); err == nil {
@@ -108,16 +171,16 @@ func newSockWriter(conn net.Conn, timeout, pingInterval time.Duration) *sockWrit
 	return w
 }
 
-// limitSendBuffer sets the socket's kernel send buffer to bytes (a plain
+// LimitSendBuffer sets the socket's kernel send buffer to bytes (a plain
 // TCP connection only; a failure leaves the kernel's autotuning).
-func (w *sockWriter) limitSendBuffer(bytes int) {
+func (w *Writer) LimitSendBuffer(bytes int) {
 	if tc, ok := w.Conn.(*net.TCPConn); ok {
 		_ = tc.SetWriteBuffer(bytes)
 	}
 }
 
 // Read reads from the socket, noting when reads end.
-func (w *sockWriter) Read(p []byte) (int, error) {
+func (w *Writer) Read(p []byte) (int, error) {
 	n, err := w.Conn.Read(p)
 	if err != nil {
 		w.readDone.Store(true)
@@ -127,13 +190,12 @@ func (w *sockWriter) Read(p []byte) (int, error) {
 
 // ReadEnded reports whether a read from the socket failed. A WebSocket
 // message whose reader reported its end while this is true may have been
-// cut off before its final fragment: coder/websocket v1.8.15 reports a
-// connection closed between two fragments as the message's end (EOF).
-func (w *sockWriter) ReadEnded() bool { return w.readDone.Load() }
+// cut off before its final fragment (see the package doc).
+func (w *Writer) ReadEnded() bool { return w.readDone.Load() }
 
 // Write queues p and writes what the socket takes without blocking. It
 // returns len(p) once p is accepted, or the writer's error.
-func (w *sockWriter) Write(p []byte) (int, error) {
+func (w *Writer) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.err != nil {
@@ -147,13 +209,13 @@ func (w *sockWriter) Write(p []byte) (int, error) {
 			w.ctlStart, w.ctlCount = now, 0
 		}
 		if w.ctlCount++; w.ctlCount > w.ctlMax {
-			w.failLocked(errControlFlood)
+			w.failLocked(ErrControlFlood)
 			return 0, w.err
 		}
 	}
 	if !w.kept(p) {
-		if w.copied+len(p) > maxCopied {
-			w.failLocked(errBacklog)
+		if w.copied+len(p) > MaxCopied {
+			w.failLocked(ErrBacklog)
 			return 0, w.err
 		}
 		w.copied += len(p)
@@ -177,7 +239,7 @@ func (w *sockWriter) Write(p []byte) (int, error) {
 
 // kept reports whether p lies within the shared message: then it can be
 // queued by reference.
-func (w *sockWriter) kept(p []byte) bool {
+func (w *Writer) kept(p []byte) bool {
 	if len(w.shared) == 0 {
 		return false
 	}
@@ -186,16 +248,17 @@ func (w *sockWriter) kept(p []byte) bool {
 	return at >= base && at+uintptr(len(p)) <= base+uintptr(len(w.shared))
 }
 
-// cork starts one data message: msg is the payload about to be handed to
-// coder/websocket. Only the viewer's writer calls it, and then uncork.
-func (w *sockWriter) cork(msg []byte) {
+// Cork starts one data message: msg is the payload about to be written
+// (through coder/websocket, or directly). Only the owner's writer calls
+// it, and then Uncork.
+func (w *Writer) Cork(msg []byte) {
 	w.mu.Lock()
 	w.corked, w.shared = true, msg
 	w.mu.Unlock()
 }
 
-// uncork ends the message cork started and writes what the socket takes.
-func (w *sockWriter) uncork() error {
+// Uncork ends the message Cork started and writes what the socket takes.
+func (w *Writer) Uncork() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.corked, w.shared = false, nil
@@ -206,13 +269,13 @@ func (w *sockWriter) uncork() error {
 }
 
 // Busy reports whether a data message written now would wait behind a
-// flush (or fail): the viewer's writer then leaves frames in the viewer's
-// queue until onDrain.
-func (w *sockWriter) Busy() bool { return w.busy.Load() }
+// flush (or fail): the owner's writer then leaves frames in its queues
+// until Events.Drained.
+func (w *Writer) Busy() bool { return w.busy.Load() }
 
 // flushLocked writes what the socket takes now and hands the rest to the
 // flusher. Call with mu held, not corked, and no flush running.
-func (w *sockWriter) flushLocked() {
+func (w *Writer) flushLocked() {
 	for w.raw != nil && len(w.pending) > 0 {
 		n, full, err := w.wv.write(w.raw, w.pending)
 		if err != nil {
@@ -235,7 +298,7 @@ func (w *sockWriter) flushLocked() {
 }
 
 // consumeLocked drops the first n written bytes from pending.
-func (w *sockWriter) consumeLocked(n int) {
+func (w *Writer) consumeLocked(n int) {
 	i := 0
 	for ; i < len(w.pending) && n >= len(w.pending[i]); i++ {
 		n -= len(w.pending[i])
@@ -249,7 +312,7 @@ func (w *sockWriter) consumeLocked(n int) {
 }
 
 // flush is the flusher: it owns the socket until the queue is empty.
-func (w *sockWriter) flush() {
+func (w *Writer) flush() {
 	err := w.Conn.SetWriteDeadline(time.Now().Add(w.timeout))
 	for err == nil {
 		w.mu.Lock()
@@ -269,7 +332,7 @@ func (w *sockWriter) flush() {
 			w.copied, w.used = 0, 0
 			w.busy.Store(false)
 			w.mu.Unlock()
-			w.onDrain()
+			w.events.Drained()
 			return
 		}
 		batch := append(w.batch[:0], w.pending...)
@@ -287,10 +350,10 @@ func (w *sockWriter) flush() {
 	w.failLocked(err)
 	err = w.err
 	w.mu.Unlock()
-	w.onFail(err)
+	w.events.Failed(err)
 }
 
-func (w *sockWriter) failLocked(err error) {
+func (w *Writer) failLocked(err error) {
 	if w.err == nil {
 		w.err = err
 	}
@@ -299,18 +362,18 @@ func (w *sockWriter) failLocked(err error) {
 
 // Close fails every later write with net.ErrClosed and closes the
 // connection, which ends a blocked flush.
-func (w *sockWriter) Close() error {
+func (w *Writer) Close() error {
 	w.mu.Lock()
 	w.failLocked(net.ErrClosed)
 	w.mu.Unlock()
 	return w.Conn.Close()
 }
 
-// writeStalled reports whether err means the peer stopped reading (the
-// flush outlived its deadline, or the peer let the queue fill), as opposed
-// to a connection that is gone or was closed.
-func writeStalled(err error) bool {
-	return errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, errBacklog)
+// Stalled reports whether err, a write's, means the peer stopped reading
+// (the flush outlived its deadline, or the peer let the queue fill), as
+// opposed to a connection that is gone or was closed.
+func Stalled(err error) bool {
+	return errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, ErrBacklog)
 }
 
 // maxIov is the most slices one non-blocking writev takes: a message's
@@ -318,7 +381,7 @@ func writeStalled(err error) bool {
 const maxIov = 4
 
 // writev is one non-blocking writev(2) through syscall.RawConn. It lives
-// in the sockWriter and call is bound once, so that a write allocates
+// in the Writer and call is bound once, so that a write allocates
 // nothing (a closure passed to RawConn.Write per call would escape).
 type writev struct {
 	iov   [maxIov]syscall.Iovec
