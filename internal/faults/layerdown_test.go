@@ -68,7 +68,9 @@ func TestReplicaCutOffFromRedis(t *testing.T) {
 		t.Fatal("the cut replica kept its MJPEG stream")
 	}
 	t.Logf("viewer closed %.2f s after the cut", time.Since(at).Seconds())
-	testenv.WaitMetric(t, 5*time.Second, cut.URL(), `framecast_connections_closed_total{reason="layer_down"}`, 1)
+	// Both ends count: the WebSocket's and the MJPEG stream's (every
+	// connection's end goes through the close table).
+	testenv.WaitMetric(t, 5*time.Second, cut.URL(), `framecast_connections_closed_total{reason="layer_down"}`, 2)
 	// The other replica never noticed.
 	if _, status, _, err := testenv.TryDial(t, ws(other, "role=view"), nil); err != nil {
 		t.Fatalf("the healthy replica refused a viewer: %d %v", status, err)

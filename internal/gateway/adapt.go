@@ -209,10 +209,16 @@ func (sub *subscription) recheck() {
 // (reason asked). It reports whether it moved the viewer. Call with sub.mu
 // held.
 func (sub *subscription) refreshLocked(ctx context.Context) bool {
-	layers := sub.w.s.hub.Layers(ctx, sub.room, sub.ask.codec)
+	layers, err := sub.w.s.hub.Layers(ctx, sub.room, sub.ask.codec)
+	if err != nil {
+		// The list could not be read (Redis slow or down): keep the one
+		// known, rather than move viewers off a layer that is there.
+		sub.w.k.log.Debug("layer list unknown; keeping the last", "room", sub.room, "err", err)
+		return false
+	}
 	if !slices.Equal(layers, sub.layers) {
 		sub.layers = layers
-		if sub.w.v2 {
+		if sub.w.opts.v2 {
 			sub.w.send(layersMessage(sub.room, layers))
 		}
 	}

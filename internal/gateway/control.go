@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"time"
 
 	"github.com/coder/websocket"
 	"golang.org/x/time/rate"
@@ -17,7 +16,7 @@ import (
 // Control messages (docs/protocol.md, "Control messages"): text JSON both
 // ways on v=2 and multi-room connections. The viewer's come in on the
 // connection's control reader (controlRead), one at a time; the gateway's
-// go out through the connection's one writer (viewerWriter.send), in
+// go out through the connection's one writer (session.send), in
 // order with the frames.
 
 // Types of control messages.
@@ -41,27 +40,8 @@ type controlMsg struct {
 }
 
 // ask is the layer choice m carries: width or layer, or neither (the main
-// layer, not adapted).
-func (m *controlMsg) ask() (layerAsk, error) {
-	var a layerAsk
-	switch {
-	case m.Width != nil && m.Layer != nil:
-		return a, errors.New("give width or layer, not both")
-	case m.Width != nil:
-		if *m.Width < 1 || *m.Width > 65535 {
-			return a, fmt.Errorf("width must be 1 to 65535 pixels, not %d", *m.Width)
-		}
-		a.width, a.set = *m.Width, true
-	case m.Layer != nil:
-		if *m.Layer < 0 || *m.Layer >= frames.MaxLayers {
-			return a, fmt.Errorf("layer must be 0 to %d, not %d", frames.MaxLayers-1, *m.Layer)
-		}
-		a.layer, a.set = *m.Layer, true
-	}
-	var err error
-	a.codec, err = frames.ParseCodec(m.Codec)
-	return a, err
-}
+// layer, not adapted), in a codec; validated as a query's is.
+func (m *controlMsg) ask() (layerAsk, error) { return newLayerAsk(m.Width, m.Layer, m.Codec) }
 
 // layersMessage is the gateway's `layers` message.
 func layersMessage(room string, layers []frames.LayerInfo) []byte {
@@ -127,14 +107,14 @@ func mustJSON(v any) []byte {
 // with 1008 control_rate_exceeded past GATEWAY_CONTROL_RATE; a message
 // over viewerReadLimit closes it with 1009. The returned context is
 // cancelled with the reason as its cause. Call c.SetReadLimit first.
-func (s *Server) controlRead(ctx context.Context, k *wsConn) context.Context {
+func (s *Server) controlRead(ctx context.Context, k *conn) context.Context {
 	ctx, cancel := context.WithCancelCause(ctx)
 	r := s.cfg.controlRate()
 	lim := rate.NewLimiter(rate.Limit(r), max(1, int(r)))
 	go func() {
 		buf := make([]byte, 0, 256)
 		for {
-			typ, rd, err := k.c.Reader(ctx)
+			typ, rd, err := k.ws.Reader(ctx)
 			if err == nil && typ == websocket.MessageBinary {
 				s.metrics.rejected.WithLabelValues("viewer_sent_data").Inc()
 				err = ended(endViewerData, errors.New("viewers send text control messages only"))
@@ -150,7 +130,7 @@ func (s *Server) controlRead(ctx context.Context, k *wsConn) context.Context {
 				cancel(err)
 				return
 			}
-			k.viewer.Load().control(ctx, buf)
+			k.session.Load().control(ctx, buf)
 		}
 	}()
 	return ctx
@@ -176,7 +156,7 @@ func readAll(buf []byte, r io.Reader) ([]byte, error) {
 // control acts on one control message from the viewer. Anything it does
 // not understand is answered with an `error` message and changes nothing.
 // Control reader only.
-func (w *viewerWriter) control(ctx context.Context, data []byte) {
+func (w *session) control(ctx context.Context, data []byte) {
 	var m controlMsg
 	if err := json.Unmarshal(data, &m); err != nil {
 		w.refuse("", fmt.Sprintf("not a JSON control message: %v", err))
@@ -198,12 +178,12 @@ func (w *viewerWriter) control(ctx context.Context, data []byte) {
 	case ctlSubscribe, ctlUnsubscribe:
 		w.s.metrics.control.WithLabelValues(m.Type).Inc()
 		switch {
-		case !w.k.view.multi:
+		case !w.opts.multi:
 			w.send(errorMessage(m.Type + " needs a multi-room connection (/ws/multi/)"))
 		case m.Room == "":
 			w.send(errorMessage(m.Type + " needs a room"))
 		case m.Type == ctlSubscribe:
-			w.subscribe(ctx, m.Room, ask)
+			w.subscribeOrRefuse(ctx, m.Room, ask)
 		default:
 			w.unsubscribe(m.Room)
 		}
@@ -213,43 +193,34 @@ func (w *viewerWriter) control(ctx context.Context, data []byte) {
 }
 
 // refuse answers a control message that is not understood.
-func (w *viewerWriter) refuse(typ, reason string) {
+func (w *session) refuse(typ, reason string) {
 	w.s.metrics.control.WithLabelValues("invalid").Inc()
 	w.k.log.Debug("bad control message", "type", typ, "reason", reason)
 	w.send(errorMessage(reason))
 }
 
-// selectLayer changes room's layer choice to ask; room may be omitted on a
-// connection of one room. The viewer is told its layer (`layer`, reason
-// asked) whether it changed or not.
-func (w *viewerWriter) selectLayer(ctx context.Context, room string, ask layerAsk) {
-	if room == "" && !w.k.view.multi {
-		room = w.k.room
-	}
-	w.cmu.Lock()
-	sub := w.byRoom[room]
-	w.cmu.Unlock()
-	if sub == nil {
-		if room == "" {
-			w.send(errorMessage("select needs a room on a multi-room connection"))
-		} else {
-			w.send(errorMessage(fmt.Sprintf("room %q is not on this connection", room)))
-		}
-		return
-	}
-	sub.mu.Lock()
-	defer sub.mu.Unlock()
-	sub.ask = ask
-	sub.adapt = ask.set && w.s.cfg.Adapt && w.k.view.adapt
-	sub.moves = adaptation{}
-	sub.moves.reset(time.Now())
-	sub.layers = w.s.hub.Layers(ctx, room, ask.codec)
-	target := ask.resolve(sub.layers)
-	if target == sub.layer && ask.codec == sub.codec {
-		w.send(layerMessage(room, sub.layers, target, sub.codec, reasonAsked))
-		return
-	}
-	if err := sub.switchLocked(ctx, target, reasonAsked); err != nil {
-		w.send(errorMessage(fmt.Sprintf("failed to change layer: %v", err)))
+// Reasons of `refused` messages.
+const (
+	refusedNotGranted = "the token does not grant this room"
+	refusedRoomLimit  = "too many rooms on this gateway"
+)
+
+// subscribeOrRefuse subscribes room on a multi-room connection (see
+// session.subscribe); a room the token does not grant, one past
+// GATEWAY_MAX_ROOMS_PER_CONN or past the replica's room limit is answered
+// with `refused`, and the connection and its other rooms carry on.
+func (w *session) subscribeOrRefuse(ctx context.Context, room string, ask layerAsk) {
+	err := w.subscribe(ctx, room, ask)
+	switch {
+	case err == nil, errors.Is(err, errConnEnding):
+	case errors.Is(err, errNotGranted):
+		w.s.metrics.rejected.WithLabelValues("forbidden").Inc()
+		w.send(refusedMessage(room, refusedNotGranted))
+	case errors.Is(err, errRoomsPerConn):
+		w.s.metrics.rejected.WithLabelValues("rooms_per_conn").Inc()
+		w.send(refusedMessage(room, err.Error()))
+	default:
+		w.s.metrics.rejected.WithLabelValues("too_many_rooms").Inc()
+		w.send(refusedMessage(room, refusedRoomLimit))
 	}
 }

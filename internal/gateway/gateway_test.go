@@ -240,18 +240,25 @@ func TestStuckViewerCostsOthersNothing(t *testing.T) {
 	_ = stuck
 	live := testenv.Dial(t, wsURL(ts.URL, "busy", "role=view&format=binary"), nil)
 	pub := testenv.Dial(t, wsURL(ts.URL, "busy", "role=publish"), nil)
-	startPublishing(t, pub, 5*time.Millisecond, 256<<10, false)
+	// 64 KB every 5 ms: 13 MB/s fills the stuck viewer's buffers within a
+	// second, and is a pace the live viewer's reader keeps under -race on
+	// busy cores (at 256 KB, 51 MB/s, a reader starved for the 1 s write
+	// timeout was cut off itself, now and then, in the old code too).
+	startPublishing(t, pub, 5*time.Millisecond, 64<<10, false)
 
 	var maxGap time.Duration
 	last := time.Now()
 	deadline := time.Now().Add(20 * time.Second)
 	received := 0
-	for testenv.Metric(t, ts.URL, `framecast_viewers_cut_off_total{reason="slow"}`) < 1 || received < 100 {
+	cutOff := func() bool {
+		return testenv.Metric(t, ts.URL, `framecast_viewers_cut_off_total{reason="slow"}`) >= 1
+	}
+	for received < 100 || received%10 != 0 || !cutOff() { // the metric read every 10 frames: a scrape per frame slowed the reader
 		if time.Now().After(deadline) {
 			t.Fatalf("stuck viewer not cut off within 20 s (received %d frames)", received)
 		}
 		if _, err := live.ReadFrame(5 * time.Second); err != nil {
-			t.Fatalf("live viewer: %v", err)
+			t.Fatalf("live viewer: %v (cut off as slow: %v)", err, testenv.Metric(t, ts.URL, `framecast_viewers_cut_off_total{reason="slow"}`))
 		}
 		received++
 		if gap := time.Since(last); gap > maxGap {

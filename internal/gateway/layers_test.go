@@ -310,7 +310,7 @@ func TestLayerQueryErrors(t *testing.T) {
 		{"/ws/video/r/?v=2&format=binary", "v=2 needs role=view and format=binary"},
 		{"/ws/video/r/?role=view&adapt=yes", "adapt must be 0 or 1"},
 		{"/ws/video/r/?role=publish&width=320", "width, layer and adapt are for viewers"},
-		{"/ws/multi/?rooms=a,b-c", `rooms: "b-c" is not a room name`},
+		{"/ws/multi/?rooms=a,b-c", `rooms: item 2 is not a room name`},
 		{"/ws/multi/?role=publish", "role must be view"},
 		{"/ws/multi/?format=json", "format must be binary"},
 		{"/ws/multi/?v=1", "v must be 2"},

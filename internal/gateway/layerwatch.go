@@ -24,20 +24,14 @@ const layerCheckEvery = 500 * time.Millisecond
 
 // layerState is what the watcher knows of the channel layer.
 type layerState struct {
-	up      atomic.Bool
-	evicted atomic.Pointer[chan struct{}] // closed when connections are closed for a layer outage
+	up atomic.Bool
 }
 
 func newLayerState() *layerState {
 	l := &layerState{}
 	l.up.Store(true)
-	ch := make(chan struct{})
-	l.evicted.Store(&ch)
 	return l
 }
-
-// evictions returns a channel closed at the next layer-down eviction.
-func (l *layerState) evictions() <-chan struct{} { return *l.evicted.Load() }
 
 // watchLayer runs until shutdown. The in-process layer is always up: no
 // watcher.
@@ -79,18 +73,17 @@ func (s *Server) watchLayer() {
 	}()
 }
 
-// evictForLayerDown closes every WebSocket (1013) and MJPEG stream.
+// evictForLayerDown closes every connection: WebSockets with 1013, MJPEG
+// streams by closing them.
 func (s *Server) evictForLayerDown(cause error) {
 	n := 0
-	s.active.Range(func(_, v any) bool {
-		go s.stop(v.(*wsConn), ended(endLayerDown, cause))
+	s.active.Range(func(k, _ any) bool {
+		go s.stop(k.(*conn), ended(endLayerDown, cause))
 		n++
 		return true
 	})
-	fresh := make(chan struct{})
-	close(*s.layerState.evicted.Swap(&fresh))
 	s.log.Warn("channel layer down too long: closed every connection so clients reconnect elsewhere",
-		"websockets", n, "after", s.cfg.LayerDownClose, "err", cause)
+		"connections", n, "after", s.cfg.LayerDownClose, "err", cause)
 }
 
 // refuseWhileLayerDown answers 503 while the channel layer is down and

@@ -32,7 +32,7 @@ func newMetrics() *metrics {
 	m := &metrics{
 		reg: reg,
 		connections: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "framecast_connections", Help: "Open WebSocket connections by role (publish, view, seed).",
+			Name: "framecast_connections", Help: "Open connections by role (publish, view, seed, mjpeg).",
 		}, []string{"role"}),
 		framesIn: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "framecast_frames_in_total", Help: "Frames accepted from publishers on this replica.",
@@ -47,7 +47,7 @@ func newMetrics() *metrics {
 			Name: "framecast_rejected_total", Help: "Requests and messages refused, by reason.",
 		}, []string{"reason"}),
 		closed: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "framecast_connections_closed_total", Help: "WebSocket connections ended, by reason (see docs/protocol.md).",
+			Name: "framecast_connections_closed_total", Help: "Connections (WebSockets, MJPEG streams) ended, by reason (see docs/protocol.md).",
 		}, []string{"reason"}),
 		cutOff: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "framecast_viewers_cut_off_total", Help: "Viewers closed by the gateway, by reason.",

@@ -161,8 +161,8 @@ func TestControlMessageErrors(t *testing.T) {
 		{`{"type":"subscribe"}`, "subscribe needs a room"},
 		{`{"type":"select","room":"zz","width":320}`, `room "zz" is not on this connection`},
 		{`{"type":"select","width":320}`, "select needs a room"},
-		{`{"type":"select","room":"ma","width":0}`, "width must be 1 to 65535"},
-		{`{"type":"select","room":"ma","layer":9}`, "layer must be 0 to 3"},
+		{`{"type":"select","room":"ma","width":0}`, "width must be a whole number of pixels from 1 to 65535"},
+		{`{"type":"select","room":"ma","layer":9}`, "layer must be a layer index from 0 to 3"},
 		{`{"type":"select","room":"ma","layer":1,"width":3}`, "not both"},
 		{`{"type":"unsubscribe","room":"zz"}`, `room "zz" is not on this connection`},
 	} {

@@ -98,39 +98,18 @@ func (s *Server) handleRooms(w http.ResponseWriter, r *http.Request) {
 // multi-room connection carries by default (GATEWAY_MAX_ROOMS_PER_CONN).
 const maxGridRooms = 64
 
-// gridRooms reads the rooms query parameter of /grid/: nil when it is
-// absent (every live room), else the rooms named, comma-separated, in
-// order, without duplicates or empty items. A bad name, no name at all or
-// more than maxGridRooms rooms is an error worth a 400.
+// gridRooms reads the rooms query parameter of /grid/ (parseRooms): nil
+// when it is absent (every live room), else the rooms named. No name at
+// all or more than maxGridRooms rooms is an error worth a 400.
 func gridRooms(q url.Values) ([]string, error) {
-	vals, ok := q["rooms"]
-	if !ok {
+	if !q.Has("rooms") {
 		return nil, nil
 	}
-	var out []string
-	seen := make(map[string]bool)
-	item := 0
-	for _, v := range vals {
-		for _, name := range strings.Split(v, ",") {
-			item++
-			switch {
-			case name == "" || seen[name]:
-				continue
-			case !frames.ValidRoom(name):
-				// The name is not echoed: the answer stays inert whatever was sent.
-				return nil, fmt.Errorf("rooms: item %d is not a room name: names are 1 to 64 characters from A-Z, a-z, 0-9 and _", item)
-			}
-			seen[name] = true
-			out = append(out, name)
-		}
+	out, err := parseRooms(q, maxGridRooms, "a grid shows")
+	if err == nil && len(out) == 0 {
+		err = fmt.Errorf("rooms names no room; leave it out to see every live room")
 	}
-	switch {
-	case len(out) == 0:
-		return nil, fmt.Errorf("rooms names no room; leave it out to see every live room")
-	case len(out) > maxGridRooms:
-		return nil, fmt.Errorf("rooms names %d rooms; a grid shows at most %d", len(out), maxGridRooms)
-	}
-	return out, nil
+	return out, err
 }
 
 // handleGridPage serves /grid/: a wall of camera tiles, every live room

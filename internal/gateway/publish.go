@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"time"
 
 	"github.com/coder/websocket"
@@ -12,110 +14,36 @@ import (
 	"github.com/framecast/framecast/pkg/rooms"
 )
 
-// servePublisher reads frames from c and hands them to a publisher until
-// the connection ends. Each message is one frame: a text data URL (the
-// seed's sender) or a binary message, bare JPEG, header + JPEG, or a
-// version-2 message of one of the room's layers (each layer is published
-// as its own stream, see rooms.Stream). A message
-// that is not a valid frame closes the connection with 1007 (1009 if too
-// large) and a reason.
-func (s *Server) servePublisher(ctx context.Context, k *wsConn) error {
-	c, room, log := k.c, k.room, k.log
-	// The room's publishers (one per layer it sends) are registered at
-	// their first valid frame, not at connect: a seed-mode connection that
-	// only watches is no publisher, and its leaving must not tell viewers
-	// the room went offline.
-	var pubs [frames.MaxLayers]*rooms.Publisher
-	var h264 [frames.MaxLayers]*rooms.Publisher // H.264 streams, one per layer
-	defer func() {
-		for _, p := range append(pubs[:], h264[:]...) {
-			if p != nil {
-				p.Close()
-			}
-		}
-	}()
-	var pics pictures // the publish rate counts pictures, not layers
-	var order h264Order
-	var seq uint64 // for frames whose wire format carries none
-	c.SetReadLimit(s.cfg.maxMessageBytes())
-	msgs := &messageReader{budget: s.limits.readBudget}
-	if !k.mayPublish {
-		// A connection that may not publish reads no more than a viewer
-		// would: its first data message closes it (1008, forbidden), and
-		// a large one is never buffered.
-		msgs.limit = viewerReadLimit
-	}
-	limit := newPublishLimiter(s.cfg.PublishRate, s.cfg.PublishBurst)
+// servePublisher reads frames from k and hands them to the room's streams
+// until the connection ends. Each message is one frame: a text data URL
+// (the seed's sender) or a binary message, bare JPEG, header + JPEG, or a
+// version-2 message of one of the room's layers (each layer, and each
+// codec, is published as its own stream). Each message is read (bounded
+// in size, time and the replica's read budget), admitted (the publish
+// rate), parsed (a message that is not a valid frame closes the
+// connection with 1007, 1009 if too large, and a reason) and routed to its
+// stream's publisher.
+func (s *Server) servePublisher(ctx context.Context, k *conn) error {
+	p := s.newPublishing(k)
+	defer p.close()
 	// Reads use a background context: with a cancellable one coder/websocket
 	// arms a context.AfterFunc for every chunk it reads (about 30 allocations
 	// per 50 KB frame). Cancelling ctx closes the connection instead, which is
 	// what a cancelled read does anyway.
-	stopRead := context.AfterFunc(ctx, func() { _ = c.CloseNow() })
+	stopRead := context.AfterFunc(ctx, func() { _ = k.ws.CloseNow() })
 	defer stopRead()
-	// A message a client started must end in time: one that trickles (or
-	// never ends) would hold its buffer, and a budget share, for ever.
-	slow := time.AfterFunc(time.Hour, func() {
-		s.stop(k, ended(endMessageTimeout, fmt.Errorf("message not finished within %v", s.cfg.MessageTimeout)))
-	})
-	slow.Stop()
-	defer slow.Stop()
 	for {
-		typ, r, err := c.Reader(context.Background())
-		var data []byte
-		if err == nil {
-			if s.cfg.MessageTimeout > 0 {
-				slow.Reset(s.cfg.MessageTimeout)
-			}
-			data, err = msgs.read(r)
-			slow.Stop()
-		}
-		switch {
-		case errors.Is(err, errMessageLimit):
-			s.metrics.rejected.WithLabelValues("forbidden").Inc()
-			return ended(endForbidden, err)
-		case errors.Is(err, errReadBudget):
-			s.metrics.rejected.WithLabelValues("read_budget").Inc()
-			return ended(endReadBudget, err)
-		case err != nil:
-			if errors.Is(err, websocket.ErrMessageTooBig) {
-				s.metrics.rejected.WithLabelValues("too_large").Inc()
-			}
+		typ, data, err := p.read()
+		if err != nil {
 			return err
-		case k.sock.ReadEnded():
-			// The connection closed between two fragments of the message:
-			// what was read is not a whole message, whatever it parses as.
-			return ended(endGone, errors.New("connection closed before the message's final fragment"))
 		}
-		if !pics.free(typ, data) {
-			if ok, err := s.admitFrame(limit); !ok {
-				if err != nil {
-					return err
-				}
-				continue // over the rate: dropped unparsed, and counted
+		if ok, err := p.admit(typ, data); !ok {
+			if err != nil {
+				return err
 			}
+			continue // over the rate: dropped unparsed, and counted
 		}
-		// A parsed binary frame aliases its message, which messageReader
-		// allocated for it alone: the frame costs its size once. A data URL
-		// is decoded into a new buffer, and the message becomes garbage.
-		var f *frames.Frame
-		now := time.Now()
-		seq++
-		if typ == websocket.MessageText {
-			f, err = frames.ParseDataURL(data, seq, now, s.cfg.MaxFrameBytes)
-		} else {
-			f, err = frames.ParseBinary(data, seq, now, s.cfg.MaxFrameBytes)
-			switch {
-			case err != nil:
-			case f.IsOffline():
-				err = fmt.Errorf("%w: publishers send frames, not offline events", frames.ErrBadHeader)
-			case f.Kind.IsH264() && data[0] != frames.VersionLayered:
-				err = fmt.Errorf("%w: H.264 messages come with a layer block (version 2)", frames.ErrBadHeader)
-			case f.Kind.IsH264():
-				err = order.check(f)
-			case f.Room != "" && f.Room != room:
-				err = fmt.Errorf("%w: the layer block names room %q, the URL room %q", frames.ErrBadHeader, f.Room, room)
-			}
-		}
+		f, err := p.parse(typ, data)
 		if err != nil {
 			reason := endBadFrame
 			if errors.Is(err, frames.ErrTooLarge) {
@@ -124,32 +52,161 @@ func (s *Server) servePublisher(ctx context.Context, k *wsConn) error {
 			s.metrics.rejected.WithLabelValues(closeTable[reason].label).Inc()
 			return ended(reason, err)
 		}
-		slot, stream := &pubs[f.Layer], frames.Stream{Room: room, Layer: f.Layer}
-		if f.Kind.IsH264() {
-			slot, stream = &h264[f.Layer], frames.Stream{Room: room, Layer: f.Layer, Codec: frames.CodecH264}
+		if err := p.route(f); err != nil {
+			return err
 		}
-		pub := *slot
-		if pub == nil {
-			if !k.mayPublish {
-				s.metrics.rejected.WithLabelValues("forbidden").Inc()
-				return ended(endForbidden, errors.New("publishing needs a publish token"))
-			}
-			if pub, err = s.hub.NewPublisher(stream); err != nil {
-				s.metrics.rejected.WithLabelValues("too_many_rooms").Inc()
-				return ended(endRoomLimit, err)
-			}
-			*slot = pub
-			if f.Kind.IsH264() {
-				pub.OnKeyframe(func() { s.askKeyframe(k) })
-			}
-			log.Debug("publishing", "stream", stream)
-		}
-		if !pub.Send(f) {
-			s.metrics.rejected.WithLabelValues("room_rate").Inc() // the room is over GATEWAY_ROOM_RATE
-			continue
-		}
-		s.metrics.framesIn.Inc()
 	}
+}
+
+// publishing is one publishing connection's state, used by its read loop
+// only.
+type publishing struct {
+	s     *Server
+	k     *conn
+	msgs  *messageReader
+	slow  *time.Timer // ends a message that takes longer than GATEWAY_MESSAGE_TIMEOUT
+	limit *publishLimiter
+	pics  pictures  // the publish rate counts pictures, not layers
+	order h264Order // H.264 messages come in an order viewers can decode
+	seq   uint64    // for frames whose wire format carries none
+	// The room's publishers, one per stream it sends, registered at their
+	// first valid frame, not at connect: a seed-mode connection that only
+	// watches is no publisher, and its leaving must not tell viewers the
+	// room went offline.
+	pubs map[frames.Stream]*rooms.Publisher
+	log  *slog.Logger
+}
+
+func (s *Server) newPublishing(k *conn) *publishing {
+	k.ws.SetReadLimit(s.cfg.maxMessageBytes())
+	p := &publishing{s: s, k: k, msgs: &messageReader{budget: s.limits.readBudget},
+		limit: newPublishLimiter(s.cfg.PublishRate, s.cfg.PublishBurst),
+		pubs:  make(map[frames.Stream]*rooms.Publisher, 1), log: k.log}
+	if !k.mayPublish {
+		// A connection that may not publish reads no more than a viewer
+		// would: its first data message closes it (1008, forbidden), and
+		// a large one is never buffered.
+		p.msgs.limit = viewerReadLimit
+	}
+	// A message a client started must end in time: one that trickles (or
+	// never ends) would hold its buffer, and a budget share, for ever.
+	p.slow = time.AfterFunc(time.Hour, func() {
+		s.stop(k, ended(endMessageTimeout, fmt.Errorf("message not finished within %v", s.cfg.MessageTimeout)))
+	})
+	p.slow.Stop()
+	return p
+}
+
+// close stops the publishers and the message timer.
+func (p *publishing) close() {
+	p.slow.Stop()
+	for _, pub := range p.pubs {
+		pub.Close()
+	}
+}
+
+// read reads the next message whole, within the message timeout, the
+// connection's limit and the replica's read budget.
+func (p *publishing) read() (websocket.MessageType, []byte, error) {
+	typ, r, err := p.k.ws.Reader(context.Background())
+	var data []byte
+	if err == nil {
+		data, err = p.readTimed(r)
+	}
+	switch {
+	case errors.Is(err, errMessageLimit):
+		p.s.metrics.rejected.WithLabelValues("forbidden").Inc()
+		return 0, nil, ended(endForbidden, err)
+	case errors.Is(err, errReadBudget):
+		p.s.metrics.rejected.WithLabelValues("read_budget").Inc()
+		return 0, nil, ended(endReadBudget, err)
+	case err != nil:
+		if errors.Is(err, websocket.ErrMessageTooBig) {
+			p.s.metrics.rejected.WithLabelValues("too_large").Inc()
+		}
+		return 0, nil, err
+	case p.k.sock.ReadEnded():
+		// The connection closed between two fragments of the message:
+		// what was read is not a whole message, whatever it parses as
+		// (package socket's doc).
+		return 0, nil, ended(endGone, errors.New("connection closed before the message's final fragment"))
+	}
+	return typ, data, nil
+}
+
+func (p *publishing) readTimed(r io.Reader) ([]byte, error) {
+	if p.s.cfg.MessageTimeout > 0 {
+		p.slow.Reset(p.s.cfg.MessageTimeout)
+		defer p.slow.Stop()
+	}
+	return p.msgs.read(r)
+}
+
+// admit applies the publish rate to a message read: further messages of a
+// picture already counted are free (pictures), the rest take a token. It
+// reports false for a message to drop, with an error when the excess ends
+// the connection.
+func (p *publishing) admit(typ websocket.MessageType, data []byte) (bool, error) {
+	if typ == websocket.MessageBinary && p.pics.free(data) {
+		return true, nil
+	}
+	return p.s.admitFrame(p.limit)
+}
+
+// parse turns a message into a frame, and checks what a publisher's
+// message must be: no offline event, H.264 only in version-2 messages and
+// in an order viewers can decode, no other room named.
+func (p *publishing) parse(typ websocket.MessageType, data []byte) (*frames.Frame, error) {
+	// A parsed binary frame aliases its message, which messageReader
+	// allocated for it alone: the frame costs its size once. A data URL
+	// is decoded into a new buffer, and the message becomes garbage.
+	now := time.Now()
+	p.seq++
+	if typ == websocket.MessageText {
+		return frames.ParseDataURL(data, p.seq, now, p.s.cfg.MaxFrameBytes)
+	}
+	f, err := frames.ParseBinary(data, p.seq, now, p.s.cfg.MaxFrameBytes)
+	switch {
+	case err != nil:
+		return nil, err
+	case f.IsOffline():
+		return nil, fmt.Errorf("%w: publishers send frames, not offline events", frames.ErrBadHeader)
+	case f.Kind.IsH264() && data[0] != frames.VersionLayered:
+		return nil, fmt.Errorf("%w: H.264 messages come with a layer block (version 2)", frames.ErrBadHeader)
+	case f.Kind.IsH264():
+		return f, p.order.check(f)
+	case f.Room != "" && f.Room != p.k.room:
+		return nil, fmt.Errorf("%w: the layer block names room %q, the URL room %q", frames.ErrBadHeader, f.Room, p.k.room)
+	}
+	return f, nil
+}
+
+// route hands f to its stream's publisher, registering it at the stream's
+// first frame.
+func (p *publishing) route(f *frames.Frame) error {
+	codec, _ := f.Kind.Codec()
+	id := frames.Stream{Room: p.k.room, Layer: f.Layer, Codec: codec}
+	pub := p.pubs[id]
+	if pub == nil {
+		if !p.k.mayPublish {
+			p.s.metrics.rejected.WithLabelValues("forbidden").Inc()
+			return ended(endForbidden, errors.New("publishing needs a publish token"))
+		}
+		var err error
+		if pub, err = p.s.hub.NewPublisher(id); err != nil {
+			p.s.metrics.rejected.WithLabelValues("too_many_rooms").Inc()
+			return ended(endRoomLimit, err)
+		}
+		p.pubs[id] = pub
+		pub.OnKeyframe(func() { p.s.askKeyframe(p.k) })
+		p.log.Debug("publishing", "stream", id)
+	}
+	if !pub.Send(f) {
+		p.s.metrics.rejected.WithLabelValues("room_rate").Inc() // the stream is over GATEWAY_ROOM_RATE
+		return nil
+	}
+	p.s.metrics.framesIn.Inc()
+	return nil
 }
 
 // pictures tells which messages of a layered publisher are further
@@ -167,43 +224,28 @@ type pictures struct {
 	any  bool   // a picture was counted
 }
 
-// free reports whether msg costs nothing against the rate, and records it.
-func (p *pictures) free(typ websocket.MessageType, msg []byte) bool {
-	class, seq, ok := peekClass(typ, msg)
-	if !ok {
-		return false // not a version-2 message, or a malformed one: the parser decides
+// free reports whether msg, a binary message, costs nothing against the
+// rate, and records it. A message that is not version 2, or is malformed,
+// is not free: the parser decides what it is.
+func (p *pictures) free(msg []byte) bool {
+	m, err := frames.PeekMessage(msg)
+	if err != nil || !m.Layered {
+		return false
+	}
+	class := m.Layer // a JPEG layer's picture
+	switch m.Kind {
+	case frames.KindH264Config:
+		class += 2 * frames.MaxLayers
+	case frames.KindH264Key, frames.KindH264Delta:
+		class += frames.MaxLayers
 	}
 	bit := uint16(1) << class
-	if p.any && seq == p.seq && p.sent&bit == 0 {
+	if p.any && m.Seq == p.seq && p.sent&bit == 0 {
 		p.sent |= bit
 		return true
 	}
-	p.seq, p.sent, p.any = seq, bit, true
+	p.seq, p.sent, p.any = m.Seq, bit, true
 	return false
-}
-
-// peekClass reads the stream class (see pictures) and sequence number of
-// a version-2 message without parsing it whole.
-func peekClass(typ websocket.MessageType, msg []byte) (class int, seq uint64, ok bool) {
-	if typ != websocket.MessageBinary || len(msg) < frames.LayerBlockFixed || msg[0] != frames.VersionLayered {
-		return 0, 0, false
-	}
-	e := int(msg[2])<<8 | int(msg[3])
-	layer := int(msg[4])
-	if layer >= frames.MaxLayers || e > len(msg) {
-		return 0, 0, false
-	}
-	h, err := frames.ParseHeader(msg[e:])
-	if err != nil {
-		return 0, 0, false
-	}
-	switch h.Kind {
-	case frames.KindH264Config:
-		return 2*frames.MaxLayers + layer, h.Seq, true
-	case frames.KindH264Key, frames.KindH264Delta:
-		return frames.MaxLayers + layer, h.Seq, true
-	}
-	return layer, h.Seq, true
 }
 
 // h264Order checks that a publisher's H.264 messages can be decoded from
@@ -244,11 +286,11 @@ var keyframeRequest = []byte(`{"type":"keyframe"}`)
 // replica (rooms.KeyframeRequestInterval); the write goes through the
 // connection's one writer and never blocks the caller for long: a
 // publisher that does not read its socket is cut off by the write timeout
-// like any peer.
-func (s *Server) askKeyframe(k *wsConn) {
+// like any peer. Publishers of JPEG streams are never asked.
+func (s *Server) askKeyframe(k *conn) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.WriteTimeout)
 	defer cancel()
-	if err := k.c.Write(ctx, websocket.MessageText, keyframeRequest); err != nil {
+	if err := k.ws.Write(ctx, websocket.MessageText, keyframeRequest); err != nil {
 		k.log.Debug("keyframe request not delivered", "err", err)
 		return
 	}

@@ -280,7 +280,7 @@ func (s *Server) roomList(ctx context.Context) []rooms.RoomSummary {
 	}
 	for i := range list {
 		if list[i].Live {
-			list[i].Layers = s.hub.AllLayers(ctx, list[i].Name)
+			list[i].Layers, _ = s.hub.AllLayers(ctx, list[i].Name) // unread: listed without layers
 		}
 	}
 	return list

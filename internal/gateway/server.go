@@ -15,7 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
@@ -44,7 +43,7 @@ type Server struct {
 	draining   atomic.Bool
 	connMu     sync.Mutex     // orders conns.Add (beginConn) before Shutdown's conns.Wait
 	conns      sync.WaitGroup // WebSocket and stream handlers still running
-	active     sync.Map       // *websocket.Conn -> *wsConn: open WebSockets, for forced closes
+	active     sync.Map       // *conn -> struct{}: open connections (WebSockets, MJPEG streams), for forced closes
 	layerState *layerState    // is the channel layer up (layerwatch.go)
 }
 
@@ -175,7 +174,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		// client that only writes) are dropped: the process must exit in time.
 		n := 0
 		s.active.Range(func(k, _ any) bool {
-			_ = k.(*websocket.Conn).CloseNow()
+			k.(*conn).drop()
 			n++
 			return true
 		})

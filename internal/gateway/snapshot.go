@@ -2,14 +2,12 @@ package gateway
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/framecast/framecast/internal/auth"
 	"github.com/framecast/framecast/pkg/frames"
-	"github.com/framecast/framecast/pkg/rooms"
 )
 
 // snapshotCacheTimeout bounds the Redis read of a snapshot.
@@ -35,36 +33,14 @@ func (s *Server) latestFrame(ctx context.Context, stream frames.Stream) *frames.
 	return f
 }
 
-// maxRequestWidth is the largest width a snapshot or MJPEG request may ask
-// for: layer sizes are 16-bit on the wire.
-const maxRequestWidth = 65535
-
-// requestWidth reads the width query parameter of a snapshot or MJPEG
-// request: 0 when there is none (the main layer), else 1 to
-// maxRequestWidth pixels. Anything else is an error worth a 400.
-func requestWidth(r *http.Request) (int, error) {
-	vals, ok := r.URL.Query()["width"]
-	if !ok {
-		return 0, nil
-	}
-	if len(vals) != 1 {
-		return 0, fmt.Errorf("width is given %d times; give it once", len(vals))
-	}
-	n, err := strconv.Atoi(vals[0])
-	if err != nil || n < 1 || n > maxRequestWidth {
-		return 0, fmt.Errorf("width must be a whole number of pixels from 1 to %d, not %q", maxRequestWidth, vals[0])
-	}
-	return n, nil
-}
-
-// pickLayer returns the layer of room a request for width pixels gets (see
-// rooms.PickLayer): the main layer for width 0, without asking for the
-// room's layer list.
-func (s *Server) pickLayer(ctx context.Context, room string, width int) int {
-	if width <= 0 {
+// pickLayer returns the JPEG layer of room ask picks: the main layer for
+// no choice, without asking for the room's layer list.
+func (s *Server) pickLayer(ctx context.Context, room string, ask layerAsk) int {
+	if !ask.set {
 		return 0
 	}
-	return rooms.PickLayer(s.hub.Layers(ctx, room, frames.CodecJPEG), width)
+	layers, _ := s.hub.Layers(ctx, room, frames.CodecJPEG) // unread: the main layer, served below anyway
+	return ask.resolve(layers)
 }
 
 // handleSnapshot serves GET /video/{room}/snapshot.jpg: the room's newest
@@ -80,9 +56,9 @@ func (s *Server) handleSnapshot(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "room names are 1 to 64 characters from A-Z, a-z, 0-9 and _", http.StatusNotFound)
 		return
 	}
-	width, err := requestWidth(r)
+	view, err := parseView(r.URL.Query(), viewSnapshot, 1)
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+		s.badRequest(w, err.Error())
 		return
 	}
 	if _, ok := s.authorize(w, r, room, auth.View); !ok {
@@ -91,7 +67,7 @@ func (s *Server) handleSnapshot(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
-	layer := s.pickLayer(r.Context(), room, width)
+	layer := s.pickLayer(r.Context(), room, view.ask)
 	var f *frames.Frame
 	if layer > 0 {
 		f = s.latestFrame(r.Context(), frames.Stream{Room: room, Layer: layer})

@@ -2,7 +2,6 @@ package loadgen
 
 import (
 	"bytes"
-	"encoding/binary"
 
 	"github.com/framecast/framecast/pkg/frames"
 )
@@ -44,29 +43,18 @@ func isPicture(k frames.Kind) bool {
 }
 
 // ParseMessage is ParseFrame for every kind of binary message (offline
-// events and H.264 configurations included), returning the kind.
+// events and H.264 configurations included), returning the kind: the
+// headers as frames.PeekMessage reads them.
 func ParseMessage(msg []byte) (kind frames.Kind, seq uint64, captureUS int64, layer int, ok bool) {
-	layer = NoLayer
-	if len(msg) > 0 && msg[0] == frames.VersionLayered {
-		if len(msg) < frames.LayerBlockFixed {
-			return 0, 0, 0, NoLayer, false
-		}
-		e, n := int(binary.BigEndian.Uint16(msg[2:4])), int(msg[10])
-		if n > frames.MaxRoomLen || e != frames.LayerBlockFixed+n || len(msg) < e ||
-			msg[4] >= frames.MaxLayers || msg[5] != 0 {
-			return 0, 0, 0, NoLayer, false
-		}
-		k := msg[1]
-		layer, msg = int(msg[4]), msg[e:]
-		if len(msg) < 2 || msg[0] != frames.Version || msg[1] != k {
-			return 0, 0, 0, NoLayer, false
-		}
-	}
-	h, err := frames.ParseHeader(msg)
+	m, err := frames.PeekMessage(msg)
 	if err != nil {
 		return 0, 0, 0, NoLayer, false
 	}
-	return h.Kind, h.Seq, h.Captured.UnixMicro(), layer, true
+	layer = NoLayer
+	if m.Layered {
+		layer = m.Layer
+	}
+	return m.Kind, m.Seq, m.Captured.UnixMicro(), layer, true
 }
 
 // parseJSONLayer is ParseJSONFrame with the viewer parser's signature: the

@@ -99,25 +99,9 @@ type LayerBlock struct {
 // ParseLayerBlock decodes and validates the layer block at the start of a
 // version-2 message. It does not look at the inner message.
 func ParseLayerBlock(msg []byte) (LayerBlock, error) {
-	if len(msg) < LayerBlockFixed {
-		return LayerBlock{}, fmt.Errorf("%w: %d bytes, need %d for a layer block", ErrBadHeader, len(msg), LayerBlockFixed)
-	}
-	if msg[0] != VersionLayered {
-		return LayerBlock{}, fmt.Errorf("%w: version %d, want %d", ErrBadHeader, msg[0], VersionLayered)
-	}
-	e := int(binary.BigEndian.Uint16(msg[2:4]))
-	n := int(msg[10])
-	switch {
-	case n > MaxRoomLen:
-		return LayerBlock{}, fmt.Errorf("%w: room name of %d bytes, limit %d", ErrBadHeader, n, MaxRoomLen)
-	case e != LayerBlockFixed+n:
-		return LayerBlock{}, fmt.Errorf("%w: layer block length %d, want %d", ErrBadHeader, e, LayerBlockFixed+n)
-	case len(msg) < e:
-		return LayerBlock{}, fmt.Errorf("%w: %d bytes, layer block needs %d", ErrBadHeader, len(msg), e)
-	case int(msg[4]) >= MaxLayers:
-		return LayerBlock{}, fmt.Errorf("%w: layer %d, rooms have at most %d layers", ErrBadHeader, msg[4], MaxLayers)
-	case msg[5] != 0:
-		return LayerBlock{}, fmt.Errorf("%w: flags %#x, want 0", ErrBadHeader, msg[5])
+	e, err := checkLayerBlock(msg)
+	if err != nil {
+		return LayerBlock{}, err
 	}
 	return LayerBlock{
 		Kind:   Kind(msg[1]),
@@ -127,6 +111,64 @@ func ParseLayerBlock(msg []byte) (LayerBlock, error) {
 		Room:   string(msg[11:e]),
 		Len:    e,
 	}, nil
+}
+
+// checkLayerBlock validates the layer block at the start of msg and
+// returns its length, where the inner message starts.
+func checkLayerBlock(msg []byte) (int, error) {
+	if len(msg) < LayerBlockFixed {
+		return 0, fmt.Errorf("%w: %d bytes, need %d for a layer block", ErrBadHeader, len(msg), LayerBlockFixed)
+	}
+	if msg[0] != VersionLayered {
+		return 0, fmt.Errorf("%w: version %d, want %d", ErrBadHeader, msg[0], VersionLayered)
+	}
+	e := int(binary.BigEndian.Uint16(msg[2:4]))
+	n := int(msg[10])
+	switch {
+	case n > MaxRoomLen:
+		return 0, fmt.Errorf("%w: room name of %d bytes, limit %d", ErrBadHeader, n, MaxRoomLen)
+	case e != LayerBlockFixed+n:
+		return 0, fmt.Errorf("%w: layer block length %d, want %d", ErrBadHeader, e, LayerBlockFixed+n)
+	case len(msg) < e:
+		return 0, fmt.Errorf("%w: %d bytes, layer block needs %d", ErrBadHeader, len(msg), e)
+	case int(msg[4]) >= MaxLayers:
+		return 0, fmt.Errorf("%w: layer %d, rooms have at most %d layers", ErrBadHeader, msg[4], MaxLayers)
+	case msg[5] != 0:
+		return 0, fmt.Errorf("%w: flags %#x, want 0", ErrBadHeader, msg[5])
+	}
+	return e, nil
+}
+
+// MessageHeader is what the headers of a binary message say: the
+// version-1 header, and for a version-2 message the layer its block
+// names.
+type MessageHeader struct {
+	Header
+	Layer   int  // 0 for a version-1 message
+	Layered bool // a version-2 message
+}
+
+// PeekMessage decodes the headers of a binary message, version 1 or 2,
+// without looking at its payload or copying anything: the cheap look a
+// gateway takes at a publisher's message before it parses it, and a load
+// generator at every message it receives. ParseBinary checks the rest.
+func PeekMessage(msg []byte) (MessageHeader, error) {
+	var m MessageHeader
+	if len(msg) > 0 && msg[0] == VersionLayered {
+		e, err := checkLayerBlock(msg)
+		if err != nil {
+			return m, err
+		}
+		m.Layer, m.Layered = int(msg[4]), true
+		kind := Kind(msg[1])
+		msg = msg[e:]
+		if len(msg) < 2 || msg[0] != Version || Kind(msg[1]) != kind {
+			return m, fmt.Errorf("%w: the layer block's kind %d is not its inner header's", ErrBadHeader, kind)
+		}
+	}
+	h, err := ParseHeader(msg)
+	m.Header = h
+	return m, err
 }
 
 // parseLayered parses a version-2 message (see ParseBinary).

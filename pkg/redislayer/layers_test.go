@@ -52,7 +52,7 @@ func TestLayerCatalog(t *testing.T) {
 		p.Send(f)
 	}
 	testenv.WaitFor(t, 3*time.Second, "replica B to learn cam's layers", func() error {
-		if got := hb.Layers(ctx, "cam", frames.CodecJPEG); !slices.Equal(got, want) {
+		if got, _ := hb.Layers(ctx, "cam", frames.CodecJPEG); !slices.Equal(got, want) {
 			return fmt.Errorf("layers %v", got)
 		}
 		return nil

@@ -2,6 +2,7 @@ package rooms
 
 import (
 	"context"
+	"fmt"
 	"slices"
 
 	"github.com/framecast/framecast/pkg/frames"
@@ -45,42 +46,45 @@ func (h *Hub) LocalLayers(room string) []frames.LayerInfo {
 // replica's publishers send if it has any, else what Options.Catalog says.
 // The JPEG answer always holds at least the main layer (its size from the
 // newest frame seen here, if any): every room has one, the seed's. An
-// H.264 answer may be empty: the room sends none.
-func (h *Hub) Layers(ctx context.Context, room string, codec frames.Codec) []frames.LayerInfo {
+// H.264 answer may be empty: the room sends none. The error is the
+// catalog's when it could not be read: the answer is then only what this
+// replica knows, and a caller that knew the list before should keep it.
+func (h *Hub) Layers(ctx context.Context, room string, codec frames.Codec) ([]frames.LayerInfo, error) {
+	all, err := h.AllLayers(ctx, room)
 	var l []frames.LayerInfo
-	for _, x := range h.AllLayers(ctx, room) {
+	for _, x := range all {
 		if x.Codec == codec {
 			l = append(l, x)
 		}
 	}
 	main := frames.Stream{Room: room}
 	if len(l) > 0 || codec != main.Codec {
-		return l
+		return l, err
 	}
 	info := frames.LayerInfo{}
 	if f := h.Latest(main); f != nil {
 		info.Width, info.Height = f.Size()
 	}
-	return []frames.LayerInfo{info}
+	return []frames.LayerInfo{info}, err
 }
 
 // AllLayers returns room's layers of every codec, JPEG first, each codec's
 // ordered by index, as LocalLayers or else Options.Catalog knows them; nil
-// if neither knows the room.
-func (h *Hub) AllLayers(ctx context.Context, room string) []frames.LayerInfo {
+// if neither knows the room. The error is the catalog's (see Layers).
+func (h *Hub) AllLayers(ctx context.Context, room string) ([]frames.LayerInfo, error) {
 	if l := h.LocalLayers(room); len(l) > 0 {
-		return l
+		return l, nil
 	}
 	if h.opts.Catalog == nil {
-		return nil
+		return nil, nil
 	}
 	cctx, cancel := context.WithTimeout(ctx, h.opts.CacheTimeout)
 	defer cancel()
 	l, err := h.opts.Catalog.Layers(cctx, room)
 	if err != nil {
-		h.log.Debug("no layer list", "room", room, "err", err)
+		return nil, fmt.Errorf("failed to read the layers of %q: %w", room, err)
 	}
-	return l
+	return l, nil
 }
 
 // PickLayer returns the index of the layer a viewer asking for width

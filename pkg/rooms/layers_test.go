@@ -69,7 +69,7 @@ func TestLayersOfAPublishedRoom(t *testing.T) {
 		p.Send(layerFrame(t, i, w, w*9/16, 1))
 	}
 	want := []frames.LayerInfo{li(0, 1280, 720), li(1, 640, 360), li(2, 320, 180)}
-	if got := h.Layers(ctx, "cam", frames.CodecJPEG); !slices.Equal(got, want) {
+	if got, err := h.Layers(ctx, "cam", frames.CodecJPEG); err != nil || !slices.Equal(got, want) {
 		t.Fatalf("Layers = %v, want %v", got, want)
 	}
 	if got := h.Latest(frames.Stream{Room: "cam", Layer: 2}); got == nil || got.Layer != 2 || got.Room != "cam" {
@@ -81,17 +81,19 @@ func TestLayersOfAPublishedRoom(t *testing.T) {
 		t.Fatalf("Summarize = %+v", sum)
 	}
 	pubs[2].Close()
-	if got := h.Layers(ctx, "cam", frames.CodecJPEG); !slices.Equal(got, want[:2]) {
+	if got, _ := h.Layers(ctx, "cam", frames.CodecJPEG); !slices.Equal(got, want[:2]) {
 		t.Fatalf("after layer 2's publisher left: %v", got)
 	}
 	// A room published elsewhere: the catalog; a broken catalog or an
-	// unknown room: the main layer alone.
-	if got := h.Layers(ctx, "remote", frames.CodecJPEG); len(got) != 2 || got[1].Width != 480 {
+	// unknown room: the main layer alone, and for the broken one the
+	// catalog's error, so that a caller who knew better keeps its list.
+	if got, _ := h.Layers(ctx, "remote", frames.CodecJPEG); len(got) != 2 || got[1].Width != 480 {
 		t.Fatalf("remote: %v", got)
 	}
 	for _, room := range []string{"broken", "nobody"} {
-		if got := h.Layers(ctx, room, frames.CodecJPEG); !slices.Equal(got, []frames.LayerInfo{{}}) {
-			t.Fatalf("%s: %v", room, got)
+		got, err := h.Layers(ctx, room, frames.CodecJPEG)
+		if !slices.Equal(got, []frames.LayerInfo{{}}) || (err != nil) != (room == "broken") {
+			t.Fatalf("%s: %v, %v", room, got, err)
 		}
 	}
 }

@@ -156,9 +156,15 @@ func TestSwitchFloor(t *testing.T) {
 	v.SetFloor(10)
 	v.Offer(frame(t, 9))
 	v.Offer(frame(t, 11))
-	v.Offer(frame(t, 4)) // the publisher counts again: past the floor's newer frame, kept
+	v.Offer(frame(t, 4)) // after the floor's newer frame, kept
 	if got := take(v); !slices.Equal(got, []string{"11", "4"}) {
 		t.Fatalf("with floor 10: %v, want [11 4]", got)
+	}
+	v.SetFloor(300)
+	v.Offer(frame(t, 2)) // far below: the publisher counts again, kept
+	v.Offer(frame(t, 3))
+	if got := take(v); !slices.Equal(got, []string{"2", "3"}) {
+		t.Fatalf("with floor 300: %v, want [2 3]", got)
 	}
 	h := rooms.NewViewer(frames.CodecH264, nil)
 	h.SetFloor(10)

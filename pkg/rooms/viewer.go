@@ -283,43 +283,39 @@ func (v *Viewer) Offered() uint64 { return v.offered.Load() }
 // got in the old: layers of one picture share its sequence number. Its
 // writer calls SetFloor with the last sequence number it wrote when it
 // starts taking from the new viewer; TryNext then drops the new stream's
-// pictures numbered at or below it, for at most MaxSwitchOverlap: longer,
-// and the publisher has started counting again (a restart), which must not
-// hold the viewer up. Only codecs whose pictures are shown alone drop
-// anything (codecPolicy.skipsAfterSwitch): an H.264 stream restarts its
-// decoder at the group it hands over, older or not.
+// pictures numbered at or below it, until one above it comes. A picture
+// MaxSwitchOverlap or more below the floor is not an overlap but a
+// publisher that started counting again (a restart): it is taken, and
+// clears the floor, so it never holds the viewer up. The rule counts
+// sequence numbers, not time, so a busy machine cannot break it. Only
+// codecs whose pictures are shown alone drop anything
+// (codecPolicy.skipsAfterSwitch): an H.264 stream restarts its decoder at
+// the group it hands over, older or not.
 
-// MaxSwitchOverlap bounds how long after a switch the floor drops frames.
-const MaxSwitchOverlap = time.Second
+// MaxSwitchOverlap bounds how far below the floor a dropped picture may be.
+const MaxSwitchOverlap = 256
 
-// floor is a viewer's switch floor. Guarded by Viewer.mu.
-type floor struct {
-	seq   uint64
-	until time.Time // zero: no floor
-}
+// floor is a viewer's switch floor (0: none). Guarded by Viewer.mu.
+type floor uint64
 
 // SetFloor makes TryNext drop this viewer's pictures numbered at or below
-// seq, for at most MaxSwitchOverlap, until a newer one comes. seq 0 sets
-// no floor.
+// seq (see MaxSwitchOverlap) until a newer one comes. seq 0 sets no floor.
 func (v *Viewer) SetFloor(seq uint64) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if seq == 0 {
-		v.floor = floor{}
-		return
-	}
-	v.floor = floor{seq: seq, until: time.Now().Add(MaxSwitchOverlap)}
+	v.floor = floor(seq)
 }
 
 // drops reports whether f, about to be returned, is behind the floor; a
 // frame that is not clears the floor.
 func (fl *floor) drops(codec codecPolicy, f *frames.Frame) bool {
-	if fl.until.IsZero() {
+	seq := uint64(*fl)
+	if seq == 0 {
 		return false
 	}
-	if !f.IsOffline() && f.Seq <= fl.seq && codec.skipsAfterSwitch(f) && time.Now().Before(fl.until) {
+	if !f.IsOffline() && f.Seq <= seq && seq-f.Seq < MaxSwitchOverlap && codec.skipsAfterSwitch(f) {
 		return true
 	}
-	*fl = floor{}
+	*fl = 0
 	return false
 }
