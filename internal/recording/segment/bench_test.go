@@ -21,6 +21,17 @@ func hd30(b *testing.B) ([]*frames.Frame, int) {
 	return fs, n
 }
 
+// seconds repeats one second of frames n times, one second apart.
+func seconds(b *testing.B, one []*frames.Frame, n int) []*frames.Frame {
+	var in []*frames.Frame
+	for s := range n {
+		for _, f := range one {
+			in = append(in, mustFrame(b, f.Kind, f.Seq+uint64(30*s), f.Captured.Add(time.Duration(s)*time.Second), f.Payload))
+		}
+	}
+	return in
+}
+
 // BenchmarkWriterPart measures the recorder's work per second of a 720p30
 // H.264 stream: 30 frames added and one part written (the sample times,
 // AVCC, moof and mdat, framecast's box and its checksums).
@@ -49,12 +60,7 @@ func BenchmarkWriterPart(b *testing.B) {
 // parts) back into frames.
 func BenchmarkRead(b *testing.B) {
 	one, size := hd30(b)
-	var in []*frames.Frame
-	for s := range 10 {
-		for _, f := range one {
-			in = append(in, mustFrame(b, f.Kind, f.Seq+uint64(30*s), f.Captured.Add(time.Duration(s)*time.Second), f.Payload))
-		}
-	}
+	in := seconds(b, one, 10)
 	segs := record(b, NewWriter("cam", frames.CodecH264, nil), in, true)
 	if len(segs) != 1 {
 		b.Fatalf("%d segments", len(segs))
@@ -74,12 +80,7 @@ func BenchmarkRead(b *testing.B) {
 // moov and writing it whole.
 func BenchmarkExport(b *testing.B) {
 	one, size := hd30(b)
-	var in []*frames.Frame
-	for s := range 60 {
-		for _, f := range one {
-			in = append(in, mustFrame(b, f.Kind, f.Seq+uint64(30*s), f.Captured.Add(time.Duration(s)*time.Second), f.Payload))
-		}
-	}
+	in := seconds(b, one, 60)
 	b.SetBytes(int64(60 * size))
 	b.ReportAllocs()
 	for b.Loop() {

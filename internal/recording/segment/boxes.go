@@ -42,6 +42,7 @@ import (
 //	u8  version (1), u8 0
 //	u32 init size: where the first part begins
 //	i64 end of the segment, Unix µs
+//	u64 the last message's sequence number
 //	u32 part count, then per part:
 //	    u64 offset, u32 size, i64 first capture time (Unix µs),
 //	    u64 first sequence number, u32 message count, u8 flags (1: the
@@ -63,7 +64,7 @@ const (
 	// partEntry is the size of one part's entry in the index box.
 	partEntry = 8 + 4 + 8 + 8 + 4 + 1
 	// indexFixed is the index box's size without its entries.
-	indexFixed = uuidHead + 2 + 4 + 8 + 4 + 4 + 4
+	indexFixed = uuidHead + 2 + 4 + 8 + 8 + 4 + 4 + 4
 )
 
 // Message forms in a part box: how a message's payload is rebuilt.

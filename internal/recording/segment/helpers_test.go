@@ -56,7 +56,9 @@ func h264Stream(t testing.TB, config frames.H264Config, aus [][]byte, key []bool
 // ffmpegAUs encodes n pictures with ffmpeg's libx264 (baseline, no
 // B-frames, a keyframe every gop) and cuts its Annex-B output at the
 // access unit delimiters, keeping every byte as ffmpeg wrote it (x264
-// mixes 3- and 4-byte start codes). It returns the access units, which
+// mixes 3- and 4-byte start codes). testenv.MakeH264Clip runs the same
+// encoder but rewrites every start code to 4 bytes, which would hide
+// exactly what the round trip must keep. It returns the access units, which
 // are keyframes, and the configuration of the first keyframe.
 func ffmpegAUs(t testing.TB, w, h, n, gop int) ([][]byte, []bool, frames.H264Config) {
 	t.Helper()

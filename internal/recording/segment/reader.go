@@ -395,13 +395,17 @@ func annexB(avcc []byte, zeros []byte) []byte {
 }
 
 // Index is what a sealed segment's index box says: enough to read any
-// part by byte range without reading the rest.
+// part by byte range without reading the rest, and to summarize the
+// segment (Summary) without reading its parts.
 type Index struct {
 	// InitSize is the size of the init and header box: bytes [0,
 	// InitSize) are what ReadInit needs.
 	InitSize int64
 	// End is the segment's end (Summary.End).
 	End time.Time
+	// LastSeq is its last message's sequence number (the first part's
+	// FirstSeq is the first's).
+	LastSeq uint64
 	// Parts locates every part.
 	Parts []PartInfo
 }
@@ -452,7 +456,7 @@ func parseIndex(b []byte) (*Index, error) {
 		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
 	r.u8()
-	idx := &Index{InitSize: int64(r.u32()), End: time.UnixMicro(r.i64())}
+	idx := &Index{InitSize: int64(r.u32()), End: time.UnixMicro(r.i64()), LastSeq: r.u64()}
 	n := int(r.u32())
 	if n != (len(r.b))/partEntry || len(r.b)%partEntry != 0 {
 		return nil, fmt.Errorf("%w: index box with %d parts in %d bytes", ErrCorrupt, n, len(r.b))
@@ -465,8 +469,24 @@ func parseIndex(b []byte) (*Index, error) {
 	return idx, nil
 }
 
+// Summary returns the summary of the segment from its index alone; size
+// is the segment's size.
+func (idx *Index) Summary(size int64) Summary {
+	s := Summary{Start: idx.End, End: idx.End, Bytes: size, LastSeq: idx.LastSeq}
+	if len(idx.Parts) > 0 {
+		s.Start, s.FirstSeq = idx.Parts[0].Start, idx.Parts[0].FirstSeq
+	}
+	for _, p := range idx.Parts {
+		s.Frames += p.Frames
+	}
+	return s
+}
+
 // matches checks the index against the parts read.
 func (idx *Index) matches(info *Info) error {
+	if idx.LastSeq != info.LastSeq {
+		return fmt.Errorf("it says the last message is %d, the segment's is %d", idx.LastSeq, info.LastSeq)
+	}
 	if idx.InitSize != info.InitSize || len(idx.Parts) != len(info.Parts) {
 		return fmt.Errorf("it lists %d parts after byte %d; the segment has %d after byte %d",
 			len(idx.Parts), idx.InitSize, len(info.Parts), info.InitSize)
@@ -494,7 +514,7 @@ func Repair(data []byte) ([]byte, *Info, error) {
 	if info.Sealed {
 		return data[:info.Bytes], info, err
 	}
-	out := appendIndex(bytes.Clone(data[:info.Bytes]), info.InitSize, info.End.UnixMicro(), info.Parts)
+	out := appendIndex(bytes.Clone(data[:info.Bytes]), info.InitSize, info.End.UnixMicro(), info.LastSeq, info.Parts)
 	info.Bytes = int64(len(out))
 	info.Sealed = true
 	return out, info, err

@@ -58,6 +58,9 @@ func TestRoundTripH264(t *testing.T) {
 				if !info.Sealed || info.Summary != s.sum || info.Bytes != int64(len(s.data)) {
 					t.Fatalf("segment %d: info %+v sealed %v, writer's summary %+v (%d bytes)", i, info.Summary, info.Sealed, s.sum, len(s.data))
 				}
+				if idx, err := ReadIndex(s.data); err != nil || idx.Summary(int64(len(s.data))) != s.sum {
+					t.Fatalf("segment %d: the index box's summary %+v, %v; want %+v", i, idx.Summary(int64(len(s.data))), err, s.sum)
+				}
 				if info.Stream != (frames.Stream{Room: "cam", Codec: frames.CodecH264}) || info.Width != 320 || info.Height != 240 {
 					t.Fatalf("segment %d: stream %v %d×%d", i, info.Stream, info.Width, info.Height)
 				}

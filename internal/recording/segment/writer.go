@@ -727,7 +727,7 @@ func (w *Writer) End() ([]byte, Summary, error) {
 	// the next segment, whose header carries them.
 	w.resetPart()
 	at := len(out)
-	out = appendIndex(out, w.initSize, w.end, w.parts)
+	out = appendIndex(out, w.initSize, w.end, w.sum.LastSeq, w.parts)
 	w.offset += int64(len(out) - at)
 	w.open, w.keyed, w.next = false, false, nil
 	sum := w.sum
@@ -737,7 +737,7 @@ func (w *Writer) End() ([]byte, Summary, error) {
 }
 
 // appendIndex appends the index box of a segment to dst.
-func appendIndex(dst []byte, initSize int64, end int64, parts []PartInfo) []byte {
+func appendIndex(dst []byte, initSize, end int64, lastSeq uint64, parts []PartInfo) []byte {
 	size := indexFixed + len(parts)*partEntry
 	at := len(dst)
 	dst = append(dst, make([]byte, uuidHead)...)
@@ -745,6 +745,7 @@ func appendIndex(dst []byte, initSize int64, end int64, parts []PartInfo) []byte
 	dst = append(dst, boxVersion, 0)
 	dst = binary.BigEndian.AppendUint32(dst, uint32(initSize))
 	dst = binary.BigEndian.AppendUint64(dst, uint64(end))
+	dst = binary.BigEndian.AppendUint64(dst, lastSeq)
 	dst = binary.BigEndian.AppendUint32(dst, uint32(len(parts)))
 	for _, p := range parts {
 		dst = binary.BigEndian.AppendUint64(dst, uint64(p.Offset))

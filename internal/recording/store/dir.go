@@ -62,8 +62,12 @@ func NewDir(root string) (*Dir, error) {
 // Root returns the store's directory.
 func (d *Dir) Root() string { return d.root }
 
-func (d *Dir) object(name string) string  { return filepath.Join(d.root, dirObjects, filepath.FromSlash(name)) }
-func (d *Dir) journal(name string) string { return filepath.Join(d.root, dirJournals, filepath.FromSlash(name)) }
+func (d *Dir) object(name string) string {
+	return filepath.Join(d.root, dirObjects, filepath.FromSlash(name))
+}
+func (d *Dir) journal(name string) string {
+	return filepath.Join(d.root, dirJournals, filepath.FromSlash(name))
+}
 
 // classify wraps a system error with the sentinel it means.
 func classify(err error) error {
