@@ -41,4 +41,9 @@
 // ReadIndex turn them back into frames; Repair seals the journal of a
 // recorder that died; NewClip and Export make a progressive MP4 for
 // download.
+//
+// Concurrency: a Writer belongs to one goroutine (the stream's recorder).
+// The readers, Repair and NewClip share no state and may run from any
+// number of goroutines; a Clip is immutable. Frames returned by the
+// readers own their bytes (they do not alias the data read).
 package segment
