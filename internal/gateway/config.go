@@ -72,6 +72,15 @@ type Config struct {
 	PresenceTTL           time.Duration `envconfig:"GATEWAY_PRESENCE_TTL" default:"10s" desc:"how long a replica's rooms stay listed after its last write: a dead replica drops out after this"`
 	FrameCacheInterval    time.Duration `envconfig:"GATEWAY_FRAME_CACHE_INTERVAL" default:"500ms" desc:"shortest time between two writes of a room's newest frame to Redis (at most 1/this writes per second per room)"`
 	FrameCacheTTL         time.Duration `envconfig:"GATEWAY_FRAME_CACHE_TTL" default:"10s" desc:"how long a room's cached frame outlives its publisher's replica"`
+
+	// Recording and playback (recordconfig.go, docs/recording.md).
+	Record         []string      `envconfig:"GATEWAY_RECORD" desc:"rooms this replica records (comma-separated patterns, path.Match syntax; * for all); each room is recorded by one recording replica at a time; empty = records nothing"`
+	RecordStore    string        `envconfig:"GATEWAY_RECORD_STORE" desc:"where recordings are kept and played back from: a directory (a volume every replica that records or plays back shares); empty = no recordings"`
+	RecordSegment  time.Duration `envconfig:"GATEWAY_RECORD_SEGMENT" default:"10s" desc:"target length of a recorded segment file (2s..10m); parts of at most 1s inside it are what a crash may lose"`
+	RecordKeep     Age           `envconfig:"GATEWAY_RECORD_KEEP" desc:"delete footage older than this (e.g. 7d, 36h); empty = keep by age forever"`
+	RecordMaxBytes ByteSize      `envconfig:"GATEWAY_RECORD_MAX_BYTES" desc:"most bytes every room's recordings may take together (e.g. 50GB, 512MiB); past it the oldest footage goes; empty = no limit"`
+	RecordMinFree  ByteSize      `envconfig:"GATEWAY_RECORD_MIN_FREE" default:"1GiB" desc:"free space the store's filesystem keeps: below it the oldest footage goes first, whatever KEEP and MAX_BYTES say, and recording stops when nothing is left to delete (e.g. 4MiB, 10GB)"`
+	ClipMax        time.Duration `envconfig:"GATEWAY_CLIP_MAX" default:"1h" desc:"longest clip.mp4 export; a longer one is refused with 400"`
 }
 
 // LoadConfig reads the configuration from the environment and validates it.
@@ -153,6 +162,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.validateScaleOut(); err != nil {
+		return err
+	}
+	if err := c.validateRecording(); err != nil {
 		return err
 	}
 	return nil
