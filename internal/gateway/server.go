@@ -45,6 +45,8 @@ type Server struct {
 	conns      sync.WaitGroup // WebSocket and stream handlers still running
 	active     sync.Map       // *conn -> struct{}: open connections (WebSockets, MJPEG streams), for forced closes
 	layerState *layerState    // is the channel layer up (layerwatch.go)
+
+	rec *recording // recorder and retention; nil unless GATEWAY_RECORD is set (record.go)
 }
 
 // New builds a server from a validated configuration. It connects nothing
@@ -83,6 +85,9 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	s.layerState = newLayerState()
 	s.watchLayer()
 	s.metrics.registerHub(s.hub)
+	if err := s.startRecording(); err != nil {
+		return nil, err
+	}
 	p, err := newPages()
 	if err != nil {
 		return nil, err
@@ -185,6 +190,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			err = fmt.Errorf("failed to stop every connection handler: %w", ctx.Err())
 		}
 	}
+	// Seals open segments and releases leases; before Redis closes.
+	s.stopRecording(ctx)
 	s.stopScaleOut() // removes this replica's presence; before Redis closes
 	if cerr := s.layer.Close(); cerr != nil && err == nil {
 		err = cerr

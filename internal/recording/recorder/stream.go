@@ -365,6 +365,16 @@ func (s *stream) recover(first bool) bool {
 	s.lastRecover = time.Now()
 	ctx, cancel := s.ctx()
 	defer cancel()
+	var left []string
+	if first {
+		// Whether a holder died with a segment open (sealed, or discarded
+		// when it held no whole part): a takeover.
+		var err error
+		if left, err = s.r.st.Journals(ctx, index.RoomSegments(s.id.Room)+s.id.Codec.String()+"/"); err != nil {
+			s.r.storeError(opRecover, err)
+			return false
+		}
+	}
 	n, err := s.r.cat.Recover(ctx, s.id)
 	if err != nil {
 		s.r.storeError(opRecover, err)
@@ -372,9 +382,10 @@ func (s *stream) recover(first bool) bool {
 			return false
 		}
 	}
-	if first && n > 0 {
+	if len(left) > 0 {
 		s.r.stats.leases[leaseTakenOver].Add(1)
-		s.r.log.Info("took over a recording: sealed what the last holder left", "stream", s.id.String(), "segments", n)
+		s.r.log.Info("took over a recording: sealed what the last holder left open", "stream", s.id.String(),
+			"journals", len(left), "sealed", n)
 	}
 	s.broken = false
 	return true
