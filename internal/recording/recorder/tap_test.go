@@ -32,7 +32,7 @@ func TestTapDropsWholeGroups(t *testing.T) {
 		s.tap(next(frames.KindH264Delta))
 	}
 	s.tap(next(frames.KindH264Delta)) // over the bound: dropped
-	<-s.q // the writer catches up a little
+	<-s.q                             // the writer catches up a little
 	<-s.q
 	<-s.q
 	s.tap(next(frames.KindH264Delta)) // room now, but it follows a dropped picture
