@@ -193,6 +193,8 @@ func (r *Recorder) Stop(ctx context.Context) error {
 	}
 	r.cancel()
 	r.wg.Wait()
+	// One last renewal: the rooms' sealing below has a whole lease.
+	r.renewLeases(context.Background())
 	r.mu.Lock()
 	var all []*room
 	for _, rm := range r.rooms {
@@ -272,15 +274,16 @@ func (r *Recorder) leaseLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		r.renew(ctx)
+		r.renewLeases(ctx)
+		r.endIdle()
 		r.acquire(ctx)
 	}
 }
 
-// renew extends the leases held; a room whose lease is lost, or whose
-// renewals failed until it may have expired, stops at once without
-// writing anything more. Rooms idle for IdleGrace end cleanly.
-func (r *Recorder) renew(ctx context.Context) {
+// renewLeases extends the leases held; a room whose lease is lost, or
+// whose renewals failed until it may have expired, stops at once without
+// writing anything more.
+func (r *Recorder) renewLeases(ctx context.Context) {
 	r.mu.Lock()
 	held := make([]*room, 0, len(r.rooms))
 	names := make([]string, 0, len(r.rooms))
@@ -310,6 +313,13 @@ func (r *Recorder) renew(ctx context.Context) {
 			r.lost(rm, "it could not be renewed in time")
 		}
 	}
+}
+
+// endIdle ends cleanly the recordings of rooms missing from the live list
+// for IdleGrace, and starts the H.264 stream of rooms that began sending
+// one.
+func (r *Recorder) endIdle() {
+	now := time.Now()
 	r.mu.Lock()
 	var idle []*room
 	for name, rm := range r.rooms {
@@ -320,7 +330,7 @@ func (r *Recorder) renew(ctx context.Context) {
 			rm.stopping = true
 			idle = append(idle, rm)
 		case l.h264 && rm.streams[frames.CodecH264] == nil:
-			r.startStreamLocked(rm, frames.CodecH264) // the room began sending H.264
+			r.startStreamLocked(rm, frames.CodecH264)
 		}
 	}
 	r.mu.Unlock()
