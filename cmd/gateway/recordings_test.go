@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/framecast/framecast/internal/recording/index"
-	"github.com/framecast/framecast/internal/recording/segment"
+	"github.com/framecast/framecast/internal/recording/recordingtest"
 	"github.com/framecast/framecast/internal/recording/store"
 	"github.com/framecast/framecast/internal/testenv"
 	"github.com/framecast/framecast/pkg/frames"
@@ -26,31 +26,13 @@ func TestRecordingsRebuild(t *testing.T) {
 	pic := testenv.JPEG(t, 32, 24, 1, 0)
 	start := time.Now().Add(-time.Hour).Truncate(time.Microsecond)
 	for _, room := range []string{"lobby", "yard"} {
-		w := segment.NewWriter(room, frames.CodecJPEG, nil)
-		var data []byte
+		var fs []*frames.Frame
 		for i := range 5 {
 			f, _ := frames.New(frames.KindJPEG, uint64(i+1), start.Add(time.Duration(i)*time.Second), pic, 0)
-			var b []byte
-			switch w.Step(f) {
-			case segment.StepSegment:
-				b, err = w.Begin(f)
-			case segment.StepPart:
-				if b, err = w.Flush(); err == nil {
-					err = w.Add(f)
-				}
-			default:
-				err = w.Add(f)
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			data = append(data, b...)
+			fs = append(fs, f)
 		}
-		b, _, err := w.End()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := st.Put(ctx, index.SegmentObject(frames.Stream{Room: room}, start), append(data, b...)); err != nil {
+		data, _ := recordingtest.Encode(t, frames.Stream{Room: room}, fs)
+		if err := st.Put(ctx, index.SegmentObject(frames.Stream{Room: room}, start), data); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -115,25 +115,7 @@ type liveRooms struct{ s *Server }
 func (l liveRooms) LiveRooms(ctx context.Context) ([]recorder.LiveRoom, error) {
 	s := l.s
 	if s.scale == nil || s.scale.presence == nil {
-		byRoom := map[string]*recorder.LiveRoom{}
-		var order []string
-		for _, st := range s.hub.Streams() {
-			if st.Publishers == 0 || st.Stream.Layer != 0 {
-				continue
-			}
-			lr := byRoom[st.Stream.Room]
-			if lr == nil {
-				lr = &recorder.LiveRoom{Name: st.Stream.Room}
-				byRoom[st.Stream.Room] = lr
-				order = append(order, st.Stream.Room)
-			}
-			lr.H264 = lr.H264 || st.Stream.Codec == frames.CodecH264
-		}
-		out := make([]recorder.LiveRoom, 0, len(order))
-		for _, name := range order {
-			out = append(out, *byRoom[name])
-		}
-		return out, nil
+		return recorder.LocalRooms{Hub: s.hub}.LiveRooms(ctx)
 	}
 	list, err := s.scale.presence.Rooms(ctx)
 	if err != nil {

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/framecast/framecast/internal/recording/index"
-	"github.com/framecast/framecast/internal/recording/segment"
+	"github.com/framecast/framecast/internal/recording/recordingtest"
 	"github.com/framecast/framecast/internal/recording/store"
 	"github.com/framecast/framecast/internal/testenv"
 	"github.com/framecast/framecast/pkg/frames"
@@ -80,43 +80,23 @@ func (p *recPublisher) sentAt(seq uint64) time.Time {
 	return p.at[seq]
 }
 
-// recRead reads back every frame recorded of s yesterday and today,
-// through the index, the way playback finds them.
-func recRead(t *testing.T, dir string, s frames.Stream) ([]*frames.Frame, []index.Segment) {
+// recStopRead stops gs with SIGTERM (which seals their open segments) and
+// reads back what they recorded of s.
+func recStopRead(t *testing.T, dir string, s frames.Stream, gs ...*testenv.Gateway) ([]*frames.Frame, []index.Segment) {
 	t.Helper()
+	for _, g := range gs {
+		if err := g.Proc.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		if exited, _ := g.Proc.Wait(15 * time.Second); !exited {
+			t.Fatal("a gateway did not stop on SIGTERM")
+		}
+	}
 	st, err := store.NewDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cat := index.New(st, nil)
-	ctx := context.Background()
-	var out []*frames.Frame
-	var segs []index.Segment
-	for _, day := range []time.Time{time.Now().Add(-24 * time.Hour), time.Now()} {
-		list, err := cat.Day(ctx, s, day)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, sg := range list {
-			var data []byte
-			if sg.Open {
-				data, err = st.ReadJournal(ctx, sg.Journal)
-			}
-			if !sg.Open || errors.Is(err, store.ErrNotFound) {
-				data, err = st.Read(ctx, sg.Object, 0, -1)
-			}
-			if err != nil {
-				t.Fatalf("segment %v: %v", sg.Start, err)
-			}
-			fs, _, err := segment.Read(data)
-			if err != nil {
-				t.Logf("segment %v: %v (frames before it kept)", sg.Start, err)
-			}
-			out = append(out, fs...)
-			segs = append(segs, sg)
-		}
-	}
-	return out, segs
+	return recordingtest.Read(t, st, s)
 }
 
 // recCheck: the frames are in publishing order with no repeat (so no two
@@ -224,15 +204,7 @@ func TestRecordingTakeoverAfterKill(t *testing.T) {
 		t.Errorf("taken_over = %v on the new holder, want 1 (it recovered the dead one's segment)", n)
 	}
 	pub.Stop()
-	// A clean stop seals the new holder's open segment.
-	if err := other.Proc.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if exited, _ := other.Proc.Wait(15 * time.Second); !exited {
-		t.Fatal("the gateway did not stop on SIGTERM")
-	}
-
-	fs, segs := recRead(t, dir, frames.Stream{Room: "lobby"})
+	fs, segs := recStopRead(t, dir, frames.Stream{Room: "lobby"}, other)
 	gap, at := recCheck(t, fs, pub)
 	t.Logf("takeover %v after the kill; %d frames in %d segments; longest gap %v at %v (kill at %v)",
 		took.Round(time.Millisecond), len(fs), len(segs), gap.Round(time.Millisecond), at.Format("15:04:05.000"), killed.Format("15:04:05.000"))
@@ -319,13 +291,7 @@ func TestRecordingCutOffFromRedis(t *testing.T) {
 		t.Error("a records the room again after the network healed, while b holds it")
 	}
 	pub.Stop()
-	for _, g := range []*testenv.Gateway{a, b} {
-		_ = g.Proc.Signal(syscall.SIGTERM)
-		if exited, _ := g.Proc.Wait(15 * time.Second); !exited {
-			t.Fatal("a gateway did not stop on SIGTERM")
-		}
-	}
-	fs, segs := recRead(t, dir, frames.Stream{Room: "hall"})
+	fs, segs := recStopRead(t, dir, frames.Stream{Room: "hall"}, a, b)
 	gap, at := recCheck(t, fs, pub)
 	t.Logf("b took over %v after the cut; %d frames in %d segments; longest gap %v at %v (cut at %v)",
 		took.Round(time.Millisecond), len(fs), len(segs), gap.Round(time.Millisecond), at.Format("15:04:05.000"), cut.Format("15:04:05.000"))

@@ -10,6 +10,7 @@ import (
 
 	"github.com/framecast/framecast/internal/recording/index"
 	"github.com/framecast/framecast/internal/recording/recorder"
+	"github.com/framecast/framecast/internal/recording/recordingtest"
 	"github.com/framecast/framecast/internal/recording/segment"
 	"github.com/framecast/framecast/internal/recording/store"
 	"github.com/framecast/framecast/internal/testenv"
@@ -17,28 +18,9 @@ import (
 	"github.com/framecast/framecast/pkg/rooms"
 )
 
-// hubRooms is the one-replica RoomSource: the hub's rooms with a local
-// publisher.
-type hubRooms struct{ hub *rooms.Hub }
-
-func (h hubRooms) LiveRooms(context.Context) ([]recorder.LiveRoom, error) {
-	byRoom := map[string]*recorder.LiveRoom{}
-	for _, st := range h.hub.Streams() {
-		if st.Publishers == 0 || st.Stream.Layer != 0 {
-			continue
-		}
-		lr := byRoom[st.Stream.Room]
-		if lr == nil {
-			lr = &recorder.LiveRoom{Name: st.Stream.Room}
-			byRoom[st.Stream.Room] = lr
-		}
-		lr.H264 = lr.H264 || st.Stream.Codec == frames.CodecH264
-	}
-	var out []recorder.LiveRoom
-	for _, lr := range byRoom {
-		out = append(out, *lr)
-	}
-	return out, nil
+func read(t *testing.T, st store.Store, s frames.Stream) []*frames.Frame {
+	fs, _ := recordingtest.Read(t, st, s)
+	return fs
 }
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
@@ -59,7 +41,7 @@ func newRig(t *testing.T) *rig {
 }
 
 func (g *rig) recorder(leases recorder.Leases) *recorder.Recorder {
-	r := recorder.New(g.hub, g.st, g.cat, leases, hubRooms{g.hub}, &recorder.Options{
+	r := recorder.New(g.hub, g.st, g.cat, leases, recorder.LocalRooms{Hub: g.hub}, &recorder.Options{
 		Segment: segment.Options{Target: 2 * time.Second},
 		Logger:  quiet(),
 	})
@@ -99,36 +81,6 @@ func (g *rig) publishJPEG(room string, fps, n int, rec *sent) {
 	}
 }
 
-// readBack returns every frame recorded of s today, in order, and which
-// segments hold them.
-func readBack(t *testing.T, st store.Store, cat *index.Catalog, s frames.Stream) []*frames.Frame {
-	t.Helper()
-	ctx := context.Background()
-	segs, err := cat.Day(ctx, s, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []*frames.Frame
-	for _, sg := range segs {
-		var data []byte
-		if sg.Open {
-			data, err = st.ReadJournal(ctx, sg.Journal)
-		}
-		if !sg.Open || errors.Is(err, store.ErrNotFound) {
-			data, err = st.Read(ctx, sg.Object, 0, -1)
-		}
-		if err != nil {
-			t.Fatalf("segment %v: %v", sg.Start, err)
-		}
-		fs, _, err := segment.Read(data)
-		if err != nil {
-			t.Fatalf("segment %v: %v", sg.Start, err)
-		}
-		out = append(out, fs...)
-	}
-	return out
-}
-
 // checkExact: the recorded frames are consecutive from the first recorded
 // to last, each with the capture time it was sent with.
 func checkExact(t *testing.T, fs []*frames.Frame, rec *sent, last uint64) {
@@ -164,7 +116,7 @@ func TestRecordsJPEGExactly(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := frames.Stream{Room: "lobby"}
-	fs := readBack(t, g.st, g.cat, s)
+	fs := read(t, g.st, s)
 	checkExact(t, fs, rec, 150)
 	if fs[0].Seq > 60 {
 		t.Errorf("recording began at frame %d: more than 2 s after the publisher", fs[0].Seq)
@@ -223,7 +175,7 @@ func TestOneRecorderPerRoom(t *testing.T) {
 	if err := second.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	fs := readBack(t, g.st, g.cat, frames.Stream{Room: "lobby"})
+	fs := read(t, g.st, frames.Stream{Room: "lobby"})
 	// The handover loses what arrived between the first's last frame and
 	// the second's tap; the rest is exact.
 	maxGap := time.Duration(0)
@@ -294,7 +246,7 @@ func TestRecordsH264(t *testing.T) {
 	if err := r.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	fs := readBack(t, g.st, g.cat, id)
+	fs := read(t, g.st, id)
 	if len(fs) == 0 || fs[0].Kind != frames.KindH264Config {
 		t.Fatalf("recording starts with %v, want a configuration", fs[0].Kind)
 	}

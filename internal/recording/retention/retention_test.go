@@ -9,8 +9,8 @@ import (
 
 	"github.com/framecast/framecast/internal/recording/index"
 	"github.com/framecast/framecast/internal/recording/recorder"
+	"github.com/framecast/framecast/internal/recording/recordingtest"
 	"github.com/framecast/framecast/internal/recording/retention"
-	"github.com/framecast/framecast/internal/recording/segment"
 	"github.com/framecast/framecast/internal/recording/store"
 	"github.com/framecast/framecast/internal/testenv"
 	"github.com/framecast/framecast/pkg/frames"
@@ -24,34 +24,15 @@ func record(t *testing.T, st store.Store, cat *index.Catalog, s frames.Stream, s
 	ctx := context.Background()
 	pic := testenv.JPEG(t, 32, 24, 1, size)
 	for _, start := range starts {
-		w := segment.NewWriter(s.Room, s.Codec, nil)
-		var data []byte
+		var fs []*frames.Frame
 		for i := range 10 {
 			f, err := frames.New(frames.KindJPEG, uint64(start.Unix()+int64(i)), start.Add(time.Duration(i)*time.Second), pic, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
-			var b []byte
-			switch w.Step(f) {
-			case segment.StepSegment:
-				b, err = w.Begin(f)
-			case segment.StepPart:
-				if b, err = w.Flush(); err == nil {
-					err = w.Add(f)
-				}
-			case segment.StepAdd:
-				err = w.Add(f)
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			data = append(data, b...)
+			fs = append(fs, f)
 		}
-		b, sum, err := w.End()
-		if err != nil {
-			t.Fatal(err)
-		}
-		data = append(data, b...)
+		data, sum := recordingtest.Encode(t, s, fs)
 		if err := st.Put(ctx, index.SegmentObject(s, start), data); err != nil {
 			t.Fatal(err)
 		}
