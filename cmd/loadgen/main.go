@@ -56,9 +56,9 @@ func run(args []string) int {
 		rate       = fs.Float64("connect-rate", 0, "viewer connections per second; 0 = as fast as -connect-concurrency allows")
 		conc       = fs.Int("connect-concurrency", 32, "concurrent viewer handshakes")
 		idle       = fs.Int("idle", 0, "idle mode: connect this many viewers that only hold their connections, and report the connect rate and gateway memory")
-		ceiling    = fs.Bool("ceiling", false, "also measure the loopback ceiling: a plain TCP fan-out of the same message size to as many connections, read by a child process")
+		ceiling    = fs.Bool("ceiling", false, "also measure the loopback ceiling: a child process writes frames of the viewers' message size to as many TCP connections from one thread per core, this one reads them")
 		ceilDur    = fs.Duration("ceiling-duration", 3*time.Second, "measured window of the ceiling")
-		ceilReader = fs.Bool("ceiling-reader", false, "internal: run as the ceiling's reading process (parameters in $"+loadgen.CeilingReaderEnv+")")
+		ceilWriter = fs.Bool("ceiling-writer", false, "internal: run as the ceiling's writing process (parameters in $"+loadgen.CeilingWriterEnv+")")
 		pids       = fs.String("watch-pids", "", "comma-separated gateway PIDs whose CPU time and RSS are read from /proc")
 		redisAddr  = fs.String("redis", "", "host:port of the Redis whose INFO total_net_output_bytes is read before publishing and after the last frame arrived, per frame published")
 		asJSON     = fs.Bool("json", false, "print the report as JSON")
@@ -84,8 +84,8 @@ func run(args []string) int {
 		}
 		return 2
 	}
-	if *ceilReader {
-		if err := loadgen.ServeCeilingReader(os.Getenv(loadgen.CeilingReaderEnv)); err != nil {
+	if *ceilWriter {
+		if err := loadgen.ServeCeilingWriter(os.Getenv(loadgen.CeilingWriterEnv)); err != nil {
 			fmt.Fprintf(os.Stderr, "loadgen: %v\n", err)
 			return 1
 		}

@@ -138,17 +138,17 @@ type Config struct {
 	// hold their connections (answering pings) with no publisher, report
 	// the connect rate and, with WatchPIDs, the gateways' memory per viewer.
 	Idle int
-	// Ceiling also measures the loopback ceiling after the load: one
-	// writer goroutine per TCP connection in this process sends buffers of
-	// the viewers' message size to as many connections as there are reading
-	// viewers, drained by a child process.
+	// Ceiling also measures the loopback ceiling after the load (see
+	// MeasureCeiling): a child process writes frames of the viewers'
+	// message size to as many TCP connections as there are reading
+	// viewers, from one thread per core, and this process reads them.
 	Ceiling bool
 	// CeilingDuration is the ceiling's measured window. Default 3s.
 	CeilingDuration time.Duration
-	// CeilingReader is the command that runs the ceiling's reading side; it
-	// gets its parameters from the environment (see ServeCeilingReader).
-	// Default: this executable with -ceiling-reader.
-	CeilingReader []string
+	// CeilingWriter is the command that runs the ceiling's writing side;
+	// it gets its parameters from the environment (see
+	// ServeCeilingWriter). Default: this executable with -ceiling-writer.
+	CeilingWriter []string
 	// WatchPIDs are gateway process IDs whose CPU time and resident memory
 	// are read from /proc around the measured window.
 	WatchPIDs []int

@@ -17,11 +17,11 @@ import (
 	"github.com/framecast/framecast/pkg/frames"
 )
 
-// TestMain lets the test binary serve as the ceiling's reading process:
-// MeasureCeiling starts os.Args[0] with CeilingReaderEnv set.
+// TestMain lets the test binary serve as the ceiling's writing process:
+// MeasureCeiling starts os.Args[0] with CeilingWriterEnv set.
 func TestMain(m *testing.M) {
-	if spec := os.Getenv(loadgen.CeilingReaderEnv); spec != "" {
-		if err := loadgen.ServeCeilingReader(spec); err != nil {
+	if spec := os.Getenv(loadgen.CeilingWriterEnv); spec != "" {
+		if err := loadgen.ServeCeilingWriter(spec); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
@@ -208,7 +208,7 @@ func smokeConfig(t *testing.T, gateways ...*testenv.Gateway) loadgen.Config {
 		Duration:        3 * time.Second,
 		Drain:           2 * time.Second,
 		CeilingDuration: 500 * time.Millisecond,
-		CeilingReader:   []string{os.Args[0]},
+		CeilingWriter:   []string{os.Args[0]},
 		Log:             testWriter{t},
 	}
 	for _, g := range gateways {

@@ -25,12 +25,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if cfg.Ceiling && cfg.CeilingReader == nil {
-		cmd, err := defaultCeilingReader()
+	if cfg.Ceiling && cfg.CeilingWriter == nil {
+		cmd, err := defaultCeilingWriter()
 		if err != nil {
 			return nil, err
 		}
-		cfg.CeilingReader = cmd
+		cfg.CeilingWriter = cmd
 	}
 	if cfg.Idle > 0 {
 		return runIdle(ctx, &cfg)
@@ -406,7 +406,7 @@ func runLoad(ctx context.Context, cfg *Config) (*Report, error) {
 
 	if cfg.Ceiling {
 		logf(cfg, "measuring the loopback ceiling over %d connections", len(viewers))
-		c, err := MeasureCeiling(ctx, len(viewers), rep.MessageBytes, cfg.CeilingDuration, cfg.CeilingReader)
+		c, err := MeasureCeiling(ctx, len(viewers), rep.MessageBytes, cfg.CeilingDuration, cfg.CeilingWriter)
 		if err != nil {
 			errf("ceiling: %v", err)
 		} else {
