@@ -492,3 +492,25 @@ func TestSmokeH264(t *testing.T) {
 		t.Errorf("a window of %.1f s: it should end when the joins are done", rep.WindowSec)
 	}
 }
+
+// TestSkewedRoomsSpreadPublishers runs rooms of different sizes, their
+// publishers spread over two replicas: every room's viewers get its
+// frames, whichever replica its publisher is on.
+func TestSkewedRoomsSpreadPublishers(t *testing.T) {
+	t.Parallel()
+	r, g1, g2 := startTwoReplicas(t)
+	cfg := smokeConfig(t, g1, g2)
+	cfg.Viewers = 0
+	cfg.RoomViewers = []int{3, 1, 1}
+	cfg.SpreadPublishers = true
+	cfg.RedisAddr = r.Addr()
+	cfg.Groups = []loadgen.ViewerGroup{{Name: "big", Viewers: 3}}
+	rep, err := loadgen.Run(context.Background(), cfg)
+	checkSane(t, rep, err)
+	if rep.Publishers != 3 || rep.Viewers != 5 {
+		t.Errorf("%d publishers, %d viewers: want 3 and 5", rep.Publishers, rep.Viewers)
+	}
+	if len(rep.Groups) != 2 || rep.Groups[0].Viewers != 3 || rep.Groups[1].Viewers != 2 {
+		t.Errorf("groups %+v: want the first room's 3 viewers, then the 2 others", rep.Groups)
+	}
+}

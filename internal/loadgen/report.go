@@ -12,13 +12,15 @@ import (
 // second, sizes in bytes unless the name says otherwise. Fields that were
 // not measured are zero or nil.
 type Report struct {
-	Mode       string  `json:"mode"` // "load" or "idle"
-	Gateways   int     `json:"gateways"`
-	Viewers    int     `json:"viewers"`
-	Stalled    int     `json:"stalled,omitempty"`
-	Publishers int     `json:"publishers,omitempty"`
-	FPS        float64 `json:"fps,omitempty"` // target; 0 = unthrottled
-	Size       int     `json:"size"`
+	Mode       string `json:"mode"` // "load" or "idle"
+	Gateways   int    `json:"gateways"`
+	Viewers    int    `json:"viewers"`
+	Stalled    int    `json:"stalled,omitempty"`
+	Publishers int    `json:"publishers,omitempty"`
+	// RoomViewers is Config.RoomViewers: each room's reading viewers.
+	RoomViewers []int   `json:"room_viewers,omitempty"`
+	FPS         float64 `json:"fps,omitempty"` // target; 0 = unthrottled
+	Size        int     `json:"size"`
 	// Layers are the layers each publisher sent (Config.Layers); Size is
 	// the main layer's.
 	Layers []Layer `json:"layers,omitempty"`

@@ -96,7 +96,7 @@ func runLoad(ctx context.Context, cfg *Config) (*Report, error) {
 	}
 	rep := &Report{
 		Mode: "load", Gateways: len(cfg.Gateways), Viewers: cfg.Viewers, Stalled: cfg.Stalled,
-		Publishers: cfg.Publishers, FPS: max(cfg.FPS, 0), Size: cfg.Size, Layers: cfg.Layers, Format: cfg.Format, Client: cfg.Client,
+		Publishers: cfg.Publishers, RoomViewers: cfg.RoomViewers, FPS: max(cfg.FPS, 0), Size: cfg.Size, Layers: cfg.Layers, Format: cfg.Format, Client: cfg.Client,
 		MessageBytes: messageBytes(cfg.Format, payload),
 	}
 	var clip *H264Clip
@@ -114,17 +114,18 @@ func runLoad(ctx context.Context, cfg *Config) (*Report, error) {
 	for i := range rooms {
 		rooms[i] = &roomState{name: cfg.roomName(i)}
 	}
-	// Viewer i uses gateway i mod G and room i mod P; stalled viewers
-	// continue the same rotation.
+	// Viewer i uses gateway i mod G and room i mod P (or its place in
+	// RoomViewers); stalled viewers continue the same rotation.
 	total := cfg.Viewers + cfg.Stalled
+	roomIdx := cfg.viewerRooms(total)
 	gwOf := func(i int) string { return cfg.Gateways[i%len(cfg.Gateways)] }
-	roomOf := func(i int) *roomState { return rooms[i%len(rooms)] }
+	roomOf := func(i int) *roomState { return rooms[roomIdx[i]] }
 	for i := range cfg.Viewers {
 		roomOf(i).viewers++
 	}
 	replicas := make([]map[string]bool, len(rooms))
 	for i := range total {
-		r := i % len(rooms)
+		r := roomIdx[i]
 		if replicas[r] == nil {
 			replicas[r] = map[string]bool{}
 		}
@@ -210,7 +211,7 @@ func runLoad(ctx context.Context, cfg *Config) (*Report, error) {
 
 	pubs := make([]*publisher, len(rooms))
 	for i, r := range rooms {
-		c, err := d.dial(ctx, cfg.PublishTo, r.name, "role=publish")
+		c, err := d.dial(ctx, cfg.publishURL(i), r.name, "role=publish")
 		if err != nil {
 			return rep, fmt.Errorf("failed to connect publisher %d: %w", i+1, err)
 		}
