@@ -2,8 +2,10 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -35,7 +37,16 @@ func (b *bench) markdown() string {
 	p("(Redis, the kernel's unattributed network work, and anything else running): a high figure means a noisy run.\n\n")
 
 	p("## Summary\n\n| scenario | measure | framecast | target | seed stack (anchor) | Centrifugo (anchor) |\n|---|---|---|---|---|---|\n")
-	for _, r := range b.summaryRows {
+	// S13, saturation at camera rates, is read beside S2's saturation.
+	rows := slices.Clone(b.summaryRows)
+	rank := func(id string) float64 {
+		if id == "S13" {
+			return 2.5
+		}
+		return float64(scenarioNumber(id))
+	}
+	slices.SortStableFunc(rows, func(a, b summaryRow) int { return cmp.Compare(rank(a.scenario), rank(b.scenario)) })
+	for _, r := range rows {
 		p("| %s | %s | %s | %s | %s | %s |\n", r.scenario, r.measure, r.got, r.target, r.seed, r.centrifugo)
 	}
 	p("\n")
@@ -82,6 +93,10 @@ func (b *bench) markdown() string {
 	p("generator that paces gateway → viewer with a token bucket per connection (4 KiB reads, a 32 KiB receive buffer and 1460-byte segments towards ")
 	p("the gateway, so the gateway feels the limit at once). Viewers parse version-2 messages by skipping the layer block ")
 	p("(its length field) and remember the layer of their last frame.\n")
+	p("- **Rooms of different sizes** (`loadgen -room-viewers N1,N2,... -spread-publishers`, S13): one publisher per room, ")
+	p("publisher i on the i-th gateway; the viewers fill the rooms in order (room 1's first) and alternate between the ")
+	p("gateways within each room, so groups (`-group large=N`) take whole rooms and are reported apart. S13's split ")
+	p("(`loadgen.SkewedRooms`): the last quarter of the rooms one viewer each, the rest by 1/rank.\n")
 	p("- **H.264 publisher and late joiners** (`loadgen -h264 FILE`, `-late-joins N`, S12): the publisher plays an ffmpeg-made ")
 	p("Annex-B clip, cut into access units at its delimiters, as version-2 H.264 messages built once (a configuration before every ")
 	p("keyframe; the header rewritten per picture) and jumps to the clip's next keyframe when the gateway asks for one. Viewers ")
@@ -93,11 +108,12 @@ func (b *bench) markdown() string {
 	p("whole frames of the viewers' message size from one thread per core (its GOMAXPROCS), each thread owning a share of the ")
 	p("connections and making one blocking `write` per frame per connection in turn: what a gateway does (one write per frame ")
 	p("per socket) without WebSocket framing, queues, Redis or a fan-out's bookkeeping, so no relay of whole frames beats it. The ")
-	p("load generator reads, a goroutine per connection into a 256 KiB buffer, cheaper than its WebSocket viewers. 0.5 s ")
+	p("load generator reads, one thread per core polling its share of the connections (epoll) into one 256 KiB buffer: ")
+	p("cheaper than its WebSocket viewers. 0.5 s ")
 	p("warmup, then 3 s measured, right after the load in the same run; the bytes read are the ceiling, the writer's ")
 	p("`wchar` (/proc/PID/io) over the same window is reported beside them as the kernel's count, and the gateways' own ")
 	p("`wchar` in their windows is compared with it.\n")
-	p("- **Noise**: before each loadgen run the driver waits (up to a minute) until the machine has under %.1f busy cores, ", quietBusy)
+	p("- **Noise**: before each loadgen run the driver waits (up to a minute; 5 s with -quick) until the machine has under %.1f busy cores, ", quietBusy)
 	p("so other work on a shared machine does not land inside a window; each scenario reports what was busy outside the benchmark anyway.\n")
 	p("- **CPU and memory**: utime+stime from /proc/PID/stat and VmRSS from /proc/PID/status of each gateway, read at the ")
 	p("window's edges (peak RSS sampled every 200 ms); the load generator's own CPU from getrusage. Gateway counters ")

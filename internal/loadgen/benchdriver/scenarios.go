@@ -311,9 +311,11 @@ func s2Search(b *bench, sec *section, gws []*gateway, fanout int) (s2Result, err
 	// boundary add less than 3% to the most payload delivered so far (one
 	// such step can be a noisy window: a publisher held up for a moment
 	// sends fewer frames than asked).
-	climb := 8
+	// Quick mode doubles the rate instead, so that its few steps still
+	// reach saturation and check the ceiling against it.
+	climb, step := 8, 1.5
 	if b.quick {
-		climb = 3
+		climb, step = 4, 2
 	}
 	flat := 0
 	for f := start; climb > 0 && flat < 2; climb-- {
@@ -330,7 +332,7 @@ func s2Search(b *bench, sec *section, gws []*gateway, fanout int) (s2Result, err
 		} else {
 			flat = 0
 		}
-		f = math.Round(f * 1.5)
+		f = math.Round(f * step)
 	}
 
 	// Bisect for the highest rate with >= 99% delivered.
