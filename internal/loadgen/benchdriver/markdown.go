@@ -32,7 +32,11 @@ func (b *bench) markdown() string {
 	p("## Machine\n\n| | |\n|---|---|\n")
 	p("| CPUs (nproc) | %s |\n| CPU model | %s |\n| kernel | %s |\n| Go | %s |\n| Redis | %s |\n| date | %s |\n",
 		m.CPUs, m.CPUModel, m.Kernel, m.Go, m.Redis, m.Date)
-	p("| framecast | %s |\n| load average at start | %s |\n\n", m.Commit, m.LoadAvg)
+	p("| framecast | %s |\n", m.Commit)
+	if m.Gateway != "" {
+		p("| gateway binary | %s (given with -gateway, not built from this tree) |\n", m.Gateway)
+	}
+	p("| load average at start | %s |\n\n", m.LoadAvg)
 	p("Each scenario notes how busy the machine was in its windows outside the gateways and the load generator ")
 	p("(Redis, the kernel's unattributed network work, and anything else running): a high figure means a noisy run.\n\n")
 
@@ -118,6 +122,11 @@ func (b *bench) markdown() string {
 	p("- **CPU and memory**: utime+stime from /proc/PID/stat and VmRSS from /proc/PID/status of each gateway, read at the ")
 	p("window's edges (peak RSS sampled every 200 ms); the load generator's own CPU from getrusage. Gateway counters ")
 	p("(frames out, skipped, cut off, Go heap) from their /metrics.\n")
+	p("- **Paired runs** (`scripts/paired.sh OLD NEW [ROUNDS]`, `make paired`): two revisions checked out in temporary ")
+	p("worktrees and built there, then per round, old then new, `BenchmarkFanout` (compared with benchstat over all rounds) ")
+	p("and this driver with `-only S1,S2,S3,S4,S9,S12`; each revision's own driver drives its own gateway, or with ")
+	p("`-same-driver` the new driver and load generator drive both (`-gateway BIN`). It prints each summary measure's old ")
+	p("and new value and new ÷ old per round (`benchdriver -paired DIR`).\n")
 	p("- **Profiling**: `go test -run='^$' -bench=BenchmarkFanout -cpuprofile cpu.out -memprofile mem.out ./internal/loadgen/` ")
 	p("runs gateways in-process (memory layer, or Redis with two replicas) with viewers in the same process; goroutines carry a ")
 	p("pprof label, so `go tool pprof -top -tagfocus=side=gateway cpu.out` shows the gateway's share alone. It reports ")
