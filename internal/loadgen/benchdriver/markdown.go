@@ -41,15 +41,8 @@ func (b *bench) markdown() string {
 	p("(Redis, the kernel's unattributed network work, and anything else running): a high figure means a noisy run.\n\n")
 
 	p("## Summary\n\n| scenario | measure | framecast | target | seed stack (anchor) | Centrifugo (anchor) |\n|---|---|---|---|---|---|\n")
-	// S13, saturation at camera rates, is read beside S2's saturation.
 	rows := slices.Clone(b.summaryRows)
-	rank := func(id string) float64 {
-		if id == "S13" {
-			return 2.5
-		}
-		return float64(scenarioNumber(id))
-	}
-	slices.SortStableFunc(rows, func(a, b summaryRow) int { return cmp.Compare(rank(a.scenario), rank(b.scenario)) })
+	slices.SortStableFunc(rows, func(a, b summaryRow) int { return cmp.Compare(summaryRank(a.scenario), summaryRank(b.scenario)) })
 	for _, r := range rows {
 		p("| %s | %s | %s | %s | %s | %s |\n", r.scenario, r.measure, r.got, r.target, r.seed, r.centrifugo)
 	}
@@ -132,6 +125,15 @@ func (b *bench) markdown() string {
 	p("pprof label, so `go tool pprof -top -tagfocus=side=gateway cpu.out` shows the gateway's share alone. It reports ")
 	p("deliveries/op, ns/delivery, cpu-ns/delivery and allocations per frame. `loadgen -cpuprofile FILE` profiles the generator itself.\n")
 	return s.String()
+}
+
+// summaryRank orders the summary's rows: by scenario number, but S13,
+// saturation at camera rates, beside S2's saturation.
+func summaryRank(id string) float64 {
+	if id == "S13" {
+		return 2.5
+	}
+	return float64(scenarioNumber(id))
 }
 
 // optimizationTable returns the before/after table of the performance log

@@ -8,6 +8,7 @@ package main
 // payload in MB/s, S1's CPU per delivery) are taken from the raw reports.
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -73,6 +74,13 @@ func printPaired(w io.Writer, dir string) error {
 			}
 		}
 	}
+	// The raw figures after their scenario's summary rows, S13 beside S2
+	// as in the summary.
+	slices.SortStableFunc(keys, func(a, b string) int {
+		sa, _, _ := strings.Cut(a, "\t")
+		sb, _, _ := strings.Cut(b, "\t")
+		return cmp.Compare(summaryRank(sa), summaryRank(sb))
+	})
 	fmt.Fprintf(w, "| scenario | measure | round | old | new | new ÷ old |\n|---|---|---|---|---|---|\n")
 	for _, k := range keys {
 		scenario, measure, _ := strings.Cut(k, "\t")
@@ -166,13 +174,23 @@ func rawMeasures(run *pairedRun, reports []rawReport) {
 	}
 }
 
-var number = regexp.MustCompile(`\d+(?:\.\d+)?`)
+// number finds the figures in a cell, not the digits of a name such as
+// "p99" or "H.264" (the figure is the second group).
+var number = regexp.MustCompile(`(^|[^\pL\d.])(\d+(?:\.\d+)?)`)
+
+func figures(cell string) []string {
+	var out []string
+	for _, m := range number.FindAllStringSubmatch(cell, -1) {
+		out = append(out, m[2])
+	}
+	return out
+}
 
 // ratios divides each number in nw by the number in the same place in
 // old: "2.65 ms / 4.42 ms" against "2.40 ms / 4.80 ms" gives
 // "0.91× / 1.09×". Cells whose numbers do not pair up give "–".
 func ratios(old, nw string) string {
-	o, n := number.FindAllString(old, -1), number.FindAllString(nw, -1)
+	o, n := figures(old), figures(nw)
 	if len(o) == 0 || len(o) != len(n) {
 		return "–"
 	}

@@ -17,6 +17,8 @@ func TestRatios(t *testing.T) {
 		{"0 / 0", "0 / 3", "= / –"},
 		{"none", "93 fps", "–"},
 		{"1 / 2", "1", "–"},
+		{"30.00% (98.00% delivered, p99 100 ms)", "33.00% (100.00% delivered, p99 50.0 ms)", "1.10× / 1.02× / 0.50×"},
+		{"1.96 / 0.67 ms; 0.54× H.264", "0.98 / 0.67 ms; 0.54× H.264", "0.50× / 1.00× / 1.00×"},
 	} {
 		if got := ratios(tc.old, tc.new); got != tc.want {
 			t.Errorf("ratios(%q, %q) = %q, want %q", tc.old, tc.new, got, tc.want)
