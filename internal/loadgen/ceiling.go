@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"os/exec"
@@ -21,9 +22,21 @@ import (
 // BYTES", from the measuring process to the writing child it starts.
 const CeilingWriterEnv = "FRAMECAST_CEILING_WRITER"
 
-// ceilingWarmup is how long the ceiling's writers run before measuring, so
-// the window sees the steady state rather than socket buffers filling.
-const ceilingWarmup = 500 * time.Millisecond
+// The ceiling's window starts once socket buffers have filled. Until they
+// are full the writers run ahead of the readers and take the CPU the
+// readers need (at a thousand connections the kernel lets them buffer a
+// gigabyte or more), so a window that starts early reads too little.
+// After ceilingWarmup the bytes in flight (the writer's wchar less the
+// bytes read) are checked every ceilingSettle; the window starts when
+// twice in a row they changed by less than ceilingSteady of what was read
+// meanwhile (readers draining a backlog are not steady either), or after
+// ceilingMaxWarmup.
+const (
+	ceilingWarmup    = 500 * time.Millisecond
+	ceilingSettle    = 250 * time.Millisecond
+	ceilingSteady    = 0.05
+	ceilingMaxWarmup = 10 * time.Second
+)
 
 // ceilingReadSize is each ceiling reader's buffer: several frames, so a
 // reader that fell behind catches up in few system calls.
@@ -44,10 +57,11 @@ const ceilingReadSize = 256 << 10
 // upper bound on what any writer of whole frames achieves. This process
 // reads and counts what arrives, one thread per core polling its share of
 // the connections into one buffer (see ceilingReaders): cheaper than any
-// WebSocket viewer. After a warmup of ceilingWarmup, bytes read over
-// window are the ceiling; the writer's wchar in /proc/PID/io over the same
-// window (bytes its write system calls took) is reported beside it as the
-// kernel's count, equal to it within what socket buffers hold.
+// WebSocket viewer. Once the socket buffers are full (see ceilingWarmup),
+// bytes read over window are the ceiling; the writer's wchar in
+// /proc/PID/io over the same window (bytes its write system calls took)
+// is reported beside it as the kernel's count, equal to it within what
+// the socket buffers' fill changed.
 //
 // Loopback throughput swings between runs on shared machines: compare
 // figures measured in the same run.
@@ -130,10 +144,25 @@ func MeasureCeiling(ctx context.Context, conns, frameBytes int, window time.Dura
 		e.read, e.at = readers.total.Load(), time.Now()
 		return e
 	}
-	if !sleepUntil(ctx, time.Now().Add(ceilingWarmup)) {
+	began := time.Now()
+	if !sleepUntil(ctx, began.Add(ceilingWarmup)) {
 		return fail(ctx.Err())
 	}
 	e0 := sample()
+	for steady := 0; steady < 2 && e0.wcharErr == nil && time.Since(began) < ceilingMaxWarmup; {
+		if !sleepUntil(ctx, time.Now().Add(ceilingSettle)) {
+			return fail(ctx.Err())
+		}
+		e := sample()
+		grew := (float64(e.wchar) - float64(e.read)) - (float64(e0.wchar) - float64(e0.read))
+		if e.wcharErr == nil && math.Abs(grew) < ceilingSteady*float64(e.read-e0.read) {
+			steady++
+		} else {
+			steady = 0
+		}
+		e0 = e
+	}
+	warm := time.Since(began)
 	if !sleepUntil(ctx, time.Now().Add(window)) {
 		return fail(ctx.Err())
 	}
@@ -155,6 +184,7 @@ func MeasureCeiling(ctx context.Context, conns, frameBytes int, window time.Dura
 		BufBytes:    frameBytes,
 		Writers:     writers,
 		Seconds:     sec,
+		WarmupSec:   warm.Seconds(),
 		MBSec:       float64(e1.read-e0.read) / sec / 1e6,
 		MsgSec:      float64(e1.read-e0.read) / float64(frameBytes) / sec,
 		ReaderCores: (e1.reader - e0.reader).Seconds() / sec,

@@ -190,6 +190,9 @@ type CeilingReport struct {
 	// Writers is the writing process's threads (its GOMAXPROCS).
 	Writers int     `json:"writers,omitempty"`
 	Seconds float64 `json:"seconds"`
+	// WarmupSec is how long the writers ran before the window: until the
+	// socket buffers stopped filling (see MeasureCeiling).
+	WarmupSec float64 `json:"warmup_s,omitempty"`
 	// MBSec and MsgSec are what the readers received.
 	MBSec  float64 `json:"mb_per_s"`
 	MsgSec float64 `json:"msgs_per_s"`
@@ -292,8 +295,8 @@ func (r *Report) WriteText(w io.Writer) {
 		}
 	}
 	if c := r.Ceiling; c != nil {
-		p("loopback ceiling: %.1f MB/s (%.0f msgs/s) over %d conns of %d B frames from %d writer threads (kernel wchar %.1f MB/s; writer %.2f cores, reader %.2f); delivered = %.1f%% of it",
-			c.MBSec, c.MsgSec, c.Conns, c.BufBytes, c.Writers, c.WcharMBSec, c.WriterCores, c.ReaderCores, 100*r.FractionOfCeiling)
+		p("loopback ceiling: %.1f MB/s (%.0f msgs/s) over %d conns of %d B frames from %d writer threads after %.1fs warmup (kernel wchar %.1f MB/s; writer %.2f cores, reader %.2f); delivered = %.1f%% of it",
+			c.MBSec, c.MsgSec, c.Conns, c.BufBytes, c.Writers, c.WarmupSec, c.WcharMBSec, c.WriterCores, c.ReaderCores, 100*r.FractionOfCeiling)
 	}
 	for _, e := range r.Errors {
 		p("error: %s", e)
