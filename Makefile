@@ -11,7 +11,7 @@ export GOTOOLCHAIN ?= auto
 TEST_PACKAGES := redis-server redis-tools nginx chromium ffmpeg libopencv-dev libopenh264-dev pkg-config docker-compose debootstrap openssl
 DEMO_PACKAGES := libopencv-dev libopenh264-dev pkg-config
 
-.PHONY: help deps deps-demo build demo test test-go fuzz matleak soak bench clean
+.PHONY: help deps deps-demo build demo test test-go fuzz matleak soak bench paired clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -77,6 +77,14 @@ soak: deps ## 10-minute soak: 1 publisher at 30 fps, 200 viewers over 3 replicas
 
 bench: deps ## run the fan-out benchmark scenarios and rewrite docs/benchmarks.md
 	scripts/bench.sh
+
+# Paired before/after runs of two revisions, alternated (scripts/paired.sh
+# says what runs and where the output goes; PAIRED_FLAGS passes options,
+# e.g. PAIRED_FLAGS='-o out -same-driver').
+ROUNDS ?= 3
+paired: deps ## BenchmarkFanout + S1-S4/S9/S12 of OLD vs NEW: make paired OLD=1b691e6 NEW=HEAD [ROUNDS=3]
+	@[ -n "$(OLD)" ] && [ -n "$(NEW)" ] || { echo "usage: make paired OLD=rev NEW=rev [ROUNDS=3] [PAIRED_FLAGS=...]"; exit 2; }
+	scripts/paired.sh $(PAIRED_FLAGS) $(OLD) $(NEW) $(ROUNDS)
 
 clean:
 	rm -rf $(BIN)

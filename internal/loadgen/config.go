@@ -127,8 +127,19 @@ type Config struct {
 	// Drain bounds the wait for frames still in flight when the window
 	// ends. Default 2s.
 	Drain time.Duration
-	// Publishers is the number of publishers, one room each. Default 1.
+	// Publishers is the number of publishers, one room each. Default 1,
+	// or one per RoomViewers entry.
 	Publishers int
+	// RoomViewers, when set, gives each room's reading viewers (room i,
+	// from 0, being publisher i's): the viewers fill the rooms in order,
+	// room 0's first, so Groups then take whole rooms from the first on.
+	// Viewers must be their sum (default: it is). Default none: viewer i
+	// is in room i mod Publishers.
+	RoomViewers []int
+	// SpreadPublishers connects publisher i to Gateways[i mod
+	// len(Gateways)] instead of PublishTo, as cameras spread over
+	// replicas by a load balancer would.
+	SpreadPublishers bool
 	// ConnectRate caps new viewer connections per second; 0 means as fast
 	// as ConnectConcurrency dialers go.
 	ConnectRate float64
@@ -138,17 +149,17 @@ type Config struct {
 	// hold their connections (answering pings) with no publisher, report
 	// the connect rate and, with WatchPIDs, the gateways' memory per viewer.
 	Idle int
-	// Ceiling also measures the loopback ceiling after the load: one
-	// writer goroutine per TCP connection in this process sends buffers of
-	// the viewers' message size to as many connections as there are reading
-	// viewers, drained by a child process.
+	// Ceiling also measures the loopback ceiling after the load (see
+	// MeasureCeiling): a child process writes frames of the viewers'
+	// message size to as many TCP connections as there are reading
+	// viewers, from one thread per core, and this process reads them.
 	Ceiling bool
 	// CeilingDuration is the ceiling's measured window. Default 3s.
 	CeilingDuration time.Duration
-	// CeilingReader is the command that runs the ceiling's reading side; it
-	// gets its parameters from the environment (see ServeCeilingReader).
-	// Default: this executable with -ceiling-reader.
-	CeilingReader []string
+	// CeilingWriter is the command that runs the ceiling's writing side;
+	// it gets its parameters from the environment (see
+	// ServeCeilingWriter). Default: this executable with -ceiling-writer.
+	CeilingWriter []string
 	// WatchPIDs are gateway process IDs whose CPU time and resident memory
 	// are read from /proc around the measured window.
 	WatchPIDs []int
@@ -222,7 +233,12 @@ func (c Config) WithDefaults() Config {
 		c.Drain = 2 * time.Second
 	}
 	if c.Publishers == 0 {
-		c.Publishers = 1
+		c.Publishers = max(len(c.RoomViewers), 1)
+	}
+	if len(c.RoomViewers) > 0 && c.Viewers == 0 {
+		for _, n := range c.RoomViewers {
+			c.Viewers += n
+		}
 	}
 	if c.ConnectConcurrency == 0 {
 		c.ConnectConcurrency = 32
@@ -301,6 +317,9 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("loadgen: late-join-to %q: %w", c.LateJoinTo, err)
 		}
 		c.LateJoinTo = u
+	}
+	if err := c.validateRooms(); err != nil {
+		return err
 	}
 	if err := c.validateGroups(); err != nil {
 		return err

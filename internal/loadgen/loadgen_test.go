@@ -17,11 +17,11 @@ import (
 	"github.com/framecast/framecast/pkg/frames"
 )
 
-// TestMain lets the test binary serve as the ceiling's reading process:
-// MeasureCeiling starts os.Args[0] with CeilingReaderEnv set.
+// TestMain lets the test binary serve as the ceiling's writing process:
+// MeasureCeiling starts os.Args[0] with CeilingWriterEnv set.
 func TestMain(m *testing.M) {
-	if spec := os.Getenv(loadgen.CeilingReaderEnv); spec != "" {
-		if err := loadgen.ServeCeilingReader(spec); err != nil {
+	if spec := os.Getenv(loadgen.CeilingWriterEnv); spec != "" {
+		if err := loadgen.ServeCeilingWriter(spec); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
@@ -208,7 +208,7 @@ func smokeConfig(t *testing.T, gateways ...*testenv.Gateway) loadgen.Config {
 		Duration:        3 * time.Second,
 		Drain:           2 * time.Second,
 		CeilingDuration: 500 * time.Millisecond,
-		CeilingReader:   []string{os.Args[0]},
+		CeilingWriter:   []string{os.Args[0]},
 		Log:             testWriter{t},
 	}
 	for _, g := range gateways {
@@ -490,5 +490,27 @@ func TestSmokeH264(t *testing.T) {
 	}
 	if rep.WindowSec > 30 {
 		t.Errorf("a window of %.1f s: it should end when the joins are done", rep.WindowSec)
+	}
+}
+
+// TestSkewedRoomsSpreadPublishers runs rooms of different sizes, their
+// publishers spread over two replicas: every room's viewers get its
+// frames, whichever replica its publisher is on.
+func TestSkewedRoomsSpreadPublishers(t *testing.T) {
+	t.Parallel()
+	r, g1, g2 := startTwoReplicas(t)
+	cfg := smokeConfig(t, g1, g2)
+	cfg.Viewers = 0
+	cfg.RoomViewers = []int{3, 1, 1}
+	cfg.SpreadPublishers = true
+	cfg.RedisAddr = r.Addr()
+	cfg.Groups = []loadgen.ViewerGroup{{Name: "big", Viewers: 3}}
+	rep, err := loadgen.Run(context.Background(), cfg)
+	checkSane(t, rep, err)
+	if rep.Publishers != 3 || rep.Viewers != 5 {
+		t.Errorf("%d publishers, %d viewers: want 3 and 5", rep.Publishers, rep.Viewers)
+	}
+	if len(rep.Groups) != 2 || rep.Groups[0].Viewers != 3 || rep.Groups[1].Viewers != 2 {
+		t.Errorf("groups %+v: want the first room's 3 viewers, then the 2 others", rep.Groups)
 	}
 }

@@ -25,12 +25,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if cfg.Ceiling && cfg.CeilingReader == nil {
-		cmd, err := defaultCeilingReader()
+	if cfg.Ceiling && cfg.CeilingWriter == nil {
+		cmd, err := defaultCeilingWriter()
 		if err != nil {
 			return nil, err
 		}
-		cfg.CeilingReader = cmd
+		cfg.CeilingWriter = cmd
 	}
 	if cfg.Idle > 0 {
 		return runIdle(ctx, &cfg)
@@ -96,7 +96,7 @@ func runLoad(ctx context.Context, cfg *Config) (*Report, error) {
 	}
 	rep := &Report{
 		Mode: "load", Gateways: len(cfg.Gateways), Viewers: cfg.Viewers, Stalled: cfg.Stalled,
-		Publishers: cfg.Publishers, FPS: max(cfg.FPS, 0), Size: cfg.Size, Layers: cfg.Layers, Format: cfg.Format, Client: cfg.Client,
+		Publishers: cfg.Publishers, RoomViewers: cfg.RoomViewers, FPS: max(cfg.FPS, 0), Size: cfg.Size, Layers: cfg.Layers, Format: cfg.Format, Client: cfg.Client,
 		MessageBytes: messageBytes(cfg.Format, payload),
 	}
 	var clip *H264Clip
@@ -114,17 +114,18 @@ func runLoad(ctx context.Context, cfg *Config) (*Report, error) {
 	for i := range rooms {
 		rooms[i] = &roomState{name: cfg.roomName(i)}
 	}
-	// Viewer i uses gateway i mod G and room i mod P; stalled viewers
-	// continue the same rotation.
+	// Viewer i uses gateway i mod G and room i mod P (or its place in
+	// RoomViewers); stalled viewers continue the same rotation.
 	total := cfg.Viewers + cfg.Stalled
+	roomIdx := cfg.viewerRooms(total)
 	gwOf := func(i int) string { return cfg.Gateways[i%len(cfg.Gateways)] }
-	roomOf := func(i int) *roomState { return rooms[i%len(rooms)] }
+	roomOf := func(i int) *roomState { return rooms[roomIdx[i]] }
 	for i := range cfg.Viewers {
 		roomOf(i).viewers++
 	}
 	replicas := make([]map[string]bool, len(rooms))
 	for i := range total {
-		r := i % len(rooms)
+		r := roomIdx[i]
 		if replicas[r] == nil {
 			replicas[r] = map[string]bool{}
 		}
@@ -210,7 +211,7 @@ func runLoad(ctx context.Context, cfg *Config) (*Report, error) {
 
 	pubs := make([]*publisher, len(rooms))
 	for i, r := range rooms {
-		c, err := d.dial(ctx, cfg.PublishTo, r.name, "role=publish")
+		c, err := d.dial(ctx, cfg.publishURL(i), r.name, "role=publish")
 		if err != nil {
 			return rep, fmt.Errorf("failed to connect publisher %d: %w", i+1, err)
 		}
@@ -406,7 +407,7 @@ func runLoad(ctx context.Context, cfg *Config) (*Report, error) {
 
 	if cfg.Ceiling {
 		logf(cfg, "measuring the loopback ceiling over %d connections", len(viewers))
-		c, err := MeasureCeiling(ctx, len(viewers), rep.MessageBytes, cfg.CeilingDuration, cfg.CeilingReader)
+		c, err := MeasureCeiling(ctx, len(viewers), rep.MessageBytes, cfg.CeilingDuration, cfg.CeilingWriter)
 		if err != nil {
 			errf("ceiling: %v", err)
 		} else {
