@@ -47,6 +47,9 @@ func (s *Server) handleMJPEG(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if !view.at.IsZero() && !s.admitPlayback(w, r, k, room, view) {
+		return
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t := &mjpegTransport{}
 	sess := s.newSession(ctx, k, t, view)

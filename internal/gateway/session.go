@@ -84,8 +84,9 @@ type subscription struct {
 	w    *session
 	room string
 
-	v    atomic.Pointer[rooms.Viewer] // the viewer the writer drains
-	last uint64                       // writer: sequence number of the last picture written
+	v      atomic.Pointer[rooms.Viewer] // the viewer the writer drains
+	last   uint64                       // writer: sequence number of the last picture written
+	marked time.Time                    // writer: when the switch to v was asked, until its first frame is written
 
 	mu      sync.Mutex
 	ask     layerAsk
@@ -96,6 +97,7 @@ type subscription struct {
 	layers  []frames.LayerInfo // the room's layers as last told to the viewer
 	moves   adaptation         // adapt.go
 	timer   *time.Timer        // the 1 s check (adapt.go); nil if the subscription has none
+	playing *playing           // the player of the recording it plays; nil live (playback.go)
 	stopped bool               // left: nothing more is joined or armed
 }
 
@@ -103,11 +105,13 @@ type subscription struct {
 // (text JSON; may be nil) and a change the writer makes when it reaches
 // it, before writing the message.
 type ctlItem struct {
-	msg    []byte
-	sub    *subscription
-	add    bool          // start draining sub
-	remove bool          // stop draining sub and leave its viewer
-	to     *rooms.Viewer // switch sub to this viewer and leave the old one
+	msg     []byte
+	sub     *subscription
+	add     bool          // start draining sub
+	remove  bool          // stop draining sub and leave its viewer
+	to      *rooms.Viewer // switch sub to this viewer and leave the old one
+	noFloor bool          // the switch goes back in time on purpose (a seek): no floor
+	mark    time.Time     // when the switch was asked: its first frame's latency is measured
 }
 
 // maxQueuedControl bounds the control messages waiting for a viewer's
@@ -181,10 +185,12 @@ func (w *session) subscribe(ctx context.Context, room string, ask layerAsk) erro
 }
 
 // join subscribes the session to room on the layer ask picks: it joins
-// the layer's stream, queues the `layers` and `layer` messages (v=2) and
-// the start of draining, and arms the 1 s check where the subscription has
-// a layer choice or is told about layers. It may block (the layer list and
-// the first frame may come from Redis).
+// the layer's stream (or, with the connection's ?at=, starts playing the
+// room's recording from then instead), queues the `layers` and `layer`
+// messages (v=2) and the start of draining, and arms the 1 s check where
+// the subscription has a layer choice or is told about layers. It may
+// block (the layer list and the first frame may come from Redis; a
+// recording from the store).
 func (w *session) join(ctx context.Context, room string, ask layerAsk) error {
 	sub := &subscription{w: w, room: room, ask: ask, adapt: w.opts.adapt && w.s.cfg.Adapt}
 	sub.mu.Lock()
@@ -194,9 +200,14 @@ func (w *session) join(ctx context.Context, room string, ask layerAsk) error {
 		sub.layer = ask.resolve(sub.layers)
 	}
 	sub.codec = ask.codec
-	v, err := w.s.hub.JoinNotify(ctx, ask.stream(room, sub.layer), w.notify)
-	if err != nil {
-		return err
+	var v *rooms.Viewer
+	if w.opts.at.IsZero() {
+		var err error
+		if v, err = w.s.hub.JoinNotify(ctx, ask.stream(room, sub.layer), w.notify); err != nil {
+			return err
+		}
+	} else {
+		v = rooms.NewViewer(ask.codec, nil) // drained until the seek below switches to its player's
 	}
 	sub.joined = v
 	sub.v.Store(v)
@@ -213,6 +224,18 @@ func (w *session) join(ctx context.Context, room string, ask layerAsk) error {
 	if !w.enqueue(items...) {
 		w.s.hub.Leave(v)
 		return errConnEnding
+	}
+	if !w.opts.at.IsZero() {
+		now := time.Now()
+		if err := sub.seekLocked(ctx, w.opts.at, now, now); err != nil {
+			if w.opts.v2 {
+				w.send(roomErrorMessage(room, err.Error()))
+			}
+			w.k.log.Debug("playback from ?at= refused; live instead", "room", room, "err", err)
+			if err := sub.goLiveLocked(ctx, reasonFailed, time.Time{}); err != nil {
+				return err
+			}
+		}
 	}
 	if ask.set || w.opts.v2 {
 		sub.armLocked()
@@ -243,6 +266,14 @@ func (sub *subscription) switchLocked(ctx context.Context, layer int, reason str
 		return nil
 	}
 	w := sub.w
+	if sub.playing != nil {
+		// Playing a recording: the choice waits for the return to live.
+		sub.layer = layer
+		if w.opts.v2 {
+			w.send(layerMessage(sub.room, sub.layers, layer, sub.ask.codec, reason))
+		}
+		return nil
+	}
 	v, err := w.s.hub.JoinNotify(ctx, sub.ask.stream(sub.room, layer), w.notify)
 	if err != nil {
 		return err
@@ -389,6 +420,10 @@ func (w *session) drain(sock *socket.Writer) bool {
 		}
 		if wrote {
 			w.out.Inc()
+			if !sub.marked.IsZero() {
+				w.s.metrics.seekLatency.Observe(time.Since(sub.marked).Seconds())
+				sub.marked = time.Time{}
+			}
 		}
 	}
 	return true
@@ -453,7 +488,10 @@ func (w *session) writeControl() bool {
 		w.subs.Store(&subs)
 		go hub.Leave(it.sub.v.Load()) // the writer may run on a fan-out shard: no hub locks here
 	case it.to != nil:
-		it.to.SetFloor(it.sub.last)
+		if !it.noFloor {
+			it.to.SetFloor(it.sub.last)
+		}
+		it.sub.marked = it.mark
 		if old := it.sub.v.Swap(it.to); old != it.to {
 			go hub.Leave(old)
 		}
@@ -518,7 +556,8 @@ func (w *session) stop() {
 	w.nctl.Store(0)
 }
 
-// stop disarms sub's timer; nothing more is joined for it.
+// stop disarms sub's timer and stops its player; nothing more is joined
+// for it.
 func (sub *subscription) stop() {
 	sub.mu.Lock()
 	defer sub.mu.Unlock()
@@ -526,4 +565,5 @@ func (sub *subscription) stop() {
 	if sub.timer != nil {
 		sub.timer.Stop()
 	}
+	sub.stopPlayingLocked()
 }

@@ -57,6 +57,9 @@ func (s *Server) acceptWebSocket(w http.ResponseWriter, r *http.Request, room st
 	if !ok {
 		return
 	}
+	if !view.at.IsZero() && !s.admitPlayback(w, r, k, room, view) {
+		return
+	}
 	readBuffer := socket.FrameReadBuffer // the seed's two-way connections and publishers read whole frames
 	if view.role == roleView {
 		readBuffer = socket.ViewerReadBuffer

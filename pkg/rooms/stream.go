@@ -51,6 +51,9 @@ type codecPolicy interface {
 	// offerLocked queues f for v, skipping queued frames if v is too far
 	// behind; at is the hub's monotonic time of the offer. v.mu is held.
 	offerLocked(v *Viewer, f *frames.Frame, at int64)
+	// startLocked makes group, frames of the stream in order, what v
+	// starts from: drained before anything offered after. v.mu is held.
+	startLocked(v *Viewer, group []*frames.Frame)
 	// skipsAfterSwitch reports whether f may be dropped after a switch to
 	// this stream for not being newer than the last frame written (see
 	// Viewer.SetFloor): frames that are shown alone may; a stream that

@@ -98,6 +98,24 @@ func (v *Viewer) Offer(f *frames.Frame) {
 	v.signal()
 }
 
+// Start hands a standalone viewer what it starts from, as a joining viewer
+// is handed a stream's group: group (frames of one stream, in order: a
+// player's pictures up to the time it seeks) is drained before anything
+// offered after, and is not subject to the queue's bounds, so an H.264
+// group of a few seconds reaches the decoder whole. It replaces whatever
+// the viewer held.
+func (v *Viewer) Start(group []*frames.Frame) {
+	if len(group) == 0 {
+		return
+	}
+	v.mu.Lock()
+	v.dropQueuedLocked(nil)
+	v.backlog = nil
+	v.codec.startLocked(v, group)
+	v.mu.Unlock()
+	v.signal()
+}
+
 // processStart is the origin of standalone viewers' monotonic clock.
 var processStart = time.Now()
 
