@@ -77,9 +77,10 @@ type session struct {
 // subscription is one room a session carries, on one layer at a time.
 // The writer reads v, the viewer it drains, and owns last; the control
 // side (the reader of control messages, the 1 s check, switches) owns the
-// rest under mu: the layer joined last, the layer list, the ask and the
-// adaptation state. Lock order: sub.mu, then session.ctlMu, then the hub's
-// locks; the writer never takes sub.mu.
+// rest under mu: the layer joined last, the layer list, the ask, the
+// adaptation state and the player. Lock order: sub.mu, then session.cmu or
+// session.ctlMu (never one holding the other), then the hub's locks; the
+// writer never takes sub.mu.
 type subscription struct {
 	w    *session
 	room string
@@ -245,14 +246,18 @@ func (w *session) join(ctx context.Context, room string, ask layerAsk) error {
 
 // firstLayer returns the layer the session's only room was joined on.
 func (w *session) firstLayer() int {
+	var first *subscription
 	w.cmu.Lock()
-	defer w.cmu.Unlock()
 	for _, sub := range w.byRoom {
-		sub.mu.Lock()
-		defer sub.mu.Unlock()
-		return sub.layer
+		first = sub
 	}
-	return 0
+	w.cmu.Unlock()
+	if first == nil {
+		return 0
+	}
+	first.mu.Lock()
+	defer first.mu.Unlock()
+	return first.layer
 }
 
 // switchLocked moves sub to layer: it joins the layer's stream first,
