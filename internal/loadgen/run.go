@@ -12,6 +12,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/framecast/framecast/internal/linkproxy"
 	"github.com/framecast/framecast/pkg/frames"
 )
 
@@ -150,7 +151,7 @@ func runLoad(ctx context.Context, cfg *Config) (*Report, error) {
 			if i := strings.IndexByte(host, '/'); i >= 0 {
 				host = host[:i]
 			}
-			p, err := ListenThrottle(host, g.ThrottleKBps*1000)
+			p, err := linkproxy.Listen(host, linkproxy.Options{Down: g.ThrottleKBps * 1000})
 			if err != nil {
 				return rep, err
 			}
