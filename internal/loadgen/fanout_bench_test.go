@@ -84,10 +84,10 @@ func benchFanout(b *testing.B, layer string, nViewers int, format string) {
 	viewers := make([]*viewer, nViewers)
 	var wg sync.WaitGroup
 	pprof.Do(ctx, pprof.Labels("side", "client"), func(ctx context.Context) {
-		// The raw client: the fewest system calls on the viewers' side of
-		// this shared process, so more of the profile is the gateway's.
+		// coder/websocket read into a reused buffer (coderSource), as
+		// cmd/loadgen's viewers read.
 		cr := connectAll(ctx, nViewers, 0, 32, func(ctx context.Context, i int) (msgSource, error) {
-			return d.dialViewer(ctx, ClientRaw, urls[i%len(urls)], room.name, format, "", messageBytes(format, payload))
+			return d.dialViewer(ctx, urls[i%len(urls)], room.name, format, "", messageBytes(format, payload))
 		})
 		if cr.failed > 0 {
 			b.Fatalf("%d viewers failed to connect: %v", cr.failed, cr.first)

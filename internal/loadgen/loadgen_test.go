@@ -180,8 +180,6 @@ func TestConfigValidate(t *testing.T) {
 		"small size":     {loadgen.Config{Gateways: []string{"ws://x:1"}, Size: 3}, "size"},
 		"ceiling alone":  {loadgen.Config{Gateways: []string{"ws://x:1"}, Ceiling: true}, "ceiling"},
 		"negative views": {loadgen.Config{Gateways: []string{"ws://x:1"}, Viewers: -1}, "negative"},
-		"bad client":     {loadgen.Config{Gateways: []string{"ws://x:1"}, Client: "curl"}, "client"},
-		"raw over TLS":   {loadgen.Config{Gateways: []string{"wss://x:1"}, Client: loadgen.ClientRaw}, "ws:// only"},
 	} {
 		c := tc.cfg.WithDefaults()
 		err := c.Validate()
@@ -304,17 +302,13 @@ func TestSmokeRedisTwoGateways(t *testing.T) {
 	}
 }
 
-func TestSmokeJSONFormatRawClient(t *testing.T) {
+func TestSmokeJSONFormat(t *testing.T) {
 	t.Parallel()
 	g := testenv.StartGateway(t, "GATEWAY_LOG_LEVEL=warn")
 	cfg := smokeConfig(t, g)
 	cfg.Format = loadgen.FormatJSON
-	cfg.Client = loadgen.ClientRaw
 	rep, err := loadgen.Run(context.Background(), cfg)
 	checkSane(t, rep, err)
-	if rep.Client != loadgen.ClientRaw {
-		t.Errorf("client %q, want %q", rep.Client, loadgen.ClientRaw)
-	}
 	if rep.MessageBytes < cfg.Size*4/3 {
 		t.Errorf("JSON message of %d bytes cannot hold a %d-byte JPEG in base64", rep.MessageBytes, cfg.Size)
 	}

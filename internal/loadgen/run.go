@@ -97,7 +97,7 @@ func runLoad(ctx context.Context, cfg *Config) (*Report, error) {
 	}
 	rep := &Report{
 		Mode: "load", Gateways: len(cfg.Gateways), Viewers: cfg.Viewers, Stalled: cfg.Stalled,
-		Publishers: cfg.Publishers, RoomViewers: cfg.RoomViewers, FPS: max(cfg.FPS, 0), Size: cfg.Size, Layers: cfg.Layers, Format: cfg.Format, Client: cfg.Client,
+		Publishers: cfg.Publishers, RoomViewers: cfg.RoomViewers, FPS: max(cfg.FPS, 0), Size: cfg.Size, Layers: cfg.Layers, Format: cfg.Format,
 		MessageBytes: messageBytes(cfg.Format, payload),
 	}
 	var clip *H264Clip
@@ -168,7 +168,7 @@ func runLoad(ctx context.Context, cfg *Config) (*Report, error) {
 				base = baseOf[g][i%len(cfg.Gateways)]
 			}
 		}
-		return d.dialViewer(ctx, cfg.Client, base, roomOf(i).name, cfg.Format, extra, rep.MessageBytes)
+		return d.dialViewer(ctx, base, roomOf(i).name, cfg.Format, extra, rep.MessageBytes)
 	}
 
 	logf(cfg, "connecting %d viewers (%d stalled) to %d gateways", cfg.Viewers, cfg.Stalled, len(cfg.Gateways))
