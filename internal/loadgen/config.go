@@ -63,7 +63,7 @@ type Config struct {
 	// time. Viewers receive the main layer (Layers[0]). At most
 	// frames.MaxLayers. Default none: one version-1 message per picture.
 	Layers []Layer
-	// H264, when set, is an Annex-B H.264 file (as MakeH264Clip writes
+	// H264, when set, is an Annex-B H.264 file (as testclip.MakeH264Clip writes
 	// it: an access unit delimiter before every picture, SPS and PPS
 	// before every keyframe) that each publisher plays, looping, as its
 	// room's H.264 layer 0: version-2 messages, a configuration before

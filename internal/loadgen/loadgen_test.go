@@ -418,9 +418,9 @@ func TestSmokeH264(t *testing.T) {
 	testenv.RequireTool(t, "ffmpeg")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	spec := loadgen.H264ClipSpec{Clip: testclip.Clip{Width: 320, Height: 240, FPS: 30, Frames: 40, Noise: 8}, Kbps: 500, GOP: 20}
+	spec := testclip.H264ClipSpec{Clip: testclip.Clip{Width: 320, Height: 240, FPS: 30, Frames: 40, Noise: 8}, Kbps: 500, GOP: 20, Live: true}
 	path := filepath.Join(t.TempDir(), "clip.h264")
-	clip, err := loadgen.MakeH264Clip(ctx, spec, path)
+	clip, err := testclip.MakeH264Clip(ctx, spec, path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/framecast/framecast/internal/linkproxy"
+	"github.com/framecast/framecast/internal/testclip"
 	"github.com/framecast/framecast/pkg/frames"
 )
 
@@ -40,7 +41,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 }
 
 // clipReport describes clip as played at fps.
-func clipReport(clip *H264Clip, fps float64) *H264Report {
+func clipReport(clip *testclip.H264Clip, fps float64) *H264Report {
 	r := &H264Report{
 		Codec: clip.Config.Codec, Width: clip.Config.Width, Height: clip.Config.Height,
 		ClipPictures: len(clip.AUs), ClipKeyframes: clip.Keyframes(),
@@ -100,9 +101,9 @@ func runLoad(ctx context.Context, cfg *Config) (*Report, error) {
 		Publishers: cfg.Publishers, RoomViewers: cfg.RoomViewers, FPS: max(cfg.FPS, 0), Size: cfg.Size, Layers: cfg.Layers, Format: cfg.Format,
 		MessageBytes: messageBytes(cfg.Format, payload),
 	}
-	var clip *H264Clip
+	var clip *testclip.H264Clip
 	if cfg.H264 != "" {
-		if clip, err = ReadH264Clip(cfg.H264); err != nil {
+		if clip, err = testclip.ReadH264Clip(cfg.H264); err != nil {
 			return nil, err
 		}
 		rep.H264 = clipReport(clip, cfg.FPS)
