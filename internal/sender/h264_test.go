@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"image"
 	"image/jpeg"
-	"net/http/httptest"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -18,9 +17,9 @@ import (
 	"gocv.io/x/gocv"
 
 	"github.com/framecast/framecast/internal/avc"
-	"github.com/framecast/framecast/internal/gateway"
 	"github.com/framecast/framecast/internal/testclip"
 	"github.com/framecast/framecast/internal/testenv"
+	"github.com/framecast/framecast/internal/testenv/gatewaytest"
 	"github.com/framecast/framecast/pkg/frames"
 )
 
@@ -538,23 +537,7 @@ func TestH264ThroughGateway(t *testing.T) {
 // the same room gets the JPEG layer.
 func TestH264ThroughInProcessGateway(t *testing.T) {
 	needOpenH264(t)
-	srv, err := gateway.New(gateway.Config{
-		Addr: ":0", ChannelPrefix: "video_", MaxFrameBytes: 2 << 20,
-		WriteTimeout: 2 * time.Second, PingInterval: 20 * time.Second,
-		PublishTimeout: 2 * time.Second, ShutdownTimeout: 5 * time.Second,
-		MaxRooms: 100, LogLevel: "warn", LogFormat: "text",
-	}, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		ts.Close()
-	})
-	base := "ws" + strings.TrimPrefix(ts.URL, "http")
+	base := gatewaytest.Start(t, gatewaytest.Options{Log: testLogger(t)}).WSURL()
 	cfg := h264Config(base)
 	cfg.Source = makeTestClip(t, testclip.Clip{Width: 640, Height: 360, FPS: 30, Frames: 30, Noise: 8})
 	cfg.Width = 640

@@ -293,8 +293,15 @@ func (g *Gateway) WSURL() string { return fmt.Sprintf("ws://127.0.0.1:%d", g.Por
 // GATEWAY_* environment, and waits until /healthz answers.
 func StartGateway(t testing.TB, env ...string) *Gateway {
 	t.Helper()
+	return StartGatewayOn(t, FreePort(t), env...)
+}
+
+// StartGatewayOn is StartGateway on a given port, so that a test can start
+// a gateway where another one was.
+func StartGatewayOn(t testing.TB, port int, env ...string) *Gateway {
+	t.Helper()
 	bin := Binary(t, "gateway")
-	g := &Gateway{Port: FreePort(t)}
+	g := &Gateway{Port: port}
 	env = append([]string{"GATEWAY_ADDR=127.0.0.1:" + strconv.Itoa(g.Port)}, env...)
 	g.Proc = Start(t, "gateway:"+strconv.Itoa(g.Port), bin, env)
 	WaitFor(t, 20*time.Second, "gateway /healthz", func() error {
