@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/framecast/framecast/internal/loadgen"
 	"github.com/framecast/framecast/internal/testclip"
 	"github.com/framecast/framecast/internal/testenv"
@@ -506,5 +508,48 @@ func TestSkewedRoomsSpreadPublishers(t *testing.T) {
 	}
 	if len(rep.Groups) != 2 || rep.Groups[0].Viewers != 3 || rep.Groups[1].Viewers != 2 {
 		t.Errorf("groups %+v: want the first room's 3 viewers, then the 2 others", rep.Groups)
+	}
+}
+
+// TestRedisProbes: INFO fields and PUBSUB NUMSUB through go-redis, against
+// a real redis-server; the INFO probe's own connection moves the server's
+// output byte count by its reply alone.
+func TestRedisProbes(t *testing.T) {
+	t.Parallel()
+	r := testenv.StartRedis(t)
+	ctx := context.Background()
+	pid, err := loadgen.RedisInfoField(ctx, r.Addr(), "server", "process_id")
+	if err != nil || int(pid) != r.Proc.Cmd.Process.Pid {
+		t.Fatalf("process_id %d (%v), want %d", pid, err, r.Proc.Cmd.Process.Pid)
+	}
+	if _, err := loadgen.RedisInfoField(ctx, r.Addr(), "server", "no_such_field"); err == nil {
+		t.Error("a missing field: want an error")
+	}
+	out0, err := loadgen.RedisInfoField(ctx, r.Addr(), "stats", "total_net_output_bytes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out1, err := loadgen.RedisInfoField(ctx, r.Addr(), "stats", "total_net_output_bytes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := out1 - out0; d <= 0 || d > 8<<10 {
+		t.Errorf("one INFO stats probe moved total_net_output_bytes by %d, want one reply of a few kB", d)
+	}
+	if n, err := loadgen.RedisNumSub(ctx, r.Addr(), "video_x"); err != nil || n != 0 {
+		t.Fatalf("NUMSUB before subscribing: %d, %v", n, err)
+	}
+	c := redis.NewClient(&redis.Options{Addr: r.Addr()})
+	defer c.Close()
+	sub := c.Subscribe(ctx, "video_x")
+	defer sub.Close()
+	if _, err := sub.Receive(ctx); err != nil { // the subscription's confirmation
+		t.Fatal(err)
+	}
+	if n, err := loadgen.RedisNumSub(ctx, r.Addr(), "video_x"); err != nil || n != 1 {
+		t.Fatalf("NUMSUB with one subscriber: %d, %v", n, err)
+	}
+	if _, err := loadgen.RedisNumSub(ctx, "127.0.0.1:1", "video_x"); err == nil {
+		t.Error("no server: want an error")
 	}
 }
