@@ -453,7 +453,8 @@ func TestH264SlowWriterKeepsEveryDelta(t *testing.T) {
 			if time.Now().After(deadline) {
 				t.Fatal("no picture within 10 s")
 			}
-			// Frames come faster than the writer takes pictures.
+			// Frames come faster than the writer takes pictures. The
+			// sleep paces this camera; the loop polls with a deadline.
 			for range 3 {
 				capture()
 			}
@@ -463,7 +464,7 @@ func TestH264SlowWriterKeepsEveryDelta(t *testing.T) {
 	for range 20 {
 		take()
 		for range 4 { // the writer is busy for 4 more frames of a 50 fps camera
-			time.Sleep(20 * time.Millisecond)
+			time.Sleep(20 * time.Millisecond) // the camera's frame period: pacing, not a wait for a condition
 			capture()
 		}
 	}

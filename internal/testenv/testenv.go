@@ -55,21 +55,28 @@ func FreePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// WaitFor polls cond every step until it returns nil or timeout passes, then
-// fails the test with the last error cond returned.
+// WaitFor polls cond (see Poll) until it returns nil or timeout passes,
+// then fails the test with the last error cond returned.
 func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() error) {
 	t.Helper()
+	if err := Poll(timeout, cond); err != nil {
+		t.Fatalf("timed out after %v waiting for %s: %v", timeout, what, err)
+	}
+}
+
+// Poll calls cond until it returns nil or timeout passes, and returns nil
+// or cond's last error: WaitFor for a condition whose failure is not the
+// test's (a retry loop, a probe). It waits 10 ms after the first call,
+// doubling up to 100 ms between calls.
+func Poll(timeout time.Duration, cond func() error) error {
 	deadline := time.Now().Add(timeout)
 	step := 10 * time.Millisecond
 	for {
 		err := cond()
-		if err == nil {
-			return
+		if err == nil || time.Now().After(deadline) {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s: %v", timeout, what, err)
-		}
-		time.Sleep(step)
+		time.Sleep(step) // the polling step: cond is asked again, up to the deadline
 		if step < 100*time.Millisecond {
 			step *= 2
 		}
