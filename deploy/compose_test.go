@@ -69,9 +69,13 @@ type composeRun struct {
 }
 
 // requireDocker returns the docker CLI, or skips the test when no Docker
-// engine answers: the only reason this test may skip.
+// engine answers: the only reason this test may skip, besides short mode
+// (go test -short runs no external process, as testenv.RequireTool).
 func requireDocker(t *testing.T) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: the test needs a Docker engine")
+	}
 	docker, err := exec.LookPath("docker")
 	if err != nil {
 		t.Skip("no Docker engine: docker is not installed; the compose test needs one")

@@ -15,9 +15,13 @@ import (
 )
 
 // needFFmpeg skips the test when ffmpeg is missing, and fails it under CI
-// (CI=true), where `make test` installs it.
+// (CI=true), where `make test` installs it. Short mode skips it, as
+// testenv.RequireTool does.
 func needFFmpeg(t *testing.T) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: the test runs ffmpeg")
+	}
 	if _, err := exec.LookPath("ffmpeg"); err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("ffmpeg is not installed; `make deps` installs it")

@@ -4,6 +4,12 @@
 //
 // Every helper registers its cleanup with t.Cleanup. Processes are killed
 // when the test ends, and their output is logged on failure.
+//
+// In short mode (go test -short, as `make stress` runs) a test runs only if
+// it needs nothing outside its own process: RequireTool and Binary skip
+// the test instead of finding a tool or building a binary, so every test
+// that starts redis-server, nginx, Chromium, ffmpeg, Docker or the
+// project's own binaries through this package skips.
 package testenv
 
 import (
@@ -29,9 +35,12 @@ import (
 func InCI() bool { return os.Getenv("CI") == "true" }
 
 // RequireTool returns the path of an executable, or skips the test when it is
-// missing outside CI and fails it under CI.
+// missing outside CI and fails it under CI. In short mode it skips the test.
 func RequireTool(t testing.TB, name string) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skipf("-short: the test needs %s", name)
+	}
 	for _, p := range []string{name, "/usr/sbin/" + name, "/usr/bin/" + name} {
 		if path, err := exec.LookPath(p); err == nil {
 			return path
@@ -97,9 +106,13 @@ var (
 )
 
 // Binary builds ./cmd/<name> once per test process (with -race when the tests
-// run with it) and returns the path of the executable.
+// run with it) and returns the path of the executable. In short mode it
+// skips the test.
 func Binary(t testing.TB, name string) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skipf("-short: the test runs cmd/%s", name)
+	}
 	buildMu.Lock()
 	defer buildMu.Unlock()
 	if p, ok := buildCache[name]; ok {
