@@ -75,9 +75,12 @@ func isTimeout(err error) bool {
 
 // TestLimitDownPaces copies a loopback stream that the upstream writes as
 // fast as it can through the proxy, for about two seconds, and checks the
-// rate the client sees: within ±20% of the configured rate (the bound is
-// loose: the machine is shared), and that the other direction still
-// flows.
+// rate the client sees, and that the other direction still flows. A paced
+// link must never run faster than its rate (+20%: the bucket's burst and
+// the measurement's edges); it runs slower only when its goroutines wake
+// late, by more than the bucket's 20 ms burst, which a loaded machine
+// does (make stress found 73% beside -race gateway tests on 2 cores): the
+// floor only checks that the link is paced, not stalled.
 func TestLimitDownPaces(t *testing.T) {
 	t.Parallel()
 	hello := make(chan []byte, 1)
@@ -128,8 +131,8 @@ func TestLimitDownPaces(t *testing.T) {
 	n, took := read(2 * time.Second)
 	got := float64(n) / took.Seconds()
 	t.Logf("%d bytes in %v: %.0f B/s through a %.0f B/s link", n, took, got, rate)
-	if got < 0.8*rate || got > 1.2*rate {
-		t.Fatalf("%.0f B/s, want %.0f ± 20%%", got, rate)
+	if got < 0.5*rate || got > 1.2*rate {
+		t.Fatalf("%.0f B/s, want at most %.0f (+20%%), and at least half of it", got, rate)
 	}
 	if err := p.Close(); err != nil {
 		t.Fatalf("close: %v", err)
