@@ -48,7 +48,6 @@ func run(args []string) int {
 		lateJoinTo = fs.String("late-join-to", "", "base URL of the replica late joiners dial (default: the last of -gateways)")
 		joinPause  = fs.Duration("late-join-pause", 2*time.Second, "longest pseudo-random pause before each late join (use the keyframe interval, so joins fall all over a group of pictures)")
 		format     = fs.String("format", loadgen.FormatBinary, "viewer wire format: binary or json")
-		client     = fs.String("client", loadgen.ClientCoder, "reading viewers' WebSocket client: coder (coder/websocket, conn.Reader into a reused buffer) or raw (the generator's own minimal reader, fewer system calls; ws:// only)")
 		duration   = fs.Duration("duration", 10*time.Second, "measured window (idle mode: how long to hold the connections)")
 		warmup     = fs.Duration("warmup", 2*time.Second, "publishing time before the window; not counted")
 		drain      = fs.Duration("drain", 2*time.Second, "longest wait for frames in flight after the window")
@@ -135,7 +134,6 @@ func run(args []string) int {
 		LateJoinPause:      *joinPause,
 		Groups:             groups,
 		Format:             *format,
-		Client:             *client,
 		Warmup:             *warmup,
 		Duration:           *duration,
 		Drain:              *drain,

@@ -25,18 +25,6 @@ import (
 	"github.com/framecast/framecast/pkg/frames"
 )
 
-// Viewer clients: how reading viewers speak WebSocket.
-const (
-	// ClientCoder is coder/websocket's client, read with conn.Reader into a
-	// reused buffer: the default.
-	ClientCoder = "coder"
-	// ClientRaw is the load generator's own minimal RFC 6455 reader (see
-	// rawViewer): several frames per read system call when they are there.
-	// It measured 5-20% less client CPU per 50 KB delivery than coder on
-	// two cores, within run-to-run noise. ws:// only.
-	ClientRaw = "raw"
-)
-
 // Viewer wire formats, as the gateway's format query parameter names them.
 const (
 	FormatBinary = "binary"
@@ -75,7 +63,7 @@ type Config struct {
 	// time. Viewers receive the main layer (Layers[0]). At most
 	// frames.MaxLayers. Default none: one version-1 message per picture.
 	Layers []Layer
-	// H264, when set, is an Annex-B H.264 file (as MakeH264Clip writes
+	// H264, when set, is an Annex-B H.264 file (as testclip.MakeH264Clip writes
 	// it: an access unit delimiter before every picture, SPS and PPS
 	// before every keyframe) that each publisher plays, looping, as its
 	// room's H.264 layer 0: version-2 messages, a configuration before
@@ -113,10 +101,6 @@ type Config struct {
 	// Format is the viewers' wire format, FormatBinary or FormatJSON.
 	// Default binary.
 	Format string
-	// Client is the reading viewers' WebSocket client, ClientCoder or
-	// ClientRaw. Default coder. Idle viewers and publishers always use
-	// coder/websocket.
-	Client string
 	// Warmup is how long publishers send before measuring starts; frames
 	// sent during it are not counted anywhere. Default 2s; negative means
 	// none.
@@ -220,9 +204,6 @@ func (c Config) WithDefaults() Config {
 	if c.Format == "" {
 		c.Format = FormatBinary
 	}
-	if c.Client == "" {
-		c.Client = ClientCoder
-	}
 	if c.Warmup == 0 {
 		c.Warmup = 2 * time.Second
 	}
@@ -280,10 +261,6 @@ func (c *Config) Validate() error {
 	switch {
 	case c.Format != FormatBinary && c.Format != FormatJSON:
 		return fmt.Errorf("loadgen: format %q is not %q or %q", c.Format, FormatBinary, FormatJSON)
-	case c.Client != ClientRaw && c.Client != ClientCoder:
-		return fmt.Errorf("loadgen: client %q is not %q or %q", c.Client, ClientRaw, ClientCoder)
-	case c.Client == ClientRaw && c.Idle == 0 && hasTLS(c.Gateways):
-		return fmt.Errorf("loadgen: the %q client speaks ws:// only; use -client %s for wss://", ClientRaw, ClientCoder)
 	case c.Size < MinPayloadSize:
 		return fmt.Errorf("loadgen: size %d is below %d bytes", c.Size, MinPayloadSize)
 	case c.Viewers < 0 || c.Stalled < 0 || c.Idle < 0:

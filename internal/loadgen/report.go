@@ -25,7 +25,6 @@ type Report struct {
 	// the main layer's.
 	Layers []Layer `json:"layers,omitempty"`
 	Format string  `json:"format,omitempty"`
-	Client string  `json:"client,omitempty"`
 	// MessageBytes is the size of one viewer message (header + JPEG, or the
 	// JSON envelope).
 	MessageBytes int     `json:"message_bytes"`

@@ -12,6 +12,8 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/framecast/framecast/internal/linkproxy"
+	"github.com/framecast/framecast/internal/testclip"
 	"github.com/framecast/framecast/pkg/frames"
 )
 
@@ -39,7 +41,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 }
 
 // clipReport describes clip as played at fps.
-func clipReport(clip *H264Clip, fps float64) *H264Report {
+func clipReport(clip *testclip.H264Clip, fps float64) *H264Report {
 	r := &H264Report{
 		Codec: clip.Config.Codec, Width: clip.Config.Width, Height: clip.Config.Height,
 		ClipPictures: len(clip.AUs), ClipKeyframes: clip.Keyframes(),
@@ -96,12 +98,12 @@ func runLoad(ctx context.Context, cfg *Config) (*Report, error) {
 	}
 	rep := &Report{
 		Mode: "load", Gateways: len(cfg.Gateways), Viewers: cfg.Viewers, Stalled: cfg.Stalled,
-		Publishers: cfg.Publishers, RoomViewers: cfg.RoomViewers, FPS: max(cfg.FPS, 0), Size: cfg.Size, Layers: cfg.Layers, Format: cfg.Format, Client: cfg.Client,
+		Publishers: cfg.Publishers, RoomViewers: cfg.RoomViewers, FPS: max(cfg.FPS, 0), Size: cfg.Size, Layers: cfg.Layers, Format: cfg.Format,
 		MessageBytes: messageBytes(cfg.Format, payload),
 	}
-	var clip *H264Clip
+	var clip *testclip.H264Clip
 	if cfg.H264 != "" {
-		if clip, err = ReadH264Clip(cfg.H264); err != nil {
+		if clip, err = testclip.ReadH264Clip(cfg.H264); err != nil {
 			return nil, err
 		}
 		rep.H264 = clipReport(clip, cfg.FPS)
@@ -150,7 +152,7 @@ func runLoad(ctx context.Context, cfg *Config) (*Report, error) {
 			if i := strings.IndexByte(host, '/'); i >= 0 {
 				host = host[:i]
 			}
-			p, err := ListenThrottle(host, g.ThrottleKBps*1000)
+			p, err := linkproxy.Listen(host, linkproxy.Options{Down: g.ThrottleKBps * 1000})
 			if err != nil {
 				return rep, err
 			}
@@ -167,7 +169,7 @@ func runLoad(ctx context.Context, cfg *Config) (*Report, error) {
 				base = baseOf[g][i%len(cfg.Gateways)]
 			}
 		}
-		return d.dialViewer(ctx, cfg.Client, base, roomOf(i).name, cfg.Format, extra, rep.MessageBytes)
+		return d.dialViewer(ctx, base, roomOf(i).name, cfg.Format, extra, rep.MessageBytes)
 	}
 
 	logf(cfg, "connecting %d viewers (%d stalled) to %d gateways", cfg.Viewers, cfg.Stalled, len(cfg.Gateways))
