@@ -12,6 +12,7 @@ import (
 	"github.com/framecast/framecast/internal/recording/index"
 	"github.com/framecast/framecast/internal/recording/segment"
 	"github.com/framecast/framecast/internal/recording/store"
+	"github.com/framecast/framecast/internal/testclip"
 	"github.com/framecast/framecast/internal/testenv"
 	"github.com/framecast/framecast/pkg/frames"
 )
@@ -88,7 +89,7 @@ func JPEG(t testing.TB, room string, start time.Time, n int, interval time.Durat
 // H264 returns the messages a publisher sends for clip's pictures, one
 // every interval from start, numbered from seq: a configuration in front
 // of every keyframe, with the keyframe's number and capture time.
-func H264(t testing.TB, room string, clip *testenv.H264Clip, start time.Time, interval time.Duration, seq uint64) []*frames.Frame {
+func H264(t testing.TB, room string, clip *testclip.H264Clip, start time.Time, interval time.Duration, seq uint64) []*frames.Frame {
 	t.Helper()
 	cfg := frames.AppendH264Config(nil, clip.Config)
 	var out []*frames.Frame
