@@ -74,7 +74,7 @@ test-go:
 STRESS_COUNT    ?= 50
 STRESS_PACKAGES := ./pkg/frames/ ./pkg/rooms/ ./internal/avc/ ./internal/auth/ ./internal/promtext/ \
 	./internal/gctune/ ./internal/fdlimit/ ./internal/linkproxy/ ./internal/socket/ ./internal/testenv/gatewaytest/ \
-	./internal/gateway/ ./internal/sender/ ./internal/loadgen/
+	./internal/gateway/ ./internal/sender/ ./internal/loadgen/ ./internal/recording/...
 stress: deps-demo ## rerun the tests that need no external service: -race -short, STRESS_COUNT times (50)
 	$(GO) test -race -short -count=$(STRESS_COUNT) -timeout 4h $(STRESS_PACKAGES)
 
