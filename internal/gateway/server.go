@@ -75,6 +75,8 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	s.hub = rooms.NewHub(s.layer, rooms.Options{
 		MaxRooms:       cfg.MaxRooms,
+		MaxIdleRooms:   idleRoomShare(cfg.MaxRooms), // roombudget.go
+		Liveness:       s.roomLiveness(),
 		RoomRate:       cfg.RoomRate,
 		RoomBurst:      cfg.RoomBurst,
 		PublishTimeout: cfg.PublishTimeout,
