@@ -11,7 +11,7 @@ export GOTOOLCHAIN ?= auto
 TEST_PACKAGES := redis-server redis-tools nginx chromium ffmpeg libopencv-dev libopenh264-dev pkg-config docker-compose debootstrap openssl
 DEMO_PACKAGES := libopencv-dev libopenh264-dev pkg-config
 
-.PHONY: help deps deps-demo build demo test test-go fuzz matleak soak bench clean
+.PHONY: help deps deps-demo build demo test test-go stress fuzz matleak soak bench paired clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -62,6 +62,23 @@ test-go:
 	$(GO) test -race -count=1 -timeout 5m -run '^TestSoak$$' -v ./internal/soak/
 	$(GO) test -race -count=1 -timeout 25m -run '^TestComposeUp$$' -v ./deploy/
 
+# stress reruns, many times under -race, the tests that need no external
+# service, to find flakes. The guard is -short: in short mode testenv's
+# RequireTool and Binary skip every test that would start redis-server,
+# nginx, Chromium, ffmpeg, Docker or one of the project's binaries, so
+# internal/gateway, internal/sender and internal/loadgen run their
+# in-process tests only (a new test that needs a service is left out by
+# going through testenv, with no list to update). The packages below are
+# those with such tests; the others would skip everything. At the default
+# count it takes a while (internal/gateway alone is about 45 s a round on
+# 2 cores): STRESS_COUNT=3 is a smoke run.
+STRESS_COUNT    ?= 50
+STRESS_PACKAGES := ./pkg/frames/ ./pkg/rooms/ ./internal/avc/ ./internal/auth/ ./internal/promtext/ \
+	./internal/gctune/ ./internal/fdlimit/ ./internal/linkproxy/ ./internal/socket/ ./internal/testenv/gatewaytest/ \
+	./internal/gateway/ ./internal/sender/ ./internal/loadgen/ ./internal/recording/...
+stress: deps-demo ## rerun the tests that need no external service: -race -short, STRESS_COUNT times (50)
+	$(GO) test -race -short -count=$(STRESS_COUNT) -timeout 4h $(STRESS_PACKAGES)
+
 FUZZTIME ?= 10s
 fuzz: ## run each fuzz target for FUZZTIME (default 10s)
 	$(GO) test -run='^$$' -fuzz='^FuzzParseBinary$$' -fuzztime=$(FUZZTIME) ./pkg/frames/
@@ -78,6 +95,14 @@ soak: deps ## 10-minute soak: 1 publisher at 30 fps, 200 viewers over 3 replicas
 
 bench: deps ## run the fan-out benchmark scenarios and rewrite docs/benchmarks.md
 	scripts/bench.sh
+
+# Paired before/after runs of two revisions, alternated (scripts/paired.sh
+# says what runs and where the output goes; PAIRED_FLAGS passes options,
+# e.g. PAIRED_FLAGS='-o out -same-driver').
+ROUNDS ?= 3
+paired: deps ## BenchmarkFanout + S1-S4/S9/S12 of OLD vs NEW: make paired OLD=1b691e6 NEW=HEAD [ROUNDS=3]
+	@[ -n "$(OLD)" ] && [ -n "$(NEW)" ] || { echo "usage: make paired OLD=rev NEW=rev [ROUNDS=3] [PAIRED_FLAGS=...]"; exit 2; }
+	scripts/paired.sh $(PAIRED_FLAGS) $(OLD) $(NEW) $(ROUNDS)
 
 clean:
 	rm -rf $(BIN)

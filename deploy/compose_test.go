@@ -72,9 +72,13 @@ type composeRun struct {
 }
 
 // requireDocker returns the docker CLI, or skips the test when no Docker
-// engine answers: the only reason this test may skip.
+// engine answers: the only reason this test may skip, besides short mode
+// (go test -short runs no external process, as testenv.RequireTool).
 func requireDocker(t *testing.T) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: the test needs a Docker engine")
+	}
 	docker, err := exec.LookPath("docker")
 	if err != nil {
 		t.Skip("no Docker engine: docker is not installed; the compose test needs one")
@@ -310,7 +314,9 @@ func dialViewer(ctx context.Context) (*viewer, error) {
 				if v.closing.Load() || ctx.Err() != nil {
 					return
 				}
-				time.Sleep(100 * time.Millisecond) // the page's first retry is as quick
+				// A reconnecting client's pause, as quick as the page's first
+				// retry: pacing, not a wait for a condition.
+				time.Sleep(100 * time.Millisecond)
 				if conn, err = dialOnce(ctx); err == nil {
 					break
 				}
@@ -924,19 +930,6 @@ func waitReadyz(t *testing.T, ct container, code int, timeout time.Duration) {
 	})
 }
 
-// poll calls cond until it returns nil or timeout passes, and returns its
-// last error: testenv.WaitFor for a condition that must not fail the test.
-func poll(timeout time.Duration, cond func() error) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil || time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // everyoneGetsFrames reports nil once the page and every viewer got a
 // frame after t.
 func everyoneGetsFrames(pg *page, vs []*viewer, t time.Time) error {
@@ -1012,14 +1005,14 @@ func cutFromRedis(t *testing.T, c *composeRun, gateways []container, pg *page) (
 	t.Logf("%s: /readyz 503 %.2f s after the cut", pub.Name, time.Since(at).Seconds())
 
 	var gaps []string
-	if err := poll(reconnectBudget-time.Since(at), func() error {
+	if err := testenv.Poll(reconnectBudget-time.Since(at), func() error {
 		return everyoneGetsFrames(pg, vs, at.Add(200*time.Millisecond))
 	}); err != nil {
 		gaps = append(gaps, fmt.Sprintf("within %v of the cut, not every viewer got frames: %v", reconnectBudget, err))
 	}
 	since := time.Now()
 	fresh := dial(10)
-	if err := poll(reconnectBudget, func() error { return everyoneGetsFrames(pg, fresh, since) }); err != nil {
+	if err := testenv.Poll(reconnectBudget, func() error { return everyoneGetsFrames(pg, fresh, since) }); err != nil {
 		gaps = append(gaps, fmt.Sprintf("viewers arriving during the cut got no frames within %v: %v", reconnectBudget, err))
 	}
 
@@ -1046,7 +1039,7 @@ func cutFromRedis(t *testing.T, c *composeRun, gateways []container, pg *page) (
 			return errors.New("the new viewer went to another replica")
 		}
 		start := time.Now()
-		return poll(3*time.Second, func() error { return v.frameSince(start) })
+		return testenv.Poll(3*time.Second, func() error { return v.frameSince(start) })
 	})
 	if len(gaps) > 0 {
 		return errors.New(strings.Join(gaps, "; "))

@@ -45,6 +45,9 @@ const repoRoot = ".."
 // one is a broken install step and fails the test.
 func requireTool(t *testing.T, name string, candidates ...string) string {
 	t.Helper()
+	if testing.Short() { // no external process in short mode, as testenv.RequireTool
+		t.Skipf("-short: the test needs %s", name)
+	}
 	for _, c := range candidates {
 		if fi, err := os.Stat(c); err == nil && !fi.IsDir() {
 			return c

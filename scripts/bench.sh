@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs framecast's benchmark scenarios (S1-S12) against real gateway processes
+# Runs framecast's benchmark scenarios (S1-S13) against real gateway processes
 # and a real redis-server, and rewrites docs/benchmarks.md. `make bench` calls
 # it. Flags go to the driver (internal/loadgen/benchdriver):
 #   -only S1,S3   run some scenarios     -quick   short windows, to check the driver

@@ -48,17 +48,18 @@ func run(args []string) int {
 		lateJoinTo = fs.String("late-join-to", "", "base URL of the replica late joiners dial (default: the last of -gateways)")
 		joinPause  = fs.Duration("late-join-pause", 2*time.Second, "longest pseudo-random pause before each late join (use the keyframe interval, so joins fall all over a group of pictures)")
 		format     = fs.String("format", loadgen.FormatBinary, "viewer wire format: binary or json")
-		client     = fs.String("client", loadgen.ClientCoder, "reading viewers' WebSocket client: coder (coder/websocket, conn.Reader into a reused buffer) or raw (the generator's own minimal reader, fewer system calls; ws:// only)")
 		duration   = fs.Duration("duration", 10*time.Second, "measured window (idle mode: how long to hold the connections)")
 		warmup     = fs.Duration("warmup", 2*time.Second, "publishing time before the window; not counted")
 		drain      = fs.Duration("drain", 2*time.Second, "longest wait for frames in flight after the window")
 		publishers = fs.Int("publishers", 1, "publishers, one room each")
+		roomViews  = fs.String("room-viewers", "", "comma-separated reading viewers per room, room 1's first (e.g. 300,150,100,1,1): one publisher per room, the viewers filling the rooms in order (groups take whole rooms from the first); sets -viewers and -publishers unless they are given")
+		spreadPubs = fs.Bool("spread-publishers", false, "publisher i connects to the i-th of -gateways (round-robin) instead of -publish-to")
 		rate       = fs.Float64("connect-rate", 0, "viewer connections per second; 0 = as fast as -connect-concurrency allows")
 		conc       = fs.Int("connect-concurrency", 32, "concurrent viewer handshakes")
 		idle       = fs.Int("idle", 0, "idle mode: connect this many viewers that only hold their connections, and report the connect rate and gateway memory")
-		ceiling    = fs.Bool("ceiling", false, "also measure the loopback ceiling: a plain TCP fan-out of the same message size to as many connections, read by a child process")
+		ceiling    = fs.Bool("ceiling", false, "also measure the loopback ceiling: a child process writes frames of the viewers' message size to as many TCP connections from one thread per core, this one reads them")
 		ceilDur    = fs.Duration("ceiling-duration", 3*time.Second, "measured window of the ceiling")
-		ceilReader = fs.Bool("ceiling-reader", false, "internal: run as the ceiling's reading process (parameters in $"+loadgen.CeilingReaderEnv+")")
+		ceilWriter = fs.Bool("ceiling-writer", false, "internal: run as the ceiling's writing process (parameters in $"+loadgen.CeilingWriterEnv+")")
 		pids       = fs.String("watch-pids", "", "comma-separated gateway PIDs whose CPU time and RSS are read from /proc")
 		redisAddr  = fs.String("redis", "", "host:port of the Redis whose INFO total_net_output_bytes is read before publishing and after the last frame arrived, per frame published")
 		asJSON     = fs.Bool("json", false, "print the report as JSON")
@@ -84,8 +85,8 @@ func run(args []string) int {
 		}
 		return 2
 	}
-	if *ceilReader {
-		if err := loadgen.ServeCeilingReader(os.Getenv(loadgen.CeilingReaderEnv)); err != nil {
+	if *ceilWriter {
+		if err := loadgen.ServeCeilingWriter(os.Getenv(loadgen.CeilingWriterEnv)); err != nil {
 			fmt.Fprintf(os.Stderr, "loadgen: %v\n", err)
 			return 1
 		}
@@ -95,6 +96,23 @@ func run(args []string) int {
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "loadgen: invalid -watch-pids: %v\n", err)
 		return 2
+	}
+	roomList, err := loadgen.ParseRoomViewers(*roomViews)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "loadgen: invalid -room-viewers: %v\n", err)
+		return 2
+	}
+	if len(roomList) > 0 {
+		// The list decides both counts unless they are given (then
+		// Validate checks that they agree with it).
+		given := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+		if !given["viewers"] {
+			*viewers = 0
+		}
+		if !given["publishers"] {
+			*publishers = 0
+		}
 	}
 	layerList, err := loadgen.ParseLayers(*layers)
 	if err != nil {
@@ -116,11 +134,12 @@ func run(args []string) int {
 		LateJoinPause:      *joinPause,
 		Groups:             groups,
 		Format:             *format,
-		Client:             *client,
 		Warmup:             *warmup,
 		Duration:           *duration,
 		Drain:              *drain,
 		Publishers:         *publishers,
+		RoomViewers:        roomList,
+		SpreadPublishers:   *spreadPubs,
 		ConnectRate:        *rate,
 		ConnectConcurrency: *conc,
 		Idle:               *idle,

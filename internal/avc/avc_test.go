@@ -67,6 +67,9 @@ func TestParseSPSRealEncoders(t *testing.T) {
 // change of x264's SPS writer is caught, and checks Split and Parse on a whole
 // stream on the way.
 func TestParseSPSFromFFmpeg(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: the test runs ffmpeg")
+	}
 	if _, err := exec.LookPath("ffmpeg"); err != nil {
 		t.Skip("ffmpeg not installed (make deps)")
 	}

@@ -3,10 +3,7 @@ package e2e_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"regexp"
 	"strconv"
 	"strings"
@@ -20,6 +17,7 @@ import (
 	"github.com/framecast/framecast/internal/auth"
 	"github.com/framecast/framecast/internal/gateway"
 	"github.com/framecast/framecast/internal/testenv"
+	"github.com/framecast/framecast/internal/testenv/gatewaytest"
 	"github.com/framecast/framecast/pkg/frames"
 )
 
@@ -37,29 +35,15 @@ const lbSecret = "framecast-e2e-secret-0123456789abcdefghij"
 // process, changed by mutate.
 func lbGateway(t *testing.T, mutate func(*gateway.Config)) (*gateway.Server, string) {
 	t.Helper()
-	cfg := gateway.Config{
-		Addr: ":0", ChannelPrefix: "video_", MaxFrameBytes: 2 << 20,
-		WriteTimeout: 5 * time.Second, PingInterval: 20 * time.Second,
-		PublishTimeout: 2 * time.Second, ShutdownTimeout: 5 * time.Second,
-		MaxRooms: 200, Auth: "off", LogLevel: "warn", LogFormat: "text",
-		PublishRate: 60, PublishBurst: 30, RoomRate: 120, RoomBurst: 60,
-		MaxConnections: 1000, MaxConnectionsPerIP: 500, MessageTimeout: 10 * time.Second,
-	}
-	if mutate != nil {
-		mutate(&cfg)
-	}
-	srv, err := gateway.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		ts.Close()
-	})
-	return srv, ts.URL
+	g := gatewaytest.Start(t, gatewaytest.Options{Config: func(c *gateway.Config) {
+		c.WriteTimeout, c.MaxRooms, c.Auth = 5*time.Second, 200, "off"
+		c.PublishRate, c.PublishBurst, c.RoomRate, c.RoomBurst = 60, 30, 120, 60
+		c.MaxConnections, c.MaxConnectionsPerIP, c.MessageTimeout = 1000, 500, 10*time.Second
+		if mutate != nil {
+			mutate(c)
+		}
+	}})
+	return g.Server, g.URL()
 }
 
 // lbPublish publishes layers to room on the gateway at base, with a

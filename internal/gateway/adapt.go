@@ -162,6 +162,9 @@ func (sub *subscription) tick() {
 		return
 	}
 	defer sub.armLocked()
+	if sub.playing != nil {
+		return // a recording: the layer list and adaptation wait for live
+	}
 	ctx, cancel := context.WithTimeout(sub.w.ctx, checkTimeout)
 	defer cancel()
 	if sub.refreshLocked(ctx) || !sub.adapt || !sub.ask.set {

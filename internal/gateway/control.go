@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/coder/websocket"
 	"golang.org/x/time/rate"
@@ -24,6 +25,9 @@ const (
 	ctlSelect      = "select"
 	ctlSubscribe   = "subscribe"
 	ctlUnsubscribe = "unsubscribe"
+	ctlSeek        = "seek"     // both ways: play the recording from at
+	ctlLive        = "live"     // both ways: back to live
+	ctlPlayback    = "playback" // the gateway's answer to a seek
 	ctlLayers      = "layers"
 	ctlLayer       = "layer"
 	ctlRefused     = "refused"
@@ -37,6 +41,7 @@ type controlMsg struct {
 	Width *int   `json:"width,omitempty"`
 	Layer *int   `json:"layer,omitempty"`
 	Codec string `json:"codec,omitempty"` // "jpeg" (or absent) or "h264"
+	At    string `json:"at,omitempty"`    // seek: an RFC 3339 time, Unix milliseconds ("1796652180000") or relative ("-30s")
 }
 
 // ask is the layer choice m carries: width or layer, or neither (the main
@@ -187,8 +192,23 @@ func (w *session) control(ctx context.Context, data []byte) {
 		default:
 			w.unsubscribe(m.Room)
 		}
+	case ctlSeek:
+		w.s.metrics.control.WithLabelValues(m.Type).Inc()
+		at, err := parseTime("at", m.At, time.Now())
+		if err != nil {
+			w.refuse(m.Type, err.Error())
+			return
+		}
+		if w.s.lib == nil {
+			w.send(errorMessage(errNoLibrary.Error()))
+			return
+		}
+		w.seek(ctx, m.Room, at)
+	case ctlLive:
+		w.s.metrics.control.WithLabelValues(m.Type).Inc()
+		w.live(ctx, m.Room)
 	default:
-		w.refuse(m.Type, fmt.Sprintf("unknown control message type %q (select, subscribe or unsubscribe)", m.Type))
+		w.refuse(m.Type, fmt.Sprintf("unknown control message type %q (select, subscribe, unsubscribe, seek or live)", m.Type))
 	}
 }
 
@@ -220,7 +240,6 @@ func (w *session) subscribeOrRefuse(ctx context.Context, room string, ask layerA
 		w.s.metrics.rejected.WithLabelValues("rooms_per_conn").Inc()
 		w.send(refusedMessage(room, err.Error()))
 	default:
-		w.s.metrics.rejected.WithLabelValues("too_many_rooms").Inc()
-		w.send(refusedMessage(room, refusedRoomLimit))
+		w.refuseRoom(room, err) // a room budget: roombudget.go
 	}
 }

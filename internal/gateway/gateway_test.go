@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"image/jpeg"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -21,33 +20,15 @@ import (
 
 	"github.com/framecast/framecast/internal/gateway"
 	"github.com/framecast/framecast/internal/testenv"
+	"github.com/framecast/framecast/internal/testenv/gatewaytest"
 	"github.com/framecast/framecast/pkg/frames"
 )
 
 // startInProcess runs a gateway on the in-process layer in this test process.
 func startInProcess(t *testing.T, mutate func(*gateway.Config)) (*gateway.Server, *httptest.Server) {
 	t.Helper()
-	cfg := gateway.Config{
-		Addr: ":0", ChannelPrefix: "video_", MaxFrameBytes: 2 << 20,
-		WriteTimeout: 2 * time.Second, PingInterval: 20 * time.Second,
-		PublishTimeout: 2 * time.Second, ShutdownTimeout: 5 * time.Second,
-		MaxRooms: 100, LogLevel: "warn", LogFormat: "text",
-	}
-	if mutate != nil {
-		mutate(&cfg)
-	}
-	srv, err := gateway.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		ts.Close()
-	})
-	return srv, ts
+	g := gatewaytest.Start(t, gatewaytest.Options{Config: mutate})
+	return g.Server, g.HTTP
 }
 
 func wsURL(base, room, query string) string {

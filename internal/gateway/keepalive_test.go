@@ -29,7 +29,7 @@ func TestKeepaliveStopWithPingInFlight(t *testing.T) {
 	// Twenty intervals with the timer stopped: not one more ping. (A
 	// negative can only be watched for a while; twenty intervals are far
 	// more than the one the re-armed timer would wait.)
-	time.Sleep(20 * interval)
+	time.Sleep(20 * interval) // a negative is watched for a while: see above
 	if n := pings.Load(); n != 1 {
 		t.Fatalf("%d pings after stop, want only the one in flight", n)
 	}
@@ -47,7 +47,7 @@ func TestKeepalivePingsUntilAPingFails(t *testing.T) {
 		}
 		return nil
 	})
-	time.Sleep(20 * time.Millisecond)
+	time.Sleep(20 * time.Millisecond) // twenty intervals more: a negative (no fourth ping) is watched for a while
 	if n := pings.Load(); n != 3 {
 		t.Fatalf("%d pings, want 3: none after the failed one", n)
 	}

@@ -159,9 +159,9 @@ func TestRedisOutputPerLayer(t *testing.T) {
 			}
 			return nil
 		})
-		time.Sleep(time.Second) // let joins' cache reads pass: they are not per-frame output
+		time.Sleep(time.Second) // let joins' cache reads pass: they are not per-frame output (a measurement window, not a wait for a condition)
 		b0, s0 := redisOutputBytes(t, r), pub.seq.Load()
-		time.Sleep(4 * time.Second) // the measuring window
+		time.Sleep(4 * time.Second) // the measuring window: bytes over pictures in it
 		b1, s1 := redisOutputBytes(t, r), pub.seq.Load()
 		perFrame := float64(b1-b0) / float64(s1-s0)
 		t.Logf("%d viewers of layer 2 on B: Redis sent %d bytes for %d pictures: %.0f bytes per picture (small layer's message %.0f bytes, main layer %d)",

@@ -249,6 +249,7 @@ func TestSelectChangesLayer(t *testing.T) {
 
 	var last uint64
 	layer := 0
+	var history []string
 	for i, want := range []struct {
 		msg   string
 		layer int
@@ -268,6 +269,11 @@ func TestSelectChangesLayer(t *testing.T) {
 			if err != nil {
 				t.Fatalf("select %d: %v", i, err)
 			}
+			if m.Frame != nil {
+				history = append(history, fmt.Sprintf("L%d#%d", m.Block.Layer, m.Frame.Seq))
+			} else {
+				history = append(history, fmt.Sprintf("%s:%d", m.Type, m.Layer))
+			}
 			switch {
 			case m.Type == "layer":
 				if m.Layer != want.layer || m.Reason != "asked" {
@@ -276,7 +282,7 @@ func TestSelectChangesLayer(t *testing.T) {
 				sawLayer, layer = true, m.Layer
 			case m.Frame != nil:
 				if m.Frame.Seq <= last {
-					t.Fatalf("frame %d after frame %d: went backwards", m.Frame.Seq, last)
+					t.Fatalf("frame %d after frame %d: went backwards; history %v", m.Frame.Seq, last, history[max(0, len(history)-12):])
 				}
 				last = m.Frame.Seq
 				if m.Block.Layer != layer {

@@ -25,6 +25,9 @@ type metrics struct {
 	redisErrors      *prometheus.CounterVec // op
 	layerMoves       *prometheus.CounterVec // direction: down, up (adapt.go)
 	control          *prometheus.CounterVec // type: control messages read from viewers (control.go)
+	playbacks        prometheus.Gauge       // subscriptions playing a recording (playback.go)
+	seekLatency      prometheus.Histogram   // a seek's first frame written, from the seek (playback.go)
+	clips            prometheus.Counter     // clip.mp4 exports served (library.go)
 }
 
 func newMetrics() *metrics {
@@ -59,14 +62,24 @@ func newMetrics() *metrics {
 			Name: "framecast_layer_moves_total", Help: "Viewers moved to another layer by adaptation, by direction (down, up).",
 		}, []string{"direction"}),
 		control: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "framecast_control_messages_total", Help: "Control messages read from viewers, by type (select, subscribe, unsubscribe, invalid).",
+			Name: "framecast_control_messages_total", Help: "Control messages read from viewers, by type (select, subscribe, unsubscribe, seek, live, invalid).",
 		}, []string{"type"}),
+		playbacks: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "framecast_playbacks", Help: "Viewers' rooms playing a recording rather than live.",
+		}),
+		seekLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "framecast_seek_first_frame_seconds", Help: "From a seek (or a return to live) to its first frame written to the viewer.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .15, .25, .5, 1, 2.5},
+		}),
+		clips: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "framecast_clips_total", Help: "clip.mp4 exports served.",
+		}),
 	}
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.connections, m.framesIn, m.keyframeRequests, m.framesOut, m.rejected, m.cutOff, m.closed, m.redisErrors,
-		m.layerMoves, m.control,
+		m.layerMoves, m.control, m.playbacks, m.seekLatency, m.clips,
 	)
 	for _, d := range []string{moveDown, moveUp} {
 		m.layerMoves.WithLabelValues(d)
@@ -107,6 +120,9 @@ func (m *metrics) registerHub(hub *rooms.Hub) {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "framecast_rooms", Help: "Rooms with local viewers or publishers.",
 		}, stat(func(s rooms.Stats) float64 { return float64(s.Rooms) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "framecast_idle_rooms", Help: "Of framecast_rooms, rooms without a known publisher: held within half of GATEWAY_MAX_ROOMS.",
+		}, stat(func(s rooms.Stats) float64 { return float64(s.IdleRooms) })),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "framecast_layer_ready", Help: "1 when the channel layer can deliver frames.",
 		}, func() float64 {

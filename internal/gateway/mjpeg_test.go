@@ -238,7 +238,7 @@ func TestSlowMJPEGClientCostsNothing(t *testing.T) {
 		return nil
 	})
 	lastSeq := pub.Seq()
-	time.Sleep(300 * time.Millisecond) // let the viewer catch the last ones
+	time.Sleep(300 * time.Millisecond) // let the viewer catch the last ones: frames in flight, counted only if they arrive
 
 	mu.Lock()
 	defer mu.Unlock()

@@ -113,7 +113,7 @@ func TestMultiRoomConnection(t *testing.T) {
 	}
 
 	empty := testenv.Dial(t, mrURL(base, "token="+tok), nil)
-	time.Sleep(1500 * time.Millisecond) // an idle connection with no room: kept open
+	time.Sleep(1500 * time.Millisecond) // an idle connection with no room is kept open: a negative, watched for a while
 	lySend(t, empty, `{"type":"subscribe","room":"mb","layer":1}`)
 	l := lyUntil(t, empty, 10*time.Second, "mb's layer", func(m lyMsg) bool { return m.Type == "layer" })
 	if l.Room != "mb" || l.Layer != 1 || l.Width != 640 {

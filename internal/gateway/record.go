@@ -7,11 +7,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/framecast/framecast/internal/recording/index"
 	"github.com/framecast/framecast/internal/recording/recorder"
 	"github.com/framecast/framecast/internal/recording/retention"
 	"github.com/framecast/framecast/internal/recording/segment"
-	"github.com/framecast/framecast/internal/recording/store"
 	"github.com/framecast/framecast/pkg/frames"
 	"github.com/framecast/framecast/pkg/redislayer"
 )
@@ -21,8 +19,6 @@ import (
 // and the retention worker (one per deployment, by lease). See
 // docs/recording.md.
 type recording struct {
-	store  *store.Dir
-	cat    *index.Catalog
 	rec    *recorder.Recorder
 	ret    *retention.Worker
 	cancel context.CancelFunc
@@ -30,17 +26,15 @@ type recording struct {
 }
 
 // startRecording starts the recorder and retention when GATEWAY_RECORD is
-// set. Call it once the hub exists.
+// set. Call it once the hub and the library (openLibrary) exist.
 func (s *Server) startRecording() error {
 	cfg := &s.cfg
-	if len(cfg.Record) == 0 {
+	if len(cfg.Record) == 0 || s.lib == nil { // Validate: RECORD needs RECORD_STORE, which opens the library
 		return nil
 	}
-	st, err := store.NewDir(cfg.RecordStore)
-	if err != nil {
-		return settingError("RECORD_STORE", "%v", err)
-	}
-	cat := index.New(st, nil)
+	// Playback's store and catalog: the recorder's index writes drop the
+	// day logs they change from the catalog's cache at once.
+	st, cat := s.lib.Store, s.lib.Catalog
 	var leases recorder.Leases
 	if s.redis != nil {
 		holder := ""
@@ -55,7 +49,7 @@ func (s *Server) startRecording() error {
 	} else {
 		leases = recorder.NewMemoryLeases().For("local") // the one replica
 	}
-	r := &recording{store: st, cat: cat}
+	r := &recording{}
 	r.rec = recorder.New(s.hub, st, cat, leases, liveRooms{s}, &recorder.Options{
 		Match:   cfg.records,
 		Segment: segment.Options{Target: cfg.recordSegment()},

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/framecast/framecast/internal/recording/playback"
 	"github.com/framecast/framecast/pkg/redislayer"
 	"github.com/framecast/framecast/pkg/rooms"
 )
@@ -34,7 +35,10 @@ type Server struct {
 	mux     *http.ServeMux
 	access  *accessControl
 	limits  *limits
-	scale   *scaleOut // presence and frame cache; nil without Redis (redisclient.go)
+	scale   *scaleOut         // presence and frame cache; nil without Redis (redisclient.go)
+	lib     *playback.Library // recorded footage; nil without GATEWAY_RECORD_STORE (library.go)
+
+	clipExports atomic.Int64 // clips being cut (library.go)
 
 	// ctx is cancelled when shutdown begins: every connection handler
 	// watches it and closes its WebSocket with 1001.
@@ -73,6 +77,8 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	s.hub = rooms.NewHub(s.layer, rooms.Options{
 		MaxRooms:       cfg.MaxRooms,
+		MaxIdleRooms:   idleRoomShare(cfg.MaxRooms), // roombudget.go
+		Liveness:       s.roomLiveness(),
 		RoomRate:       cfg.RoomRate,
 		RoomBurst:      cfg.RoomBurst,
 		PublishTimeout: cfg.PublishTimeout,
@@ -82,6 +88,9 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		Presence:       s.publisherPresence(),
 	})
 	s.startScaleOut()
+	if err := s.openLibrary(); err != nil {
+		return nil, err
+	}
 	s.layerState = newLayerState()
 	s.watchLayer()
 	s.metrics.registerHub(s.hub)
@@ -113,6 +122,8 @@ func (s *Server) routes() {
 	mux.HandleFunc("GET /video/{room}/{$}", s.handleViewerPage)
 	mux.HandleFunc("GET /video/{room}/snapshot.jpg", s.handleSnapshot)
 	mux.HandleFunc("GET /video/{room}/stream.mjpg", s.handleMJPEG)
+	mux.HandleFunc("GET /video/{room}/recordings", s.handleRecordings)
+	mux.HandleFunc("GET /video/{room}/clip.mp4", s.handleClip)
 	mux.HandleFunc("GET /grid/{$}", s.handleGridPage)
 	mux.HandleFunc("GET /api/rooms", s.handleRooms)
 	mux.Handle("GET /static/", s.pages.static())

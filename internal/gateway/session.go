@@ -77,15 +77,17 @@ type session struct {
 // subscription is one room a session carries, on one layer at a time.
 // The writer reads v, the viewer it drains, and owns last; the control
 // side (the reader of control messages, the 1 s check, switches) owns the
-// rest under mu: the layer joined last, the layer list, the ask and the
-// adaptation state. Lock order: sub.mu, then session.ctlMu, then the hub's
-// locks; the writer never takes sub.mu.
+// rest under mu: the layer joined last, the layer list, the ask, the
+// adaptation state and the player. Lock order: sub.mu, then session.cmu or
+// session.ctlMu (never one holding the other), then the hub's locks; the
+// writer never takes sub.mu.
 type subscription struct {
 	w    *session
 	room string
 
-	v    atomic.Pointer[rooms.Viewer] // the viewer the writer drains
-	last uint64                       // writer: sequence number of the last picture written
+	v      atomic.Pointer[rooms.Viewer] // the viewer the writer drains
+	last   uint64                       // writer: sequence number of the last picture written
+	marked time.Time                    // writer: when the switch to v was asked, until its first frame is written
 
 	mu      sync.Mutex
 	ask     layerAsk
@@ -96,18 +98,22 @@ type subscription struct {
 	layers  []frames.LayerInfo // the room's layers as last told to the viewer
 	moves   adaptation         // adapt.go
 	timer   *time.Timer        // the 1 s check (adapt.go); nil if the subscription has none
+	playing *playing           // the player of the recording it plays; nil live (playback.go)
 	stopped bool               // left: nothing more is joined or armed
+	release func()             // gives the room's place in the room budgets back (roombudget.go); nil until it first joins live
 }
 
 // ctlItem is one entry of the writer's control queue: a message to write
 // (text JSON; may be nil) and a change the writer makes when it reaches
 // it, before writing the message.
 type ctlItem struct {
-	msg    []byte
-	sub    *subscription
-	add    bool          // start draining sub
-	remove bool          // stop draining sub and leave its viewer
-	to     *rooms.Viewer // switch sub to this viewer and leave the old one
+	msg     []byte
+	sub     *subscription
+	add     bool          // start draining sub
+	remove  bool          // stop draining sub and leave its viewer
+	to      *rooms.Viewer // switch sub to this viewer and leave the old one
+	noFloor bool          // the switch goes back in time on purpose (a seek): no floor
+	mark    time.Time     // when the switch was asked: its first frame's latency is measured
 }
 
 // maxQueuedControl bounds the control messages waiting for a viewer's
@@ -181,10 +187,12 @@ func (w *session) subscribe(ctx context.Context, room string, ask layerAsk) erro
 }
 
 // join subscribes the session to room on the layer ask picks: it joins
-// the layer's stream, queues the `layers` and `layer` messages (v=2) and
-// the start of draining, and arms the 1 s check where the subscription has
-// a layer choice or is told about layers. It may block (the layer list and
-// the first frame may come from Redis).
+// the layer's stream (or, with the connection's ?at=, starts playing the
+// room's recording from then instead), queues the `layers` and `layer`
+// messages (v=2) and the start of draining, and arms the 1 s check where
+// the subscription has a layer choice or is told about layers. It may
+// block (the layer list and the first frame may come from Redis; a
+// recording from the store).
 func (w *session) join(ctx context.Context, room string, ask layerAsk) error {
 	sub := &subscription{w: w, room: room, ask: ask, adapt: w.opts.adapt && w.s.cfg.Adapt}
 	sub.mu.Lock()
@@ -194,9 +202,14 @@ func (w *session) join(ctx context.Context, room string, ask layerAsk) error {
 		sub.layer = ask.resolve(sub.layers)
 	}
 	sub.codec = ask.codec
-	v, err := w.s.hub.JoinNotify(ctx, ask.stream(room, sub.layer), w.notify)
-	if err != nil {
-		return err
+	var v *rooms.Viewer
+	if w.opts.at.IsZero() {
+		var err error
+		if v, sub.release, err = w.s.joinRoom(ctx, w.k, ask.stream(room, sub.layer), w.notify); err != nil {
+			return err // a room budget (roombudget.go), or the connection went
+		}
+	} else {
+		v = rooms.NewViewer(ask.codec, nil) // drained until the seek below switches to its player's
 	}
 	sub.joined = v
 	sub.v.Store(v)
@@ -212,7 +225,22 @@ func (w *session) join(ctx context.Context, room string, ask layerAsk) error {
 	}
 	if !w.enqueue(items...) {
 		w.s.hub.Leave(v)
+		if sub.release != nil {
+			sub.release()
+		}
 		return errConnEnding
+	}
+	if !w.opts.at.IsZero() {
+		now := time.Now()
+		if err := sub.seekLocked(ctx, w.opts.at, now, now); err != nil {
+			if w.opts.v2 {
+				w.send(roomErrorMessage(room, err.Error()))
+			}
+			w.k.log.Debug("playback from ?at= refused; live instead", "room", room, "err", err)
+			if err := sub.goLiveLocked(ctx, reasonFailed, time.Time{}); err != nil {
+				return err
+			}
+		}
 	}
 	if ask.set || w.opts.v2 {
 		sub.armLocked()
@@ -222,14 +250,18 @@ func (w *session) join(ctx context.Context, room string, ask layerAsk) error {
 
 // firstLayer returns the layer the session's only room was joined on.
 func (w *session) firstLayer() int {
+	var first *subscription
 	w.cmu.Lock()
-	defer w.cmu.Unlock()
 	for _, sub := range w.byRoom {
-		sub.mu.Lock()
-		defer sub.mu.Unlock()
-		return sub.layer
+		first = sub
 	}
-	return 0
+	w.cmu.Unlock()
+	if first == nil {
+		return 0
+	}
+	first.mu.Lock()
+	defer first.mu.Unlock()
+	return first.layer
 }
 
 // switchLocked moves sub to layer: it joins the layer's stream first,
@@ -243,6 +275,14 @@ func (sub *subscription) switchLocked(ctx context.Context, layer int, reason str
 		return nil
 	}
 	w := sub.w
+	if sub.playing != nil {
+		// Playing a recording: the choice waits for the return to live.
+		sub.layer = layer
+		if w.opts.v2 {
+			w.send(layerMessage(sub.room, sub.layers, layer, sub.ask.codec, reason))
+		}
+		return nil
+	}
 	v, err := w.s.hub.JoinNotify(ctx, sub.ask.stream(sub.room, layer), w.notify)
 	if err != nil {
 		return err
@@ -389,6 +429,10 @@ func (w *session) drain(sock *socket.Writer) bool {
 		}
 		if wrote {
 			w.out.Inc()
+			if !sub.marked.IsZero() {
+				w.s.metrics.seekLatency.Observe(time.Since(sub.marked).Seconds())
+				sub.marked = time.Time{}
+			}
 		}
 	}
 	return true
@@ -453,7 +497,10 @@ func (w *session) writeControl() bool {
 		w.subs.Store(&subs)
 		go hub.Leave(it.sub.v.Load()) // the writer may run on a fan-out shard: no hub locks here
 	case it.to != nil:
-		it.to.SetFloor(it.sub.last)
+		if !it.noFloor {
+			it.to.SetFloor(it.sub.last)
+		}
+		it.sub.marked = it.mark
 		if old := it.sub.v.Swap(it.to); old != it.to {
 			go hub.Leave(old)
 		}
@@ -518,12 +565,17 @@ func (w *session) stop() {
 	w.nctl.Store(0)
 }
 
-// stop disarms sub's timer; nothing more is joined for it.
+// stop disarms sub's timer and stops its player; nothing more is joined
+// for it.
 func (sub *subscription) stop() {
 	sub.mu.Lock()
 	defer sub.mu.Unlock()
 	sub.stopped = true
 	if sub.timer != nil {
 		sub.timer.Stop()
+	}
+	sub.stopPlayingLocked()
+	if sub.release != nil {
+		sub.release()
 	}
 }

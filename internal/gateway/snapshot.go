@@ -2,11 +2,14 @@ package gateway
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/framecast/framecast/internal/auth"
+	"github.com/framecast/framecast/internal/recording/playback"
 	"github.com/framecast/framecast/pkg/frames"
 )
 
@@ -43,13 +46,33 @@ func (s *Server) pickLayer(ctx context.Context, room string, ask layerAsk) int {
 	return ask.resolve(layers)
 }
 
+// recordedFrame returns room's recorded JPEG picture at at, or an error
+// worth a 404 saying why there is none.
+func (s *Server) recordedFrame(ctx context.Context, room string, at time.Time) (*frames.Frame, error) {
+	if s.lib == nil {
+		return nil, errNoLibrary
+	}
+	ctx, cancel := context.WithTimeout(ctx, libraryTimeout)
+	defer cancel()
+	f, err := s.lib.FrameAt(ctx, room, at)
+	switch {
+	case errors.Is(err, playback.ErrNoFootage):
+		return nil, fmt.Errorf("no JPEG recording of room %q at %s", room, at.UTC().Format(time.RFC3339Nano))
+	case err != nil:
+		s.log.Warn("snapshot: recordings unreadable", "room", room, "err", err)
+		return nil, errors.New("the recordings cannot be read now")
+	}
+	return f, nil
+}
+
 // handleSnapshot serves GET /video/{room}/snapshot.jpg: the room's newest
 // frame as a JPEG, 404 when the room has none (not live anywhere). Like
 // mjpg-streamer's ?action=snapshot, for thumbnails, scripts and
 // home-automation tools. Watching rules apply (GATEWAY_AUTH=all needs a
 // view token). With ?width=N it serves the smallest layer at least N wide
 // (the widest if none is), or the main layer when that layer has no frame
-// yet; X-Frame-Layer says which layer was served.
+// yet; X-Frame-Layer says which layer was served. With ?at=T it serves
+// the room's recorded picture at T (its JPEG recording).
 func (s *Server) handleSnapshot(w http.ResponseWriter, r *http.Request) {
 	room := r.PathValue("room")
 	if !frames.ValidRoom(room) {
@@ -67,14 +90,24 @@ func (s *Server) handleSnapshot(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
-	layer := s.pickLayer(r.Context(), room, view.ask)
 	var f *frames.Frame
-	if layer > 0 {
-		f = s.latestFrame(r.Context(), frames.Stream{Room: room, Layer: layer})
-	}
-	if f == nil {
-		layer = 0
-		f = s.latestFrame(r.Context(), frames.Stream{Room: room})
+	layer := 0
+	if !view.at.IsZero() {
+		// The recording's picture at that time: recordings hold the main
+		// layer.
+		if f, err = s.recordedFrame(r.Context(), room, view.at); err != nil {
+			http.Error(w, err.Error(), http.StatusNotFound)
+			return
+		}
+	} else {
+		layer = s.pickLayer(r.Context(), room, view.ask)
+		if layer > 0 {
+			f = s.latestFrame(r.Context(), frames.Stream{Room: room, Layer: layer})
+		}
+		if f == nil {
+			layer = 0
+			f = s.latestFrame(r.Context(), frames.Stream{Room: room})
+		}
 	}
 	if f == nil {
 		http.Error(w, "no frame: the room is not live", http.StatusNotFound)

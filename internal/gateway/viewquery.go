@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/framecast/framecast/pkg/frames"
 	"github.com/framecast/framecast/pkg/rooms"
@@ -95,13 +96,14 @@ const (
 
 // viewOpts is what a connection asked for in its query.
 type viewOpts struct {
-	role   string   // rolePublish, roleView, roleSeed (WebSockets), roleMJPEG
-	format string   // formatJSON or formatBinary (WebSockets)
-	ask    layerAsk // the layer choice for its room, or for every room of a multi-room connection
-	v2     bool     // frames as version-2 messages; control messages both ways
-	adapt  bool     // adaptation may move it (adapt=0 clears it)
-	multi  bool     // a multi-room connection (/ws/multi/)
-	rooms  []string // multi: the rooms of the rooms parameter
+	role   string    // rolePublish, roleView, roleSeed (WebSockets), roleMJPEG
+	format string    // formatJSON or formatBinary (WebSockets)
+	ask    layerAsk  // the layer choice for its room, or for every room of a multi-room connection
+	at     time.Time // ?at=: play the recording from then instead of live (zero: live)
+	v2     bool      // frames as version-2 messages; control messages both ways
+	adapt  bool      // adaptation may move it (adapt=0 clears it)
+	multi  bool      // a multi-room connection (/ws/multi/)
+	rooms  []string  // multi: the rooms of the rooms parameter
 }
 
 // control reports whether the connection reads control messages.
@@ -112,7 +114,7 @@ func (o viewOpts) control() bool { return o.v2 || o.multi }
 func parseView(q url.Values, kind viewKind, maxRooms int) (viewOpts, error) {
 	o := viewOpts{role: roleView, format: formatBinary, adapt: true}
 	str := map[string]string{}
-	for _, name := range []string{"role", "format", "v", "width", "layer", "adapt", "codec"} {
+	for _, name := range []string{"role", "format", "v", "width", "layer", "adapt", "codec", "at"} {
 		switch vals := q[name]; {
 		case len(vals) > 1:
 			return o, fmt.Errorf("%s is given %d times; give it once", name, len(vals))
@@ -131,6 +133,11 @@ func parseView(q url.Values, kind viewKind, maxRooms int) (viewOpts, error) {
 		o.adapt = false
 	default:
 		return o, fmt.Errorf("adapt must be 0 or 1, not %q", str["adapt"])
+	}
+	if q.Has("at") {
+		if o.at, err = parseTime("at", str["at"], time.Now()); err != nil {
+			return o, err
+		}
 	}
 	switch kind {
 	case viewMJPEG:
@@ -243,4 +250,37 @@ func parseRooms(q url.Values, limit int, what string) ([]string, error) {
 		return nil, fmt.Errorf("rooms names %d rooms; %s at most %d", len(out), what, limit)
 	}
 	return out, nil
+}
+
+// parseTime reads a time of a query or control message named name: RFC
+// 3339 ("2026-12-07T14:03:00Z", fractions allowed), Unix milliseconds
+// ("1796652180000"), or relative to now ("-30s", "-2h15m"). A time in the
+// future is an error: there is no recording of it yet.
+func parseTime(name, s string, now time.Time) (time.Time, error) {
+	var t time.Time
+	switch {
+	case s == "":
+		return t, fmt.Errorf("%s is empty: give an RFC 3339 time, Unix milliseconds or a relative time such as -30s", name)
+	case s[0] == '-':
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return t, fmt.Errorf("%s %q is not a relative time such as -30s or -1h30m", name, s)
+		}
+		t = now.Add(d)
+	case strings.Trim(s, "0123456789") == "":
+		ms, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return t, fmt.Errorf("%s %q is not Unix milliseconds", name, s)
+		}
+		t = time.UnixMilli(ms)
+	default:
+		var err error
+		if t, err = time.Parse(time.RFC3339Nano, s); err != nil {
+			return t, fmt.Errorf("%s %q is not an RFC 3339 time (2026-12-07T14:03:00Z), Unix milliseconds or a relative time (-30s)", name, s)
+		}
+	}
+	if t.After(now.Add(time.Second)) {
+		return t, fmt.Errorf("%s %s is in the future: nothing is recorded yet", name, t.UTC().Format(time.RFC3339Nano))
+	}
+	return t, nil
 }

@@ -25,18 +25,6 @@ import (
 	"github.com/framecast/framecast/pkg/frames"
 )
 
-// Viewer clients: how reading viewers speak WebSocket.
-const (
-	// ClientCoder is coder/websocket's client, read with conn.Reader into a
-	// reused buffer: the default.
-	ClientCoder = "coder"
-	// ClientRaw is the load generator's own minimal RFC 6455 reader (see
-	// rawViewer): several frames per read system call when they are there.
-	// It measured 5-20% less client CPU per 50 KB delivery than coder on
-	// two cores, within run-to-run noise. ws:// only.
-	ClientRaw = "raw"
-)
-
 // Viewer wire formats, as the gateway's format query parameter names them.
 const (
 	FormatBinary = "binary"
@@ -75,7 +63,7 @@ type Config struct {
 	// time. Viewers receive the main layer (Layers[0]). At most
 	// frames.MaxLayers. Default none: one version-1 message per picture.
 	Layers []Layer
-	// H264, when set, is an Annex-B H.264 file (as MakeH264Clip writes
+	// H264, when set, is an Annex-B H.264 file (as testclip.MakeH264Clip writes
 	// it: an access unit delimiter before every picture, SPS and PPS
 	// before every keyframe) that each publisher plays, looping, as its
 	// room's H.264 layer 0: version-2 messages, a configuration before
@@ -113,10 +101,6 @@ type Config struct {
 	// Format is the viewers' wire format, FormatBinary or FormatJSON.
 	// Default binary.
 	Format string
-	// Client is the reading viewers' WebSocket client, ClientCoder or
-	// ClientRaw. Default coder. Idle viewers and publishers always use
-	// coder/websocket.
-	Client string
 	// Warmup is how long publishers send before measuring starts; frames
 	// sent during it are not counted anywhere. Default 2s; negative means
 	// none.
@@ -127,8 +111,19 @@ type Config struct {
 	// Drain bounds the wait for frames still in flight when the window
 	// ends. Default 2s.
 	Drain time.Duration
-	// Publishers is the number of publishers, one room each. Default 1.
+	// Publishers is the number of publishers, one room each. Default 1,
+	// or one per RoomViewers entry.
 	Publishers int
+	// RoomViewers, when set, gives each room's reading viewers (room i,
+	// from 0, being publisher i's): the viewers fill the rooms in order,
+	// room 0's first, so Groups then take whole rooms from the first on.
+	// Viewers must be their sum (default: it is). Default none: viewer i
+	// is in room i mod Publishers.
+	RoomViewers []int
+	// SpreadPublishers connects publisher i to Gateways[i mod
+	// len(Gateways)] instead of PublishTo, as cameras spread over
+	// replicas by a load balancer would.
+	SpreadPublishers bool
 	// ConnectRate caps new viewer connections per second; 0 means as fast
 	// as ConnectConcurrency dialers go.
 	ConnectRate float64
@@ -138,17 +133,17 @@ type Config struct {
 	// hold their connections (answering pings) with no publisher, report
 	// the connect rate and, with WatchPIDs, the gateways' memory per viewer.
 	Idle int
-	// Ceiling also measures the loopback ceiling after the load: one
-	// writer goroutine per TCP connection in this process sends buffers of
-	// the viewers' message size to as many connections as there are reading
-	// viewers, drained by a child process.
+	// Ceiling also measures the loopback ceiling after the load (see
+	// MeasureCeiling): a child process writes frames of the viewers'
+	// message size to as many TCP connections as there are reading
+	// viewers, from one thread per core, and this process reads them.
 	Ceiling bool
 	// CeilingDuration is the ceiling's measured window. Default 3s.
 	CeilingDuration time.Duration
-	// CeilingReader is the command that runs the ceiling's reading side; it
-	// gets its parameters from the environment (see ServeCeilingReader).
-	// Default: this executable with -ceiling-reader.
-	CeilingReader []string
+	// CeilingWriter is the command that runs the ceiling's writing side;
+	// it gets its parameters from the environment (see
+	// ServeCeilingWriter). Default: this executable with -ceiling-writer.
+	CeilingWriter []string
 	// WatchPIDs are gateway process IDs whose CPU time and resident memory
 	// are read from /proc around the measured window.
 	WatchPIDs []int
@@ -209,9 +204,6 @@ func (c Config) WithDefaults() Config {
 	if c.Format == "" {
 		c.Format = FormatBinary
 	}
-	if c.Client == "" {
-		c.Client = ClientCoder
-	}
 	if c.Warmup == 0 {
 		c.Warmup = 2 * time.Second
 	}
@@ -222,7 +214,12 @@ func (c Config) WithDefaults() Config {
 		c.Drain = 2 * time.Second
 	}
 	if c.Publishers == 0 {
-		c.Publishers = 1
+		c.Publishers = max(len(c.RoomViewers), 1)
+	}
+	if len(c.RoomViewers) > 0 && c.Viewers == 0 {
+		for _, n := range c.RoomViewers {
+			c.Viewers += n
+		}
 	}
 	if c.ConnectConcurrency == 0 {
 		c.ConnectConcurrency = 32
@@ -264,10 +261,6 @@ func (c *Config) Validate() error {
 	switch {
 	case c.Format != FormatBinary && c.Format != FormatJSON:
 		return fmt.Errorf("loadgen: format %q is not %q or %q", c.Format, FormatBinary, FormatJSON)
-	case c.Client != ClientRaw && c.Client != ClientCoder:
-		return fmt.Errorf("loadgen: client %q is not %q or %q", c.Client, ClientRaw, ClientCoder)
-	case c.Client == ClientRaw && c.Idle == 0 && hasTLS(c.Gateways):
-		return fmt.Errorf("loadgen: the %q client speaks ws:// only; use -client %s for wss://", ClientRaw, ClientCoder)
 	case c.Size < MinPayloadSize:
 		return fmt.Errorf("loadgen: size %d is below %d bytes", c.Size, MinPayloadSize)
 	case c.Viewers < 0 || c.Stalled < 0 || c.Idle < 0:
@@ -301,6 +294,9 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("loadgen: late-join-to %q: %w", c.LateJoinTo, err)
 		}
 		c.LateJoinTo = u
+	}
+	if err := c.validateRooms(); err != nil {
+		return err
 	}
 	if err := c.validateGroups(); err != nil {
 		return err

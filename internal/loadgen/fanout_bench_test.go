@@ -3,9 +3,6 @@ package loadgen
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
-	"net"
 	"runtime/pprof"
 	"sync"
 	"testing"
@@ -15,6 +12,7 @@ import (
 
 	"github.com/framecast/framecast/internal/gateway"
 	"github.com/framecast/framecast/internal/testenv"
+	"github.com/framecast/framecast/internal/testenv/gatewaytest"
 	"github.com/framecast/framecast/pkg/frames"
 )
 
@@ -72,7 +70,7 @@ func benchFanout(b *testing.B, layer string, nViewers int, format string) {
 	}
 	var urls []string
 	for range replicas {
-		urls = append(urls, startInProcessGateway(b))
+		urls = append(urls, startInProcessGateway(b).WSURL())
 	}
 
 	payload, _ := MakeJPEG(benchSize, 1)
@@ -84,10 +82,10 @@ func benchFanout(b *testing.B, layer string, nViewers int, format string) {
 	viewers := make([]*viewer, nViewers)
 	var wg sync.WaitGroup
 	pprof.Do(ctx, pprof.Labels("side", "client"), func(ctx context.Context) {
-		// The raw client: the fewest system calls on the viewers' side of
-		// this shared process, so more of the profile is the gateway's.
+		// coder/websocket read into a reused buffer (coderSource), as
+		// cmd/loadgen's viewers read.
 		cr := connectAll(ctx, nViewers, 0, 32, func(ctx context.Context, i int) (msgSource, error) {
-			return d.dialViewer(ctx, ClientRaw, urls[i%len(urls)], room.name, format, "", messageBytes(format, payload))
+			return d.dialViewer(ctx, urls[i%len(urls)], room.name, format, "", messageBytes(format, payload))
 		})
 		if cr.failed > 0 {
 			b.Fatalf("%d viewers failed to connect: %v", cr.failed, cr.first)
@@ -158,38 +156,21 @@ func benchFanout(b *testing.B, layer string, nViewers int, format string) {
 	b.ReportMetric(float64(cpu.Nanoseconds())/float64(deliveries), "cpu-ns/delivery")
 }
 
-// startInProcessGateway starts a gateway on a free port in this process,
-// its goroutines labelled side=gateway, and returns its ws:// URL.
-func startInProcessGateway(b *testing.B) string {
+// startInProcessGateway starts a gateway in this process, configured
+// from the environment as cmd/gateway is, its goroutines labelled
+// side=gateway, and waits until it is ready.
+func startInProcessGateway(b *testing.B) *gatewaytest.Gateway {
+	b.Helper()
 	cfg, err := gateway.LoadConfig()
 	if err != nil {
 		b.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	pprof.Do(ctx, pprof.Labels("side", "gateway"), func(ctx context.Context) {
-		s, err := gateway.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-		if err != nil {
-			b.Fatal(err)
-		}
-		go func() {
-			defer close(done)
-			_ = s.Serve(ctx, ln)
-		}()
+	g := gatewaytest.Start(b, gatewaytest.Options{
+		Config: func(c *gateway.Config) { *c = cfg },
+		Labels: pprof.Labels("side", "gateway"),
 	})
-	b.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	url := "ws://" + ln.Addr().String()
-	testenv.WaitFor(b, 10*time.Second, "in-process gateway /readyz", func() error {
-		return testenv.HTTPStatus(httpURL(url)+"/readyz", 200)
-	})
-	return url
+	g.WaitReady(b, 10*time.Second)
+	return g
 }
 
 func totalReceived(vs []*viewer) uint64 {

@@ -26,8 +26,9 @@ type ViewerGroup struct {
 	// "width=320&v=2". It must not set role or format.
 	Query string `json:"query,omitempty"`
 	// ThrottleKBps, when positive, connects each of the group's viewers
-	// through a ThrottleProxy that limits gateway → viewer to this many
-	// kB/s (1000 bytes) per connection. ws:// gateways only.
+	// through a link proxy (internal/linkproxy) that limits gateway →
+	// viewer to this many kB/s (1000 bytes) per connection. ws:// gateways
+	// only.
 	ThrottleKBps float64 `json:"throttle_kbps,omitempty"`
 }
 

@@ -10,102 +10,24 @@ import (
 	"testing"
 	"time"
 
-	"github.com/framecast/framecast/internal/avc"
 	"github.com/framecast/framecast/internal/testclip"
 	"github.com/framecast/framecast/internal/testenv"
 	"github.com/framecast/framecast/pkg/frames"
 )
 
-// smallClipSpec is a small clip for tests: 12 pictures of 160×96, a
+// makeSmallClip encodes a small clip for tests: 12 pictures of 160×96, a
 // keyframe every 4.
-var smallClipSpec = H264ClipSpec{Clip: testclip.Clip{Width: 160, Height: 96, FPS: 30, Frames: 12, Noise: 8}, Kbps: 300, GOP: 4}
-
-func makeSmallClip(t *testing.T) (*H264Clip, []byte) {
+func makeSmallClip(t *testing.T) *testclip.H264Clip {
 	t.Helper()
 	testenv.RequireTool(t, "ffmpeg")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	path := filepath.Join(t.TempDir(), "clip.h264")
-	c, err := MakeH264Clip(ctx, smallClipSpec, path)
+	spec := testclip.H264ClipSpec{Clip: testclip.Clip{Width: 160, Height: 96, FPS: 30, Frames: 12, Noise: 8}, Kbps: 300, GOP: 4, Live: true}
+	c, err := testclip.MakeH264Clip(ctx, spec, filepath.Join(t.TempDir(), "clip.h264"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := ReadH264Clip(path)
-	if err != nil || len(raw.AUs) != len(c.AUs) {
-		t.Fatalf("reading the clip back: %v", err)
-	}
-	var stream bytes.Buffer
-	for _, au := range c.AUs {
-		stream.Write(au)
-	}
-	return c, stream.Bytes()
-}
-
-// TestMakeH264Clip: ffmpeg's clip splits into one access unit per
-// picture at the delimiters, keyframes where the GOP says, each keyframe
-// with its parameter sets, no delimiter left in any unit, and a
-// configuration from the SPS.
-func TestMakeH264Clip(t *testing.T) {
-	c, stream := makeSmallClip(t)
-	if len(c.AUs) != 12 || c.Keyframes() != 3 {
-		t.Fatalf("%d access units, %d keyframes; want 12, 3", len(c.AUs), c.Keyframes())
-	}
-	for i, au := range c.AUs {
-		a, err := avc.Parse(au)
-		if err != nil {
-			t.Fatalf("access unit %d: %v", i, err)
-		}
-		for _, n := range a.NALUs {
-			if avc.Type(n) == avc.NALAUD {
-				t.Fatalf("access unit %d still holds a delimiter", i)
-			}
-		}
-		if a.Key != (i%4 == 0) || a.Key != c.Key[i] || (a.Key && (a.SPS == nil || a.PPS == nil)) {
-			t.Fatalf("access unit %d: key %v (recorded %v), SPS %v, PPS %v", i, a.Key, c.Key[i], a.SPS != nil, a.PPS != nil)
-		}
-	}
-	cfg := c.Config
-	if !strings.HasPrefix(cfg.Codec, "avc1.42") || cfg.Width != 160 || cfg.Height != 96 {
-		t.Fatalf("configuration %+v: want a baseline avc1.42xxxx codec, 160×96", cfg)
-	}
-	if _, err := frames.ParseH264Config(frames.AppendH264Config(nil, cfg)); err != nil {
-		t.Fatalf("configuration does not parse back: %v", err)
-	}
-	n, err := testclip.DecodedFrames(context.Background(), stream)
-	if err != nil || n != 12 {
-		t.Fatalf("ffmpeg decoded %d pictures of the access units (%v), want 12", n, err)
-	}
-	if c.Bytes() != len(stream) {
-		t.Errorf("Bytes() = %d, want %d", c.Bytes(), len(stream))
-	}
-}
-
-// TestSplitH264Refuses: a stream the publisher could not play gets an
-// error that says why.
-func TestSplitH264Refuses(t *testing.T) {
-	c, _ := makeSmallClip(t)
-	aud := []byte{0, 0, 0, 1, 9, 0xf0}
-	noAUD := bytes.Join(c.AUs, nil)
-	startsWithDelta := append(append([]byte{}, aud...), c.AUs[1]...)
-	for name, tc := range map[string]struct {
-		stream []byte
-		want   string
-	}{
-		"empty":                    {nil, "empty"},
-		"no delimiters":            {noAUD, "no access unit delimiters"},
-		"starts with a delta":      {startsWithDelta, "not a keyframe"},
-		"a delimiter alone":        {append(append([]byte{}, aud...), aud...), "no access units"},
-		"not Annex B":              {[]byte{1, 2, 3, 4, 5}, "H.264 clip"},
-		"an access unit, no slice": {append(append(append([]byte{}, aud...), c.AUs[0]...), append(append([]byte{}, aud...), 0, 0, 0, 1, 6, 5, 1, 0x80)...), "no slice"},
-	} {
-		_, err := SplitH264(tc.stream)
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: got %v, want an error about %q", name, err, tc.want)
-		}
-	}
-	if _, err := MakeH264Clip(context.Background(), H264ClipSpec{Clip: smallClipSpec.Clip}, filepath.Join(t.TempDir(), "x")); err == nil {
-		t.Error("a spec with no bitrate or GOP: want an error")
-	}
+	return c
 }
 
 // TestH264SourceMessages: the publisher's messages are version-2 H.264
@@ -114,7 +36,7 @@ func TestSplitH264Refuses(t *testing.T) {
 // clip; a keyframe request jumps to the clip's next keyframe. The viewer
 // parser takes keyframes and deltas as pictures, not configurations.
 func TestH264SourceMessages(t *testing.T) {
-	c, _ := makeSmallClip(t)
+	c := makeSmallClip(t)
 	s := newH264Source("cam", c)
 	at := time.UnixMicro(1_700_000_000_000_000)
 	type pic struct {
@@ -225,7 +147,7 @@ func equalKinds(a, b []frames.Kind) bool {
 // bytes), configurations are counted apart, not as bad messages, and
 // their bytes count in the window.
 func TestViewerCountsH264(t *testing.T) {
-	c, _ := makeSmallClip(t)
+	c := makeSmallClip(t)
 	s := newH264Source("cam", c)
 	var msgs [][]byte
 	var want uint64

@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/framecast/framecast/internal/testenv"
 	"github.com/framecast/framecast/pkg/frames"
 )
 
@@ -112,19 +114,14 @@ func TestLayeredPublisher(t *testing.T) {
 		t.Fatal(p.err)
 	}
 	want := int(p.sentTotal) * len(layers)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testenv.WaitFor(t, 10*time.Second, "every message at the server", func() error {
 		mu.Lock()
-		n := len(got)
-		mu.Unlock()
-		if n >= want {
-			break
+		defer mu.Unlock()
+		if len(got) < want {
+			return fmt.Errorf("server got %d messages, want %d", len(got), want)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server got %d messages, want %d", n, want)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 	mu.Lock()
 	defer mu.Unlock()
 	if p.sentTotal < 5 || len(got) != want {

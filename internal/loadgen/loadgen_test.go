@@ -11,17 +11,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/framecast/framecast/internal/loadgen"
 	"github.com/framecast/framecast/internal/testclip"
 	"github.com/framecast/framecast/internal/testenv"
 	"github.com/framecast/framecast/pkg/frames"
 )
 
-// TestMain lets the test binary serve as the ceiling's reading process:
-// MeasureCeiling starts os.Args[0] with CeilingReaderEnv set.
+// TestMain lets the test binary serve as the ceiling's writing process:
+// MeasureCeiling starts os.Args[0] with CeilingWriterEnv set.
 func TestMain(m *testing.M) {
-	if spec := os.Getenv(loadgen.CeilingReaderEnv); spec != "" {
-		if err := loadgen.ServeCeilingReader(spec); err != nil {
+	if spec := os.Getenv(loadgen.CeilingWriterEnv); spec != "" {
+		if err := loadgen.ServeCeilingWriter(spec); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
@@ -180,8 +182,6 @@ func TestConfigValidate(t *testing.T) {
 		"small size":     {loadgen.Config{Gateways: []string{"ws://x:1"}, Size: 3}, "size"},
 		"ceiling alone":  {loadgen.Config{Gateways: []string{"ws://x:1"}, Ceiling: true}, "ceiling"},
 		"negative views": {loadgen.Config{Gateways: []string{"ws://x:1"}, Viewers: -1}, "negative"},
-		"bad client":     {loadgen.Config{Gateways: []string{"ws://x:1"}, Client: "curl"}, "client"},
-		"raw over TLS":   {loadgen.Config{Gateways: []string{"wss://x:1"}, Client: loadgen.ClientRaw}, "ws:// only"},
 	} {
 		c := tc.cfg.WithDefaults()
 		err := c.Validate()
@@ -208,7 +208,7 @@ func smokeConfig(t *testing.T, gateways ...*testenv.Gateway) loadgen.Config {
 		Duration:        3 * time.Second,
 		Drain:           2 * time.Second,
 		CeilingDuration: 500 * time.Millisecond,
-		CeilingReader:   []string{os.Args[0]},
+		CeilingWriter:   []string{os.Args[0]},
 		Log:             testWriter{t},
 	}
 	for _, g := range gateways {
@@ -304,17 +304,13 @@ func TestSmokeRedisTwoGateways(t *testing.T) {
 	}
 }
 
-func TestSmokeJSONFormatRawClient(t *testing.T) {
+func TestSmokeJSONFormat(t *testing.T) {
 	t.Parallel()
 	g := testenv.StartGateway(t, "GATEWAY_LOG_LEVEL=warn")
 	cfg := smokeConfig(t, g)
 	cfg.Format = loadgen.FormatJSON
-	cfg.Client = loadgen.ClientRaw
 	rep, err := loadgen.Run(context.Background(), cfg)
 	checkSane(t, rep, err)
-	if rep.Client != loadgen.ClientRaw {
-		t.Errorf("client %q, want %q", rep.Client, loadgen.ClientRaw)
-	}
 	if rep.MessageBytes < cfg.Size*4/3 {
 		t.Errorf("JSON message of %d bytes cannot hold a %d-byte JPEG in base64", rep.MessageBytes, cfg.Size)
 	}
@@ -424,9 +420,9 @@ func TestSmokeH264(t *testing.T) {
 	testenv.RequireTool(t, "ffmpeg")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	spec := loadgen.H264ClipSpec{Clip: testclip.Clip{Width: 320, Height: 240, FPS: 30, Frames: 40, Noise: 8}, Kbps: 500, GOP: 20}
+	spec := testclip.H264ClipSpec{Clip: testclip.Clip{Width: 320, Height: 240, FPS: 30, Frames: 40, Noise: 8}, Kbps: 500, GOP: 20, Live: true}
 	path := filepath.Join(t.TempDir(), "clip.h264")
-	clip, err := loadgen.MakeH264Clip(ctx, spec, path)
+	clip, err := testclip.MakeH264Clip(ctx, spec, path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -490,5 +486,70 @@ func TestSmokeH264(t *testing.T) {
 	}
 	if rep.WindowSec > 30 {
 		t.Errorf("a window of %.1f s: it should end when the joins are done", rep.WindowSec)
+	}
+}
+
+// TestSkewedRoomsSpreadPublishers runs rooms of different sizes, their
+// publishers spread over two replicas: every room's viewers get its
+// frames, whichever replica its publisher is on.
+func TestSkewedRoomsSpreadPublishers(t *testing.T) {
+	t.Parallel()
+	r, g1, g2 := startTwoReplicas(t)
+	cfg := smokeConfig(t, g1, g2)
+	cfg.Viewers = 0
+	cfg.RoomViewers = []int{3, 1, 1}
+	cfg.SpreadPublishers = true
+	cfg.RedisAddr = r.Addr()
+	cfg.Groups = []loadgen.ViewerGroup{{Name: "big", Viewers: 3}}
+	rep, err := loadgen.Run(context.Background(), cfg)
+	checkSane(t, rep, err)
+	if rep.Publishers != 3 || rep.Viewers != 5 {
+		t.Errorf("%d publishers, %d viewers: want 3 and 5", rep.Publishers, rep.Viewers)
+	}
+	if len(rep.Groups) != 2 || rep.Groups[0].Viewers != 3 || rep.Groups[1].Viewers != 2 {
+		t.Errorf("groups %+v: want the first room's 3 viewers, then the 2 others", rep.Groups)
+	}
+}
+
+// TestRedisProbes: INFO fields and PUBSUB NUMSUB through go-redis, against
+// a real redis-server; the INFO probe's own connection moves the server's
+// output byte count by its reply alone.
+func TestRedisProbes(t *testing.T) {
+	t.Parallel()
+	r := testenv.StartRedis(t)
+	ctx := context.Background()
+	pid, err := loadgen.RedisInfoField(ctx, r.Addr(), "server", "process_id")
+	if err != nil || int(pid) != r.Proc.Cmd.Process.Pid {
+		t.Fatalf("process_id %d (%v), want %d", pid, err, r.Proc.Cmd.Process.Pid)
+	}
+	if _, err := loadgen.RedisInfoField(ctx, r.Addr(), "server", "no_such_field"); err == nil {
+		t.Error("a missing field: want an error")
+	}
+	out0, err := loadgen.RedisInfoField(ctx, r.Addr(), "stats", "total_net_output_bytes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out1, err := loadgen.RedisInfoField(ctx, r.Addr(), "stats", "total_net_output_bytes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := out1 - out0; d <= 0 || d > 8<<10 {
+		t.Errorf("one INFO stats probe moved total_net_output_bytes by %d, want one reply of a few kB", d)
+	}
+	if n, err := loadgen.RedisNumSub(ctx, r.Addr(), "video_x"); err != nil || n != 0 {
+		t.Fatalf("NUMSUB before subscribing: %d, %v", n, err)
+	}
+	c := redis.NewClient(&redis.Options{Addr: r.Addr()})
+	defer c.Close()
+	sub := c.Subscribe(ctx, "video_x")
+	defer sub.Close()
+	if _, err := sub.Receive(ctx); err != nil { // the subscription's confirmation
+		t.Fatal(err)
+	}
+	if n, err := loadgen.RedisNumSub(ctx, r.Addr(), "video_x"); err != nil || n != 1 {
+		t.Fatalf("NUMSUB with one subscriber: %d, %v", n, err)
+	}
+	if _, err := loadgen.RedisNumSub(ctx, "127.0.0.1:1", "video_x"); err == nil {
+		t.Error("no server: want an error")
 	}
 }

@@ -1,18 +1,18 @@
 package loadgen
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/framecast/framecast/internal/promtext"
 )
@@ -118,36 +118,37 @@ func selfCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// redisProbe runs f on a client of the Redis at addr, within ctx's
+// deadline or 3 s, and closes the client.
+func redisProbe(ctx context.Context, addr string, f func(context.Context, *redis.Client) error) error {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	c := redis.NewClient(&redis.Options{
+		Addr: addr,
+		// RESP2 and no CLIENT SETINFO: the connection sends nothing but
+		// the probe's command, so the server's byte counters (INFO stats)
+		// move by its reply alone.
+		Protocol:              2,
+		DisableIdentity:       true,
+		MaxRetries:            -1,
+		PoolSize:              1,
+		ContextTimeoutEnabled: true,
+	})
+	defer c.Close()
+	return f(ctx, c)
+}
+
 // RedisInfoField sends INFO section to the Redis at addr and returns the
 // integer field name from the reply (e.g. "stats", "total_net_output_bytes").
 func RedisInfoField(ctx context.Context, addr, section, name string) (int64, error) {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return 0, fmt.Errorf("failed to reach redis at %s: %w", addr, err)
+	var info string
+	if err := redisProbe(ctx, addr, func(ctx context.Context, c *redis.Client) (err error) {
+		info, err = c.Info(ctx, section).Result()
+		return err
+	}); err != nil {
+		return 0, fmt.Errorf("failed to read INFO %s from redis at %s: %w", section, addr, err)
 	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(3 * time.Second))
-	if _, err := fmt.Fprintf(c, "INFO %s\r\n", section); err != nil {
-		return 0, fmt.Errorf("failed to send INFO: %w", err)
-	}
-	r := bufio.NewReader(c)
-	head, err := r.ReadString('\n')
-	if err != nil {
-		return 0, fmt.Errorf("failed to read INFO reply: %w", err)
-	}
-	if !strings.HasPrefix(head, "$") {
-		return 0, fmt.Errorf("unexpected INFO reply %q", strings.TrimSpace(head))
-	}
-	n, err := strconv.Atoi(strings.TrimSpace(head[1:]))
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("unexpected INFO reply %q", strings.TrimSpace(head))
-	}
-	body := make([]byte, n)
-	if _, err := io.ReadFull(r, body); err != nil {
-		return 0, fmt.Errorf("failed to read INFO reply: %w", err)
-	}
-	for line := range strings.Lines(string(body)) {
+	for line := range strings.Lines(info) {
 		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+":"); ok {
 			return strconv.ParseInt(v, 10, 64)
 		}
@@ -171,31 +172,12 @@ func ParseMetrics(r io.Reader) (Metrics, error) { return promtext.Parse(r) }
 // RedisNumSub returns how many clients of the Redis at addr are
 // subscribed to channel (PUBSUB NUMSUB), within ctx's deadline or 3 s.
 func RedisNumSub(ctx context.Context, addr, channel string) (int64, error) {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return 0, fmt.Errorf("failed to reach redis at %s: %w", addr, err)
+	var subs map[string]int64
+	if err := redisProbe(ctx, addr, func(ctx context.Context, c *redis.Client) (err error) {
+		subs, err = c.PubSubNumSub(ctx, channel).Result()
+		return err
+	}); err != nil {
+		return 0, fmt.Errorf("failed to read PUBSUB NUMSUB %s from redis at %s: %w", channel, addr, err)
 	}
-	defer c.Close()
-	deadline := time.Now().Add(3 * time.Second)
-	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
-		deadline = dl
-	}
-	_ = c.SetDeadline(deadline)
-	if _, err := fmt.Fprintf(c, "*3\r\n$6\r\nPUBSUB\r\n$6\r\nNUMSUB\r\n$%d\r\n%s\r\n", len(channel), channel); err != nil {
-		return 0, fmt.Errorf("failed to send PUBSUB NUMSUB: %w", err)
-	}
-	// The reply is *2, the channel as a bulk string, then :N.
-	r := bufio.NewReader(c)
-	var lines [4]string
-	for i := range lines {
-		if lines[i], err = r.ReadString('\n'); err != nil {
-			return 0, fmt.Errorf("failed to read the PUBSUB NUMSUB reply: %w", err)
-		}
-		lines[i] = strings.TrimSpace(lines[i])
-	}
-	if lines[0] != "*2" || lines[2] != channel || !strings.HasPrefix(lines[3], ":") {
-		return 0, fmt.Errorf("unexpected PUBSUB NUMSUB reply %q", lines)
-	}
-	return strconv.ParseInt(lines[3][1:], 10, 64)
+	return subs[channel], nil
 }

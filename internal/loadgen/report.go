@@ -12,18 +12,19 @@ import (
 // second, sizes in bytes unless the name says otherwise. Fields that were
 // not measured are zero or nil.
 type Report struct {
-	Mode       string  `json:"mode"` // "load" or "idle"
-	Gateways   int     `json:"gateways"`
-	Viewers    int     `json:"viewers"`
-	Stalled    int     `json:"stalled,omitempty"`
-	Publishers int     `json:"publishers,omitempty"`
-	FPS        float64 `json:"fps,omitempty"` // target; 0 = unthrottled
-	Size       int     `json:"size"`
+	Mode       string `json:"mode"` // "load" or "idle"
+	Gateways   int    `json:"gateways"`
+	Viewers    int    `json:"viewers"`
+	Stalled    int    `json:"stalled,omitempty"`
+	Publishers int    `json:"publishers,omitempty"`
+	// RoomViewers is Config.RoomViewers: each room's reading viewers.
+	RoomViewers []int   `json:"room_viewers,omitempty"`
+	FPS         float64 `json:"fps,omitempty"` // target; 0 = unthrottled
+	Size        int     `json:"size"`
 	// Layers are the layers each publisher sent (Config.Layers); Size is
 	// the main layer's.
 	Layers []Layer `json:"layers,omitempty"`
 	Format string  `json:"format,omitempty"`
-	Client string  `json:"client,omitempty"`
 	// MessageBytes is the size of one viewer message (header + JPEG, or the
 	// JSON envelope).
 	MessageBytes int     `json:"message_bytes"`
@@ -137,6 +138,10 @@ type ProcReport struct {
 	RSSBeforeKB int64   `json:"rss_before_kb"` // before any viewer connected
 	RSSAfterKB  int64   `json:"rss_after_kb"`  // at the end of the window
 	RSSPeakKB   int64   `json:"rss_peak_kb"`   // highest sample from connecting to the end
+	// WcharMB is what the process passed to write system calls in the
+	// window, in 10^6 bytes (/proc/PID/io wchar): the kernel's count of a
+	// gateway's output, frames to viewers and publishes to Redis alike.
+	WcharMB float64 `json:"wchar_mb,omitempty"`
 }
 
 // GatewayReport sums the watched gateways' own counters over the run, read
@@ -176,13 +181,27 @@ type RedisReport struct {
 	Ratio            float64 `json:"ratio"`
 }
 
-// CeilingReport is the loopback ceiling measured after the load.
+// CeilingReport is the loopback ceiling measured after the load (see
+// MeasureCeiling).
 type CeilingReport struct {
-	Conns    int     `json:"conns"`
-	BufBytes int     `json:"buf_bytes"`
-	Seconds  float64 `json:"seconds"`
-	MBSec    float64 `json:"mb_per_s"`
-	MsgSec   float64 `json:"msgs_per_s"`
+	Conns    int `json:"conns"`
+	BufBytes int `json:"buf_bytes"` // one write: the viewers' message size
+	// Writers is the writing process's threads (its GOMAXPROCS).
+	Writers int     `json:"writers,omitempty"`
+	Seconds float64 `json:"seconds"`
+	// WarmupSec is how long the writers ran before the window: until the
+	// socket buffers stopped filling (see MeasureCeiling).
+	WarmupSec float64 `json:"warmup_s,omitempty"`
+	// MBSec and MsgSec are what the readers received.
+	MBSec  float64 `json:"mb_per_s"`
+	MsgSec float64 `json:"msgs_per_s"`
+	// WcharMBSec is the kernel's count of the writer's bytes over the same
+	// window (/proc/PID/io wchar): within socket buffers of MBSec.
+	WcharMBSec float64 `json:"wchar_mb_per_s,omitempty"`
+	// WriterCores and ReaderCores are each side's CPU time over the
+	// window, in cores.
+	WriterCores float64 `json:"writer_cores,omitempty"`
+	ReaderCores float64 `json:"reader_cores,omitempty"`
 }
 
 // IdleReport is the idle-mode outcome.
@@ -260,7 +279,7 @@ func (r *Report) WriteText(w io.Writer) {
 			r.MachineBusyCores, r.OtherBusyCores, r.StealCores)
 	}
 	for _, pr := range r.Procs {
-		p("pid %d: CPU %.0f ms in window, RSS %d KB before, %d KB after, %d KB peak", pr.PID, pr.CPUMS, pr.RSSBeforeKB, pr.RSSAfterKB, pr.RSSPeakKB)
+		p("pid %d: CPU %.0f ms in window, wrote %.1f MB (wchar), RSS %d KB before, %d KB after, %d KB peak", pr.PID, pr.CPUMS, pr.WcharMB, pr.RSSBeforeKB, pr.RSSAfterKB, pr.RSSPeakKB)
 	}
 	if g := r.Gateway; g != nil {
 		p("gateways: %.0f frames out, %.0f skipped by viewers, %.0f dropped before the channel layer, %.0f viewers cut off", g.FramesOut, g.Skipped, g.PublishDropped, g.CutOff)
@@ -275,8 +294,8 @@ func (r *Report) WriteText(w io.Writer) {
 		}
 	}
 	if c := r.Ceiling; c != nil {
-		p("loopback ceiling: %.1f MB/s (%.0f msgs/s) over %d conns of %d B buffers; delivered = %.1f%% of it",
-			c.MBSec, c.MsgSec, c.Conns, c.BufBytes, 100*r.FractionOfCeiling)
+		p("loopback ceiling: %.1f MB/s (%.0f msgs/s) over %d conns of %d B frames from %d writer threads after %.1fs warmup (kernel wchar %.1f MB/s; writer %.2f cores, reader %.2f); delivered = %.1f%% of it",
+			c.MBSec, c.MsgSec, c.Conns, c.BufBytes, c.Writers, c.WarmupSec, c.WcharMBSec, c.WriterCores, c.ReaderCores, 100*r.FractionOfCeiling)
 	}
 	for _, e := range r.Errors {
 		p("error: %s", e)

@@ -12,6 +12,8 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/framecast/framecast/internal/linkproxy"
+	"github.com/framecast/framecast/internal/testclip"
 	"github.com/framecast/framecast/pkg/frames"
 )
 
@@ -25,12 +27,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if cfg.Ceiling && cfg.CeilingReader == nil {
-		cmd, err := defaultCeilingReader()
+	if cfg.Ceiling && cfg.CeilingWriter == nil {
+		cmd, err := defaultCeilingWriter()
 		if err != nil {
 			return nil, err
 		}
-		cfg.CeilingReader = cmd
+		cfg.CeilingWriter = cmd
 	}
 	if cfg.Idle > 0 {
 		return runIdle(ctx, &cfg)
@@ -39,7 +41,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 }
 
 // clipReport describes clip as played at fps.
-func clipReport(clip *H264Clip, fps float64) *H264Report {
+func clipReport(clip *testclip.H264Clip, fps float64) *H264Report {
 	r := &H264Report{
 		Codec: clip.Config.Codec, Width: clip.Config.Width, Height: clip.Config.Height,
 		ClipPictures: len(clip.AUs), ClipKeyframes: clip.Keyframes(),
@@ -96,12 +98,12 @@ func runLoad(ctx context.Context, cfg *Config) (*Report, error) {
 	}
 	rep := &Report{
 		Mode: "load", Gateways: len(cfg.Gateways), Viewers: cfg.Viewers, Stalled: cfg.Stalled,
-		Publishers: cfg.Publishers, FPS: max(cfg.FPS, 0), Size: cfg.Size, Layers: cfg.Layers, Format: cfg.Format, Client: cfg.Client,
+		Publishers: cfg.Publishers, RoomViewers: cfg.RoomViewers, FPS: max(cfg.FPS, 0), Size: cfg.Size, Layers: cfg.Layers, Format: cfg.Format,
 		MessageBytes: messageBytes(cfg.Format, payload),
 	}
-	var clip *H264Clip
+	var clip *testclip.H264Clip
 	if cfg.H264 != "" {
-		if clip, err = ReadH264Clip(cfg.H264); err != nil {
+		if clip, err = testclip.ReadH264Clip(cfg.H264); err != nil {
 			return nil, err
 		}
 		rep.H264 = clipReport(clip, cfg.FPS)
@@ -114,17 +116,18 @@ func runLoad(ctx context.Context, cfg *Config) (*Report, error) {
 	for i := range rooms {
 		rooms[i] = &roomState{name: cfg.roomName(i)}
 	}
-	// Viewer i uses gateway i mod G and room i mod P; stalled viewers
-	// continue the same rotation.
+	// Viewer i uses gateway i mod G and room i mod P (or its place in
+	// RoomViewers); stalled viewers continue the same rotation.
 	total := cfg.Viewers + cfg.Stalled
+	roomIdx := cfg.viewerRooms(total)
 	gwOf := func(i int) string { return cfg.Gateways[i%len(cfg.Gateways)] }
-	roomOf := func(i int) *roomState { return rooms[i%len(rooms)] }
+	roomOf := func(i int) *roomState { return rooms[roomIdx[i]] }
 	for i := range cfg.Viewers {
 		roomOf(i).viewers++
 	}
 	replicas := make([]map[string]bool, len(rooms))
 	for i := range total {
-		r := i % len(rooms)
+		r := roomIdx[i]
 		if replicas[r] == nil {
 			replicas[r] = map[string]bool{}
 		}
@@ -149,7 +152,7 @@ func runLoad(ctx context.Context, cfg *Config) (*Report, error) {
 			if i := strings.IndexByte(host, '/'); i >= 0 {
 				host = host[:i]
 			}
-			p, err := ListenThrottle(host, g.ThrottleKBps*1000)
+			p, err := linkproxy.Listen(host, linkproxy.Options{Down: g.ThrottleKBps * 1000})
 			if err != nil {
 				return rep, err
 			}
@@ -166,7 +169,7 @@ func runLoad(ctx context.Context, cfg *Config) (*Report, error) {
 				base = baseOf[g][i%len(cfg.Gateways)]
 			}
 		}
-		return d.dialViewer(ctx, cfg.Client, base, roomOf(i).name, cfg.Format, extra, rep.MessageBytes)
+		return d.dialViewer(ctx, base, roomOf(i).name, cfg.Format, extra, rep.MessageBytes)
 	}
 
 	logf(cfg, "connecting %d viewers (%d stalled) to %d gateways", cfg.Viewers, cfg.Stalled, len(cfg.Gateways))
@@ -210,7 +213,7 @@ func runLoad(ctx context.Context, cfg *Config) (*Report, error) {
 
 	pubs := make([]*publisher, len(rooms))
 	for i, r := range rooms {
-		c, err := d.dial(ctx, cfg.PublishTo, r.name, "role=publish")
+		c, err := d.dial(ctx, cfg.publishURL(i), r.name, "role=publish")
 		if err != nil {
 			return rep, fmt.Errorf("failed to connect publisher %d: %w", i+1, err)
 		}
@@ -406,7 +409,7 @@ func runLoad(ctx context.Context, cfg *Config) (*Report, error) {
 
 	if cfg.Ceiling {
 		logf(cfg, "measuring the loopback ceiling over %d connections", len(viewers))
-		c, err := MeasureCeiling(ctx, len(viewers), rep.MessageBytes, cfg.CeilingDuration, cfg.CeilingReader)
+		c, err := MeasureCeiling(ctx, len(viewers), rep.MessageBytes, cfg.CeilingDuration, cfg.CeilingWriter)
 		if err != nil {
 			errf("ceiling: %v", err)
 		} else {

@@ -198,23 +198,12 @@ func newDialer() *dialer {
 	return &dialer{client: &http.Client{Transport: tr}}
 }
 
-// dialViewer opens a viewer of room on the gateway at base with the raw
-// client or coder/websocket's; extra, if not empty, is appended to the
-// query (a group's layer choice).
-func (d *dialer) dialViewer(ctx context.Context, client, base, room, format, extra string, msgSize int) (msgSource, error) {
+// dialViewer opens a viewer of room on the gateway at base; extra, if not
+// empty, is appended to the query (a group's layer choice).
+func (d *dialer) dialViewer(ctx context.Context, base, room, format, extra string, msgSize int) (msgSource, error) {
 	query := "role=view&format=" + format
 	if extra != "" {
 		query += "&" + extra
-	}
-	if client == ClientRaw {
-		ctx, cancel := context.WithTimeout(ctx, dialTimeout)
-		defer cancel()
-		u := base + "/ws/video/" + room + "/?" + query
-		r, err := dialRaw(ctx, u)
-		if err != nil {
-			return nil, fmt.Errorf("failed to connect to %s: %w", u, err)
-		}
-		return r, nil
 	}
 	c, err := d.dial(ctx, base, room, query)
 	if err != nil {

@@ -17,6 +17,8 @@ type watch struct {
 	start  []ProcSample
 	end    []ProcSample
 	errs   []error
+	// wchar at the window's edges (ReadWchar); nil where unreadable.
+	wstart, wend []*uint64
 
 	mu   sync.Mutex
 	peak []int64 // guarded by mu
@@ -85,11 +87,26 @@ func (w *watch) stopPeak() {
 	})
 }
 
-func (w *watch) windowStart() { w.start = w.sample() }
+func (w *watch) windowStart() {
+	w.start = w.sample()
+	w.wstart = w.wchars()
+}
 
 func (w *watch) windowEnd() {
 	w.end = w.sample()
+	w.wend = w.wchars()
 	w.notePeak(w.end)
+}
+
+// wchars reads each process's wchar; nil entries could not be read.
+func (w *watch) wchars() []*uint64 {
+	out := make([]*uint64, len(w.pids))
+	for i, pid := range w.pids {
+		if v, err := ReadWchar(pid); err == nil {
+			out[i] = &v
+		}
+	}
+	return out
 }
 
 // report returns each process's CPU time over the window (from the
@@ -116,6 +133,9 @@ func (w *watch) report(errf func(string, ...any)) []ProcReport {
 			RSSBeforeKB: w.before[i].RSSKB,
 			RSSAfterKB:  w.end[i].RSSKB,
 			RSSPeakKB:   w.peak[i],
+		}
+		if w.wstart != nil && w.wend != nil && w.wstart[i] != nil && w.wend[i] != nil {
+			out[i].WcharMB = float64(*w.wend[i]-*w.wstart[i]) / 1e6
 		}
 	}
 	return out

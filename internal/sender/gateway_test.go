@@ -5,10 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -121,22 +119,6 @@ func TestSeedProtocolThroughGateway(t *testing.T) {
 	}
 }
 
-// startGatewayOn starts the gateway binary on a given port, so a test can
-// start a second one where the first was.
-func startGatewayOn(t *testing.T, port int) *testenv.Gateway {
-	t.Helper()
-	g := &testenv.Gateway{Port: port}
-	g.Proc = testenv.Start(t, "gateway:"+strconv.Itoa(port), testenv.Binary(t, "gateway"),
-		[]string{"GATEWAY_ADDR=127.0.0.1:" + strconv.Itoa(port), "GATEWAY_SHUTDOWN_TIMEOUT=2s"})
-	testenv.WaitFor(t, 20*time.Second, "gateway /healthz", func() error {
-		if g.Proc.Exited() {
-			return fmt.Errorf("gateway exited: %s", g.Proc.Output())
-		}
-		return testenv.HTTPStatus(g.URL()+"/healthz", http.StatusOK)
-	})
-	return g
-}
-
 // TestGatewayRestart: the gateway dies mid-stream (killed, or stopped with
 // SIGTERM and its 1001 close); a new one starts on the same port; the
 // sender reconnects by itself and a new viewer gets newer frames.
@@ -155,7 +137,7 @@ func TestGatewayRestart(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			port := testenv.FreePort(t)
-			g1 := startGatewayOn(t, port)
+			g1 := testenv.StartGatewayOn(t, port, "GATEWAY_SHUTDOWN_TIMEOUT=2s")
 			cfg := testConfig(g1.WSURL())
 			cfg.ReconnectMax = 300 * time.Millisecond
 			s := startSender(t, cfg)
@@ -180,7 +162,7 @@ func TestGatewayRestart(t *testing.T) {
 				}
 				return nil
 			})
-			g2 := startGatewayOn(t, port)
+			g2 := testenv.StartGatewayOn(t, port, "GATEWAY_SHUTDOWN_TIMEOUT=2s")
 			testenv.WaitFor(t, 20*time.Second, "sender to reconnect", func() error {
 				if st := s.Stats(); !st.Connected || st.Reconnects < 1 {
 					return fmt.Errorf("stats %+v", st)

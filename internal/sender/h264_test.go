@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"image"
 	"image/jpeg"
-	"net/http/httptest"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -18,9 +17,9 @@ import (
 	"gocv.io/x/gocv"
 
 	"github.com/framecast/framecast/internal/avc"
-	"github.com/framecast/framecast/internal/gateway"
 	"github.com/framecast/framecast/internal/testclip"
 	"github.com/framecast/framecast/internal/testenv"
+	"github.com/framecast/framecast/internal/testenv/gatewaytest"
 	"github.com/framecast/framecast/pkg/frames"
 )
 
@@ -454,7 +453,8 @@ func TestH264SlowWriterKeepsEveryDelta(t *testing.T) {
 			if time.Now().After(deadline) {
 				t.Fatal("no picture within 10 s")
 			}
-			// Frames come faster than the writer takes pictures.
+			// Frames come faster than the writer takes pictures. The
+			// sleep paces this camera; the loop polls with a deadline.
 			for range 3 {
 				capture()
 			}
@@ -464,7 +464,7 @@ func TestH264SlowWriterKeepsEveryDelta(t *testing.T) {
 	for range 20 {
 		take()
 		for range 4 { // the writer is busy for 4 more frames of a 50 fps camera
-			time.Sleep(20 * time.Millisecond)
+			time.Sleep(20 * time.Millisecond) // the camera's frame period: pacing, not a wait for a condition
 			capture()
 		}
 	}
@@ -538,23 +538,7 @@ func TestH264ThroughGateway(t *testing.T) {
 // the same room gets the JPEG layer.
 func TestH264ThroughInProcessGateway(t *testing.T) {
 	needOpenH264(t)
-	srv, err := gateway.New(gateway.Config{
-		Addr: ":0", ChannelPrefix: "video_", MaxFrameBytes: 2 << 20,
-		WriteTimeout: 2 * time.Second, PingInterval: 20 * time.Second,
-		PublishTimeout: 2 * time.Second, ShutdownTimeout: 5 * time.Second,
-		MaxRooms: 100, LogLevel: "warn", LogFormat: "text",
-	}, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		ts.Close()
-	})
-	base := "ws" + strings.TrimPrefix(ts.URL, "http")
+	base := gatewaytest.Start(t, gatewaytest.Options{Log: testLogger(t)}).WSURL()
 	cfg := h264Config(base)
 	cfg.Source = makeTestClip(t, testclip.Clip{Width: 640, Height: 360, FPS: 30, Frames: 30, Noise: 8})
 	cfg.Width = 640

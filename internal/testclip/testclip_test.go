@@ -4,15 +4,12 @@ import (
 	"context"
 	"errors"
 	"io"
-	"os/exec"
 	"strings"
 	"testing"
 )
 
 func TestOpenReadsEveryPicture(t *testing.T) {
-	if _, err := exec.LookPath("ffmpeg"); err != nil {
-		t.Skip("ffmpeg not installed (make deps)")
-	}
+	needFFmpeg(t)
 	c := Clip{Width: 64, Height: 48, FPS: 10, Frames: 3, Noise: 8}
 	r, err := Open(context.Background(), c)
 	if err != nil {
@@ -61,9 +58,7 @@ func TestBadClip(t *testing.T) {
 }
 
 func TestDecodedFramesRejectsGarbage(t *testing.T) {
-	if _, err := exec.LookPath("ffmpeg"); err != nil {
-		t.Skip("ffmpeg not installed (make deps)")
-	}
+	needFFmpeg(t)
 	if n, err := DecodedFrames(context.Background(), []byte("not h264 at all")); err == nil {
 		t.Fatalf("decoded %d pictures from garbage", n)
 	}

@@ -5,78 +5,29 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os/exec"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 
-	"github.com/framecast/framecast/internal/avc"
+	"github.com/framecast/framecast/internal/testclip"
 	"github.com/framecast/framecast/pkg/frames"
 )
 
-// H264Clip is a real H.264 stream made by ffmpeg (libx264, constrained
-// baseline, no B-frames), cut into access units.
-type H264Clip struct {
-	AUs    [][]byte // Annex-B access units, in decoding order
-	Key    []bool   // AUs[i] is a keyframe (IDR with SPS and PPS)
-	Config frames.H264Config
-}
-
-// MakeH264Clip encodes n pictures of ffmpeg's moving test pattern at w×h,
-// a keyframe every gop pictures.
-func MakeH264Clip(t testing.TB, w, h, n, gop int) *H264Clip {
+// MakeH264Clip encodes n pictures of ffmpeg's moving test pattern at w×h
+// (30 fps, no noise) with libx264's default quality, a keyframe every gop
+// pictures (testclip.MakeH264Clip).
+func MakeH264Clip(t testing.TB, w, h, n, gop int) *testclip.H264Clip {
 	t.Helper()
 	RequireTool(t, "ffmpeg")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "ffmpeg", "-hide_banner", "-loglevel", "error",
-		"-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=%dx%d:rate=30", w, h), "-frames:v", fmt.Sprint(n),
-		"-c:v", "libx264", "-profile:v", "baseline", "-pix_fmt", "yuv420p", "-bf", "0",
-		"-g", fmt.Sprint(gop), "-keyint_min", fmt.Sprint(gop), "-sc_threshold", "0",
-		"-x264-params", "aud=1:repeat-headers=1", "-f", "h264", "-")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("ffmpeg: %v: %s", err, stderr.String())
-	}
-	nalus, err := avc.Split(out)
+	spec := testclip.H264ClipSpec{Clip: testclip.Clip{Width: w, Height: h, FPS: 30, Frames: n}, GOP: gop}
+	c, err := testclip.MakeH264Clip(ctx, spec, filepath.Join(t.TempDir(), "clip.h264"))
 	if err != nil {
 		t.Fatal(err)
-	}
-	c := &H264Clip{}
-	var cur []byte
-	flush := func() {
-		if len(cur) > 0 {
-			au, err := avc.Parse(cur)
-			if err != nil {
-				t.Fatal(err)
-			}
-			c.AUs = append(c.AUs, cur)
-			c.Key = append(c.Key, au.Key)
-			if au.Key && c.Config.Codec == "" {
-				sps, err := avc.ParseSPS(au.SPS)
-				if err != nil {
-					t.Fatal(err)
-				}
-				ps := append(append([]byte{0, 0, 0, 1}, au.SPS...), append([]byte{0, 0, 0, 1}, au.PPS...)...)
-				c.Config = frames.H264Config{Codec: sps.Codec(), Width: sps.Width, Height: sps.Height, ParamSets: ps}
-			}
-		}
-		cur = nil
-	}
-	for _, nalu := range nalus {
-		if avc.Type(nalu) == avc.NALAUD {
-			flush()
-			continue
-		}
-		cur = append(append(cur, 0, 0, 0, 1), nalu...)
-	}
-	flush()
-	if len(c.AUs) != n || !c.Key[0] {
-		t.Fatalf("clip: %d access units (want %d), first key %v", len(c.AUs), n, len(c.Key) > 0 && c.Key[0])
 	}
 	return c
 }
@@ -91,7 +42,7 @@ func H264Message(room string, k frames.Kind, w, h int, seq uint64, captured time
 	return append(append(b, hdr[:]...), payload...)
 }
 
-// H264Publisher plays an H264Clip on a publisher connection, looping, the
+// H264Publisher plays an H.264 clip on a publisher connection, looping, the
 // way cmd/sender does in h264 mode: a configuration in front of every
 // keyframe; a keyframe request ({"type":"keyframe"}) makes it jump to the
 // clip's next keyframe. Pictures are numbered 1, 2, 3...
@@ -103,7 +54,7 @@ type H264Publisher struct {
 
 // PublishH264 starts playing clip on c every period, as room's layer 0.
 // It reads c (the keyframe requests), so nothing else may.
-func (c *Client) PublishH264(t testing.TB, every time.Duration, room string, clip *H264Clip) *H264Publisher {
+func (c *Client) PublishH264(t testing.TB, every time.Duration, room string, clip *testclip.H264Clip) *H264Publisher {
 	t.Helper()
 	p := &H264Publisher{}
 	jump := make(chan struct{}, 1)

@@ -222,13 +222,11 @@ func (s *Sentinel) Failover(t testing.TB) {
 		if _, err := RedisCLI(t, "-p", strconv.Itoa(s.Sentinel.Port), "SENTINEL", "FAILOVER", s.MasterName); err != nil {
 			return fmt.Errorf("SENTINEL FAILOVER: %w", err)
 		}
-		deadline := time.Now().Add(8 * time.Second)
-		for time.Now().Before(deadline) {
-			if p, err := s.MasterPort(t); err == nil && p == s.Replica.Port {
-				return nil
+		return Poll(8*time.Second, func() error {
+			if p, err := s.MasterPort(t); err != nil || p != s.Replica.Port {
+				return fmt.Errorf("master on port %d (%v)", p, err)
 			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		return fmt.Errorf("master still on port %d", p)
+			return nil
+		})
 	})
 }

@@ -4,6 +4,12 @@
 //
 // Every helper registers its cleanup with t.Cleanup. Processes are killed
 // when the test ends, and their output is logged on failure.
+//
+// In short mode (go test -short, as `make stress` runs) a test runs only if
+// it needs nothing outside its own process: RequireTool and Binary skip
+// the test instead of finding a tool or building a binary, so every test
+// that starts redis-server, nginx, Chromium, ffmpeg, Docker or the
+// project's own binaries through this package skips.
 package testenv
 
 import (
@@ -29,9 +35,12 @@ import (
 func InCI() bool { return os.Getenv("CI") == "true" }
 
 // RequireTool returns the path of an executable, or skips the test when it is
-// missing outside CI and fails it under CI.
+// missing outside CI and fails it under CI. In short mode it skips the test.
 func RequireTool(t testing.TB, name string) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skipf("-short: the test needs %s", name)
+	}
 	for _, p := range []string{name, "/usr/sbin/" + name, "/usr/bin/" + name} {
 		if path, err := exec.LookPath(p); err == nil {
 			return path
@@ -55,21 +64,28 @@ func FreePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// WaitFor polls cond every step until it returns nil or timeout passes, then
-// fails the test with the last error cond returned.
+// WaitFor polls cond (see Poll) until it returns nil or timeout passes,
+// then fails the test with the last error cond returned.
 func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() error) {
 	t.Helper()
+	if err := Poll(timeout, cond); err != nil {
+		t.Fatalf("timed out after %v waiting for %s: %v", timeout, what, err)
+	}
+}
+
+// Poll calls cond until it returns nil or timeout passes, and returns nil
+// or cond's last error: WaitFor for a condition whose failure is not the
+// test's (a retry loop, a probe). It waits 10 ms after the first call,
+// doubling up to 100 ms between calls.
+func Poll(timeout time.Duration, cond func() error) error {
 	deadline := time.Now().Add(timeout)
 	step := 10 * time.Millisecond
 	for {
 		err := cond()
-		if err == nil {
-			return
+		if err == nil || time.Now().After(deadline) {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s: %v", timeout, what, err)
-		}
-		time.Sleep(step)
+		time.Sleep(step) // the polling step: cond is asked again, up to the deadline
 		if step < 100*time.Millisecond {
 			step *= 2
 		}
@@ -90,9 +106,13 @@ var (
 )
 
 // Binary builds ./cmd/<name> once per test process (with -race when the tests
-// run with it) and returns the path of the executable.
+// run with it) and returns the path of the executable. In short mode it
+// skips the test.
 func Binary(t testing.TB, name string) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skipf("-short: the test runs cmd/%s", name)
+	}
 	buildMu.Lock()
 	defer buildMu.Unlock()
 	if p, ok := buildCache[name]; ok {
@@ -293,8 +313,15 @@ func (g *Gateway) WSURL() string { return fmt.Sprintf("ws://127.0.0.1:%d", g.Por
 // GATEWAY_* environment, and waits until /healthz answers.
 func StartGateway(t testing.TB, env ...string) *Gateway {
 	t.Helper()
+	return StartGatewayOn(t, FreePort(t), env...)
+}
+
+// StartGatewayOn is StartGateway on a given port, so that a test can start
+// a gateway where another one was.
+func StartGatewayOn(t testing.TB, port int, env ...string) *Gateway {
+	t.Helper()
 	bin := Binary(t, "gateway")
-	g := &Gateway{Port: FreePort(t)}
+	g := &Gateway{Port: port}
 	env = append([]string{"GATEWAY_ADDR=127.0.0.1:" + strconv.Itoa(g.Port)}, env...)
 	g.Proc = Start(t, "gateway:"+strconv.Itoa(g.Port), bin, env)
 	WaitFor(t, 20*time.Second, "gateway /healthz", func() error {

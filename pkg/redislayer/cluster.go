@@ -39,6 +39,14 @@ import (
 // reads CLUSTER SLOTS again and subscribes each room on its slot's current
 // owner, one channel per SSUBSCRIBE, backing off while the cluster is down.
 //
+// Each connection's SSUBSCRIBE and SUNSUBSCRIBE commands are decided under
+// the layer's mutex, queued on the connection in that order, and written by
+// the connection's own write loop without the mutex: the order on the wire
+// is the order of the decisions (a room unsubscribed while its SSUBSCRIBE
+// is still on its way ends unsubscribed), and a node that stops reading
+// holds up only its own write loop, never the mutex, the read loops or the
+// other shards.
+//
 // ClusterLayer is safe for concurrent use.
 type ClusterLayer struct {
 	client *redis.ClusterClient
@@ -49,11 +57,12 @@ type ClusterLayer struct {
 
 	closed atomic.Bool // set under mu by Close; read without it by Publish and Ready
 
-	// mu guards everything below, and each shard's chans and pendingUnsub.
-	// It is never held across a round trip or a dial (CLUSTER SLOTS,
-	// SSUBSCRIBE on a connection still connecting, closing a connection):
-	// a frozen node delays only the calls that go to it, never the other
-	// shards' rooms.
+	// mu guards everything below, and each shard's chans, pendingUnsub,
+	// queue and dropped. It is never held across a round trip, a write or
+	// a dial (CLUSTER SLOTS, SSUBSCRIBE, SUNSUBSCRIBE, closing a
+	// connection): commands to a node are queued under it and written by
+	// that node's write loop (writeLoop), so a frozen node delays only the
+	// calls that go to it, never the other shards' rooms.
 	mu     sync.Mutex
 	rooms  map[string]*clusterRoom // channel name -> subscribed room
 	shards map[string]*shardSub    // node address -> its subscription connection
@@ -79,10 +88,25 @@ type shardSub struct {
 	ps     *redis.PubSub
 	cancel context.CancelFunc
 	ready  atomic.Bool
+	wake   chan struct{} // tells writeLoop that queue has commands; buffered, size 1
 
 	chans        map[string]bool // channels subscribed here; guarded by layer.mu
-	pendingUnsub map[string]int  // SUNSUBSCRIBEs we sent whose replies are due; guarded by layer.mu
+	pendingUnsub map[string]int  // SUNSUBSCRIBEs queued whose replies are due; guarded by layer.mu
+	queue        []shardCmd      // commands for writeLoop to write, in order; guarded by layer.mu
+	dropped      bool            // closed or closing: nothing more is queued; guarded by layer.mu
 }
+
+// shardCmd is one SSUBSCRIBE or SUNSUBSCRIBE of one channel, queued for a
+// shard's write loop.
+type shardCmd struct {
+	unsubscribe bool
+	ch          string
+	done        chan error // receives the write's result; buffered, size 1
+}
+
+// errShardClosed is the result of a command whose connection was closed
+// before the command was written.
+var errShardClosed = errors.New("subscription connection closed")
 
 type slotRange struct {
 	start, end int
@@ -195,12 +219,12 @@ func (l *ClusterLayer) Subscribe(ctx context.Context, room string, h rooms.Handl
 		l.mu.Unlock()
 		return nil // unsubscribed, or placed by the resync loop, meanwhile
 	}
-	s, err := l.assignLocked(ch, cr)
+	done, err := l.assignLocked(ch, cr)
 	l.mu.Unlock()
 	if err != nil {
 		return fail(err)
 	}
-	if err := l.ssubscribe(ctx, s, ch); err != nil {
+	if err := wait(ctx, done); err != nil {
 		return fail(err)
 	}
 	return nil
@@ -224,13 +248,10 @@ func (l *ClusterLayer) Unsubscribe(ctx context.Context, room string) error {
 		l.mu.Unlock()
 		return nil
 	}
-	s.pendingUnsub[ch]++
+	done := l.unsubscribeLocked(s, ch)
 	l.mu.Unlock()
-	if err := s.ps.SUnsubscribe(ctx, ch); err != nil {
+	if err := wait(ctx, done); err != nil {
 		l.onError("unsubscribe", err)
-		l.mu.Lock()
-		l.breakShardLocked(s)
-		l.mu.Unlock()
 		return fmt.Errorf("failed to unsubscribe from %q: %w", ch, err)
 	}
 	return nil
@@ -340,9 +361,10 @@ func (l *ClusterLayer) ownerLocked(slot int) (string, error) {
 }
 
 // assignLocked records ch on the connection to its slot's owner, opening
-// it if needed (without dialing yet). The caller then calls ssubscribe
-// without mu.
-func (l *ClusterLayer) assignLocked(ch string, cr *clusterRoom) (*shardSub, error) {
+// it if needed (without dialing yet), and queues its SSUBSCRIBE there (one
+// channel per SSUBSCRIBE: a command's channels must share a slot). The
+// returned channel receives the write's result; wait for it without mu.
+func (l *ClusterLayer) assignLocked(ch string, cr *clusterRoom) (<-chan error, error) {
 	addr, err := l.ownerLocked(HashSlot(ch))
 	if err != nil {
 		return nil, err
@@ -353,31 +375,106 @@ func (l *ClusterLayer) assignLocked(ch string, cr *clusterRoom) (*shardSub, erro
 	}
 	s.chans[ch] = true
 	cr.shard = s
-	return s, nil
+	return l.queueLocked(s, shardCmd{ch: ch}), nil
 }
 
-// ssubscribe sends SSUBSCRIBE ch on s, which assignLocked chose; call it
-// without mu. One channel per SSUBSCRIBE: a command's channels must share
-// a slot. A room unsubscribed or moved while the command was on its way
-// is unsubscribed there again, so no connection keeps a channel nobody
-// wants.
-func (l *ClusterLayer) ssubscribe(ctx context.Context, s *shardSub, ch string) error {
-	err := s.ps.SSubscribe(ctx, ch)
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if err != nil {
-		l.breakShardLocked(s)
-		return err
+// unsubscribeLocked queues SUNSUBSCRIBE ch on s, whose reply the read loop
+// then expects. The caller has taken ch out of s.chans.
+func (l *ClusterLayer) unsubscribeLocked(s *shardSub, ch string) <-chan error {
+	s.pendingUnsub[ch]++
+	return l.queueLocked(s, shardCmd{unsubscribe: true, ch: ch})
+}
+
+// queueLocked queues c for s's write loop and returns c's result channel.
+// On a dropped connection nothing more is written (see notWritten).
+func (l *ClusterLayer) queueLocked(s *shardSub, c shardCmd) <-chan error {
+	c.done = make(chan error, 1)
+	if s.dropped {
+		c.done <- c.notWritten()
+		return c.done
 	}
-	if cr := l.rooms[ch]; (cr == nil || cr.shard != s) && l.shards[s.addr] == s && !l.closed.Load() {
-		// The connection answered SSUBSCRIBE just now: this write does
-		// not wait.
-		s.pendingUnsub[ch]++
-		if err := s.ps.SUnsubscribe(ctx, ch); err != nil {
-			l.breakShardLocked(s)
+	s.queue = append(s.queue, c)
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+	return c.done
+}
+
+// notWritten is the result of c when its connection closed before c was
+// written: SUNSUBSCRIBE succeeds (a closed connection holds no
+// subscription), SSUBSCRIBE fails (the room waits for the resync loop).
+func (c shardCmd) notWritten() error {
+	if c.unsubscribe {
+		return nil
+	}
+	return errShardClosed
+}
+
+// wait returns the result of a queued command, or ctx's error if ctx ends
+// first (the command is written all the same).
+func wait(ctx context.Context, done <-chan error) error {
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// writeLoop writes s's queued commands in order, without mu. It is the
+// only writer of SSUBSCRIBE and SUNSUBSCRIBE on s, so the node sees them in
+// the order they were decided. A failed write breaks the connection; the
+// commands queued behind it are not written. It ends once s is dropped,
+// after answering every command queued until then.
+func (l *ClusterLayer) writeLoop(ctx context.Context, s *shardSub) {
+	defer l.wg.Done()
+	for {
+		l.mu.Lock()
+		cmds, dropped := s.queue, s.dropped
+		s.queue = nil
+		l.mu.Unlock()
+		for _, c := range cmds {
+			if dropped {
+				c.done <- c.notWritten()
+				continue
+			}
+			var err error
+			if c.unsubscribe {
+				err = s.ps.SUnsubscribe(ctx, c.ch)
+			} else {
+				err = s.ps.SSubscribe(ctx, c.ch)
+			}
+			c.done <- err
+			if err != nil {
+				l.mu.Lock()
+				l.breakShardLocked(s)
+				l.mu.Unlock()
+				dropped = true
+			}
+		}
+		if dropped {
+			// Once dropped, nothing more is queued (queueLocked): answer
+			// what was queued behind the failure, and end.
+			l.mu.Lock()
+			rest := s.queue
+			s.queue = nil
+			l.mu.Unlock()
+			for _, c := range rest {
+				c.done <- c.notWritten()
+			}
+			return
+		}
+		select {
+		case <-s.wake:
+		case <-ctx.Done():
+			// Dropped (dropShardLocked sets dropped, then cancels): the
+			// next round answers what is queued, and ends.
+			l.mu.Lock()
+			l.dropShardLocked(s)
+			l.mu.Unlock()
 		}
 	}
-	return nil
 }
 
 // newShardLocked opens a subscription connection to the master at addr and
@@ -390,19 +487,25 @@ func (l *ClusterLayer) newShardLocked(addr string) *shardSub {
 		client:       client,
 		ps:           client.SSubscribe(ctx),
 		cancel:       cancel,
+		wake:         make(chan struct{}, 1),
 		chans:        make(map[string]bool),
 		pendingUnsub: make(map[string]int),
 	}
 	l.shards[addr] = s
-	l.wg.Add(1)
+	l.wg.Add(2)
 	go l.readLoop(ctx, s)
+	go l.writeLoop(ctx, s)
 	return s
 }
 
 // dropShardLocked closes s, which holds no channel the layer still wants.
 // The connection closes on a goroutine of its own: closing waits for a
-// dial in progress, which must not hold mu.
+// dial or a write in progress, which must not hold mu.
 func (l *ClusterLayer) dropShardLocked(s *shardSub) {
+	if s.dropped {
+		return
+	}
+	s.dropped = true
 	if l.shards[s.addr] == s {
 		delete(l.shards, s.addr)
 	}
@@ -418,8 +521,8 @@ func (l *ClusterLayer) dropShardLocked(s *shardSub) {
 // breakShardLocked closes a failed connection and leaves its rooms for the
 // resync loop to place again.
 func (l *ClusterLayer) breakShardLocked(s *shardSub) {
-	if l.shards[s.addr] != s {
-		return // already replaced
+	if s.dropped {
+		return // already closed, its rooms already waiting or placed elsewhere
 	}
 	for ch := range s.chans {
 		if cr := l.rooms[ch]; cr != nil && cr.shard == s {
@@ -469,8 +572,8 @@ func (l *ClusterLayer) resyncLoop() {
 }
 
 // resyncOnce reads CLUSTER SLOTS and subscribes every waiting room, and any
-// room whose slot moved, on its owner. It holds mu only to decide; the
-// commands and dials run without it.
+// room whose slot moved, on its owner. It holds mu only to decide and queue
+// the commands; the write loops write them without it.
 func (l *ClusterLayer) resyncOnce() error {
 	if l.closed.Load() {
 		return nil
@@ -487,11 +590,11 @@ func (l *ClusterLayer) resyncOnce() error {
 		l.down.Store(true)
 		return err
 	}
-	type move struct {
-		s  *shardSub
-		ch string
+	type join struct {
+		addr, ch string
+		done     <-chan error
 	}
-	var leave, join []move
+	var joins []join
 	var firstErr error
 	l.mu.Lock()
 	if l.closed.Load() {
@@ -509,34 +612,27 @@ func (l *ClusterLayer) resyncOnce() error {
 			continue
 		}
 		if old := cr.shard; old != nil {
-			// The slot moved: leave the old owner (if it still talks to us).
+			// The slot moved: leave the old owner (if it still talks to
+			// us; a failed write breaks that connection).
 			delete(old.chans, ch)
 			cr.shard = nil
 			if len(old.chans) == 0 {
 				l.dropShardLocked(old)
 			} else {
-				old.pendingUnsub[ch]++
-				leave = append(leave, move{old, ch})
+				l.unsubscribeLocked(old, ch)
 			}
 		}
-		s, err := l.assignLocked(ch, cr)
+		done, err := l.assignLocked(ch, cr)
 		if err != nil {
 			firstErr = firstOf(firstErr, err)
 			continue
 		}
-		join = append(join, move{s, ch})
+		joins = append(joins, join{cr.shard.addr, ch, done})
 	}
 	l.mu.Unlock()
-	for _, m := range leave {
-		if err := m.s.ps.SUnsubscribe(ctx, m.ch); err != nil {
-			l.mu.Lock()
-			l.breakShardLocked(m.s)
-			l.mu.Unlock()
-		}
-	}
-	for _, m := range join {
-		if err := l.ssubscribe(ctx, m.s, m.ch); err != nil {
-			firstErr = firstOf(firstErr, fmt.Errorf("failed to subscribe to %q on %s: %w", m.ch, m.s.addr, err))
+	for _, j := range joins {
+		if err := wait(ctx, j.done); err != nil {
+			firstErr = firstOf(firstErr, fmt.Errorf("failed to subscribe to %q on %s: %w", j.ch, j.addr, err))
 		}
 	}
 	l.mu.Lock()
@@ -597,14 +693,10 @@ func (l *ClusterLayer) unsubscribed(s *shardSub, ch string) {
 	l.log.Info("redis cluster moved a room's channel; resubscribing", "channel", ch, "from", s.addr)
 	delete(s.chans, ch)
 	cr.shard = nil
-	// Forget it in go-redis too, or a reconnect would subscribe it here again.
-	s.pendingUnsub[ch]++
-	ctx, cancel := context.WithTimeout(l.ctx, time.Second)
-	defer cancel()
-	if err := s.ps.SUnsubscribe(ctx, ch); err != nil {
-		l.breakShardLocked(s)
-		return
-	}
+	// Forget it in go-redis too, or a reconnect would subscribe it here
+	// again. Queued, not written: the read loop never waits on a write
+	// (a failed one breaks the connection).
+	l.unsubscribeLocked(s, ch)
 	l.kickLocked()
 }
 

@@ -6,14 +6,18 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/framecast/framecast/internal/linkproxy"
 	"github.com/framecast/framecast/internal/testenv"
 	"github.com/framecast/framecast/pkg/redislayer"
 	"github.com/framecast/framecast/pkg/rooms"
@@ -56,6 +60,45 @@ func slotOwner(t *testing.T, c *redis.ClusterClient) func(slot int) string {
 			}
 		}
 		return ""
+	}
+}
+
+// moveSlot moves slot, which holds no keys, from the master at addr from
+// to the master at addr to, telling every node in nodes (keyed by address).
+// The old owner drops the slot's sharded subscribers with a SUNSUBSCRIBE
+// of its own.
+func moveSlot(t *testing.T, nodes map[string]*redis.Client, slot int, from, to string) {
+	t.Helper()
+	ctx := context.Background()
+	id := func(addr string) string {
+		s, err := nodes[addr].ClusterMyID(ctx).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	fromID, toID, n := id(from), id(to), strconv.Itoa(slot)
+	steps := []struct {
+		addr string
+		args []any
+	}{
+		{to, []any{"CLUSTER", "SETSLOT", n, "IMPORTING", fromID}},
+		{from, []any{"CLUSTER", "SETSLOT", n, "MIGRATING", toID}},
+		{to, []any{"CLUSTER", "SETSLOT", n, "NODE", toID}},
+		{from, []any{"CLUSTER", "SETSLOT", n, "NODE", toID}},
+	}
+	for addr := range nodes {
+		if addr != from && addr != to {
+			steps = append(steps, struct {
+				addr string
+				args []any
+			}{addr, []any{"CLUSTER", "SETSLOT", n, "NODE", toID}})
+		}
+	}
+	for _, s := range steps {
+		if err := nodes[s.addr].Do(ctx, s.args...).Err(); err != nil {
+			t.Fatalf("%v on %s: %v", s.args, s.addr, err)
+		}
 	}
 }
 
@@ -229,14 +272,19 @@ func TestClusterLayerShardedPubSub(t *testing.T) {
 			}
 			return out
 		}
-		s1 := spublish()
-		time.Sleep(300 * time.Millisecond)
-		s2 := spublish()
+		// Until each owning shard has taken 20 more SPUBLISH (about 200 ms
+		// of the publisher), then none may have reached the third node.
+		s1, start := spublish(), time.Now()
+		var s2 map[string]int64
+		testenv.WaitFor(t, 5*time.Second, "20 SPUBLISH on each owning shard", func() error {
+			if s2 = spublish(); s2[n0] < s1[n0]+20 || s2[n1] < s1[n1]+20 {
+				return fmt.Errorf("before %v after %v", s1, s2)
+			}
+			return nil
+		})
 		n2 := cluster.Nodes[2].Addr()
-		t.Logf("SPUBLISH calls in 300 ms: %s %d, %s %d, %s %d", n0, s2[n0]-s1[n0], n1, s2[n1]-s1[n1], n2, s2[n2]-s1[n2])
-		if s2[n0] <= s1[n0] || s2[n1] <= s1[n1] {
-			t.Errorf("owning shards saw no SPUBLISH: before %v after %v", s1, s2)
-		}
+		t.Logf("SPUBLISH calls in %v: %s %d, %s %d, %s %d", time.Since(start).Round(time.Millisecond),
+			n0, s2[n0]-s1[n0], n1, s2[n1]-s1[n1], n2, s2[n2]-s1[n2])
 		if s2[n2] != s1[n2] {
 			t.Errorf("node %s owns no room but saw %d SPUBLISH", n2, s2[n2]-s1[n2])
 		}
@@ -258,30 +306,7 @@ func TestClusterLayerShardedPubSub(t *testing.T) {
 		// Move y's slot (it holds no keys) from node 1 to node 2. Node 1
 		// then drops y's subscribers with a SUNSUBSCRIBE of its own.
 		n2 := cluster.Nodes[2].Addr()
-		slot := strconv.Itoa(redislayer.HashSlot(prefix + y))
-		id := func(addr string) string {
-			s, err := nodes[addr].ClusterMyID(ctx).Result()
-			if err != nil {
-				t.Fatal(err)
-			}
-			return s
-		}
-		from, to := id(n1), id(n2)
-		steps := []struct {
-			addr string
-			args []any
-		}{
-			{n2, []any{"CLUSTER", "SETSLOT", slot, "IMPORTING", from}},
-			{n1, []any{"CLUSTER", "SETSLOT", slot, "MIGRATING", to}},
-			{n2, []any{"CLUSTER", "SETSLOT", slot, "NODE", to}},
-			{n1, []any{"CLUSTER", "SETSLOT", slot, "NODE", to}},
-			{n0, []any{"CLUSTER", "SETSLOT", slot, "NODE", to}},
-		}
-		for _, s := range steps {
-			if err := nodes[s.addr].Do(ctx, s.args...).Err(); err != nil {
-				t.Fatalf("%v on %s: %v", s.args, s.addr, err)
-			}
-		}
+		moveSlot(t, nodes, redislayer.HashSlot(prefix+y), n1, n2)
 		before := owner
 		owner = func(slot int) string {
 			if slot == redislayer.HashSlot(prefix+y) {
@@ -433,11 +458,218 @@ func TestClusterLayerFrozenNodeDoesNotDelayOtherShards(t *testing.T) {
 				t.Errorf("%s of a room on a healthy node took %v with another node frozen, want < %v", call.what, d, bound)
 			}
 		}
-		time.Sleep(50 * time.Millisecond) // pace the probes over the freeze
+		time.Sleep(50 * time.Millisecond) // paces the probes over the freeze; each is timed, none waits for a condition
 	}
 	thaw()
 	testenv.WaitFor(t, 10*time.Second, "layer ready after the thaw", func() error { return l.Ready(ctx) })
 	if got := l.Shards(); got[prefix+x] != frozen.Addr() || got[prefix+y] != n1 {
 		t.Fatalf("layer placed channels %v", got)
 	}
+}
+
+// heldCluster is a 3-master cluster and a cluster layer whose connections
+// to one master (held) go through a link proxy, so that a test can stop
+// what the layer writes to that node (HoldUp) while the node's replies and
+// pushes still arrive: a node that stopped reading. The layer's sockets to
+// it have a small send buffer, so a held write of more than a few hundred
+// kilobytes blocks.
+type heldCluster struct {
+	layer              *redislayer.ClusterLayer
+	client             *redis.ClusterClient
+	proxy              *linkproxy.Proxy
+	held, other, third string                   // node addresses
+	nodes              map[string]*redis.Client // direct clients of every node
+	prefix             string
+	receiveErrs        atomic.Int64 // read loop failures (OnError "receive")
+}
+
+func startHeldCluster(t *testing.T) *heldCluster {
+	t.Helper()
+	cluster := testenv.StartRedisCluster(t, 3)
+	hc := &heldCluster{
+		held: cluster.Nodes[0].Addr(), other: cluster.Nodes[1].Addr(), third: cluster.Nodes[2].Addr(),
+		nodes:  map[string]*redis.Client{},
+		prefix: fmt.Sprintf("t%d_video_", time.Now().UnixNano()%100000),
+	}
+	for _, a := range cluster.Addrs() {
+		c := redis.NewClient(&redis.Options{Addr: a})
+		t.Cleanup(func() { c.Close() })
+		hc.nodes[a] = c
+	}
+	hc.proxy = testenv.StartProxy(t, hc.held, 0)
+	hc.client = redis.NewClusterClient(&redis.ClusterOptions{
+		Addrs: []string{hc.other},
+		// Longer than any hold in these tests: a held write waits, it
+		// does not fail.
+		WriteTimeout: 10 * time.Second,
+		// Short: a command the cluster client sends to the held node
+		// (CLUSTER SLOTS goes to a random master) fails soon and is tried
+		// on another.
+		ReadTimeout: time.Second,
+		Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			var d net.Dialer
+			if addr == hc.held {
+				addr = hc.proxy.Addr()
+				d.Control = func(_, _ string, rc syscall.RawConn) error {
+					var serr error
+					err := rc.Control(func(fd uintptr) {
+						serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUF, 16<<10)
+					})
+					return errors.Join(err, serr)
+				}
+			}
+			return d.DialContext(ctx, network, addr)
+		},
+	})
+	t.Cleanup(func() { hc.client.Close() })
+	hc.layer = redislayer.NewClusterLayer(hc.client, redislayer.RedisOptions{Prefix: hc.prefix, Logger: quietLogger(),
+		OnError: func(op string, _ error) {
+			if op == "receive" {
+				hc.receiveErrs.Add(1)
+			}
+		}})
+	t.Cleanup(func() { hc.layer.Close() })
+	return hc
+}
+
+// hold holds the layer's writes to the held node until release or the end
+// of the test (before the layer closes: a held write would delay Close).
+func (hc *heldCluster) hold(t *testing.T) (release func()) {
+	hc.proxy.HoldUp()
+	t.Cleanup(hc.proxy.ReleaseUp)
+	return hc.proxy.ReleaseUp
+}
+
+// subscribers returns SHARDNUMSUB of room's channel on the node at addr.
+func (hc *heldCluster) subscribers(t *testing.T, addr, room string) int64 {
+	t.Helper()
+	ch := hc.prefix + room
+	m, err := hc.nodes[addr].PubSubShardNumSub(context.Background(), ch).Result()
+	if err != nil {
+		t.Fatalf("PUBSUB SHARDNUMSUB on %s: %v", addr, err)
+	}
+	return m[ch]
+}
+
+// want returns nil when the layer is ready and every room in subs has the
+// given number of subscribers on the node at its address.
+func (hc *heldCluster) want(t *testing.T, subs map[[2]string]int64) error {
+	if err := hc.layer.Ready(context.Background()); err != nil {
+		return err
+	}
+	for k, n := range subs {
+		if got := hc.subscribers(t, k[0], k[1]); got != n {
+			return fmt.Errorf("room %.20s: %d subscribers on %s, want %d", k[1], got, k[0], n)
+		}
+	}
+	return nil
+}
+
+// TestClusterLayerHeldWriteHoldsNoLock: a node that stopped reading sends
+// a SUNSUBSCRIBE of its own (the room's slot moved away), and the layer's
+// answer, a SUNSUBSCRIBE of a 1 MB channel name, cannot be written.
+// Meanwhile every other call of the layer returns at once. It fails if
+// that write is made under the layer's mutex, as it once was in the read
+// loop: every call then waited for the write's deadline.
+func TestClusterLayerHeldWriteHoldsNoLock(t *testing.T) {
+	hc := startHeldCluster(t)
+	l, ctx := hc.layer, context.Background()
+	owner := slotOwner(t, hc.client)
+	tags := pickClusterRooms(t, "", owner, hc.held, hc.held)
+	keep := "{" + tags[0] + "}"
+	big := "{" + tags[1] + "}" + strings.Repeat("x", 1<<20) // more than the held sockets' buffers
+	w := pickClusterRooms(t, hc.prefix, owner, hc.other)[0]
+	noop := func(string, []byte) {}
+	for _, r := range []string{keep, big} {
+		if err := l.Subscribe(ctx, r, noop); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.WaitFor(t, 10*time.Second, "both rooms subscribed on the held node", func() error {
+		return hc.want(t, map[[2]string]int64{{hc.held, keep}: 1, {hc.held, big}: 1})
+	})
+
+	release := hc.hold(t)
+	moveSlot(t, hc.nodes, redislayer.HashSlot(hc.prefix+big), hc.held, hc.third)
+	const bound = 300 * time.Millisecond
+	timed := func(what string, call func() error) {
+		start := time.Now()
+		if err := call(); err != nil {
+			t.Errorf("%s: %v", what, err)
+		}
+		if d := time.Since(start); d > bound {
+			t.Errorf("%s took %v while a write to another node was held, want < %v", what, d, bound)
+		}
+	}
+	var handled time.Time // when the layer took big off the held node
+	for deadline := time.Now().Add(10 * time.Second); !t.Failed(); {
+		timed("Shards", func() error {
+			if at := l.Shards()[hc.prefix+big]; at != hc.held && handled.IsZero() {
+				handled = time.Now()
+			}
+			return nil
+		})
+		if !handled.IsZero() {
+			timed("Subscribe of a room on another node", func() error { return l.Subscribe(ctx, w, noop) })
+			timed("Unsubscribe of a room on another node", func() error { return l.Unsubscribe(ctx, w) })
+			if time.Since(handled) > 1500*time.Millisecond { // past the old write deadline (1 s)
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the layer did not act on the node's SUNSUBSCRIBE within 10 s")
+		}
+		time.Sleep(20 * time.Millisecond) // paces the probes over the hold; each is timed, none waits for a condition
+	}
+	release()
+	testenv.WaitFor(t, 20*time.Second, "the moved room on its new owner only, the other still on the held node", func() error {
+		return hc.want(t, map[[2]string]int64{{hc.held, keep}: 1, {hc.held, big}: 0, {hc.third, big}: 1})
+	})
+}
+
+// TestClusterLayerUnsubscribeDuringResubscribe: a room unsubscribed while
+// the resync loop's SSUBSCRIBE for it is still on its way (the node's
+// uplink held) ends unsubscribed, and the other room of that node
+// subscribed.
+func TestClusterLayerUnsubscribeDuringResubscribe(t *testing.T) {
+	hc := startHeldCluster(t)
+	l, ctx := hc.layer, context.Background()
+	rs := pickClusterRooms(t, hc.prefix, slotOwner(t, hc.client), hc.held, hc.held)
+	gone, stays := rs[0], rs[1]
+	noop := func(string, []byte) {}
+	for _, r := range rs {
+		if err := l.Subscribe(ctx, r, noop); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.WaitFor(t, 10*time.Second, "both rooms subscribed", func() error {
+		return hc.want(t, map[[2]string]int64{{hc.held, gone}: 1, {hc.held, stays}: 1})
+	})
+
+	release := hc.hold(t)
+	errs := hc.receiveErrs.Load()
+	if _, err := hc.nodes[hc.held].ClientKillByFilter(ctx, "TYPE", "pubsub").Result(); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 10*time.Second, "the layer to lose its subscription connection", func() error {
+		if hc.receiveErrs.Load() == errs {
+			return errors.New("no receive error yet")
+		}
+		return nil
+	})
+	// The resync loop places both rooms on a new connection to the held
+	// node; their SSUBSCRIBEs wait behind its handshake, which is held.
+	testenv.WaitFor(t, 10*time.Second, "both rooms placed again", func() error {
+		if got := l.Shards(); got[hc.prefix+gone] != hc.held || got[hc.prefix+stays] != hc.held {
+			return fmt.Errorf("placed %v", got)
+		}
+		return nil
+	})
+	uctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	_ = l.Unsubscribe(uctx, gone) // its SUNSUBSCRIBE waits behind the SSUBSCRIBEs: the deadline may pass
+	release()
+	testenv.WaitFor(t, 20*time.Second, "the unsubscribed room gone, the other subscribed", func() error {
+		return hc.want(t, map[[2]string]int64{{hc.held, gone}: 0, {hc.held, stays}: 1})
+	})
 }

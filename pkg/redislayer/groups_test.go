@@ -49,6 +49,8 @@ func TestGroupOfPicturesAcrossReplicas(t *testing.T) {
 	}
 	for range 40 {
 		send()
+		// A camera's pace, not a wait: the 41 messages fit the
+		// publisher's queue (rooms.PublishQueueFrames) even at once.
 		time.Sleep(2 * time.Millisecond)
 	}
 	testenv.WaitFor(t, 5*time.Second, "the group in Redis", func() error {
@@ -142,7 +144,14 @@ func TestGroupOfPicturesDroppedPastItsBound(t *testing.T) {
 	for seq := uint64(2); seq <= rooms.MaxGOPPictures+10; seq++ {
 		pub.Send(grFrame(t, frames.KindH264Delta, seq))
 		if seq%20 == 0 {
-			time.Sleep(5 * time.Millisecond) // within the publisher's queue
+			// Within the publisher's queue (rooms.PublishQueueFrames): a
+			// delta it cannot hold would end the group early.
+			testenv.WaitFor(t, 5*time.Second, "the publisher's queue drained", func() error {
+				if n := a.hub.Stats().Published; n < seq+1 { // the configuration, then pictures 1..seq
+					return fmt.Errorf("%d of %d messages published", n, seq+1)
+				}
+				return nil
+			})
 		}
 	}
 	testenv.WaitFor(t, 5*time.Second, "the group deleted", func() error {

@@ -462,7 +462,7 @@ func TestFrozenRedisDoesNotDelayJoinsAndLeaves(t *testing.T) {
 		if i < nLast {
 			timed("the last viewer's leave", func() { hub.Leave(last[i]) })
 		}
-		time.Sleep(50 * time.Millisecond) // pace the probes over the freeze
+		time.Sleep(50 * time.Millisecond) // paces the probes over the freeze; each is timed, none waits for a condition
 	}
 	close(stop)
 

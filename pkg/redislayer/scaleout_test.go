@@ -231,7 +231,7 @@ func TestFrameCache(t *testing.T) {
 	for time.Since(start) < time.Second {
 		seq++
 		pub.Send(scFrame(t, seq))
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond) // the camera's pace: what is measured is writes per Interval at this rate
 	}
 	elapsed := time.Since(start)
 	writes := scCommandCalls(t, client, "set") - sets
@@ -267,6 +267,8 @@ func TestFrameCache(t *testing.T) {
 	hb.Leave(v)
 
 	// The TTL is refreshed while the publisher stays, even without frames.
+	// Not a wait for a condition: the key must outlive its TTL, and only
+	// letting the TTL pass shows it.
 	time.Sleep(opts.TTL * 3 / 2)
 	if n, _ := client.Exists(ctx, "t2:last:cam").Result(); n != 1 {
 		t.Fatal("the cached frame expired while its publisher was connected")
@@ -280,7 +282,9 @@ func TestFrameCache(t *testing.T) {
 		}
 		return nil
 	})
-	time.Sleep(opts.Interval) // reads are reused for Interval
+	// hb reuses a read for Interval: this outlives the last one, made
+	// before this line. A clock, not a condition to poll for.
+	time.Sleep(opts.Interval)
 	v, err = hb.Join(ctx, frames.Stream{Room: "cam"})
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -235,5 +236,47 @@ func TestFirstFrameNeverAfterANewerOne(t *testing.T) {
 				t.Fatalf("viewer got %v, want [6 7]", got)
 			}
 		})
+	}
+}
+
+// TestFirstFrameNotTwice: a joiner handed the stream's newest frame
+// (offerFirst: on the publisher's replica, the newest sent) while the
+// layer still delivers it and the frames before it gets that picture
+// once and nothing older after it.
+func TestFirstFrameNotTwice(t *testing.T) {
+	layer := NewMemoryLayer()
+	t.Cleanup(func() { layer.Close() })
+	hub := NewHub(layer, Options{FanoutShards: 1, Logger: slog.New(slog.DiscardHandler)})
+	rec := &seqRecorder{}
+	v, err := hub.JoinNotify(context.Background(), frames.Stream{Room: "lobby"}, rec.notify)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := frames.ParseBinary(shardFrame(t, 16), 0, time.Time{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The race, in the order that duplicated the frame: the delivery
+	// recorded f as the newest, the join offered it first, then the
+	// delivery's offer came.
+	g, err := frames.ParseBinary(shardFrame(t, 16), 0, time.Time{}, 0) // the same picture as the delivery parses it
+	if err != nil {
+		t.Fatal(err)
+	}
+	older, err := frames.ParseBinary(shardFrame(t, 15), 0, time.Time{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newer, err := frames.ParseBinary(shardFrame(t, 17), 0, time.Time{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.offerFirst(f, hub.monotonic())
+	for _, x := range []*frames.Frame{older, g, newer} {
+		v.offer(x, hub.monotonic())
+	}
+	v.signal()
+	if got := rec.snapshot(); !slices.Equal(got, []uint64{16, 17}) {
+		t.Fatalf("viewer got %v, want [16 17]", got)
 	}
 }

@@ -71,6 +71,8 @@ type pictureState struct {
 
 func (*h264Policy) initViewer(v *Viewer) { v.pictures.needKey = true }
 
+func (*h264Policy) startLocked(v *Viewer, group []*frames.Frame) { v.handOverLocked(group) }
+
 func (*h264Policy) skipsAfterSwitch(*frames.Frame) bool { return false }
 
 func (p *h264Policy) offerLocked(v *Viewer, f *frames.Frame, at int64) {

@@ -42,6 +42,11 @@ func (*jpegPolicy) offerLocked(v *Viewer, f *frames.Frame, at int64) {
 	v.pushLocked(f, at)
 }
 
+func (*jpegPolicy) startLocked(v *Viewer, group []*frames.Frame) {
+	v.backlog = group
+	v.offered.Add(uint64(len(group)))
+}
+
 func (*jpegPolicy) skipsAfterSwitch(f *frames.Frame) bool { return f.Kind == frames.KindJPEG }
 
 // join adds v, subscribes the replica, then offers v the newest frame if

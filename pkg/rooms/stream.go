@@ -18,6 +18,7 @@ type stream struct {
 	hub   *Hub
 	id    frames.Stream
 	name  string      // id.String(): its channel
+	room  *roomState  // its room's budget state (budget.go); fixed at creation
 	codec codecPolicy // what differs between codecs; fixed at creation
 
 	// mu guards the codec's per-stream state (the H.264 group of
@@ -51,6 +52,9 @@ type codecPolicy interface {
 	// offerLocked queues f for v, skipping queued frames if v is too far
 	// behind; at is the hub's monotonic time of the offer. v.mu is held.
 	offerLocked(v *Viewer, f *frames.Frame, at int64)
+	// startLocked makes group, frames of the stream in order, what v
+	// starts from: drained before anything offered after. v.mu is held.
+	startLocked(v *Viewer, group []*frames.Frame)
 	// skipsAfterSwitch reports whether f may be dropped after a switch to
 	// this stream for not being newer than the last frame written (see
 	// Viewer.SetFloor): frames that are shown alone may; a stream that
@@ -136,7 +140,7 @@ type Tap struct {
 func (h *Hub) Tap(ctx context.Context, id frames.Stream, fn func(*frames.Frame)) (*Tap, error) {
 	{
 		h.mu.Lock()
-		s, err := h.streamLocked(id)
+		s, err := h.streamLocked(id, true) // the operator records it: not a room anyone asked for
 		if err != nil {
 			h.mu.Unlock()
 			return nil, err

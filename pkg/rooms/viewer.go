@@ -48,6 +48,7 @@ type Viewer struct {
 	n       int             // frames queued
 	backlog []*frames.Frame // handed over at join (an H.264 group), drained before the queue
 	floor   floor           // after a switch, frames not newer than this are dropped
+	first   uint64          // the sequence number offerFirst gave; offers not above it are dropped until one is
 
 	pictures pictureState // the H.264 policy's state of this viewer (h264.go)
 
@@ -98,6 +99,24 @@ func (v *Viewer) Offer(f *frames.Frame) {
 	v.signal()
 }
 
+// Start hands a standalone viewer what it starts from, as a joining viewer
+// is handed a stream's group: group (frames of one stream, in order: a
+// player's pictures up to the time it seeks) is drained before anything
+// offered after, and is not subject to the queue's bounds, so an H.264
+// group of a few seconds reaches the decoder whole. It replaces whatever
+// the viewer held.
+func (v *Viewer) Start(group []*frames.Frame) {
+	if len(group) == 0 {
+		return
+	}
+	v.mu.Lock()
+	v.dropQueuedLocked(nil)
+	v.backlog = nil
+	v.codec.startLocked(v, group)
+	v.mu.Unlock()
+	v.signal()
+}
+
 // processStart is the origin of standalone viewers' monotonic clock.
 var processStart = time.Now()
 
@@ -120,7 +139,8 @@ func (v *Viewer) offer(f *frames.Frame, at int64) {
 // frame, from memory or a cache), only if nothing was offered to v before:
 // a frame the shard offered meanwhile is newer. Both hold v.mu, so
 // whichever comes second sees the other, and a first frame can never
-// follow a newer one.
+// follow a newer one. Nor can an older one follow it: offers numbered up
+// to it (within MaxSwitchOverlap) are dropped until a newer one comes.
 func (v *Viewer) offerFirst(f *frames.Frame, at int64) {
 	v.mu.Lock()
 	if v.offered.Load() != 0 {
@@ -128,11 +148,22 @@ func (v *Viewer) offerFirst(f *frames.Frame, at int64) {
 		return
 	}
 	v.offerLocked(f, at)
+	v.first = f.Seq
 	v.mu.Unlock()
 	v.signal()
 }
 
 func (v *Viewer) offerLocked(f *frames.Frame, at int64) {
+	if v.first != 0 && !f.IsOffline() {
+		// A joiner's first frame is the stream's newest as this replica
+		// knows it: on the publisher's replica that is the newest sent,
+		// which the layer may not have delivered yet. Deliveries up to it
+		// (the same picture, or older ones) must not follow it.
+		if f.Seq <= v.first && v.first-f.Seq < MaxSwitchOverlap {
+			return
+		}
+		v.first = 0
+	}
 	v.offered.Add(1)
 	v.codec.offerLocked(v, f, at)
 }

@@ -22,10 +22,11 @@ import (
 // bench holds what the scenarios share: the built binaries, redis-server,
 // and the record of every command run.
 type bench struct {
-	ctx   context.Context
-	root  string
-	dir   string // temporary folder: binaries, redis
-	quick bool
+	ctx     context.Context
+	root    string
+	dir     string // temporary folder: binaries, redis
+	quick   bool
+	gateway string // the gateway binary the scenarios start
 
 	redis     *proc
 	redisPort int
@@ -70,14 +71,28 @@ func (b *bench) logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "%s benchdriver: %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
 }
 
-func newBench(ctx context.Context, root string, quick bool) (*bench, error) {
+// newBench builds what the scenarios run. gatewayBin, if set, is a
+// gateway binary to use instead of building ./cmd/gateway: another
+// revision's, for paired runs under one driver and load generator.
+func newBench(ctx context.Context, root string, quick bool, gatewayBin string) (*bench, error) {
 	dir, err := os.MkdirTemp("", "framecast-bench-")
 	if err != nil {
 		return nil, err
 	}
-	b := &bench{ctx: ctx, root: root, dir: dir, quick: quick}
+	b := &bench{ctx: ctx, root: root, dir: dir, quick: quick, gateway: filepath.Join(dir, "gateway")}
 	raiseFileLimit()
-	for _, name := range []string{"gateway", "loadgen"} {
+	build := []string{"gateway", "loadgen"}
+	if gatewayBin != "" {
+		if b.gateway, err = filepath.Abs(gatewayBin); err == nil {
+			_, err = os.Stat(b.gateway)
+		}
+		if err != nil {
+			b.close()
+			return nil, fmt.Errorf("gateway binary: %w", err)
+		}
+		build = build[1:]
+	}
+	for _, name := range build {
 		b.logf("building cmd/%s", name)
 		cmd := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(dir, name), "./cmd/"+name)
 		cmd.Dir = root
@@ -87,6 +102,9 @@ func newBench(ctx context.Context, root string, quick bool) (*bench, error) {
 		}
 	}
 	b.machine = describeMachine(ctx)
+	if gatewayBin != "" {
+		b.machine.Gateway = b.gateway
+	}
 	if err := b.startRedis(); err != nil {
 		b.close()
 		return nil, err
@@ -244,7 +262,7 @@ func (b *bench) startGateways(n int, extraEnv ...string) ([]*gateway, error) {
 		}
 		env = append(env, benchLimits...)
 		env = append(env, extraEnv...)
-		p, err := b.start(fmt.Sprintf("gateway%d", i+1), filepath.Join(b.dir, "gateway"), env)
+		p, err := b.start(fmt.Sprintf("gateway%d", i+1), b.gateway, env)
 		if err != nil {
 			stopAll(gws)
 			return nil, err
@@ -289,10 +307,15 @@ func gatewayCommand(g *gateway) string {
 // someone else's work that would skew the figures.
 const quietBusy = 0.3
 
-// waitQuiet waits up to a minute for the machine to be quiet, sampling
-// /proc/stat over half a second at a time, and logs when it had to wait.
+// waitQuiet waits up to a minute (quick mode, whose figures are not worth
+// publishing anyway: 5 s) for the machine to be quiet, sampling /proc/stat
+// over half a second at a time, and logs when it had to wait.
 func (b *bench) waitQuiet() {
-	deadline := time.Now().Add(time.Minute)
+	wait := time.Minute
+	if b.quick {
+		wait = 5 * time.Second
+	}
+	deadline := time.Now().Add(wait)
 	for waited := false; ; waited = true {
 		m0, err := loadgen.ReadMachineCPU()
 		time.Sleep(500 * time.Millisecond)
@@ -309,7 +332,7 @@ func (b *bench) waitQuiet() {
 			return
 		}
 		if time.Now().After(deadline) || b.ctx.Err() != nil {
-			b.logf("machine still busy (%.2f cores) after a minute: running anyway", busy)
+			b.logf("machine still busy (%.2f cores) after %v: running anyway", busy, wait)
 			return
 		}
 		if !waited {
@@ -367,6 +390,7 @@ func (b *bench) writeRaw(path string) error {
 // machine describes where the benchmark ran.
 type machine struct {
 	CPUs, CPUModel, Kernel, Go, Redis, Date, LoadAvg, Commit string
+	Gateway                                                  string // a gateway binary given with -gateway
 }
 
 func describeMachine(ctx context.Context) machine {

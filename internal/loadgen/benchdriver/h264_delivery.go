@@ -26,13 +26,13 @@ const s12JPEGSize = 60000
 // s12Clip is S12's H.264 clip: 10 s of the 720p30 test clip (4 s in quick
 // mode: two groups of pictures) at 2.5 Mbit/s, the sender's default
 // bitrate, a keyframe every 2 s (60 pictures).
-func (b *bench) s12Clip() loadgen.H264ClipSpec {
+func (b *bench) s12Clip() testclip.H264ClipSpec {
 	c := testclip.HD
 	c.Frames = 300
 	if b.quick {
 		c.Frames = 120
 	}
-	return loadgen.H264ClipSpec{Clip: c, Kbps: 2500, GOP: 60}
+	return testclip.H264ClipSpec{Clip: c, Kbps: 2500, GOP: 60, Live: true}
 }
 
 // s12Joins is how many late joins S12 measures.
@@ -49,7 +49,7 @@ func runS12(b *bench, sec *section) error {
 	path := filepath.Join(b.dir, "s12-clip.h264")
 	sec.commands = append(sec.commands, spec.Command(path))
 	b.logf("making the H.264 clip: %s", spec.Command(path))
-	if _, err := loadgen.MakeH264Clip(b.ctx, spec, path); err != nil {
+	if _, err := testclip.MakeH264Clip(b.ctx, spec, path); err != nil {
 		return err
 	}
 	gop := time.Duration(spec.GOP) * time.Second / time.Duration(spec.Clip.FPS)

@@ -2,13 +2,15 @@
 // against real gateway processes and a real redis-server, and writes the
 // results to docs/benchmarks.md. `make bench` runs it:
 //
-//	go run ./internal/loadgen/benchdriver [-out docs/benchmarks.md] [-only S1,S3] [-quick]
+//	go run ./internal/loadgen/benchdriver [-out docs/benchmarks.md] [-only S1,S3] [-quick] [-raw FILE] [-gateway BIN]
+//	go run ./internal/loadgen/benchdriver -paired DIR
 //
-// It builds cmd/gateway and cmd/loadgen (without -race) into a temporary
-// folder, starts redis-server and fresh gateways on free loopback ports for
-// each scenario, runs cmd/loadgen with -json, and renders one table per
-// scenario with the machine, the date and every command it ran. A whole run
-// takes about five minutes on two cores.
+// It builds cmd/gateway (unless -gateway names one) and cmd/loadgen
+// (without -race) into a temporary folder, starts redis-server and fresh
+// gateways on free loopback ports for each scenario, runs cmd/loadgen with
+// -json, and renders one table per scenario with the machine, the date and
+// every command it ran. A whole run takes about ten minutes on two cores.
+// -paired prints the table of scripts/paired.sh's runs (paired.go).
 package main
 
 import (
@@ -32,10 +34,19 @@ func main() {
 func run() int {
 	out := flag.String("out", "docs/benchmarks.md", "where to write the results (relative to the module root)")
 	raw := flag.String("raw", "", "also write every loadgen report as JSON to this file")
-	only := flag.String("only", "", "comma-separated scenarios to run (S1..S12); default all")
+	only := flag.String("only", "", "comma-separated scenarios to run (S1..S13); default all")
 	quick := flag.Bool("quick", false, "short windows and smaller ramps, to check the driver itself (figures are not worth publishing)")
+	gatewayBin := flag.String("gateway", "", "run this gateway binary instead of building ./cmd/gateway (paired runs of another revision under this driver and load generator)")
+	paired := flag.String("paired", "", "print the table of a scripts/paired.sh output folder and exit: each summary measure's old and new values and their ratio per round")
 	flag.Parse()
 
+	if *paired != "" {
+		if err := printPaired(os.Stdout, *paired); err != nil {
+			fmt.Fprintf(os.Stderr, "benchdriver: %v\n", err)
+			return 1
+		}
+		return 0
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	root, err := moduleRoot()
@@ -43,7 +54,7 @@ func run() int {
 		fmt.Fprintf(os.Stderr, "benchdriver: %v\n", err)
 		return 1
 	}
-	b, err := newBench(ctx, root, *quick)
+	b, err := newBench(ctx, root, *quick, *gatewayBin)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "benchdriver: %v\n", err)
 		return 1
@@ -57,7 +68,8 @@ func run() int {
 		}
 	}
 	// Scenarios register from several files (S8 in nginx.go, S9 and S10
-	// in scenarios_layers.go, S11 in h264.go, S12 in h264_delivery.go): run them in the order of their numbers.
+	// in scenarios_layers.go, S11 in h264.go, S12 in h264_delivery.go, S13 in
+	// scenarios_rooms.go): run them in the order of their numbers.
 	slices.SortStableFunc(scenarios, func(a, b scenario) int { return scenarioNumber(a.id) - scenarioNumber(b.id) })
 	start := time.Now()
 	for _, sc := range scenarios {

@@ -2,8 +2,10 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -30,12 +32,18 @@ func (b *bench) markdown() string {
 	p("## Machine\n\n| | |\n|---|---|\n")
 	p("| CPUs (nproc) | %s |\n| CPU model | %s |\n| kernel | %s |\n| Go | %s |\n| Redis | %s |\n| date | %s |\n",
 		m.CPUs, m.CPUModel, m.Kernel, m.Go, m.Redis, m.Date)
-	p("| framecast | %s |\n| load average at start | %s |\n\n", m.Commit, m.LoadAvg)
+	p("| framecast | %s |\n", m.Commit)
+	if m.Gateway != "" {
+		p("| gateway binary | %s (given with -gateway, not built from this tree) |\n", m.Gateway)
+	}
+	p("| load average at start | %s |\n\n", m.LoadAvg)
 	p("Each scenario notes how busy the machine was in its windows outside the gateways and the load generator ")
 	p("(Redis, the kernel's unattributed network work, and anything else running): a high figure means a noisy run.\n\n")
 
 	p("## Summary\n\n| scenario | measure | framecast | target | seed stack (anchor) | Centrifugo (anchor) |\n|---|---|---|---|---|---|\n")
-	for _, r := range b.summaryRows {
+	rows := slices.Clone(b.summaryRows)
+	slices.SortStableFunc(rows, func(a, b summaryRow) int { return cmp.Compare(summaryRank(a.scenario), summaryRank(b.scenario)) })
+	for _, r := range rows {
 		p("| %s | %s | %s | %s | %s | %s |\n", r.scenario, r.measure, r.got, r.target, r.seed, r.centrifugo)
 	}
 	p("\n")
@@ -82,25 +90,50 @@ func (b *bench) markdown() string {
 	p("generator that paces gateway → viewer with a token bucket per connection (4 KiB reads, a 32 KiB receive buffer and 1460-byte segments towards ")
 	p("the gateway, so the gateway feels the limit at once). Viewers parse version-2 messages by skipping the layer block ")
 	p("(its length field) and remember the layer of their last frame.\n")
+	p("- **Rooms of different sizes** (`loadgen -room-viewers N1,N2,... -spread-publishers`, S13): one publisher per room, ")
+	p("publisher i on the i-th gateway; the viewers fill the rooms in order (room 1's first) and alternate between the ")
+	p("gateways within each room, so groups (`-group large=N`) take whole rooms and are reported apart. S13's split ")
+	p("(`loadgen.SkewedRooms`): the last quarter of the rooms one viewer each, the rest by 1/rank.\n")
 	p("- **H.264 publisher and late joiners** (`loadgen -h264 FILE`, `-late-joins N`, S12): the publisher plays an ffmpeg-made ")
 	p("Annex-B clip, cut into access units at its delimiters, as version-2 H.264 messages built once (a configuration before every ")
 	p("keyframe; the header rewritten per picture) and jumps to the clip's next keyframe when the gateway asks for one. Viewers ")
 	p("count keyframes and deltas as pictures, configurations apart. A late joiner dials a replica with no viewer of the room ")
 	p("(checked with Redis's `PUBSUB NUMSUB`), times its first picture and its catching up with the publisher's last picture at ")
 	p("dialling, and leaves; the next waits for the replica to unsubscribe.\n")
-	p("- **Loopback ceiling** (`loadgen -ceiling`): this process writes buffers of the viewers' message size to as many TCP ")
-	p("connections as there are viewers, one writer goroutine per connection, while a child process (`loadgen -ceiling-reader`) ")
-	p("reads them; 0.5 s warmup, then 3 s measured, right after the load in the same run.\n")
-	p("- **Noise**: before each loadgen run the driver waits (up to a minute) until the machine has under %.1f busy cores, ", quietBusy)
+	p("- **Loopback ceiling** (`loadgen -ceiling`, S2, S13): the most frame bytes per second one process can write to as many ")
+	p("TCP connections as the run had viewers and another process read. A child process (`loadgen -ceiling-writer`) writes ")
+	p("whole frames of the viewers' message size from one thread per core (its GOMAXPROCS), each thread owning a share of the ")
+	p("connections and making one blocking `write` per frame per connection in turn: what a gateway does (one write per frame ")
+	p("per socket) without WebSocket framing, queues, Redis or a fan-out's bookkeeping, so no relay of whole frames beats it. The ")
+	p("load generator reads, one thread per core polling its share of the connections (epoll) into one 256 KiB buffer: ")
+	p("cheaper than its WebSocket viewers. 0.5 s ")
+	p("warmup, then 3 s measured, right after the load in the same run; the bytes read are the ceiling, the writer's ")
+	p("`wchar` (/proc/PID/io) over the same window is reported beside them as the kernel's count, and the gateways' own ")
+	p("`wchar` in their windows is compared with it.\n")
+	p("- **Noise**: before each loadgen run the driver waits (up to a minute; 5 s with -quick) until the machine has under %.1f busy cores, ", quietBusy)
 	p("so other work on a shared machine does not land inside a window; each scenario reports what was busy outside the benchmark anyway.\n")
 	p("- **CPU and memory**: utime+stime from /proc/PID/stat and VmRSS from /proc/PID/status of each gateway, read at the ")
 	p("window's edges (peak RSS sampled every 200 ms); the load generator's own CPU from getrusage. Gateway counters ")
 	p("(frames out, skipped, cut off, Go heap) from their /metrics.\n")
+	p("- **Paired runs** (`scripts/paired.sh OLD NEW [ROUNDS]`, `make paired`): two revisions checked out in temporary ")
+	p("worktrees and built there, then per round, old then new, `BenchmarkFanout` (compared with benchstat over all rounds) ")
+	p("and this driver with `-only S1,S2,S3,S4,S9,S12`; each revision's own driver drives its own gateway, or with ")
+	p("`-same-driver` the new driver and load generator drive both (`-gateway BIN`). It prints each summary measure's old ")
+	p("and new value and new ÷ old per round (`benchdriver -paired DIR`).\n")
 	p("- **Profiling**: `go test -run='^$' -bench=BenchmarkFanout -cpuprofile cpu.out -memprofile mem.out ./internal/loadgen/` ")
 	p("runs gateways in-process (memory layer, or Redis with two replicas) with viewers in the same process; goroutines carry a ")
 	p("pprof label, so `go tool pprof -top -tagfocus=side=gateway cpu.out` shows the gateway's share alone. It reports ")
 	p("deliveries/op, ns/delivery, cpu-ns/delivery and allocations per frame. `loadgen -cpuprofile FILE` profiles the generator itself.\n")
 	return s.String()
+}
+
+// summaryRank orders the summary's rows: by scenario number, but S13,
+// saturation at camera rates, beside S2's saturation.
+func summaryRank(id string) float64 {
+	if id == "S13" {
+		return 2.5
+	}
+	return float64(scenarioNumber(id))
 }
 
 // optimizationTable returns the before/after table of the performance log

@@ -55,3 +55,34 @@ func TestShellQuote(t *testing.T) {
 		}
 	}
 }
+
+// TestSummaryPutsS13BesideS2: S13, saturation at camera rates, is read
+// beside S2's saturation although it runs last.
+func TestSummaryPutsS13BesideS2(t *testing.T) {
+	b := &bench{}
+	for _, id := range []string{"S1", "S2", "S2", "S3", "S12", "S13", "S13"} {
+		b.summary(id, "m", "v", "", "", "")
+	}
+	var got []string
+	for line := range strings.Lines(b.markdown()) {
+		if id, ok := strings.CutPrefix(line, "| S"); ok {
+			got = append(got, "S"+strings.Fields(id)[0])
+		}
+	}
+	if want := "S1 S2 S2 S13 S13 S3 S12"; strings.Join(got, " ") != want {
+		t.Errorf("summary order %v, want %s", got, want)
+	}
+}
+
+func TestRoomList(t *testing.T) {
+	if got := roomList([]int{30, 15, 4, 4, 1, 1, 1}); got != "30, 15, 4×2, 1×3" {
+		t.Errorf("roomList = %q", got)
+	}
+}
+
+func TestS13Classes(t *testing.T) {
+	rooms := []int{10, 5, 4, 3, 2, 2, 1, 1} // the last quarter (2 rooms) have one viewer
+	if large, medium := s13Classes(rooms); large != 19 || medium != 7 {
+		t.Errorf("s13Classes = %d, %d; want 19, 7", large, medium)
+	}
+}

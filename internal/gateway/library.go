@@ -1,0 +1,237 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/framecast/framecast/internal/auth"
+	"github.com/framecast/framecast/internal/recording/index"
+	"github.com/framecast/framecast/internal/recording/playback"
+	"github.com/framecast/framecast/internal/recording/store"
+	"github.com/framecast/framecast/pkg/frames"
+)
+
+// Recorded footage, for playback from any replica (docs/recording.md):
+// the store GATEWAY_RECORD_STORE names and its index. Every replica that
+// has the store set plays back, whether or not it records.
+
+// openLibrary opens the recordings' store, if one is set.
+func (s *Server) openLibrary() error {
+	if s.cfg.RecordStore == "" {
+		return nil
+	}
+	st, err := store.NewDir(s.cfg.RecordStore)
+	if err != nil {
+		return settingError("RECORD_STORE", "%v", err)
+	}
+	s.lib = &playback.Library{Store: st, Catalog: index.New(st, nil), Log: s.log.With("component", "playback")}
+	return nil
+}
+
+// errNoLibrary answers a playback request on a gateway without recordings.
+var errNoLibrary = errors.New("this gateway keeps no recordings (GATEWAY_RECORD_STORE is not set)")
+
+// libraryTimeout bounds the index and store reads of one request.
+const libraryTimeout = 5 * time.Second
+
+// checkAt says whether room can be played from at, before any upgrade: its
+// error is worth a 404 with the reason (no recordings here; none of the
+// room at or after at; at before the room's recording began).
+func (s *Server) checkAt(ctx context.Context, room string, at time.Time) error {
+	if s.lib == nil {
+		return errNoLibrary
+	}
+	ctx, cancel := context.WithTimeout(ctx, libraryTimeout)
+	defer cancel()
+	var first *index.Segment
+	for _, codec := range index.Codecs {
+		seg, err := s.lib.Catalog.Find(ctx, frames.Stream{Room: room, Codec: codec}, at)
+		if errors.Is(err, index.ErrNoFootage) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("the recordings cannot be read now: %w", err)
+		}
+		if first == nil || seg.Start.Before(first.Start) {
+			first = &seg
+		}
+	}
+	if first == nil {
+		return fmt.Errorf("no recording of room %q at or after %s", room, at.UTC().Format(time.RFC3339Nano))
+	}
+	if first.Start.Sub(at) > playback.MaxGap {
+		// A gap, or before the recording began: which?
+		spans, err := s.lib.Catalog.Spans(ctx, room, at.Add(-30*24*time.Hour), at)
+		if err == nil && len(spans) == 0 {
+			return fmt.Errorf("room %q's recording starts at %s, after %s", room,
+				first.Start.UTC().Format(time.RFC3339Nano), at.UTC().Format(time.RFC3339Nano))
+		}
+	}
+	return nil
+}
+
+// admitPlayback checks, for an admitted connection that asked ?at=, that
+// its room's recording can be played from then (checkAt), answering 400
+// (a publisher; a multi-room connection asks per room) or 404 with the
+// reason and giving up the admission otherwise.
+func (s *Server) admitPlayback(w http.ResponseWriter, r *http.Request, k *conn, room string, view viewOpts) bool {
+	var err error
+	status := http.StatusNotFound
+	switch {
+	case view.role == rolePublish:
+		err, status = errors.New("at is for viewers, not publishers"), http.StatusBadRequest
+	case room != "":
+		err = s.checkAt(r.Context(), room, view.at)
+	}
+	if err == nil {
+		return true
+	}
+	k.abort()
+	s.metrics.rejected.WithLabelValues("no_recording").Inc()
+	http.Error(w, err.Error(), status)
+	return false
+}
+
+// handleRecordings serves GET /video/{room}/recordings?from=&to=: the
+// room's recorded spans as JSON (docs/recording.md), from the index alone.
+// from defaults to 30 days before to, to to now.
+func (s *Server) handleRecordings(w http.ResponseWriter, r *http.Request) {
+	room, ok := s.playbackRoom(w, r)
+	if !ok {
+		return
+	}
+	now := time.Now()
+	q := r.URL.Query()
+	to, from := now, time.Time{}
+	var err error
+	if q.Has("to") {
+		if to, err = parseTime("to", q.Get("to"), now.Add(24*time.Hour)); err != nil {
+			s.badRequest(w, err.Error())
+			return
+		}
+	}
+	if q.Has("from") {
+		if from, err = parseTime("from", q.Get("from"), now.Add(24*time.Hour)); err != nil {
+			s.badRequest(w, err.Error())
+			return
+		}
+	} else {
+		from = to.Add(-30 * 24 * time.Hour)
+	}
+	if to.Before(from) {
+		s.badRequest(w, "to is before from")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), libraryTimeout)
+	defer cancel()
+	spans, err := s.lib.Catalog.Spans(ctx, room, from, to)
+	if err != nil {
+		s.log.Warn("recordings: index unreadable", "room", room, "err", err)
+		http.Error(w, "the recordings cannot be read now", http.StatusServiceUnavailable)
+		return
+	}
+	if spans == nil {
+		spans = []index.Span{}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(struct {
+		Room  string       `json:"room"`
+		Spans []index.Span `json:"spans"`
+	}{room, spans})
+}
+
+// playbackRoom validates the room of a playback request and its access
+// (the room's view permission), answering the error itself.
+func (s *Server) playbackRoom(w http.ResponseWriter, r *http.Request) (string, bool) {
+	room := r.PathValue("room")
+	if !frames.ValidRoom(room) {
+		http.Error(w, "room names are 1 to 64 characters from A-Z, a-z, 0-9 and _", http.StatusNotFound)
+		return "", false
+	}
+	if _, ok := s.authorize(w, r, room, auth.View); !ok {
+		return "", false
+	}
+	if s.lib == nil {
+		http.Error(w, errNoLibrary.Error(), http.StatusNotFound)
+		return "", false
+	}
+	return room, true
+}
+
+// maxClipExports bounds the clips being cut at once on a replica: a clip
+// is held in memory while it is served.
+const maxClipExports = 2
+
+// handleClip serves GET /video/{room}/clip.mp4?start=&end=: the recording
+// from start to end as a progressive MP4 (index first, Content-Length,
+// byte ranges), without transcoding: H.264 when the room recorded it
+// (Chromium's <video> plays and seeks it), else M-JPEG in MP4 (VLC, ffmpeg,
+// QuickTime play it). A clip longer than GATEWAY_CLIP_MAX is refused.
+func (s *Server) handleClip(w http.ResponseWriter, r *http.Request) {
+	room, ok := s.playbackRoom(w, r)
+	if !ok {
+		return
+	}
+	now := time.Now()
+	q := r.URL.Query()
+	start, err := parseTime("start", q.Get("start"), now)
+	if err != nil {
+		s.badRequest(w, err.Error())
+		return
+	}
+	end := now
+	if q.Has("end") {
+		if end, err = parseTime("end", q.Get("end"), now); err != nil {
+			s.badRequest(w, err.Error())
+			return
+		}
+	}
+	switch {
+	case !end.After(start):
+		s.badRequest(w, "end must be after start")
+		return
+	case end.Sub(start) > s.cfg.clipMax():
+		s.badRequest(w, fmt.Sprintf("the clip is %v long; clips are at most %v (GATEWAY_CLIP_MAX)", end.Sub(start).Round(time.Second), s.cfg.clipMax()))
+		return
+	}
+	if n := s.clipExports.Add(1); n > maxClipExports {
+		s.clipExports.Add(-1)
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, "too many clips being cut on this gateway; try again", http.StatusServiceUnavailable)
+		return
+	}
+	defer s.clipExports.Add(-1)
+	ctx, cancel := context.WithTimeout(r.Context(), 60*time.Second)
+	defer cancel()
+	clip, err := s.lib.Clip(ctx, room, start, end)
+	switch {
+	case errors.Is(err, playback.ErrNoFootage):
+		http.Error(w, fmt.Sprintf("no recording of room %q between %s and %s", room,
+			start.UTC().Format(time.RFC3339Nano), end.UTC().Format(time.RFC3339Nano)), http.StatusNotFound)
+		return
+	case err != nil:
+		s.log.Warn("clip: cannot cut", "room", room, "err", err)
+		http.Error(w, "the recordings cannot be read now", http.StatusServiceUnavailable)
+		return
+	}
+	var buf bytes.Buffer
+	buf.Grow(int(clip.Size()))
+	if _, err := clip.WriteTo(&buf); err != nil {
+		http.Error(w, "failed to write the clip", http.StatusInternalServerError)
+		return
+	}
+	name := fmt.Sprintf("%s-%s.mp4", room, clip.Start.UTC().Format("20060102T150405Z"))
+	w.Header().Set("Content-Type", "video/mp4")
+	w.Header().Set("Content-Disposition", `inline; filename="`+name+`"`)
+	w.Header().Set("X-Clip-Start", clip.Start.UTC().Format(time.RFC3339Nano))
+	w.Header().Set("X-Clip-Frames", strconv.Itoa(clip.Frames))
+	s.metrics.clips.Inc()
+	http.ServeContent(w, r, name, clip.Start, bytes.NewReader(buf.Bytes()))
+}
