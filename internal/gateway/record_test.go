@@ -2,8 +2,10 @@ package gateway_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"sync"
@@ -78,6 +80,25 @@ func (p *recPublisher) sentAt(seq uint64) time.Time {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.at[seq]
+}
+
+// recGetJSON GETs url and decodes its JSON answer into v.
+func recGetJSON(url string, v any) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
 }
 
 // recStopRead stops gs with SIGTERM (which seals their open segments) and
@@ -202,6 +223,15 @@ func TestRecordingTakeoverAfterKill(t *testing.T) {
 	})
 	if n := testenv.Metric(t, other.URL(), "framecast_recording_lease_changes_total", `change="taken_over"`); n != 1 {
 		t.Errorf("taken_over = %v on the new holder, want 1 (it recovered the dead one's segment)", n)
+	}
+	// Playback on the new holder lists the recording as one span across
+	// the takeover (index.SpanGap is 2 s).
+	var listed struct {
+		Spans []index.Span `json:"spans"`
+	}
+	from := time.Now().Add(-time.Minute).UTC().Format(time.RFC3339)
+	if err := recGetJSON(other.URL()+"/video/lobby/recordings?from="+from, &listed); err != nil || len(listed.Spans) != 1 {
+		t.Errorf("GET /video/lobby/recordings: %+v, %v; want one span", listed, err)
 	}
 	pub.Stop()
 	fs, segs := recStopRead(t, dir, frames.Stream{Room: "lobby"}, other)
