@@ -447,3 +447,86 @@ func TestRecordingFullDisk(t *testing.T) {
 		t.Errorf("the live viewer got %d of %d frames", n, sent-firstSeq.Load()+1)
 	}
 }
+
+// TestRecordingTakeoverH264: as TestRecordingTakeoverAfterKill for a room
+// that sends H.264 only, with a keyframe every 2 s (the sender's default):
+// the new holder asks for a keyframe, so its recording starts at once
+// rather than at the next group, and what is recorded decodes from its
+// first picture: a configuration first, every delta right after the
+// picture before it.
+func TestRecordingTakeoverH264(t *testing.T) {
+	redis := testenv.StartRedis(t)
+	dir := t.TempDir()
+	a := testenv.StartGateway(t, recEnv(redis.URL(), dir)...)
+	b := testenv.StartGateway(t, recEnv(redis.URL(), dir)...)
+	cam := testenv.StartGateway(t, "GATEWAY_REDIS_URL="+redis.URL())
+	clip := testenv.MakeH264Clip(t, 320, 240, 120, 60)
+	c := testenv.Dial(t, wsURL(cam.URL(), "dock", "role=publish"), nil)
+	pub := c.PublishH264(t, 33*time.Millisecond, "dock", clip)
+
+	holder := recHolder(t, 10*time.Second, a, b)
+	other := a
+	if holder == a {
+		other = b
+	}
+	testenv.WaitFor(t, 10*time.Second, "the holder to seal a segment", func() error {
+		if n := testenv.Metric(t, holder.URL(), "framecast_recording_segments_total"); n < 1 {
+			return fmt.Errorf("%v segments", n)
+		}
+		return nil
+	})
+	holder.Proc.Kill()
+	killed := time.Now()
+	testenv.WaitFor(t, 5*time.Second, "the other replica to take the room over", func() error {
+		if recRooms(other) != 1 {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	took := time.Since(killed)
+	testenv.WaitFor(t, 10*time.Second, "the new holder to seal a segment", func() error {
+		if n := testenv.Metric(t, other.URL(), "framecast_recording_segments_total"); n < 1 {
+			return fmt.Errorf("%v segments", n)
+		}
+		return nil
+	})
+	pub.Stop()
+	fs, segs := recStopRead(t, dir, frames.Stream{Room: "dock", Codec: frames.CodecH264}, other)
+	if len(fs) == 0 || fs[0].Kind != frames.KindH264Config {
+		t.Fatalf("the recording starts with %d frames, want a configuration first", len(fs))
+	}
+	var gap time.Duration
+	var gapAt time.Time
+	keyed := false
+	for i, f := range fs[1:] {
+		prev := fs[i]
+		if d := f.Captured.Sub(prev.Captured); d > gap {
+			gap, gapAt = d, prev.Captured
+		}
+		switch f.Kind {
+		case frames.KindH264Config:
+			keyed = false
+		case frames.KindH264Key:
+			if prev.Kind != frames.KindH264Config {
+				t.Fatalf("keyframe %d without its configuration in front", f.Seq)
+			}
+			keyed = true
+		case frames.KindH264Delta:
+			if !keyed && prev.Kind != frames.KindH264Key || f.Seq != prev.Seq+1 {
+				t.Fatalf("delta %d after %v %d: it cannot be decoded", f.Seq, prev.Kind, prev.Seq)
+			}
+		}
+	}
+	t.Logf("takeover %v after the kill; %d messages in %d segments; longest gap %v at %v (kill at %v); %d keyframe requests",
+		took.Round(time.Millisecond), len(fs), len(segs), gap.Round(time.Millisecond), gapAt.Format("15:04:05.000"),
+		killed.Format("15:04:05.000"), pub.Requests.Load())
+	if took > 2*time.Second {
+		t.Errorf("takeover took %v, want ≤ 2 s", took)
+	}
+	if gap > 2*time.Second {
+		t.Errorf("the recording's gap is %v, want ≤ 2 s", gap)
+	}
+	if last := fs[len(fs)-1].Seq; last != pub.Seq() {
+		t.Errorf("last picture recorded %d, want the last sent, %d", last, pub.Seq())
+	}
+}
