@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/framecast/framecast/internal/recording/index"
-	"github.com/framecast/framecast/internal/recording/recordingtest"
+	"github.com/framecast/framecast/internal/recording/recordtest"
 	"github.com/framecast/framecast/internal/recording/store"
 	"github.com/framecast/framecast/internal/testenv"
 	"github.com/framecast/framecast/pkg/frames"
@@ -31,8 +31,10 @@ func TestRecordingsRebuild(t *testing.T) {
 			f, _ := frames.New(frames.KindJPEG, uint64(i+1), start.Add(time.Duration(i)*time.Second), pic, 0)
 			fs = append(fs, f)
 		}
-		data, _ := recordingtest.Encode(t, frames.Stream{Room: room}, fs)
-		if err := st.Put(ctx, index.SegmentObject(frames.Stream{Room: room}, start), data); err != nil {
+		s := frames.Stream{Room: room}
+		recordtest.Record(t, st, index.New(st, nil), s, fs, false)
+		// The logs are lost: only the segments are left.
+		if err := st.Discard(ctx, index.DayLog(s, start)); err != nil {
 			t.Fatal(err)
 		}
 	}

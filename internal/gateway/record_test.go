@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/framecast/framecast/internal/recording/index"
-	"github.com/framecast/framecast/internal/recording/recordingtest"
+	"github.com/framecast/framecast/internal/recording/recordtest"
 	"github.com/framecast/framecast/internal/recording/store"
 	"github.com/framecast/framecast/internal/testenv"
 	"github.com/framecast/framecast/pkg/frames"
@@ -117,7 +117,7 @@ func recStopRead(t *testing.T, dir string, s frames.Stream, gs ...*testenv.Gatew
 	if err != nil {
 		t.Fatal(err)
 	}
-	return recordingtest.Read(t, st, s)
+	return recordtest.Read(t, st, s)
 }
 
 // recCheck: the frames are in publishing order with no repeat (so no two
@@ -529,4 +529,72 @@ func TestRecordingTakeoverH264(t *testing.T) {
 	if last := fs[len(fs)-1].Seq; last != pub.Seq() {
 		t.Errorf("last picture recorded %d, want the last sent, %d", last, pub.Seq())
 	}
+}
+
+// TestRecordingPausesWhenNothingLeft: something other than recordings
+// fills the store's filesystem; retention deletes every sealed segment and
+// still finds too little, so recording pauses (counted) rather than fail
+// write after write; once the space is back it resumes by itself.
+func TestRecordingPausesWhenNothingLeft(t *testing.T) {
+	const minFree = 6 << 20
+	dir := recMountTmpfs(t, 16<<20)
+	g := testenv.StartGateway(t, "GATEWAY_RECORD=*", "GATEWAY_RECORD_STORE="+dir, "GATEWAY_RECORD_SEGMENT=2s",
+		fmt.Sprintf("GATEWAY_RECORD_MIN_FREE=%d", minFree))
+	pics := [][]byte{testenv.JPEG(t, 320, 240, 1, 20000), testenv.JPEG(t, 320, 240, 2, 20000)}
+	pub := recPublish(t, g.URL(), "shed", 33*time.Millisecond, pics)
+	defer pub.Stop()
+	metric := func(series string, match ...string) float64 { return testenv.Metric(t, g.URL(), series, match...) }
+	testenv.WaitFor(t, 10*time.Second, "a sealed segment", func() error {
+		if n := metric("framecast_recording_segments_total"); n < 1 {
+			return fmt.Errorf("%v segments", n)
+		}
+		return nil
+	})
+
+	// Another program fills the filesystem to 1 MiB of free space.
+	filler, err := os.Create(dir + "/filler")
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, 256<<10)
+	for recFree(dir) > 1<<20 {
+		if _, err := filler.Write(chunk); err != nil {
+			break // full already
+		}
+	}
+	filler.Close()
+	testenv.WaitFor(t, 10*time.Second, "recording to pause", func() error {
+		if metric("framecast_recording_paused") != 1 {
+			return fmt.Errorf("not paused; %.1f MiB free", float64(recFree(dir))/(1<<20))
+		}
+		return nil
+	})
+	if n := metric("framecast_retention_short_total"); n < 1 {
+		t.Errorf("retention never said it had too little to delete (%v)", n)
+	}
+	paused := metric("framecast_recording_dropped_frames_total", `reason="paused"`)
+	testenv.WaitFor(t, 5*time.Second, "frames dropped while paused", func() error {
+		if n := metric("framecast_recording_dropped_frames_total", `reason="paused"`); n <= paused {
+			return fmt.Errorf("%v", n)
+		}
+		return nil
+	})
+
+	// The other program's file goes: recording resumes by itself.
+	if err := os.Remove(dir + "/filler"); err != nil {
+		t.Fatal(err)
+	}
+	segs := metric("framecast_recording_segments_total")
+	testenv.WaitFor(t, 10*time.Second, "recording to resume", func() error {
+		if metric("framecast_recording_paused") != 0 {
+			return errors.New("still paused")
+		}
+		if n := metric("framecast_recording_segments_total"); n < segs+1 {
+			return fmt.Errorf("no new segment yet (%v)", n)
+		}
+		return nil
+	})
+	t.Logf("pauses %v, frames dropped while paused %v, failed appends %v",
+		metric("framecast_recording_pauses_total"), metric("framecast_recording_dropped_frames_total", `reason="paused"`),
+		metric("framecast_recording_store_errors_total", `op="append"`))
 }

@@ -3,6 +3,7 @@ package recorder_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"testing"
@@ -10,7 +11,7 @@ import (
 
 	"github.com/framecast/framecast/internal/recording/index"
 	"github.com/framecast/framecast/internal/recording/recorder"
-	"github.com/framecast/framecast/internal/recording/recordingtest"
+	"github.com/framecast/framecast/internal/recording/recordtest"
 	"github.com/framecast/framecast/internal/recording/segment"
 	"github.com/framecast/framecast/internal/recording/store"
 	"github.com/framecast/framecast/internal/testenv"
@@ -19,7 +20,7 @@ import (
 )
 
 func read(t *testing.T, st store.Store, s frames.Stream) []*frames.Frame {
-	fs, _ := recordingtest.Read(t, st, s)
+	fs, _ := recordtest.Read(t, st, s)
 	return fs
 }
 
@@ -269,4 +270,34 @@ func TestRecordsH264(t *testing.T) {
 		t.Error("the recorder never asked for a keyframe")
 	}
 	t.Logf("%d pictures recorded of 240, from %d", pics, fs[0].Seq)
+}
+
+// TestSealsPastDays: a room's log of a past day left as a journal (its
+// recorder died before the day ended) is sealed into an object by the
+// next recorder of the room.
+func TestSealsPastDays(t *testing.T) {
+	g := newRig(t)
+	s := frames.Stream{Room: "lobby"}
+	past := time.Now().Add(-48 * time.Hour).Truncate(time.Microsecond)
+	ctx := context.Background()
+	if err := g.cat.Sealed(ctx, s, segment.Summary{Start: past, End: past.Add(time.Second), Bytes: 1, Frames: 1}); err != nil {
+		t.Fatal(err)
+	}
+	log := index.DayLog(s, past)
+	if _, err := g.st.ReadJournal(ctx, log); err != nil {
+		t.Fatalf("the past day's log is not a journal: %v", err)
+	}
+	g.recorder(recorder.NewMemoryLeases().For("a"))
+	done := make(chan struct{})
+	go func() { defer close(done); g.publishJPEG("lobby", 10, 30, &sent{at: map[uint64]time.Time{}}) }()
+	defer func() { <-done }()
+	testenv.WaitFor(t, 5*time.Second, "the past day's log sealed", func() error {
+		if _, err := g.st.ReadJournal(ctx, log); !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("journal still there (%v)", err)
+		}
+		if _, err := g.st.Read(ctx, log, 0, -1); err != nil {
+			return err
+		}
+		return nil
+	})
 }

@@ -9,7 +9,7 @@ import (
 
 	"github.com/framecast/framecast/internal/recording/index"
 	"github.com/framecast/framecast/internal/recording/recorder"
-	"github.com/framecast/framecast/internal/recording/recordingtest"
+	"github.com/framecast/framecast/internal/recording/recordtest"
 	"github.com/framecast/framecast/internal/recording/retention"
 	"github.com/framecast/framecast/internal/recording/store"
 	"github.com/framecast/framecast/internal/testenv"
@@ -17,11 +17,9 @@ import (
 )
 
 // record writes sealed segments of s starting at each of starts (10
-// one-second JPEG frames of size bytes each), as a recorder would: the
-// object, then its sealed record.
+// one-second JPEG frames of size bytes each), as a recorder would.
 func record(t *testing.T, st store.Store, cat *index.Catalog, s frames.Stream, size int, starts ...time.Time) {
 	t.Helper()
-	ctx := context.Background()
 	pic := testenv.JPEG(t, 32, 24, 1, size)
 	for _, start := range starts {
 		var fs []*frames.Frame
@@ -32,13 +30,7 @@ func record(t *testing.T, st store.Store, cat *index.Catalog, s frames.Stream, s
 			}
 			fs = append(fs, f)
 		}
-		data, sum := recordingtest.Encode(t, s, fs)
-		if err := st.Put(ctx, index.SegmentObject(s, start), data); err != nil {
-			t.Fatal(err)
-		}
-		if err := cat.Sealed(ctx, s, sum); err != nil {
-			t.Fatal(err)
-		}
+		recordtest.Record(t, st, cat, s, fs, false)
 	}
 }
 

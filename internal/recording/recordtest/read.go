@@ -1,7 +1,4 @@
-// Package recordingtest holds what tests of the recording side share:
-// writing whole segments as a recorder would, and reading a stream's
-// recording back through the index as playback finds it.
-package recordingtest
+package recordtest
 
 import (
 	"context"
@@ -14,40 +11,6 @@ import (
 	"github.com/framecast/framecast/internal/recording/store"
 	"github.com/framecast/framecast/pkg/frames"
 )
-
-// Encode writes fs, frames of one stream in order that fit one segment
-// (segment.Writer's Step never says StepSegment after the first), as one
-// whole segment, and returns its bytes and summary.
-func Encode(t testing.TB, s frames.Stream, fs []*frames.Frame) ([]byte, segment.Summary) {
-	t.Helper()
-	w := segment.NewWriter(s.Room, s.Codec, nil)
-	var data []byte
-	for _, f := range fs {
-		var b []byte
-		var err error
-		switch step := w.Step(f); {
-		case step == segment.StepSegment && !w.Open():
-			b, err = w.Begin(f)
-		case step == segment.StepSegment:
-			t.Fatalf("frame %d would start a second segment", f.Seq)
-		case step == segment.StepPart:
-			if b, err = w.Flush(); err == nil {
-				err = w.Add(f)
-			}
-		case step == segment.StepAdd:
-			err = w.Add(f)
-		}
-		if err != nil {
-			t.Fatalf("frame %d: %v", f.Seq, err)
-		}
-		data = append(data, b...)
-	}
-	b, sum, err := w.End()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return append(data, b...), sum
-}
 
 // Read returns every frame of s in st from segments that began yesterday
 // or today (UTC), in order, found through the index (open segments from
