@@ -2,10 +2,8 @@ package gateway_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"sync"
@@ -80,25 +78,6 @@ func (p *recPublisher) sentAt(seq uint64) time.Time {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.at[seq]
-}
-
-// recGetJSON GETs url and decodes its JSON answer into v.
-func recGetJSON(url string, v any) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	return json.NewDecoder(resp.Body).Decode(v)
 }
 
 // recStopRead stops gs with SIGTERM (which seals their open segments) and
@@ -180,6 +159,42 @@ func recHolder(t *testing.T, timeout time.Duration, gs ...*testenv.Gateway) *tes
 	return holder
 }
 
+// recSealed waits until g has sealed at least n segments.
+func recSealed(t *testing.T, g *testenv.Gateway, n float64) {
+	t.Helper()
+	testenv.WaitFor(t, 10*time.Second, fmt.Sprintf("%d sealed segments", int(n)), func() error {
+		if got := testenv.Metric(t, g.URL(), "framecast_recording_segments_total"); got < n {
+			return fmt.Errorf("%v segments", got)
+		}
+		return nil
+	})
+}
+
+// recKillHolder waits for one of a and b to record the room and seal a
+// segment, kills it with SIGKILL, and waits for the other to take the room
+// over and seal a segment of its own. It returns the other, when the kill
+// was, and how long the takeover took.
+func recKillHolder(t *testing.T, a, b *testenv.Gateway) (other *testenv.Gateway, killed time.Time, took time.Duration) {
+	t.Helper()
+	holder := recHolder(t, 10*time.Second, a, b)
+	other = a
+	if holder == a {
+		other = b
+	}
+	recSealed(t, holder, 1)
+	holder.Proc.Kill()
+	killed = time.Now()
+	testenv.WaitFor(t, 5*time.Second, "the other replica to take the room over", func() error {
+		if recRooms(other) != 1 {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	took = time.Since(killed)
+	recSealed(t, other, 1)
+	return other, killed, took
+}
+
 // TestRecordingTakeoverAfterKill: two recording replicas and one the
 // camera publishes to; the recording one is killed with SIGKILL; the
 // other takes the room over within 2 s, and the recording read back has
@@ -194,33 +209,8 @@ func TestRecordingTakeoverAfterKill(t *testing.T) {
 	pics := [][]byte{testenv.JPEG(t, 160, 120, 1, 6000), testenv.JPEG(t, 160, 120, 2, 6000)}
 	pub := recPublish(t, cam.URL(), "lobby", 33*time.Millisecond, pics)
 
-	holder := recHolder(t, 10*time.Second, a, b)
-	other := a
-	if holder == a {
-		other = b
-	}
-	testenv.WaitFor(t, 10*time.Second, "the holder to seal a segment", func() error {
-		if n := testenv.Metric(t, holder.URL(), "framecast_recording_segments_total"); n < 1 {
-			return fmt.Errorf("%v segments", n)
-		}
-		return nil
-	})
-	holder.Proc.Kill()
-	killed := time.Now()
+	other, killed, took := recKillHolder(t, a, b)
 	lastBefore := pub.seq.Load()
-	testenv.WaitFor(t, 5*time.Second, "the other replica to take the room over", func() error {
-		if recRooms(other) != 1 {
-			return errors.New("not yet")
-		}
-		return nil
-	})
-	took := time.Since(killed)
-	testenv.WaitFor(t, 10*time.Second, "the new holder to seal a segment", func() error {
-		if n := testenv.Metric(t, other.URL(), "framecast_recording_segments_total"); n < 1 {
-			return fmt.Errorf("%v segments", n)
-		}
-		return nil
-	})
 	if n := testenv.Metric(t, other.URL(), "framecast_recording_lease_changes_total", `change="taken_over"`); n != 1 {
 		t.Errorf("taken_over = %v on the new holder, want 1 (it recovered the dead one's segment)", n)
 	}
@@ -230,8 +220,8 @@ func TestRecordingTakeoverAfterKill(t *testing.T) {
 		Spans []index.Span `json:"spans"`
 	}
 	from := time.Now().Add(-time.Minute).UTC().Format(time.RFC3339)
-	if err := recGetJSON(other.URL()+"/video/lobby/recordings?from="+from, &listed); err != nil || len(listed.Spans) != 1 {
-		t.Errorf("GET /video/lobby/recordings: %+v, %v; want one span", listed, err)
+	if getJSON(t, other.URL()+"/video/lobby/recordings?from="+from, &listed); len(listed.Spans) != 1 {
+		t.Errorf("GET /video/lobby/recordings: %+v; want one span", listed)
 	}
 	pub.Stop()
 	fs, segs := recStopRead(t, dir, frames.Stream{Room: "lobby"}, other)
@@ -284,12 +274,7 @@ func TestRecordingCutOffFromRedis(t *testing.T) {
 		t.Fatal("a does not record")
 	}
 	b := testenv.StartGateway(t, recEnv(redis.URL(), dir)...)
-	testenv.WaitFor(t, 10*time.Second, "a to seal a segment", func() error {
-		if n := testenv.Metric(t, a.URL(), "framecast_recording_segments_total"); n < 1 {
-			return fmt.Errorf("%v segments", n)
-		}
-		return nil
-	})
+	recSealed(t, a, 1)
 	proxy.Cut()
 	cut := time.Now()
 	testenv.WaitFor(t, 5*time.Second, "b to take the room over", func() error {
@@ -311,12 +296,7 @@ func TestRecordingCutOffFromRedis(t *testing.T) {
 	proxy.Restore()
 	// a hears frames again through its restored subscription; it must
 	// not record them: b holds the room.
-	testenv.WaitFor(t, 10*time.Second, "b to seal a segment", func() error {
-		if n := testenv.Metric(t, b.URL(), "framecast_recording_segments_total"); n < 2 {
-			return fmt.Errorf("%v segments", n)
-		}
-		return nil
-	})
+	recSealed(t, b, 2)
 	if recRooms(a) != 0 {
 		t.Error("a records the room again after the network healed, while b holds it")
 	}
@@ -464,32 +444,7 @@ func TestRecordingTakeoverH264(t *testing.T) {
 	c := testenv.Dial(t, wsURL(cam.URL(), "dock", "role=publish"), nil)
 	pub := c.PublishH264(t, 33*time.Millisecond, "dock", clip)
 
-	holder := recHolder(t, 10*time.Second, a, b)
-	other := a
-	if holder == a {
-		other = b
-	}
-	testenv.WaitFor(t, 10*time.Second, "the holder to seal a segment", func() error {
-		if n := testenv.Metric(t, holder.URL(), "framecast_recording_segments_total"); n < 1 {
-			return fmt.Errorf("%v segments", n)
-		}
-		return nil
-	})
-	holder.Proc.Kill()
-	killed := time.Now()
-	testenv.WaitFor(t, 5*time.Second, "the other replica to take the room over", func() error {
-		if recRooms(other) != 1 {
-			return errors.New("not yet")
-		}
-		return nil
-	})
-	took := time.Since(killed)
-	testenv.WaitFor(t, 10*time.Second, "the new holder to seal a segment", func() error {
-		if n := testenv.Metric(t, other.URL(), "framecast_recording_segments_total"); n < 1 {
-			return fmt.Errorf("%v segments", n)
-		}
-		return nil
-	})
+	other, killed, took := recKillHolder(t, a, b)
 	pub.Stop()
 	fs, segs := recStopRead(t, dir, frames.Stream{Room: "dock", Codec: frames.CodecH264}, other)
 	if len(fs) == 0 || fs[0].Kind != frames.KindH264Config {
@@ -544,12 +499,7 @@ func TestRecordingPausesWhenNothingLeft(t *testing.T) {
 	pub := recPublish(t, g.URL(), "shed", 33*time.Millisecond, pics)
 	defer pub.Stop()
 	metric := func(series string, match ...string) float64 { return testenv.Metric(t, g.URL(), series, match...) }
-	testenv.WaitFor(t, 10*time.Second, "a sealed segment", func() error {
-		if n := metric("framecast_recording_segments_total"); n < 1 {
-			return fmt.Errorf("%v segments", n)
-		}
-		return nil
-	})
+	recSealed(t, g, 1)
 
 	// Another program fills the filesystem to 1 MiB of free space.
 	filler, err := os.Create(dir + "/filler")
