@@ -23,55 +23,26 @@ import (
 // processes recording into a real directory (or a small tmpfs), real
 // WebSocket publishers and viewers. Prefixed "rec".
 
-// recPublisher publishes JPEG frames to a room at a fixed rate on its own
-// goroutine, remembering each frame's capture time as sent (µs, as the
-// wire carries it).
+// recPublisher publishes JPEG frames to a room at a fixed rate,
+// remembering each frame's capture time as sent.
 type recPublisher struct {
-	mu   sync.Mutex
-	at   map[uint64]time.Time
-	seq  atomic.Uint64
-	stop chan struct{}
-	done chan struct{}
+	*testenv.Publisher
+	mu sync.Mutex
+	at map[uint64]time.Time
 }
 
 func recPublish(t *testing.T, base, room string, every time.Duration, pics [][]byte) *recPublisher {
 	t.Helper()
 	c := testenv.Dial(t, wsURL(base, room, "role=publish"), nil)
 	c.ReadUntilClosed()
-	p := &recPublisher{at: map[uint64]time.Time{}, stop: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(p.done)
-		tick := time.NewTicker(every)
-		defer tick.Stop()
-		var msg []byte
-		for seq := uint64(1); ; seq++ {
-			at := time.Now().Truncate(time.Microsecond)
+	p := &recPublisher{at: map[uint64]time.Time{}}
+	p.Publisher = c.PublishTimed(t, every, func(seq uint64) []byte { return pics[int(seq)%len(pics)] },
+		func(seq uint64, at time.Time) {
 			p.mu.Lock()
 			p.at[seq] = at
 			p.mu.Unlock()
-			msg = frames.AppendBinary(msg[:0], seq, at, pics[int(seq)%len(pics)])
-			if c.SendBinary(msg) != nil {
-				return
-			}
-			p.seq.Store(seq)
-			select {
-			case <-p.stop:
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-	t.Cleanup(p.Stop)
+		})
 	return p
-}
-
-func (p *recPublisher) Stop() {
-	select {
-	case <-p.stop:
-	default:
-		close(p.stop)
-	}
-	<-p.done
 }
 
 func (p *recPublisher) sentAt(seq uint64) time.Time {
@@ -210,7 +181,7 @@ func TestRecordingTakeoverAfterKill(t *testing.T) {
 	pub := recPublish(t, cam.URL(), "lobby", 33*time.Millisecond, pics)
 
 	other, killed, took := recKillHolder(t, a, b)
-	lastBefore := pub.seq.Load()
+	lastBefore := pub.Seq()
 	if n := testenv.Metric(t, other.URL(), "framecast_recording_lease_changes_total", `change="taken_over"`); n != 1 {
 		t.Errorf("taken_over = %v on the new holder, want 1 (it recovered the dead one's segment)", n)
 	}
@@ -226,14 +197,7 @@ func TestRecordingTakeoverAfterKill(t *testing.T) {
 	pub.Stop()
 	fs, segs := recStopRead(t, dir, frames.Stream{Room: "lobby"}, other)
 	gap, at := recCheck(t, fs, pub)
-	t.Logf("takeover %v after the kill; %d frames in %d segments; longest gap %v at %v (kill at %v)",
-		took.Round(time.Millisecond), len(fs), len(segs), gap.Round(time.Millisecond), at.Format("15:04:05.000"), killed.Format("15:04:05.000"))
-	if took > 2*time.Second {
-		t.Errorf("takeover took %v, want ≤ 2 s", took)
-	}
-	if gap > 2*time.Second {
-		t.Errorf("the recording's gap is %v, want ≤ 2 s", gap)
-	}
+	recTakeover(t, "the kill", killed, took, len(fs), len(segs), gap, at)
 	before, after := 0, 0
 	for _, f := range fs {
 		if f.Captured.Before(killed) {
@@ -242,9 +206,9 @@ func TestRecordingTakeoverAfterKill(t *testing.T) {
 			after++
 		}
 	}
-	if before == 0 || after == 0 || fs[len(fs)-1].Seq != pub.seq.Load() {
+	if before == 0 || after == 0 || fs[len(fs)-1].Seq != pub.Seq() {
 		t.Errorf("frames before the kill: %d, after: %d, last %d of %d (last before the kill %d); want both holders' frames up to the last",
-			before, after, fs[len(fs)-1].Seq, pub.seq.Load(), lastBefore)
+			before, after, fs[len(fs)-1].Seq, pub.Seq(), lastBefore)
 	}
 	for _, sg := range segs {
 		if sg.Open {
@@ -303,10 +267,18 @@ func TestRecordingCutOffFromRedis(t *testing.T) {
 	pub.Stop()
 	fs, segs := recStopRead(t, dir, frames.Stream{Room: "hall"}, a, b)
 	gap, at := recCheck(t, fs, pub)
-	t.Logf("b took over %v after the cut; %d frames in %d segments; longest gap %v at %v (cut at %v)",
-		took.Round(time.Millisecond), len(fs), len(segs), gap.Round(time.Millisecond), at.Format("15:04:05.000"), cut.Format("15:04:05.000"))
+	recTakeover(t, "the cut", cut, took, len(fs), len(segs), gap, at)
+}
+
+// recTakeover logs a takeover after what happened at when, and checks it
+// took at most 2 s and left a gap of at most 2 s in the recording.
+func recTakeover(t *testing.T, what string, when time.Time, took time.Duration, frames, segs int, gap time.Duration, gapAt time.Time) {
+	t.Helper()
+	t.Logf("taken over %v after %s; %d frames in %d segments; longest gap %v at %v (%s at %v)",
+		took.Round(time.Millisecond), what, frames, segs, gap.Round(time.Millisecond), gapAt.Format("15:04:05.000"),
+		what, when.Format("15:04:05.000"))
 	if took > 2*time.Second {
-		t.Errorf("takeover took %v after the cut, want ≤ 2 s", took)
+		t.Errorf("the takeover took %v after %s, want ≤ 2 s", took, what)
 	}
 	if gap > 2*time.Second {
 		t.Errorf("the recording's gap is %v, want ≤ 2 s", gap)
@@ -387,7 +359,7 @@ func TestRecordingFullDisk(t *testing.T) {
 		}
 	}
 	pub.Stop()
-	sent := pub.seq.Load()
+	sent := pub.Seq()
 	testenv.WaitFor(t, 5*time.Second, "the viewer to read the last frames", func() error {
 		if n := uint64(got.Load()); n+firstSeq.Load()-1 < sent*99/100 {
 			return fmt.Errorf("viewer got %d of %d", n, sent-firstSeq.Load()+1)
@@ -472,15 +444,8 @@ func TestRecordingTakeoverH264(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("takeover %v after the kill; %d messages in %d segments; longest gap %v at %v (kill at %v); %d keyframe requests",
-		took.Round(time.Millisecond), len(fs), len(segs), gap.Round(time.Millisecond), gapAt.Format("15:04:05.000"),
-		killed.Format("15:04:05.000"), pub.Requests.Load())
-	if took > 2*time.Second {
-		t.Errorf("takeover took %v, want ≤ 2 s", took)
-	}
-	if gap > 2*time.Second {
-		t.Errorf("the recording's gap is %v, want ≤ 2 s", gap)
-	}
+	recTakeover(t, "the kill", killed, took, len(fs), len(segs), gap, gapAt)
+	t.Logf("%d keyframe requests", pub.Requests.Load())
 	if last := fs[len(fs)-1].Seq; last != pub.Seq() {
 		t.Errorf("last picture recorded %d, want the last sent, %d", last, pub.Seq())
 	}
