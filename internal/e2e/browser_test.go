@@ -3,10 +3,8 @@ package e2e_test
 import (
 	"context"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -127,23 +125,11 @@ func (b *browser) ConsoleErrors() []chromedp.ConsoleMessage {
 	defer b.mu.Unlock()
 	var out []chromedp.ConsoleMessage
 	for _, m := range b.console {
-		if (m.Type == chromedp.ConsoleError || m.IsException()) && !noRecordings(m) {
+		if m.Type == chromedp.ConsoleError || m.IsException() {
 			out = append(out, m)
 		}
 	}
 	return out
-}
-
-// recordingsPath is the path of a room's span list.
-var recordingsPath = regexp.MustCompile(`^/video/[A-Za-z0-9_]{1,64}/recordings$`)
-
-// noRecordings reports whether m is Chromium's network error for the 404
-// of a span list: how the viewer page and the wall learn that the gateway
-// keeps no recordings (they hide their timeline). The gateway has no other
-// way to tell a page, and Chromium logs every 4xx response as an error.
-func noRecordings(m chromedp.ConsoleMessage) bool {
-	u, err := url.Parse(m.URL)
-	return err == nil && m.Source == "network" && strings.Contains(m.Text, "status of 404") && recordingsPath.MatchString(u.Path)
 }
 
 // RequireCleanConsole fails the test if the page logged an error.

@@ -345,6 +345,7 @@
   // are valid names), so the first room is asked alone: a gateway without
   // recordings answers one request, not one per tile.
   async function spansOfTiles(from) {
+    if (grid.dataset.recordings !== "1") return null; // the gateway keeps none: nothing to ask
     const TL = window.FramecastTimeline;
     const rooms = [...tiles.keys()];
     let first; // the first room whose recordings can be read (a token may not grant some)

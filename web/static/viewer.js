@@ -497,9 +497,11 @@
   W.onDisplayChange(canvas, reselect, RESIZE_DEBOUNCE_MS);
 
   // The timeline under the picture: hidden until the gateway answers with
-  // the room's recordings, for good where it keeps none.
+  // the room's recordings, for good where it keeps none (the page says so:
+  // data-recordings, so nothing is asked of such a gateway).
+  const recordingsKept = stage.dataset.recordings === "1";
   const timeline = new window.FramecastTimeline.Timeline(timelineEl, {
-    spans: (from) => window.FramecastTimeline.fetchSpans(room, from),
+    spans: (from) => recordingsKept ? window.FramecastTimeline.fetchSpans(room, from) : Promise.resolve(null),
     thumbnail: (ms, width) => W.withToken("/video/" + encodeURIComponent(room) + "/snapshot.jpg", { at: String(ms), width }),
     onSeek: sendSeek,
     onLive: sendLive,
