@@ -186,7 +186,7 @@ func rbWaitViewer(t *testing.T, b *browser, what string, cond func(rbViewer) err
 // rbDo runs chromedp actions on the page with a deadline.
 func rbDo(t *testing.T, b *browser, what string, actions ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(b.Ctx, 5*time.Second)
 	defer cancel()
 	if err := chromedp.Do(ctx, actions...); err != nil {
 		t.Fatalf("failed to %s: %v", what, err)
@@ -607,10 +607,10 @@ func TestClipPlaysInChromium(t *testing.T) {
 	t.Logf("duration %.3f s (want %.3f), played to %.3f s, seeked to %.3f s and played on", meta.Duration, want, first.CurrentTime, seeked.CurrentTime)
 }
 
-// TestPagesWithoutRecordings: on a gateway that keeps no recordings, the
-// viewer page asks for the room's recordings once (404), shows no
-// timeline, ignores ← and L, and plays live as before; the wall shows no
-// clock and its tile plays live.
+// TestPagesWithoutRecordings: on a gateway that keeps no recordings (the
+// page says so: data-recordings="0"), the viewer page asks for no span
+// list, shows no timeline, ignores ← and L, and plays live as before; the
+// wall shows no clock and its tile plays live.
 func TestPagesWithoutRecordings(t *testing.T) {
 	testenv.RequireTool(t, "chromium")
 	var seq atomic.Uint64
@@ -633,7 +633,7 @@ func TestPagesWithoutRecordings(t *testing.T) {
 		return nil
 	})
 	v = rbWaitViewer(t, b, "nothing sent", func(v rbViewer) error {
-		if v.Mode != "live" || v.SeeksSent+v.LivesSent+v.Timeline.Seeks+v.Timeline.Lives != 0 || v.Recordings != 1 {
+		if v.Mode != "live" || v.SeeksSent+v.LivesSent+v.Timeline.Seeks+v.Timeline.Lives != 0 || v.Recordings != 0 {
 			return fmt.Errorf("mode %s, %d/%d seeks, %d/%d lives, %d recordings requests", v.Mode,
 				v.Timeline.Seeks, v.SeeksSent, v.Timeline.Lives, v.LivesSent, v.Recordings)
 		}
