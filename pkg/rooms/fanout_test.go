@@ -16,9 +16,13 @@ import (
 // testJPEGBytes is the smallest payload frames.New accepts as a JPEG.
 var testJPEGBytes = []byte{0xFF, 0xD8, 0xFF, 0xD9}
 
+// shardEpoch is the capture time of frame 0 of the shard tests; frame seq
+// is captured seq ms after it.
+var shardEpoch = time.Unix(1700000000, 0)
+
 func shardFrame(t testing.TB, seq uint64) []byte {
 	t.Helper()
-	f, err := frames.New(frames.KindJPEG, seq, time.Unix(1700000000, 0), testJPEGBytes, 0)
+	f, err := frames.New(frames.KindJPEG, seq, shardEpoch.Add(time.Duration(seq)*time.Millisecond), testJPEGBytes, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,5 +282,25 @@ func TestFirstFrameNotTwice(t *testing.T) {
 	v.signal()
 	if got := rec.snapshot(); !slices.Equal(got, []uint64{16, 17}) {
 		t.Fatalf("viewer got %v, want [16 17]", got)
+	}
+	// A publisher that restarted counts from 1 again, later in time: its
+	// frames follow a first frame (a cached one of the run before) at once.
+	w, err := hub.JoinNotify(context.Background(), frames.Stream{Room: "hall"}, rec.notify)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := frames.New(frames.KindJPEG, 500, shardEpoch, testJPEGBytes, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	restarted, err := frames.New(frames.KindJPEG, 1, shardEpoch.Add(10*time.Second), testJPEGBytes, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.offerFirst(old, hub.monotonic())
+	w.offer(restarted, hub.monotonic())
+	w.signal()
+	if got := rec.snapshot(); !slices.Equal(got, []uint64{16, 17, 500, 1}) {
+		t.Fatalf("viewer of a restarted publisher got %v, want [16 17 500 1]", got)
 	}
 }

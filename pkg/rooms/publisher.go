@@ -110,9 +110,7 @@ func (p *Publisher) Send(f *frames.Frame) bool {
 	}
 	f.Room, f.Layer = s.id.Room, s.id.Layer
 	p.lastSeq.Store(f.Seq)
-	if !p.sent.Swap(true) && h.opts.Presence != nil {
-		h.opts.Presence.PublishersChanged(s.id) // announce the new publisher now
-	}
+	first := !p.sent.Swap(true)
 	now := time.Now().UnixNano()
 	p.mu.Lock()
 	dropped, queued := s.codec.enqueueLocked(p, f, now)
@@ -128,6 +126,11 @@ func (p *Publisher) Send(f *frames.Frame) bool {
 		case p.wake <- struct{}{}:
 		default:
 		}
+	}
+	if first && h.opts.Presence != nil {
+		// Announce the new publisher now rather than at the next heartbeat:
+		// after observe, so that the record written says the stream is live.
+		h.opts.Presence.PublishersChanged(s.id)
 	}
 	return true
 }

@@ -48,7 +48,7 @@ type Viewer struct {
 	n       int             // frames queued
 	backlog []*frames.Frame // handed over at join (an H.264 group), drained before the queue
 	floor   floor           // after a switch, frames not newer than this are dropped
-	first   uint64          // the sequence number offerFirst gave; offers not above it are dropped until one is
+	first   time.Time       // the capture time of what offerFirst gave; offers not after it are dropped until one is
 
 	pictures pictureState // the H.264 policy's state of this viewer (h264.go)
 
@@ -117,6 +117,12 @@ func (v *Viewer) Start(group []*frames.Frame) {
 	v.signal()
 }
 
+// maxFirstOverlap bounds how much older than a joiner's first frame a
+// dropped offer may be: what the layer still had in flight when the join
+// read the stream's newest frame. Farther back is a publisher whose clock
+// differs from the one before it, not an overlap.
+const maxFirstOverlap = 2 * time.Second
+
 // processStart is the origin of standalone viewers' monotonic clock.
 var processStart = time.Now()
 
@@ -139,8 +145,9 @@ func (v *Viewer) offer(f *frames.Frame, at int64) {
 // frame, from memory or a cache), only if nothing was offered to v before:
 // a frame the shard offered meanwhile is newer. Both hold v.mu, so
 // whichever comes second sees the other, and a first frame can never
-// follow a newer one. Nor can an older one follow it: offers numbered up
-// to it (within MaxSwitchOverlap) are dropped until a newer one comes.
+// follow a newer one. Nor can an older one follow it: offers captured at
+// or before it (within maxFirstOverlap) are dropped until a newer one
+// comes.
 func (v *Viewer) offerFirst(f *frames.Frame, at int64) {
 	v.mu.Lock()
 	if v.offered.Load() != 0 {
@@ -148,21 +155,25 @@ func (v *Viewer) offerFirst(f *frames.Frame, at int64) {
 		return
 	}
 	v.offerLocked(f, at)
-	v.first = f.Seq
+	v.first = f.Captured
 	v.mu.Unlock()
 	v.signal()
 }
 
 func (v *Viewer) offerLocked(f *frames.Frame, at int64) {
-	if v.first != 0 && !f.IsOffline() {
+	if !v.first.IsZero() && !f.IsOffline() {
 		// A joiner's first frame is the stream's newest as this replica
 		// knows it: on the publisher's replica that is the newest sent,
 		// which the layer may not have delivered yet. Deliveries up to it
-		// (the same picture, or older ones) must not follow it.
-		if f.Seq <= v.first && v.first-f.Seq < MaxSwitchOverlap {
+		// (the same picture, or older ones, captured at most
+		// maxFirstOverlap before it) must not follow it. Capture times,
+		// not sequence numbers: a publisher that restarted counts from 1
+		// again, and its first frames must not wait for the old count (the
+		// first frame may be a cached one of the run before).
+		if d := v.first.Sub(f.Captured); d >= 0 && d < maxFirstOverlap {
 			return
 		}
-		v.first = 0
+		v.first = time.Time{}
 	}
 	v.offered.Add(1)
 	v.codec.offerLocked(v, f, at)
