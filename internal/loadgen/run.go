@@ -249,8 +249,8 @@ func runLoad(ctx context.Context, cfg *Config) (*Report, error) {
 	logf(cfg, "publishing: %v warmup, %v window", cfg.Warmup, cfg.Duration)
 	pctx, pcancel := context.WithCancel(ctx)
 	defer pcancel()
-	// Late joins end the publishers' run early (runCtx) without closing
-	// their connections, so that no write fails on the way out.
+	// Late joins and seeks end the publishers' run early (runCtx) without
+	// closing their connections, so that no write fails on the way out.
 	runCtx, endRun := context.WithCancel(pctx)
 	defer endRun()
 	var pwg sync.WaitGroup
@@ -286,6 +286,19 @@ func runLoad(ctx context.Context, cfg *Config) (*Report, error) {
 				joinErrs = append(joinErrs, fmt.Sprintf(format, args...))
 			})
 			rep.Errors = append(rep.Errors, joinErrs...)
+		}()
+	} else if cfg.Seeks > 0 {
+		logf(cfg, "%d seeks on %s", cfg.Seeks, cfg.Gateways[0])
+		var seekErrs []string
+		go func() {
+			defer close(joinsDone)
+			defer endRun()
+			sctx, cancel := context.WithDeadline(ctx, end)
+			defer cancel()
+			rep.Seeks = runSeeks(sctx, cfg, d, rooms[0].name, pubs[0], func(format string, args ...any) {
+				seekErrs = append(seekErrs, fmt.Sprintf(format, args...))
+			})
+			rep.Errors = append(rep.Errors, seekErrs...)
 		}()
 	} else {
 		close(joinsDone)
