@@ -337,9 +337,9 @@ func runSeeks(ctx context.Context, cfg *Config, d *dialer, room string, pub *pub
 		liveCaught = append(liveCaught, s.LiveCaughtUpMS)
 	}
 	_ = c.Close(websocket.StatusNormalClosure, "")
-	rep.Playback, rep.FirstPicture, rep.Through = spreadOf(playback), spreadOf(first), spreadOf(through)
-	rep.Handed, rep.StartBefore = spreadOf(handed), spreadOf(before)
-	rep.Live, rep.LiveCaughtUp = spreadOf(live), spreadOf(liveCaught)
+	rep.Playback, rep.FirstPicture, rep.Through = SpreadOf(playback), SpreadOf(first), SpreadOf(through)
+	rep.Handed, rep.StartBefore = SpreadOf(handed), SpreadOf(before)
+	rep.Live, rep.LiveCaughtUp = SpreadOf(live), SpreadOf(liveCaught)
 	if gwOK && gwSeek.Count > 0 {
 		rep.GatewaySeek, rep.GatewayLive = &gwSeek, &gwLive
 	}
