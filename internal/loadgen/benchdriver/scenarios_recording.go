@@ -3,7 +3,8 @@ package main
 // S14: recording and playback (#20 item 13) against a real gateway that
 // plays back from a store the scenario fills first (footage.go): seek to
 // the first picture and back to live on one connection (loadgen -seeks),
-// listing 30 days of a room, and a 1-minute clip export.
+// listing 30 days of a room, and a 1-minute clip export; then what
+// recording costs (scenarios_recording_cost.go).
 
 import (
 	"context"
@@ -291,7 +292,7 @@ func runS14(b *bench, sec *section) error {
 	b.summary("S14", "live → first live picture, p50 / p95: H.264; JPEG", fmt.Sprintf("%s / %s; %s / %s", msf(hs.Live.P50), msf(hs.Live.P95), msf(js.Live.P50), msf(js.Live.P95)), "≤ 100 ms", "", "")
 	b.summary("S14", "listing 30 days: cold (first call) p50; warm p50 / p95", fmt.Sprintf("%s; %s / %s", msf(coldS.P50), msf(warmS.P50), msf(warmS.P95)), "≤ 50 ms", "", "")
 	b.summary("S14", "1-minute clip.mp4: first byte p50 / max; total p50; size", fmt.Sprintf("%s / %s; %s; %s", msf(firstS.P50), msf(firstS.Max), msf(totalS.P50), mb(size)), "starts < 1 s", "", "")
-	return nil
+	return runS14Cost(b, sec)
 }
 
 // getRecordings GETs a recordings listing on a new connection and returns
