@@ -8,6 +8,7 @@
 //	loadgen -gateways ws://127.0.0.1:8001 -idle 10000 -watch-pids 1234
 //	loadgen -gateways ws://127.0.0.1:8001,ws://127.0.0.1:8002 -viewers 100 -h264 clip.h264 -group 'h264=100:v=2&codec=h264'
 //	loadgen -gateways ws://127.0.0.1:8001,ws://127.0.0.1:8002 -viewers 0 -h264 clip.h264 -late-joins 20 -redis 127.0.0.1:6379 -duration 2m
+//	loadgen -gateways ws://127.0.0.1:8001 -viewers 2 -h264 clip.h264 -room cam -seeks 50 -seek-from 1796652180000 -seek-to 1796659380000
 //	loadgen -gateways ws://127.0.0.1:8001 -viewers 25 -layers 1280x720:60000,640x360:20000,320x180:6000 -group 'slow=5@600:width=1280&v=2'
 package main
 
@@ -47,6 +48,10 @@ func run(args []string) int {
 		lateJoins  = fs.Int("late-joins", 0, "join the live room this many times, one after another, on a replica with no viewer of it (-late-join-to), measuring the time to the first picture (the first keyframe with -h264) and to catching up; with -redis, each join waits for the replica to unsubscribe; the window ends when they are done (-duration caps it)")
 		lateJoinTo = fs.String("late-join-to", "", "base URL of the replica late joiners dial (default: the last of -gateways)")
 		joinPause  = fs.Duration("late-join-pause", 2*time.Second, "longest pseudo-random pause before each late join (use the keyframe interval, so joins fall all over a group of pictures)")
+		seeks      = fs.Int("seeks", 0, "move one v=2 viewer of the room (codec=h264 with -h264) on the first of -gateways between the room's recording and live this many times, measuring from each seek to the recording's first picture and from each live to the first live picture (the gateway plays back from a store holding the room's footage between -seek-from and -seek-to); the window ends when they are done (-duration caps it)")
+		seekFrom   = fs.String("seek-from", "", "earliest time sought: RFC 3339 or Unix milliseconds")
+		seekTo     = fs.String("seek-to", "", "latest time sought: RFC 3339 or Unix milliseconds")
+		seekHold   = fs.Duration("seek-hold", 300*time.Millisecond, "how long the seeking viewer plays after each move")
 		format     = fs.String("format", loadgen.FormatBinary, "viewer wire format: binary or json")
 		duration   = fs.Duration("duration", 10*time.Second, "measured window (idle mode: how long to hold the connections)")
 		warmup     = fs.Duration("warmup", 2*time.Second, "publishing time before the window; not counted")
@@ -119,6 +124,16 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "loadgen: invalid -layers: %v\n", err)
 		return 2
 	}
+	var seekRange [2]time.Time
+	for i, v := range []string{*seekFrom, *seekTo} {
+		if v == "" {
+			continue
+		}
+		if seekRange[i], err = parseTime(v); err != nil {
+			fmt.Fprintf(os.Stderr, "loadgen: invalid -seek-from/-seek-to: %v\n", err)
+			return 2
+		}
+	}
 	cfg := loadgen.Config{
 		Gateways:           strings.Split(*gateways, ","),
 		PublishTo:          *publishTo,
@@ -132,6 +147,10 @@ func run(args []string) int {
 		LateJoins:          *lateJoins,
 		LateJoinTo:         *lateJoinTo,
 		LateJoinPause:      *joinPause,
+		Seeks:              *seeks,
+		SeekFrom:           seekRange[0],
+		SeekTo:             seekRange[1],
+		SeekHold:           *seekHold,
 		Groups:             groups,
 		Format:             *format,
 		Warmup:             *warmup,
@@ -199,4 +218,18 @@ func parsePIDs(s string) ([]int, error) {
 		out = append(out, pid)
 	}
 	return out, nil
+}
+
+// parseTime reads an RFC 3339 time or Unix milliseconds, as the gateway's
+// playback times are written (relative times are not: a range of
+// recorded footage is fixed when the run starts).
+func parseTime(s string) (time.Time, error) {
+	if ms, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return time.UnixMilli(ms), nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return t, fmt.Errorf("%q is neither an RFC 3339 time nor Unix milliseconds", s)
+	}
+	return t, nil
 }

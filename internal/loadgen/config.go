@@ -93,6 +93,25 @@ type Config struct {
 	LateJoinTo string
 	// LateJoinPause bounds the pause before each join. Default 2s.
 	LateJoinPause time.Duration
+	// Seeks, when positive, measures playback on the same connection
+	// (docs/protocol.md, "Playback"), this many times, one after another,
+	// during the window: one version-2 viewer of the room on Gateways[0]
+	// (with codec=h264 when H264 is set) sends {"type":"seek"} to a
+	// pseudo-random time between SeekFrom and SeekTo (a fixed seed) and
+	// reads until the recording's pictures through that time have
+	// arrived, plays on for SeekHold, sends {"type":"live"} and reads
+	// until it has the picture the publisher had last sent, and plays on
+	// for SeekHold. The gateway's framecast_seek_first_frame_seconds is
+	// scraped around each move. The gateway must play back from a store
+	// holding the room's footage over that range (GATEWAY_RECORD_STORE).
+	// The window ends when the moves are done (Duration is then a cap).
+	// Publishers must be 1. Default 0: none.
+	Seeks int
+	// SeekFrom and SeekTo bound the times sought. Required with Seeks.
+	SeekFrom, SeekTo time.Time
+	// SeekHold is how long the viewer plays after each move before the
+	// next. Default 300ms.
+	SeekHold time.Duration
 	// Groups give subsets of the reading viewers an extra query string
 	// and, optionally, a throttled link (see ViewerGroup); the report has
 	// figures per group. Default none: every viewer connects alike and the
@@ -201,6 +220,9 @@ func (c Config) WithDefaults() Config {
 	if c.LateJoinPause == 0 {
 		c.LateJoinPause = 2 * time.Second
 	}
+	if c.SeekHold == 0 {
+		c.SeekHold = 300 * time.Millisecond
+	}
 	if c.Format == "" {
 		c.Format = FormatBinary
 	}
@@ -287,6 +309,12 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("loadgen: late joins need exactly one publisher, not %d", c.Publishers)
 	case c.LateJoins > 0 && c.Idle > 0:
 		return errors.New("loadgen: late joins apply to load runs, not idle mode")
+	case c.Seeks < 0 || c.SeekHold < 0:
+		return errors.New("loadgen: seeks and their hold must not be negative")
+	case c.Seeks > 0 && (c.Publishers != 1 || c.Idle > 0 || c.LateJoins > 0):
+		return errors.New("loadgen: seeks need exactly one publisher, a load run and no late joins")
+	case c.Seeks > 0 && (c.SeekFrom.IsZero() || !c.SeekTo.After(c.SeekFrom)):
+		return fmt.Errorf("loadgen: seeks need a range of recorded times, from %v to %v", c.SeekFrom, c.SeekTo)
 	}
 	if c.LateJoins > 0 {
 		u, err := baseURL(c.LateJoinTo)

@@ -179,20 +179,20 @@ func TestViewerCountsH264(t *testing.T) {
 }
 
 func TestSpreadOf(t *testing.T) {
-	if s := spreadOf(nil); s != (Spread{}) {
+	if s := SpreadOf(nil); s != (Spread{}) {
 		t.Errorf("no samples: %+v", s)
 	}
 	var xs []float64
 	for i := 20; i >= 1; i-- {
 		xs = append(xs, float64(i))
 	}
-	if s := spreadOf(xs); s.P50 != 10 || s.P95 != 19 || s.Max != 20 {
+	if s := SpreadOf(xs); s.P50 != 10 || s.P95 != 19 || s.Max != 20 {
 		t.Errorf("1..20: %+v, want p50 10, p95 19, max 20", s)
 	}
 	if xs[0] != 20 {
-		t.Error("spreadOf sorted its input")
+		t.Error("SpreadOf sorted its input")
 	}
-	if s := spreadOf([]float64{7}); s.P50 != 7 || s.P95 != 7 || s.Max != 7 {
+	if s := SpreadOf([]float64{7}); s.P50 != 7 || s.P95 != 7 || s.Max != 7 {
 		t.Errorf("one sample: %+v", s)
 	}
 }

@@ -75,8 +75,8 @@ type Spread struct {
 	Max float64 `json:"max"`
 }
 
-// spreadOf returns the Spread of xs (zero if there are none).
-func spreadOf(xs []float64) Spread {
+// SpreadOf returns the Spread of xs (zero if there are none).
+func SpreadOf(xs []float64) Spread {
 	if len(xs) == 0 {
 		return Spread{}
 	}
@@ -200,7 +200,7 @@ func runLateJoins(ctx context.Context, cfg *Config, d *dialer, room string, pub 
 		behind = append(behind, float64(j.Behind))
 	}
 	rep.KeyframeRequests = requests() - req0
-	rep.FirstPicture, rep.CaughtUp, rep.Handshake, rep.Behind = spreadOf(first), spreadOf(caught), spreadOf(hand), spreadOf(behind)
+	rep.FirstPicture, rep.CaughtUp, rep.Handshake, rep.Behind = SpreadOf(first), SpreadOf(caught), SpreadOf(hand), SpreadOf(behind)
 	return rep
 }
 

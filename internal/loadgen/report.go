@@ -77,9 +77,11 @@ type Report struct {
 	// FractionOfCeiling is MBSec over Ceiling.MBSec.
 	FractionOfCeiling float64 `json:"fraction_of_ceiling,omitempty"`
 	// H264 describes the H.264 clip the publishers played (Config.H264)
-	// and their keyframes; LateJoins the late joins (Config.LateJoins).
+	// and their keyframes; LateJoins the late joins (Config.LateJoins);
+	// Seeks the moves between recording and live (Config.Seeks).
 	H264      *H264Report     `json:"h264,omitempty"`
 	LateJoins *LateJoinReport `json:"late_joins,omitempty"`
+	Seeks     *SeekReport     `json:"seeks,omitempty"`
 	// Idle holds the idle-mode figures.
 	Idle *IdleReport `json:"idle,omitempty"`
 
@@ -254,6 +256,16 @@ func (r *Report) WriteText(w io.Writer) {
 			p("late joins (%s) on %s: %d done, %d failed, %d warm; first picture ms p50 %.1f p95 %.1f max %.1f; caught up ms p50 %.1f p95 %.1f max %.1f; handshake ms p50 %.1f; %.0f pictures behind (p50); %d keyframe requests, %d undecodable",
 				j.Codec, j.To, j.Joins, j.Failed, j.Warm, j.FirstPicture.P50, j.FirstPicture.P95, j.FirstPicture.Max,
 				j.CaughtUp.P50, j.CaughtUp.P95, j.CaughtUp.Max, j.Handshake.P50, j.Behind.P50, j.KeyframeRequests, j.Undecodable)
+		}
+		if s := r.Seeks; s != nil {
+			p("seeks (%s) on %s: %d done, %d failed; first recorded picture ms p50 %.1f p95 %.1f max %.1f; through the time sought p50 %.1f p95 %.1f; back to live ms p50 %.1f p95 %.1f max %.1f, caught up p50 %.1f",
+				s.Codec, s.To, s.Seeks, s.Failed, s.FirstPicture.P50, s.FirstPicture.P95, s.FirstPicture.Max, s.Through.P50, s.Through.P95,
+				s.Live.P50, s.Live.P95, s.Live.Max, s.LiveCaughtUp.P50)
+			if s.GatewaySeek != nil {
+				p("seeks: the gateway's %s: seeks %.0f, mean %.1f ms, p50 ≤ %g ms, p95 ≤ %g ms; lives %.0f, mean %.1f ms, p95 ≤ %g ms",
+					SeekHistogram, s.GatewaySeek.Count, s.GatewaySeek.MeanMS, s.GatewaySeek.Quantile(0.5), s.GatewaySeek.Quantile(0.95),
+					s.GatewayLive.Count, s.GatewayLive.MeanMS, s.GatewayLive.Quantile(0.95))
+			}
 		}
 		p("frames sent %d; delivered %d of %d (%.4f)", r.FramesSent, r.Received, r.Expected, r.DeliveryRatio)
 		p("latency ms: p50 %.2f  p90 %.2f  p99 %.2f  max %.2f  (mean %.2f); max gap %.1f ms",

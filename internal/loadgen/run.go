@@ -249,8 +249,8 @@ func runLoad(ctx context.Context, cfg *Config) (*Report, error) {
 	logf(cfg, "publishing: %v warmup, %v window", cfg.Warmup, cfg.Duration)
 	pctx, pcancel := context.WithCancel(ctx)
 	defer pcancel()
-	// Late joins end the publishers' run early (runCtx) without closing
-	// their connections, so that no write fails on the way out.
+	// Late joins and seeks end the publishers' run early (runCtx) without
+	// closing their connections, so that no write fails on the way out.
 	runCtx, endRun := context.WithCancel(pctx)
 	defer endRun()
 	var pwg sync.WaitGroup
@@ -273,22 +273,34 @@ func runLoad(ctx context.Context, cfg *Config) (*Report, error) {
 			requests0 += p.h264.requests.Load()
 		}
 	}
-	joinsDone := make(chan struct{})
-	if cfg.LateJoins > 0 {
+	// Late joins or seeks run beside the publishers, one viewer at a
+	// time, and end the publishers' run when they are done.
+	var measure func(ctx context.Context, errf func(string, ...any))
+	switch {
+	case cfg.LateJoins > 0:
 		logf(cfg, "%d late joins on %s", cfg.LateJoins, cfg.LateJoinTo)
-		var joinErrs []string
-		go func() {
-			defer close(joinsDone)
-			defer endRun()
-			jctx, cancel := context.WithDeadline(ctx, end)
-			defer cancel()
-			rep.LateJoins = runLateJoins(jctx, cfg, d, rooms[0].name, pubs[0], func(format string, args ...any) {
-				joinErrs = append(joinErrs, fmt.Sprintf(format, args...))
-			})
-			rep.Errors = append(rep.Errors, joinErrs...)
-		}()
+		measure = func(ctx context.Context, errf func(string, ...any)) {
+			rep.LateJoins = runLateJoins(ctx, cfg, d, rooms[0].name, pubs[0], errf)
+		}
+	case cfg.Seeks > 0:
+		logf(cfg, "%d seeks on %s", cfg.Seeks, cfg.Gateways[0])
+		measure = func(ctx context.Context, errf func(string, ...any)) {
+			rep.Seeks = runSeeks(ctx, cfg, d, rooms[0].name, pubs[0], errf)
+		}
+	}
+	measured := make(chan struct{})
+	if measure == nil {
+		close(measured)
 	} else {
-		close(joinsDone)
+		go func() {
+			defer close(measured)
+			defer endRun()
+			mctx, cancel := context.WithDeadline(ctx, end)
+			defer cancel()
+			var errs []string
+			measure(mctx, func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) })
+			rep.Errors = append(rep.Errors, errs...)
+		}()
 	}
 	cpu0 := selfCPU()
 	mach0, machErr := ReadMachineCPU()
@@ -296,7 +308,7 @@ func runLoad(ctx context.Context, cfg *Config) (*Report, error) {
 	t0 := time.Now()
 	pwg.Wait()
 	t1 := time.Now()
-	<-joinsDone
+	<-measured
 	cpu1 := selfCPU()
 	mach1, machErr1 := ReadMachineCPU()
 	w.windowEnd()

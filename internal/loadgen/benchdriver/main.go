@@ -34,7 +34,7 @@ func main() {
 func run() int {
 	out := flag.String("out", "docs/benchmarks.md", "where to write the results (relative to the module root)")
 	raw := flag.String("raw", "", "also write every loadgen report as JSON to this file")
-	only := flag.String("only", "", "comma-separated scenarios to run (S1..S13); default all")
+	only := flag.String("only", "", "comma-separated scenarios to run (S1..S14); default all")
 	quick := flag.Bool("quick", false, "short windows and smaller ramps, to check the driver itself (figures are not worth publishing)")
 	gatewayBin := flag.String("gateway", "", "run this gateway binary instead of building ./cmd/gateway (paired runs of another revision under this driver and load generator)")
 	paired := flag.String("paired", "", "print the table of a scripts/paired.sh output folder and exit: each summary measure's old and new values and their ratio per round")
@@ -69,7 +69,8 @@ func run() int {
 	}
 	// Scenarios register from several files (S8 in nginx.go, S9 and S10
 	// in scenarios_layers.go, S11 in h264.go, S12 in h264_delivery.go, S13 in
-	// scenarios_rooms.go): run them in the order of their numbers.
+	// scenarios_rooms.go, S14 in scenarios_recording.go): run them in the
+	// order of their numbers.
 	slices.SortStableFunc(scenarios, func(a, b scenario) int { return scenarioNumber(a.id) - scenarioNumber(b.id) })
 	start := time.Now()
 	for _, sc := range scenarios {
