@@ -546,9 +546,11 @@ func TestComposeUp(t *testing.T) {
 	checkRoomList(t, ctx)
 	logPhase("frames through nginx")
 
-	// 3b. The recorders record the demo room into the recordings volume.
+	// 3b. The recorders record the demo room into the recordings volume,
+	// and the gateways play it back through nginx.
 	checkRecording(t, c)
-	logPhase("recording")
+	checkPlayback(t, ctx)
+	logPhase("recording and playback")
 
 	// 4. The viewer page in Chromium shows live frames.
 	pg := openPage(t)
@@ -614,6 +616,57 @@ func TestComposeUp(t *testing.T) {
 	}
 	logPhase("docker-compose down -v")
 
+}
+
+// checkPlayback: any gateway, through nginx, lists the demo room's
+// recorded spans and plays its recording from a time inside them on a
+// WebSocket (the JSON format the seed's page reads), the frames captured
+// then.
+func checkPlayback(t *testing.T, ctx context.Context) {
+	t.Helper()
+	var list struct {
+		Spans []struct{ Start, End time.Time }
+	}
+	testenv.WaitFor(t, 30*time.Second, "a recorded span through nginx", func() error {
+		resp, err := httpGet(ctx, "/video/demo/recordings")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("recordings: %s", resp.Status)
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
+			return err
+		}
+		if len(list.Spans) == 0 || list.Spans[len(list.Spans)-1].End.Sub(list.Spans[len(list.Spans)-1].Start) < 4*time.Second {
+			return fmt.Errorf("spans %+v", list.Spans)
+		}
+		return nil
+	})
+	span := list.Spans[len(list.Spans)-1]
+	at := span.Start.Add(2 * time.Second)
+	dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	url := fmt.Sprintf("ws://%s/ws/video/demo/?role=view&format=json&at=%d", composeHost, at.UnixMilli())
+	conn, _, err := websocket.Dial(dctx, url, nil)
+	if err != nil {
+		t.Fatalf("playback through nginx: %v", err)
+	}
+	defer conn.CloseNow()
+	conn.SetReadLimit(16 << 20)
+	_, msg, err := conn.Read(dctx)
+	if err != nil {
+		t.Fatalf("playback through nginx: %v", err)
+	}
+	f, err := testenv.ParseJSONFrame(msg)
+	if err != nil {
+		t.Fatalf("playback through nginx: %v", err)
+	}
+	if d := f.Captured.Sub(at); d > 2*time.Second || d < -2*time.Second {
+		t.Fatalf("played back a frame captured %v from the time asked (%v)", d, at)
+	}
+	t.Logf("played back through nginx from %v: frame %d captured %v from it", at.Format(time.RFC3339), f.Seq, f.Captured.Sub(at))
 }
 
 // checkRecording: the two recorder replicas record the demo room into the

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -23,7 +24,11 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/framecast/framecast/internal/auth"
+	"github.com/framecast/framecast/internal/recording/index"
+	"github.com/framecast/framecast/internal/recording/recordtest"
+	"github.com/framecast/framecast/internal/recording/store"
 	"github.com/framecast/framecast/internal/testenv"
+	"github.com/framecast/framecast/pkg/frames"
 )
 
 // TestAuthPublishMode runs a real gateway with GATEWAY_AUTH=publish: every
@@ -445,4 +450,49 @@ func TestSeedPageWatchesWithoutToken(t *testing.T) {
 	if _, err := seed.ReadFrame(secWait); err != nil {
 		t.Fatalf("a seed connection with a publish token: %v", err)
 	}
+}
+
+// TestPlaybackObeysTheRoomsViewPermission: under GATEWAY_AUTH=all the
+// recordings of a room need a view token for it, as its live frames do: the
+// span list, clips, snapshots and playback connections without one are
+// 401, with one for another room 403; and a token's expiry ends a playback
+// connection (1008 "token expired") as it ends a live one.
+func TestPlaybackObeysTheRoomsViewPermission(t *testing.T) {
+	dir := t.TempDir()
+	st, err := store.NewDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now().Add(-60 * time.Second)
+	recordtest.Record(t, st, index.New(st, nil), frames.Stream{Room: "demo"},
+		recordtest.JPEG(t, "demo", t0, 500, 100*time.Millisecond, 1), false)
+	g := testenv.StartGateway(t, "GATEWAY_AUTH=all", "GATEWAY_JWT_SECRET="+secSecret, "GATEWAY_RECORD_STORE="+dir)
+	at := strconv.FormatInt(t0.Add(5*time.Second).UnixMilli(), 10)
+	other := secToken(t, "elsewhere", auth.RoleView, time.Hour)
+	for _, path := range []string{"/video/demo/recordings", "/video/demo/clip.mp4?start=" + at, "/video/demo/snapshot.jpg?at=" + at} {
+		for token, want := range map[string]int{"": 401, other: 403} {
+			sep := "?"
+			if strings.Contains(path, "?") {
+				sep = "&"
+			}
+			if err := testenv.HTTPStatus(g.URL()+path+sep+"token="+token, want); err != nil {
+				t.Errorf("%s with a token: %v, %v", path, token != "", err)
+			}
+		}
+	}
+	if _, status, _, _ := testenv.TryDial(t, secURL(g, "demo", "role=view&format=binary&at="+at+"&token="+other), nil); status != 403 {
+		t.Errorf("playback with another room's token: %d, want 403", status)
+	}
+	short := secToken(t, "demo", auth.RoleView, time.Second)
+	v, _ := auth.NewHMACVerifier([]byte(secSecret))
+	claims, err := v.Verify(short)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := testenv.Dial(t, secURL(g, "demo", "role=view&format=binary&at="+at+"&token="+short), nil)
+	if _, err := c.ReadFrame(secWait); err != nil {
+		t.Fatalf("playback with a view token: %v", err)
+	}
+	closeErr := secCloseOf(c, time.Until(claims.Deadline())+secWait)
+	secExpectClose(t, closeErr, websocket.StatusPolicyViolation, "token expired")
 }
