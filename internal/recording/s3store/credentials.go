@@ -17,8 +17,9 @@ import (
 // AWS_SECRET_ACCESS_KEY), or a file in the AWS shared-credentials form,
 // which is what container platforms mount as a secret and rotate in place.
 
-// ErrNoCredentials says neither keys nor a credentials file were given.
-var ErrNoCredentials = errors.New("s3store: no credentials")
+// ErrCredentials says the credentials are missing, or the credentials
+// file cannot be read or holds no keys.
+var ErrCredentials = errors.New("s3store: no usable credentials")
 
 // staticProvider gives keys that never change.
 type staticProvider struct{ v credentials.Value }
@@ -64,15 +65,15 @@ func (p *fileProvider) Retrieve() (credentials.Value, error) {
 	defer p.mu.Unlock()
 	st, err := stampOf(p.path)
 	if err != nil {
-		return credentials.Value{}, fmt.Errorf("failed to read the S3 credentials file: %w", err)
+		return credentials.Value{}, fmt.Errorf("%w: failed to read the credentials file: %w", ErrCredentials, err)
 	}
 	b, err := os.ReadFile(p.path)
 	if err != nil {
-		return credentials.Value{}, fmt.Errorf("failed to read the S3 credentials file: %w", err)
+		return credentials.Value{}, fmt.Errorf("%w: failed to read the credentials file: %w", ErrCredentials, err)
 	}
 	v, err := parseCredentials(b, p.profile)
 	if err != nil {
-		return credentials.Value{}, fmt.Errorf("the S3 credentials file %s: %w", p.path, err)
+		return credentials.Value{}, fmt.Errorf("the credentials file %s: %w", p.path, err)
 	}
 	p.seen = st
 	return v, nil
@@ -128,9 +129,9 @@ func parseCredentials(b []byte, profile string) (credentials.Value, error) {
 	}
 	switch {
 	case !found:
-		return v, fmt.Errorf("%w: no aws_access_key_id and aws_secret_access_key in profile %q", ErrNoCredentials, profile)
+		return v, fmt.Errorf("%w: no aws_access_key_id and aws_secret_access_key in profile %q", ErrCredentials, profile)
 	case v.AccessKeyID == "" || v.SecretAccessKey == "":
-		return v, fmt.Errorf("%w: profile %q needs both aws_access_key_id and aws_secret_access_key", ErrNoCredentials, profile)
+		return v, fmt.Errorf("%w: profile %q needs both aws_access_key_id and aws_secret_access_key", ErrCredentials, profile)
 	}
 	v.SignerType = credentials.SignatureV4
 	return v, nil
@@ -152,7 +153,7 @@ func newCredentials(cfg *Config) (*credentials.Credentials, error) {
 		return credentials.New(p), nil
 	}
 	if cfg.AccessKey == "" || cfg.SecretKey == "" {
-		return nil, fmt.Errorf("%w: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or a credentials file", ErrNoCredentials)
+		return nil, fmt.Errorf("%w: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or a credentials file", ErrCredentials)
 	}
 	return credentials.New(staticProvider{credentials.Value{
 		AccessKeyID: cfg.AccessKey, SecretAccessKey: cfg.SecretKey, SessionToken: cfg.SessionToken,
