@@ -75,6 +75,7 @@ func (s *S3) start() {
 	s.t.Helper()
 	s.Proc = Start(s.t, "versitygw:"+strconv.Itoa(s.port), s.bin, nil,
 		"--port", s.Endpoint, "--access", s.AccessKey, "--secret", s.SecretKey, "--quiet",
+		"--keep-alive", // as S3 servers do; versitygw closes each connection by default
 		"posix", s.Dir)
 	WaitFor(s.t, 20*time.Second, "versitygw to answer", func() error {
 		if s.Proc.Exited() {

@@ -276,11 +276,22 @@ func setDefaults(cfg *Config) {
 		cfg.RetryEvery = DefaultRetryEvery
 	}
 	if cfg.Transport == nil {
-		cfg.Transport = http.DefaultTransport.(*http.Transport).Clone()
+		cfg.Transport = NewTransport()
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
+}
+
+// NewTransport returns the default transport of S3 requests: Go's
+// default, keeping up to 64 idle connections to the server instead of 2,
+// so that concurrent reads (a timeline's day logs, many viewers' seeks)
+// reuse connections instead of opening one per request.
+func NewTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 256
+	t.MaxIdleConnsPerHost = 64
+	return t
 }
 
 // ValidPathStyle checks a PathStyle value.

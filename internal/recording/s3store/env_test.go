@@ -86,7 +86,7 @@ type Requests struct {
 }
 
 func newRequests() *Requests {
-	return &Requests{counts: map[string]int{}, next: http.DefaultTransport.(*http.Transport).Clone()}
+	return &Requests{counts: map[string]int{}, next: s3store.NewTransport()}
 }
 
 // RoundTrip implements http.RoundTripper.
