@@ -48,9 +48,10 @@ build: deps-demo ## build bin/gateway, bin/sender, bin/loadgen
 	$(GO) build -o $(BIN)/sender ./cmd/sender
 	$(GO) build -o $(BIN)/loadgen ./cmd/loadgen
 
-demo: build ## gateway (in-process layer) + a demo sender: open http://localhost:8000/video/demo/
-	@echo; echo "framecast demo: open http://localhost:8000/video/demo/ (Ctrl-C stops)"; echo
-	@GATEWAY_ADDR=$${GATEWAY_ADDR:-:8000} $(BIN)/gateway & gw=$$!; \
+demo: build ## gateway (in-process layer) + a demo sender, recorded into ./recordings: open http://localhost:8000/video/demo/
+	@echo; echo "framecast demo: open http://localhost:8000/video/demo/ (Ctrl-C stops; footage goes to ./recordings, kept 1 day)"; echo
+	@GATEWAY_ADDR=$${GATEWAY_ADDR:-:8000} GATEWAY_RECORD=$${GATEWAY_RECORD-demo} GATEWAY_RECORD_STORE=$${GATEWAY_RECORD_STORE:-./recordings} \
+	GATEWAY_RECORD_KEEP=$${GATEWAY_RECORD_KEEP:-1d} GATEWAY_RECORD_MIN_FREE=$${GATEWAY_RECORD_MIN_FREE:-1GiB} $(BIN)/gateway & gw=$$!; \
 	trap 'kill $$gw $$snd 2>/dev/null; wait; exit 0' INT TERM; \
 	for i in $$(seq 50); do $(BIN)/gateway healthcheck -timeout 1s 2>/dev/null && break; sleep 0.1; done; \
 	SENDER_URL=ws://127.0.0.1:8000 SENDER_ROOM=demo SENDER_SOURCE=test SENDER_FPS=$${SENDER_FPS:-15} $(BIN)/sender & snd=$$!; \
@@ -84,7 +85,7 @@ test-go:
 STRESS_COUNT    ?= 50
 STRESS_PACKAGES := ./pkg/frames/ ./pkg/rooms/ ./internal/avc/ ./internal/auth/ ./internal/promtext/ \
 	./internal/gctune/ ./internal/fdlimit/ ./internal/linkproxy/ ./internal/socket/ ./internal/testenv/gatewaytest/ \
-	./internal/gateway/ ./internal/sender/ ./internal/loadgen/
+	./internal/gateway/ ./internal/sender/ ./internal/loadgen/ ./internal/recording/...
 stress: deps-demo ## rerun the tests that need no external service: -race -short, STRESS_COUNT times (50)
 	$(GO) test -race -short -count=$(STRESS_COUNT) -timeout 4h $(STRESS_PACKAGES)
 

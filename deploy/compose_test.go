@@ -39,6 +39,9 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/coder/websocket"
 
+	"github.com/framecast/framecast/internal/recording/index"
+	"github.com/framecast/framecast/internal/recording/segment"
+	"github.com/framecast/framecast/internal/recording/store"
 	"github.com/framecast/framecast/internal/testenv"
 	"github.com/framecast/framecast/pkg/frames"
 )
@@ -514,6 +517,7 @@ func TestComposeUp(t *testing.T) {
 	gateways := c.waitHealthy("gateway", 3, 2*time.Minute)
 	nginx := c.waitHealthy("nginx", 1, time.Minute)[0]
 	c.waitHealthy("sender", 1, time.Minute)
+	c.waitHealthy("recorder", 2, 2*time.Minute)
 	if st := c.mustDocker("ps", "-a", "--format", "{{.Status}}",
 		"--filter", "label=com.docker.compose.project="+composeProject,
 		"--filter", "label=com.docker.compose.service=token"); !strings.HasPrefix(st, "Exited (0)") {
@@ -541,6 +545,10 @@ func TestComposeUp(t *testing.T) {
 	checkSnapshotAndMJPEG(t, ctx)
 	checkRoomList(t, ctx)
 	logPhase("frames through nginx")
+
+	// 3b. The recorders record the demo room into the recordings volume.
+	checkRecording(t, c)
+	logPhase("recording")
 
 	// 4. The viewer page in Chromium shows live frames.
 	pg := openPage(t)
@@ -606,6 +614,60 @@ func TestComposeUp(t *testing.T) {
 	}
 	logPhase("docker-compose down -v")
 
+}
+
+// checkRecording: the two recorder replicas record the demo room into the
+// `recordings` volume: a sealed segment appears, found through the index
+// (no listing), and reads back as frames in publishing order, so no two
+// recorders wrote the room at once. The volume is read by copying it out of
+// a recorder (docker cp): the image has no shell.
+func checkRecording(t *testing.T, c *composeRun) {
+	t.Helper()
+	recs := c.containers("recorder")
+	if len(recs) != 2 {
+		t.Fatalf("%d recorder containers, want 2", len(recs))
+	}
+	demo := frames.Stream{Room: "demo"}
+	testenv.WaitFor(t, 90*time.Second, "a sealed segment of the demo room in the recordings volume", func() error {
+		dir, err := os.MkdirTemp("", "framecast-recordings-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		if _, err := c.run(time.Minute, c.docker, "cp", recs[0].ID+":/recordings/.", dir); err != nil {
+			return err
+		}
+		st, err := store.NewDir(dir)
+		if err != nil {
+			return err
+		}
+		ctx := context.Background()
+		segs, err := index.New(st, nil).Day(ctx, demo, time.Now())
+		if err != nil {
+			return err
+		}
+		for _, sg := range segs {
+			if sg.Open {
+				continue
+			}
+			data, err := st.Read(ctx, sg.Object, 0, -1)
+			if err != nil {
+				return err
+			}
+			fs, _, err := segment.Read(data)
+			if err != nil || len(fs) == 0 {
+				return fmt.Errorf("segment %s: %d frames, %v", sg.Object, len(fs), err)
+			}
+			for i := 1; i < len(fs); i++ {
+				if fs[i].Seq <= fs[i-1].Seq {
+					t.Fatalf("segment %s: frame %d after %d", sg.Object, fs[i].Seq, fs[i-1].Seq)
+				}
+			}
+			t.Logf("recorded: %s, %d frames, %d bytes", sg.Object, len(fs), len(data))
+			return nil
+		}
+		return fmt.Errorf("%d segments, none sealed yet", len(segs))
+	})
 }
 
 // checkImages: the gateway image is small and non-root; the sender's user

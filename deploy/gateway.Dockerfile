@@ -13,8 +13,10 @@ RUN go mod download
 COPY . .
 RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/gateway ./cmd/gateway
 # Where `gateway token -out` writes the demo sender's token in compose (the
-# `tokens` volume). Distroless has no shell to mkdir in the final stage.
-RUN mkdir -p /out/run/framecast
+# `tokens` volume), and where recorders keep footage (the `recordings`
+# volume, with the store's three folders, so that replicas mounting it
+# read-only find them). Distroless has no shell to mkdir in the final stage.
+RUN mkdir -p /out/run/framecast /out/recordings/objects /out/recordings/journals /out/recordings/tmp
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/gateway /gateway
@@ -22,6 +24,7 @@ COPY --from=build /out/gateway /gateway
 # here takes this ownership, so the token service can write to it and the
 # sender's user can read it.
 COPY --from=build --chown=65532:65532 /out/run/framecast /run/framecast
+COPY --from=build --chown=65532:65532 /out/recordings /recordings
 USER nonroot:nonroot
 EXPOSE 8000
 # `gateway healthcheck` asks the running gateway's /healthz and exits 0 or 1:

@@ -6,6 +6,8 @@
 //	gateway healthcheck   exit 0 if the local gateway's /healthz answers (for images without curl)
 //	gateway token -room R -role publish|view|* [-ttl 24h] [-out FILE]
 //	                      print (or write to FILE) an access token signed with GATEWAY_JWT_SECRET (or -secret-file, -key-file)
+//	gateway recordings rebuild -room R | -all [-store DIR]
+//	                      regenerate the recording index of a room (or of every room) from its segments
 //	gateway -h            list every setting with its default
 package main
 
@@ -26,6 +28,8 @@ import (
 	"github.com/framecast/framecast/internal/fdlimit"
 	"github.com/framecast/framecast/internal/gateway"
 	"github.com/framecast/framecast/internal/gctune"
+	"github.com/framecast/framecast/internal/recording/index"
+	"github.com/framecast/framecast/internal/recording/store"
 )
 
 func main() {
@@ -39,6 +43,8 @@ func run(args []string) int {
 			return healthcheck(args[1:])
 		case "token":
 			return token(args[1:])
+		case "recordings":
+			return recordings(args[1:])
 		}
 	}
 	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
@@ -161,6 +167,55 @@ func token(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// recordings runs the maintenance commands of recordings: `rebuild`
+// regenerates rooms' index logs from their segments (index.Rebuild), for
+// a store whose logs were lost or damaged. It may run while recorders
+// record.
+func recordings(args []string) int {
+	if len(args) == 0 || args[0] != "rebuild" {
+		fmt.Fprintln(os.Stderr, "usage: gateway recordings rebuild -room R | -all [-store DIR]")
+		return 2
+	}
+	fs := flag.NewFlagSet("gateway recordings rebuild", flag.ContinueOnError)
+	room := fs.String("room", "", "the room whose index to rebuild")
+	all := fs.Bool("all", false, "rebuild every room found in the store")
+	dir := fs.String("store", os.Getenv("GATEWAY_RECORD_STORE"), "the recordings' directory (default: $GATEWAY_RECORD_STORE)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return 2
+	}
+	if (*room == "") == !*all || *dir == "" || fs.NArg() > 0 {
+		fmt.Fprintln(os.Stderr, "gateway recordings rebuild: give -room R or -all, and -store (or GATEWAY_RECORD_STORE)")
+		fs.Usage()
+		return 2
+	}
+	st, err := store.NewDir(*dir)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "gateway recordings rebuild: %v\n", err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	list := []string{*room}
+	if *all {
+		if list, err = index.Rooms(ctx, st); err != nil {
+			fmt.Fprintf(os.Stderr, "gateway recordings rebuild: %v\n", err)
+			return 1
+		}
+	}
+	code := 0
+	for _, r := range list {
+		stats, err := index.Rebuild(ctx, st, r)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "gateway recordings rebuild: room %s: %v\n", r, err)
+			code = 1
+			continue
+		}
+		fmt.Printf("%s: %d segments, %d open, %d skipped, %d day logs written, %d removed\n",
+			r, stats.Segments, stats.Open, stats.Skipped, stats.Days, stats.Removed)
+	}
+	return code
 }
 
 // writeTokenFile writes tok and a newline to name with mode 0644, through a

@@ -202,7 +202,7 @@ func hbShows(codec string, after hbViewer, afterPixels viewerState) func(hbViewe
 // now on, before the page's own scripts.
 func hbInitScript(t *testing.T, b *browser, js string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(b.Ctx, 5*time.Second)
 	defer cancel()
 	err := chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, target *chromedp.Target) error {
 		_, err := cdp.Call(ctx, target, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: js})
@@ -226,7 +226,7 @@ func TestH264ViewerPageDecodes(t *testing.T) {
 		t.Fatalf("%s is not a secure context with WebCodecs (%v)", base, err)
 	}
 	for _, codec := range []string{"avc1.42E01F", "avc1.640028"} {
-		ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+		ctx, cancel := context.WithTimeout(b.Ctx, 5*time.Second)
 		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`VideoDecoder.isConfigSupported({codec: "`+codec+`", codedWidth: 1280, codedHeight: 720}).then(r => r.supported)`, chromedp.EvalAwaitPromise))
 		cancel()
 		t.Logf("isConfigSupported(%s, 1280×720) = %v (%v)", codec, ok, err)

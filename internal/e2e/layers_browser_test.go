@@ -144,7 +144,7 @@ func lbWaitViewer(t *testing.T, page *browser, what string, cond func(lbViewer) 
 // events included).
 func lbResize(t *testing.T, page *browser, w, h int64, scale float64) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(page.ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(page.Ctx, 5*time.Second)
 	defer cancel()
 	if err := chromedp.Do(ctx, chromedp.EmulateViewport(w, h, chromedp.EmulateScale(scale))); err != nil {
 		t.Fatalf("failed to resize the viewport to %dx%d: %v", w, h, err)
@@ -325,7 +325,7 @@ type lbSockets struct {
 func lbWatchSockets(t *testing.T, page *browser) *lbSockets {
 	t.Helper()
 	s := &lbSockets{}
-	if err := chromedp.Listen(page.ctx, func(ev any) {
+	if err := chromedp.Listen(page.Ctx, func(ev any) {
 		if e, ok := ev.(*network.EventWebSocketCreated); ok {
 			s.mu.Lock()
 			s.urls = append(s.urls, e.URL)
@@ -412,7 +412,7 @@ func TestGridDrawsTwelveRoomsOverOneSocket(t *testing.T) {
 	}
 	page.RequireCleanConsole(t)
 
-	ctx, cancel := context.WithTimeout(page.ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(page.Ctx, 5*time.Second)
 	defer cancel()
 	if err := chromedp.Do(ctx, chromedp.Click(`a.tile[data-room="cam03"]`)); err != nil {
 		t.Fatalf("failed to click a tile: %v", err)

@@ -71,6 +71,7 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, a admission) (*co
 	admitted = true
 	k := s.newConn(a.role, a.room, claims, r.RemoteAddr)
 	k.mayPublish = mayPublish
+	k.client = limitKey(s.limits.clientAddr(r))
 	k.onEnd(s.conns.Done)
 	k.onEnd(release)
 	return k, true

@@ -358,6 +358,7 @@ func TestSecurityConfigValidation(t *testing.T) {
 		{"no rate, no burst", func(c *Config) { c.PublishRate, c.PublishBurst = 0, 0 }, ""},
 		{"negative max connections", func(c *Config) { c.MaxConnections = -1 }, "GATEWAY_MAX_CONNECTIONS"},
 		{"negative per-IP", func(c *Config) { c.MaxConnectionsPerIP = -1 }, "GATEWAY_MAX_CONNECTIONS_PER_IP"},
+		{"negative idle rooms per IP", func(c *Config) { c.MaxIdleRoomsPerIP = -1 }, "GATEWAY_MAX_IDLE_ROOMS_PER_IP"},
 		{"bad proxy", func(c *Config) { c.TrustedProxies = []string{"10.0.0.0/8", "nginx"} }, "GATEWAY_TRUSTED_PROXIES"},
 		{"proxies as IPs and CIDRs", func(c *Config) { c.TrustedProxies = []string{"10.0.0.1", "fd00::/8", " 192.168.0.0/16"} }, ""},
 		{"bad origin pattern", func(c *Config) { c.AllowedOrigins = []string{"[cams.example.com"} }, "GATEWAY_ALLOWED_ORIGINS"},

@@ -41,6 +41,8 @@ const (
 	endTokenExpired                    // the token the connection was admitted with expired
 	endViewerData                      // a view-only connection sent a data message
 	endRoomLimit                       // the replica holds its maximum number of rooms
+	endIdleRooms                       // the replica holds its share of rooms without a publisher (roombudget.go)
+	endAddrIdleRooms                   // the client's address holds GATEWAY_MAX_IDLE_ROOMS_PER_IP rooms without a publisher
 	endMessageTimeout                  // a message did not end within GATEWAY_MESSAGE_TIMEOUT
 	endReadBudget                      // the replica's unfinished messages are at GATEWAY_READ_BUDGET_MB
 	endControlFlood                    // the peer made the gateway write too many control frames
@@ -74,6 +76,8 @@ var closeTable = [numEndReasons]closeSpec{
 	endTokenExpired:   {label: "token_expired", code: websocket.StatusPolicyViolation, text: "token expired", level: slog.LevelInfo},
 	endViewerData:     {label: "viewer_sent_data", code: websocket.StatusPolicyViolation, text: "unexpected data message", level: slog.LevelInfo},
 	endRoomLimit:      {label: "too_many_rooms", code: websocket.StatusTryAgainLater, text: "too many rooms on this gateway", level: slog.LevelWarn},
+	endIdleRooms:      {label: "too_many_idle_rooms", code: websocket.StatusTryAgainLater, text: refusedIdleRoomLimit, level: slog.LevelInfo},
+	endAddrIdleRooms:  {label: "idle_rooms_per_ip", code: websocket.StatusTryAgainLater, text: "too many rooms without a publisher from your address", level: slog.LevelInfo},
 	endMessageTimeout: {label: "message_timeout", code: websocket.StatusPolicyViolation, text: "message not finished in time", level: slog.LevelInfo},
 	endReadBudget:     {label: "read_budget", code: websocket.StatusTryAgainLater, text: "gateway busy: too many unfinished messages", level: slog.LevelWarn},
 	endControlFlood:   {label: "control_flood", level: slog.LevelInfo},

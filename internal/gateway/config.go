@@ -48,6 +48,7 @@ type Config struct {
 	ReadBudgetMB        int           `envconfig:"GATEWAY_READ_BUDGET_MB" default:"256" desc:"most memory (MB) all connections together may hold in messages not yet complete; a message that would pass it closes its connection with 1013; 0 = no budget"`
 	MaxConnections      int           `envconfig:"GATEWAY_MAX_CONNECTIONS" default:"10000" desc:"most WebSocket connections on this replica (keep it below the open-file limit); more get 429; 0 = no limit"`
 	MaxConnectionsPerIP int           `envconfig:"GATEWAY_MAX_CONNECTIONS_PER_IP" default:"200" desc:"most WebSocket connections from one client address (IPv6: one /64); more get 429; 0 = no limit"`
+	MaxIdleRoomsPerIP   int           `envconfig:"GATEWAY_MAX_IDLE_ROOMS_PER_IP" default:"128" desc:"most rooms without a live publisher one client address (IPv6: one /64) may hold open on this replica; more are refused (1013, or refused on multi-room connections; MJPEG 429); 0 = no limit"`
 	TrustedProxies      []string      `envconfig:"GATEWAY_TRUSTED_PROXIES" desc:"proxies whose X-Forwarded-For names the client (comma-separated CIDRs or IPs, e.g. 10.0.0.0/8); empty = none"`
 
 	// Layers and multi-room connections (control.go, adapt.go, multi.go,

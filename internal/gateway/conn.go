@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +41,7 @@ type conn struct {
 	ws     *websocket.Conn // nil for an MJPEG stream
 	sock   *socket.Writer  // the socket's one writer
 	claims *auth.Claims    // the token's claims where one was required; nil otherwise
+	client netip.Addr      // the client's address as per-address limits count it (limitKey)
 	log    *slog.Logger
 	// mayPublish: the connection may send frames (a publisher; the seed's
 	// two-way connection where publishing is open or its token allows it).

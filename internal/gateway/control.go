@@ -240,7 +240,6 @@ func (w *session) subscribeOrRefuse(ctx context.Context, room string, ask layerA
 		w.s.metrics.rejected.WithLabelValues("rooms_per_conn").Inc()
 		w.send(refusedMessage(room, err.Error()))
 	default:
-		w.s.metrics.rejected.WithLabelValues("too_many_rooms").Inc()
-		w.send(refusedMessage(room, refusedRoomLimit))
+		w.refuseRoom(room, err) // a room budget: roombudget.go
 	}
 }

@@ -167,13 +167,13 @@ func (s *Server) handleRecordings(w http.ResponseWriter, r *http.Request) {
 	to, from := now, time.Time{}
 	var err error
 	if q.Has("to") {
-		if to, err = parseTime("to", q.Get("to"), now.Add(24*time.Hour)); err != nil {
+		if to, err = parseAnyTime("to", q.Get("to"), now); err != nil {
 			s.badRequest(w, err.Error())
 			return
 		}
 	}
 	if q.Has("from") {
-		if from, err = parseTime("from", q.Get("from"), now.Add(24*time.Hour)); err != nil {
+		if from, err = parseAnyTime("from", q.Get("from"), now); err != nil {
 			s.badRequest(w, err.Error())
 			return
 		}

@@ -90,6 +90,7 @@ func (s *Server) admitFrame(l *publishLimiter) (bool, error) {
 type limits struct {
 	readBudget *readBudget // memory in messages not yet complete, all connections
 	conns      *connLimiter
+	idleRooms  *addrRooms // rooms without a publisher per address (roombudget.go)
 	proxies    trustedProxies
 	log        *slog.Logger
 
@@ -104,6 +105,7 @@ func newLimits(cfg *Config, log *slog.Logger) (*limits, error) {
 	return &limits{
 		readBudget: &readBudget{max: int64(cfg.ReadBudgetMB) << 20},
 		conns:      newConnLimiter(cfg.MaxConnections, cfg.MaxConnectionsPerIP),
+		idleRooms:  newAddrRooms(cfg.MaxIdleRoomsPerIP),
 		proxies:    proxies, log: log,
 	}, nil
 }
@@ -291,6 +293,9 @@ func (c *Config) validateLimits() error {
 	}
 	if c.MaxConnectionsPerIP < 0 {
 		return settingError("MAX_CONNECTIONS_PER_IP", "%d must not be negative", c.MaxConnectionsPerIP)
+	}
+	if c.MaxIdleRoomsPerIP < 0 {
+		return settingError("MAX_IDLE_ROOMS_PER_IP", "%d must not be negative", c.MaxIdleRoomsPerIP)
 	}
 	if _, err := parseTrustedProxies(c.TrustedProxies); err != nil {
 		return settingError("TRUSTED_PROXIES", "%v", err)

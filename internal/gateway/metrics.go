@@ -121,6 +121,9 @@ func (m *metrics) registerHub(hub *rooms.Hub) {
 			Name: "framecast_rooms", Help: "Rooms with local viewers or publishers.",
 		}, stat(func(s rooms.Stats) float64 { return float64(s.Rooms) })),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "framecast_idle_rooms", Help: "Of framecast_rooms, rooms without a known publisher: held within half of GATEWAY_MAX_ROOMS.",
+		}, stat(func(s rooms.Stats) float64 { return float64(s.IdleRooms) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "framecast_layer_ready", Help: "1 when the channel layer can deliver frames.",
 		}, func() float64 {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)

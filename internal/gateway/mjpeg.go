@@ -57,8 +57,7 @@ func (s *Server) handleMJPEG(w http.ResponseWriter, r *http.Request) {
 		cancel()
 		sess.stop()
 		k.abort()
-		s.metrics.rejected.WithLabelValues("too_many_rooms").Inc()
-		http.Error(w, "too many rooms on this gateway", http.StatusServiceUnavailable)
+		s.refuseRoomHTTP(w, err) // 503 or 429 with the budget's reason (roombudget.go)
 		return
 	}
 	sock, _, err := socket.Hijack(w, k.socketOptions()) // a client sends nothing after its request

@@ -83,7 +83,10 @@ func (s *Server) handleViewerPage(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "room names are 1 to 64 characters from A-Z, a-z, 0-9 and _", http.StatusNotFound)
 		return
 	}
-	render(w, s.pages.viewer, struct{ Room string }{room})
+	render(w, s.pages.viewer, struct {
+		Room       string
+		Recordings bool
+	}{room, s.lib != nil})
 }
 
 func (s *Server) handleRooms(w http.ResponseWriter, r *http.Request) {
@@ -122,7 +125,8 @@ func (s *Server) handleGridPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	render(w, s.pages.grid, struct {
-		All   bool
-		Rooms string
-	}{list == nil, strings.Join(list, ",")})
+		All        bool
+		Rooms      string
+		Recordings bool
+	}{list == nil, strings.Join(list, ","), s.lib != nil})
 }

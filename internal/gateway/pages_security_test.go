@@ -97,16 +97,20 @@ func TestTemplatesEscapeRoomNames(t *testing.T) {
 	evil := []string{`"><script>alert(1)</script>`, `x" onmouseover="alert(1)`, `javascript:alert(1)`}
 	for _, name := range evil {
 		var buf bytes.Buffer
-		if err := p.viewer.Execute(&buf, struct{ Room string }{name}); err != nil {
+		if err := p.viewer.Execute(&buf, struct {
+			Room       string
+			Recordings bool
+		}{name, true}); err != nil {
 			t.Fatal(err)
 		}
 		if err := p.index.Execute(&buf, struct{ Rooms []rooms.RoomSummary }{[]rooms.RoomSummary{{Name: name}}}); err != nil {
 			t.Fatal(err)
 		}
 		if err := p.grid.Execute(&buf, struct {
-			All   bool
-			Rooms string
-		}{false, name}); err != nil {
+			All        bool
+			Rooms      string
+			Recordings bool
+		}{false, name, true}); err != nil {
 			t.Fatal(err)
 		}
 		out := buf.String()
@@ -115,7 +119,7 @@ func TestTemplatesEscapeRoomNames(t *testing.T) {
 				t.Errorf("room %q rendered unescaped (%q) in:\n%s", name, bad, out)
 			}
 		}
-		if strings.Count(out, "<script") != 5 { // wire.js and viewer.js, index.js, wire.js and grid.js only
+		if strings.Count(out, "<script") != 7 { // wire.js, timeline.js and viewer.js; index.js; wire.js, timeline.js and grid.js: no more
 			t.Errorf("room %q added a script tag:\n%s", name, out)
 		}
 	}

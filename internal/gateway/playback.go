@@ -143,7 +143,7 @@ func (sub *subscription) goLiveLocked(ctx context.Context, reason string, mark t
 		}
 		return nil
 	}
-	v, err := w.s.hub.JoinNotify(ctx, sub.ask.stream(sub.room, sub.layer), w.notify)
+	v, err := sub.joinLiveLocked(ctx) // within the room budgets (roombudget.go)
 	if err != nil {
 		return err
 	}

@@ -205,6 +205,11 @@ func TestRecordingsClipSnapshotAndMJPEG(t *testing.T) {
 	if list.Room != "cam" || len(list.Spans) != 1 || !list.Spans[0].Start.Equal(p.t0) || list.Spans[0].Codecs[0] != "jpeg" {
 		t.Fatalf("recordings: %+v", list)
 	}
+	// Relative ends count from now: the last 10 s hold the recording's end.
+	getJSON(t, p.base+"/video/cam/recordings?from=-10s&to=-1s", &list)
+	if len(list.Spans) != 1 || list.Spans[0].Start.Before(time.Now().Add(-11*time.Second)) || !list.Spans[0].End.Equal(p.t0.Add(20*time.Second)) {
+		t.Fatalf("recordings of the last 10 s: %+v", list)
+	}
 	start, end := p.t0.Add(2*time.Second), p.t0.Add(6*time.Second)
 	clipURL := fmt.Sprintf("%s/video/cam/clip.mp4?start=%s&end=%s", p.base, start.Format(time.RFC3339Nano), end.Format(time.RFC3339Nano))
 	resp, err := http.Get(clipURL)

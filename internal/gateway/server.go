@@ -49,6 +49,8 @@ type Server struct {
 	conns      sync.WaitGroup // WebSocket and stream handlers still running
 	active     sync.Map       // *conn -> struct{}: open connections (WebSockets, MJPEG streams), for forced closes
 	layerState *layerState    // is the channel layer up (layerwatch.go)
+
+	rec *recording // recorder and retention; nil unless GATEWAY_RECORD is set (record.go)
 }
 
 // New builds a server from a validated configuration. It connects nothing
@@ -75,6 +77,8 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	s.hub = rooms.NewHub(s.layer, rooms.Options{
 		MaxRooms:       cfg.MaxRooms,
+		MaxIdleRooms:   idleRoomShare(cfg.MaxRooms), // roombudget.go
+		Liveness:       s.roomLiveness(),
 		RoomRate:       cfg.RoomRate,
 		RoomBurst:      cfg.RoomBurst,
 		PublishTimeout: cfg.PublishTimeout,
@@ -90,6 +94,9 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	s.layerState = newLayerState()
 	s.watchLayer()
 	s.metrics.registerHub(s.hub)
+	if err := s.startRecording(); err != nil {
+		return nil, err
+	}
 	p, err := newPages()
 	if err != nil {
 		return nil, err
@@ -194,6 +201,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			err = fmt.Errorf("failed to stop every connection handler: %w", ctx.Err())
 		}
 	}
+	// Seals open segments and releases leases; before Redis closes.
+	s.stopRecording(ctx)
 	s.stopScaleOut() // removes this replica's presence; before Redis closes
 	if cerr := s.layer.Close(); cerr != nil && err == nil {
 		err = cerr

@@ -100,6 +100,7 @@ type subscription struct {
 	timer   *time.Timer        // the 1 s check (adapt.go); nil if the subscription has none
 	playing *playing           // the player of the recording it plays; nil live (playback.go)
 	stopped bool               // left: nothing more is joined or armed
+	release func()             // gives the room's place in the room budgets back (roombudget.go); nil until it first joins live
 }
 
 // ctlItem is one entry of the writer's control queue: a message to write
@@ -204,8 +205,8 @@ func (w *session) join(ctx context.Context, room string, ask layerAsk) error {
 	var v *rooms.Viewer
 	if w.opts.at.IsZero() {
 		var err error
-		if v, err = w.s.hub.JoinNotify(ctx, ask.stream(room, sub.layer), w.notify); err != nil {
-			return err
+		if v, sub.release, err = w.s.joinRoom(ctx, w.k, ask.stream(room, sub.layer), w.notify); err != nil {
+			return err // a room budget (roombudget.go), or the connection went
 		}
 	} else {
 		v = rooms.NewViewer(ask.codec, nil) // drained until the seek below switches to its player's
@@ -224,6 +225,9 @@ func (w *session) join(ctx context.Context, room string, ask layerAsk) error {
 	}
 	if !w.enqueue(items...) {
 		w.s.hub.Leave(v)
+		if sub.release != nil {
+			sub.release()
+		}
 		return errConnEnding
 	}
 	if !w.opts.at.IsZero() {
@@ -571,4 +575,7 @@ func (sub *subscription) stop() {
 		sub.timer.Stop()
 	}
 	sub.stopPlayingLocked()
+	if sub.release != nil {
+		sub.release()
+	}
 }

@@ -255,8 +255,19 @@ func parseRooms(q url.Values, limit int, what string) ([]string, error) {
 // parseTime reads a time of a query or control message named name: RFC
 // 3339 ("2026-12-07T14:03:00Z", fractions allowed), Unix milliseconds
 // ("1796652180000"), or relative to now ("-30s", "-2h15m"). A time in the
-// future is an error: there is no recording of it yet.
+// future is an error: there is no recording of it yet (see parseRange for
+// the ends of a range, which may be).
 func parseTime(name, s string, now time.Time) (time.Time, error) {
+	t, err := parseAnyTime(name, s, now)
+	if err == nil && t.After(now.Add(time.Second)) {
+		return t, fmt.Errorf("%s %s is in the future: nothing is recorded yet", name, t.UTC().Format(time.RFC3339Nano))
+	}
+	return t, err
+}
+
+// parseAnyTime is parseTime allowing the future: the end of a range of the
+// span list may be later than now.
+func parseAnyTime(name, s string, now time.Time) (time.Time, error) {
 	var t time.Time
 	switch {
 	case s == "":
@@ -278,9 +289,6 @@ func parseTime(name, s string, now time.Time) (time.Time, error) {
 		if t, err = time.Parse(time.RFC3339Nano, s); err != nil {
 			return t, fmt.Errorf("%s %q is not an RFC 3339 time (2026-12-07T14:03:00Z), Unix milliseconds or a relative time (-30s)", name, s)
 		}
-	}
-	if t.After(now.Add(time.Second)) {
-		return t, fmt.Errorf("%s %s is in the future: nothing is recorded yet", name, t.UTC().Format(time.RFC3339Nano))
 	}
 	return t, nil
 }

@@ -99,8 +99,7 @@ func (s *Server) serveWebSocket(k *conn, view viewOpts) {
 				w.subscribeOrRefuse(ctx, room, view.ask)
 			}
 		} else if err := w.join(ctx, k.room, view.ask); err != nil {
-			s.metrics.rejected.WithLabelValues("too_many_rooms").Inc()
-			s.end(k, ended(endRoomLimit, err))
+			s.refuseRoom(k, err) // 1013 with the budget's reason (roombudget.go)
 			return
 		}
 	}

@@ -209,6 +209,19 @@ func (c *Client) Publish(t testing.TB, every time.Duration, seed bool, jpeg func
 	})
 }
 
+// PublishTimed is Publish (binary) that tells sent each frame's sequence
+// number and capture time, as the header carries it (µs), before sending
+// it: tests that check recorded capture times keep them.
+func (c *Client) PublishTimed(t testing.TB, every time.Duration, jpeg func(seq uint64) []byte, sent func(seq uint64, captured time.Time)) *Publisher {
+	var msg []byte
+	return publishEvery(t, every, func(seq uint64) error {
+		at := time.Now().Truncate(time.Microsecond)
+		sent(seq, at)
+		msg = frames.AppendBinary(msg[:0], seq, at, jpeg(seq))
+		return c.SendBinary(msg)
+	})
+}
+
 // publishEvery calls send(seq) for seq 1, 2, 3... every period on a
 // goroutine of its own, until Stop, the test's end or a failed send.
 func publishEvery(t testing.TB, every time.Duration, send func(seq uint64) error) *Publisher {

@@ -29,11 +29,23 @@ type presentReplica struct {
 
 func newPresentReplica(t *testing.T, r *testenv.Redis, opts redislayer.PresenceOptions) *presentReplica {
 	t.Helper()
+	return newPresentReplicaWith(t, r, opts, nil)
+}
+
+// newPresentReplicaWith is newPresentReplica with the hub's options
+// changed by mutate (if not nil), which is handed the replica's presence.
+func newPresentReplicaWith(t *testing.T, r *testenv.Redis, opts redislayer.PresenceOptions,
+	mutate func(*rooms.Options, *redislayer.Presence)) *presentReplica {
+	t.Helper()
 	client := redis.NewClient(&redis.Options{Addr: r.Addr()})
 	layer := redislayer.NewRedisLayer(client, redislayer.RedisOptions{Logger: quietLogger()})
 	ref := &hubRef{}
 	presence := redislayer.NewPresence(client, ref, opts)
-	ref.h = rooms.NewHub(layer, rooms.Options{Logger: quietLogger(), PublishTimeout: 500 * time.Millisecond, Presence: presence})
+	hubOpts := rooms.Options{Logger: quietLogger(), PublishTimeout: 500 * time.Millisecond, Presence: presence}
+	if mutate != nil {
+		mutate(&hubOpts, presence)
+	}
+	ref.h = rooms.NewHub(layer, hubOpts)
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { presence.Run(ctx); close(done) }()

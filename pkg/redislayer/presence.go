@@ -75,6 +75,8 @@ type Presence struct {
 	cached   []rooms.RoomSummary
 	cachedAt time.Time
 	failing  bool
+
+	live liveRooms // the rooms other replicas publish, as last read (liverooms.go)
 }
 
 // StreamLister lists a replica's local streams: what presence announces.

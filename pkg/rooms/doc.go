@@ -39,6 +39,14 @@
 // (Hub.Tap: a recorder) sees every frame the layer delivers, in order, on
 // the delivering goroutine.
 //
+// # Room budgets
+//
+// Options.MaxRooms bounds the rooms a hub holds, and Options.MaxIdleRooms,
+// within it, the rooms held without a known publisher, which anyone may
+// ask for where watching is open (budget.go): rooms with a live publisher
+// anywhere, as this replica's publishers, the layer's pictures and
+// Options.Liveness (presence) tell it, always find the rest.
+//
 // # Lock order
 //
 // A goroutine holding one of these locks takes only locks later in the
@@ -49,7 +57,8 @@
 //	                 orders a joining viewer's start against deliveries
 //	Hub.subMu        the subscription state of every channel
 //	Hub.mu           the streams, each stream's viewer set, taps and
-//	                 publishers (writes; the sets are read without it)
+//	                 publishers (writes; the sets are read without it),
+//	                 the rooms and their budgets
 //	fanoutShard.mu   a shard's queue of streams to notify
 //	Viewer.mu        a viewer's queue and its codec state
 //

@@ -3,7 +3,6 @@ package rooms
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"runtime"
 	"sort"
@@ -27,6 +26,15 @@ type Options struct {
 	// publishers (a room counts once however many of its streams are
 	// here). 0 means no limit.
 	MaxRooms int
+	// MaxIdleRooms caps, within MaxRooms, the rooms held without a known
+	// publisher (see budget.go), so that rooms anyone may ask for never
+	// take the places of live ones. 0 means no cap of their own.
+	MaxIdleRooms int
+	// Liveness, if set, tells whether another replica publishes a room,
+	// asked when a room not held live is joined (see budget.go). Nil
+	// means only this replica's publishers, and the pictures the layer
+	// delivers, are known.
+	Liveness RoomLiveness
 	// PublishTimeout bounds one call to the channel layer. Default 2s.
 	PublishTimeout time.Duration
 	// Logger receives subscription and publish failures. Default
@@ -71,11 +79,14 @@ type Hub struct {
 	opts  Options
 	log   *slog.Logger
 
-	// mu guards streams and rooms, and every change of a stream's viewer
-	// set, taps and publishers (they are read without it: copy-on-write).
-	mu      sync.RWMutex
-	streams map[frames.Stream]*stream
-	rooms   map[string]int // streams held per room: the MaxRooms budget
+	// mu guards streams, rooms and idleRooms, and every change of a
+	// stream's viewer set, taps and publishers (they are read without it:
+	// copy-on-write).
+	mu          sync.RWMutex
+	streams     map[frames.Stream]*stream
+	rooms       map[string]*roomState // the rooms held: the MaxRooms budget (budget.go)
+	idleRooms   int                   // rooms without a known publisher: the MaxIdleRooms budget
+	idleRecheck atomic.Int64          // unix ns of RecheckLive's last look at every idle room
 
 	shards []*fanoutShard // at least one; a single one is inline
 	start  time.Time      // the origin of monotonic
@@ -112,7 +123,7 @@ func NewHub(layer Layer, opts Options) *Hub {
 		opts:     opts,
 		log:      opts.Logger,
 		streams:  make(map[frames.Stream]*stream),
-		rooms:    make(map[string]int),
+		rooms:    make(map[string]*roomState),
 		channels: make(map[string]*channelState),
 		start:    time.Now(),
 	}
@@ -125,19 +136,24 @@ func NewHub(layer Layer, opts Options) *Hub {
 // Layer returns the hub's channel layer.
 func (h *Hub) Layer() Layer { return h.layer }
 
-// streamLocked returns the stream id, creating it if the room budget
-// allows. Call with h.mu held.
-func (h *Hub) streamLocked(id frames.Stream) (*stream, error) {
+// streamLocked returns the stream id, creating it if the room budgets
+// allow (budget.go); live says a publisher of the room is known. Call
+// with h.mu held.
+func (h *Hub) streamLocked(id frames.Stream, live bool) (*stream, error) {
 	if s, ok := h.streams[id]; ok {
+		if live {
+			h.markLiveLocked(s.room)
+		}
 		return s, nil
 	}
 	if err := id.Valid(); err != nil {
 		return nil, err
 	}
-	if _, ok := h.rooms[id.Room]; !ok && h.opts.MaxRooms > 0 && len(h.rooms) >= h.opts.MaxRooms {
-		return nil, fmt.Errorf("%w: limit %d", ErrTooManyRooms, h.opts.MaxRooms)
+	r, err := h.roomLocked(id.Room, live)
+	if err != nil {
+		return nil, err
 	}
-	s := &stream{hub: h, id: id, name: id.String(), jobs: make([]shardJob, len(h.shards))}
+	s := &stream{hub: h, id: id, name: id.String(), room: r, jobs: make([]shardJob, len(h.shards))}
 	s.codec = newCodecPolicy(id.Codec, s)
 	if h.opts.RoomRate > 0 {
 		burst := h.opts.RoomBurst
@@ -148,7 +164,7 @@ func (h *Hub) streamLocked(id frames.Stream) (*stream, error) {
 	}
 	s.viewers.Store(&viewerSet{byShard: make([][]*Viewer, len(h.shards))})
 	h.streams[id] = s
-	h.rooms[id.Room]++
+	r.streams++
 	return s, nil
 }
 
@@ -159,9 +175,7 @@ func (h *Hub) dropIfEmptyLocked(s *stream) {
 		return
 	}
 	delete(h.streams, s.id)
-	if h.rooms[s.id.Room]--; h.rooms[s.id.Room] <= 0 {
-		delete(h.rooms, s.id.Room)
-	}
+	h.releaseRoomLocked(s.room)
 }
 
 // Join adds a viewer of stream id and subscribes the replica to it if it
@@ -169,9 +183,11 @@ func (h *Hub) dropIfEmptyLocked(s *stream) {
 // (unless ctx ended first; a layer that failed to subscribe retries by
 // itself), and if the stream is live the viewer already holds what it
 // starts from (its newest JPEG frame, or its current H.264 group), so it
-// shows a picture at once. Call Leave when the viewer goes.
+// shows a picture at once. A room the hub does not hold is held within
+// the room budgets, as live or idle as RoomLive says (budget.go). Call
+// Leave when the viewer goes.
 func (h *Hub) Join(ctx context.Context, id frames.Stream) (*Viewer, error) {
-	return h.join(ctx, id, nil)
+	return h.join(ctx, id, nil, h.RoomLive(ctx, id.Room))
 }
 
 // JoinNotify is Join for a viewer without a goroutine of its own: instead
@@ -182,15 +198,23 @@ func (h *Hub) Join(ctx context.Context, id frames.Stream) (*Viewer, error) {
 // without blocking, or leaves the frames queued for a goroutine of its own
 // while a write would block. An idle viewer then costs no goroutine at all.
 func (h *Hub) JoinNotify(ctx context.Context, id frames.Stream, notify func(*Viewer)) (*Viewer, error) {
-	return h.join(ctx, id, notify)
+	return h.join(ctx, id, notify, h.RoomLive(ctx, id.Room))
 }
 
-func (h *Hub) join(ctx context.Context, id frames.Stream, notify func(*Viewer)) (*Viewer, error) {
+func (h *Hub) join(ctx context.Context, id frames.Stream, notify func(*Viewer), live bool) (*Viewer, error) {
+	rechecked := false
 	for {
 		h.mu.Lock()
-		s, err := h.streamLocked(id)
+		s, err := h.streamLocked(id, live)
 		if err != nil {
 			h.mu.Unlock()
+			if !rechecked && errors.Is(err, ErrTooManyIdleRooms) {
+				// Before refusing: is the room published elsewhere after
+				// all, and do idle rooms published since still count?
+				rechecked = true
+				live = h.RecheckLive(ctx, id.Room)
+				continue
+			}
 			return nil, err
 		}
 		// Round-robin within the stream: its viewers spread over all shards.
@@ -256,6 +280,7 @@ func (h *Hub) deliver(id frames.Stream, msg []byte) {
 	if s == nil {
 		return
 	}
+	h.sawPicture(s, f)                  // a publisher of the room is live somewhere (budget.go)
 	f.Room, f.Layer = id.Room, id.Layer // the channel names the stream, whatever the message says
 	h.relayed.Add(1)
 	s.observe(f, time.Now().UnixNano())
@@ -323,6 +348,7 @@ func (h *Hub) Streams() []StreamInfo {
 // Stats are the hub's counters since it started.
 type Stats struct {
 	Rooms            int // rooms with local streams
+	IdleRooms        int // of them, rooms without a known publisher (budget.go)
 	Streams          int
 	Viewers          int
 	Published        uint64 // frames handed to the layer by local publishers
@@ -338,7 +364,7 @@ type Stats struct {
 // Stats returns a snapshot of the hub's counters.
 func (h *Hub) Stats() Stats {
 	h.mu.RLock()
-	s := Stats{Rooms: len(h.rooms), Streams: len(h.streams)}
+	s := Stats{Rooms: len(h.rooms), IdleRooms: h.idleRooms, Streams: len(h.streams)}
 	for _, st := range h.streams {
 		s.Viewers += len(st.viewers.Load().all)
 	}

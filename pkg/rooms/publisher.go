@@ -71,7 +71,7 @@ type Publisher struct {
 // goroutine. Call Close when the publisher goes.
 func (h *Hub) NewPublisher(id frames.Stream) (*Publisher, error) {
 	h.mu.Lock()
-	s, err := h.streamLocked(id)
+	s, err := h.streamLocked(id, true) // a publisher makes its room live
 	if err != nil {
 		h.mu.Unlock()
 		return nil, err

@@ -18,6 +18,7 @@ type stream struct {
 	hub   *Hub
 	id    frames.Stream
 	name  string      // id.String(): its channel
+	room  *roomState  // its room's budget state (budget.go); fixed at creation
 	codec codecPolicy // what differs between codecs; fixed at creation
 
 	// mu guards the codec's per-stream state (the H.264 group of
@@ -139,7 +140,7 @@ type Tap struct {
 func (h *Hub) Tap(ctx context.Context, id frames.Stream, fn func(*frames.Frame)) (*Tap, error) {
 	{
 		h.mu.Lock()
-		s, err := h.streamLocked(id)
+		s, err := h.streamLocked(id, true) // the operator records it: not a room anyone asked for
 		if err != nil {
 			h.mu.Unlock()
 			return nil, err

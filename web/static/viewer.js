@@ -58,6 +58,19 @@
 // - The overlay shows fps, latency (capture to receipt for JPEG, capture
 //   to decoded picture for H.264), skipped frames, the codec, the layer
 //   received (index and width×height) and kB/s received.
+// - Recordings (docs/protocol.md, "Playback"; timeline.js draws the
+//   timeline under the picture): the timeline's requests become
+//   {"type":"seek","at":"<ms>"} and {"type":"live"} on this connection.
+//   A `playback` message starts the recording's stream: the decoder (or
+//   the JPEG waiting) of what came before is dropped, and H.264 pictures
+//   captured before its `ms` (the group from the keyframe before the time
+//   asked) are decoded but not drawn. `live` does the same the other way,
+//   with a notice when the recording ran out (caught_up) or failed. An
+//   `error` naming the room (nothing recorded then) is shown briefly. The
+//   time being shown is the capture time of the picture on the canvas. A
+//   connection that ends during playback seeks again, from that time, on
+//   the next one. Where the gateway keeps no recordings the timeline stays
+//   hidden and nothing of this happens.
 // - window.framecast exposes the counters, for people and for tests.
 "use strict";
 (() => {
@@ -76,6 +89,7 @@
   const ctx2d = canvas.getContext("2d");
   const overlay = document.getElementById("overlay");
   const stateEl = document.getElementById("state");
+  const timelineEl = document.getElementById("timeline");
   const room = stage.dataset.room;
   const hasWebCodecs = typeof window.VideoDecoder === "function";
 
@@ -99,11 +113,23 @@
     // The page's first picture: ms after navigation began, and (H.264) the
     // sequence number of the first chunk decoded.
     firstDrawnMs: null, firstSeq: null,
+    // Playback: "live" or "playback"; the capture time (ms) of the picture
+    // on the canvas; the last `playback` message ({atMs, codec} and the
+    // capture time of the first picture drawn after it); the reason of the
+    // last `live` message; seek and live messages sent; H.264 pictures
+    // decoded and not drawn (before a playback's time); the timeline's own
+    // state (timeline.js).
+    mode: "live", shownMs: null, playback: null, liveReason: "", seeksSent: 0, livesSent: 0,
+    hidden: 0, timeline: null,
   };
   window.framecast = stats;
 
   const meter = new W.Meter(), rate = new W.Rate();
-  let decoding = false, pending = null;
+  let decoding = false, pending = null; // pending: the newest JPEG waiting {blob, capturedMs, epoch}
+  // epoch counts stream changes (playback, live): a picture decoded for an
+  // older one is not drawn. hideBeforeUs: H.264 pictures captured before it
+  // are decoded, not drawn.
+  let epoch = 0, hideBeforeUs = 0;
 
   function setState(s) {
     stats.state = s;
@@ -125,6 +151,13 @@
       dec.resetAtConfig = true; // a new connection starts at a configuration and its keyframe
       dec.waitKey = true;
       setState("offline");
+      // A new connection is live: one that ended during playback goes back
+      // to where it was.
+      if (stats.mode === "playback") {
+        const resume = stats.shownMs;
+        enterMode("live");
+        if (resume !== null) sendSeek(resume);
+      }
     },
     onFrame, onControl, onState: setState,
   });
@@ -144,7 +177,53 @@
         dec.waitKey = true;
       }
       stats.gatewayLayer = { layer: m.layer, width: m.width, height: m.height, reason: m.reason, codec };
-    } else if (m.type === "error") stats.controlErrors.push(m.reason);
+    } else if (m.type === "playback") {
+      enterMode("playback");
+      stats.playback = { atMs: Number(m.ms), codec: m.codec || JPEG, firstShownMs: null };
+      hideBeforeUs = Number(m.ms) * 1000;
+    } else if (m.type === "live") {
+      // A `live` for a room that is live already changes no stream: the
+      // decoder carries on.
+      if (stats.mode !== "live") enterMode("live");
+      stats.liveReason = m.reason || "";
+      if (m.reason === "caught_up") timeline.notice("The recording ran out: live.");
+      else if (m.reason === "failed") timeline.notice("The recording could not be read on: live.");
+    } else if (m.type === "error") {
+      stats.controlErrors.push(m.reason);
+      if (m.room !== undefined) { // a seek or live that could not be done
+        timeline.cancel();
+        timeline.notice(String(m.reason));
+      }
+    }
+  }
+
+  // enterMode starts another stream (a recording's or the live one):
+  // what waits to be decoded or drawn belongs to the old one and is
+  // dropped; the next configuration starts a new decoder.
+  function enterMode(mode) {
+    stats.mode = mode;
+    epoch++;
+    pending = null;
+    hideBeforeUs = 0;
+    stats.lastSeq = null; // sequence numbers jump: no gap to count
+    stats.latencyMs = null;
+    if (stats.want === H264) {
+      closeDecoder(); // a closed decoder outputs nothing more
+      dec.resetAtConfig = true;
+    }
+    if (stats.state === "live" || stats.state === "playback") setState(mode);
+  }
+
+  function sendSeek(ms) {
+    if (!sock.open) return;
+    stats.seeksSent++;
+    sock.send(JSON.stringify({ type: "seek", at: String(Math.round(ms)) }));
+  }
+
+  function sendLive() {
+    if (!sock.open) return;
+    stats.livesSent++;
+    sock.send(JSON.stringify({ type: "live" }));
   }
 
   function onFrame(buf) {
@@ -166,23 +245,23 @@
       stats.layerWidth = f.width;
       stats.layerHeight = f.height;
     }
-    if (stats.state !== "live") setState("live");
+    if (stats.state !== stats.mode) setState(stats.mode);
     if (f.kind !== W.KIND_JPEG) { stats.codec = H264; onChunk(f); return; }
     stats.codec = JPEG;
-    stats.latencyMs = Date.now() - f.capturedMs;
+    if (stats.mode === "live") stats.latencyMs = Date.now() - f.capturedMs;
     if (pending) stats.skipped++;
-    pending = new Blob([f.jpeg], { type: "image/jpeg" });
+    pending = { blob: new Blob([f.jpeg], { type: "image/jpeg" }), capturedMs: f.capturedMs, epoch };
     if (!decoding) drawNext();
   }
 
   async function drawNext() {
     decoding = true;
     while (pending) {
-      const blob = pending;
+      const p = pending;
       pending = null;
       try {
-        const bmp = await createImageBitmap(blob);
-        draw(bmp, bmp.width, bmp.height);
+        const bmp = await createImageBitmap(p.blob);
+        if (p.epoch === epoch) draw(bmp, bmp.width, bmp.height, p.capturedMs);
         bmp.close();
       } catch (e) {
         stats.skipped++;
@@ -191,9 +270,9 @@
     decoding = false;
   }
 
-  // draw puts a picture (an ImageBitmap or a VideoFrame) of w×h on the
-  // canvas, resizing the canvas to it, and counts it.
-  function draw(img, w, h) {
+  // draw puts a picture (an ImageBitmap or a VideoFrame) of w×h captured
+  // at capturedMs on the canvas, resizing the canvas to it, and counts it.
+  function draw(img, w, h, capturedMs) {
     if (canvas.width !== w || canvas.height !== h) {
       canvas.width = w;
       canvas.height = h;
@@ -206,6 +285,9 @@
       stats.layerHeight = h;
     }
     stats.drawn++;
+    stats.shownMs = capturedMs;
+    timeline.setShown(capturedMs, stats.mode === "live");
+    if (stats.playback && stats.playback.firstShownMs === null) stats.playback.firstShownMs = capturedMs;
     if (stats.firstDrawnMs === null) stats.firstDrawnMs = Math.round(performance.now());
     rate.add();
   }
@@ -280,7 +362,10 @@
     const d = dec.decoder;
     if (!d || d.state !== "configured" || (!key && dec.waitKey)) { stats.skipped++; stats.dropped++; return; }
     const now = performance.now();
-    if (d.decodeQueueSize <= QUEUE_MAX) dec.backlogSince = 0;
+    // A playback's lead-in (the pictures before its time, sent at once)
+    // must reach the decoder whole: the backlog clock starts after it.
+    const leadIn = f.capturedUs < hideBeforeUs;
+    if (leadIn || d.decodeQueueSize <= QUEUE_MAX) dec.backlogSince = 0;
     else if (!dec.backlogSince) dec.backlogSince = now;
     else if (key) { // a newer start: discard the backlog and decode from it
       stats.skipped += d.decodeQueueSize;
@@ -303,14 +388,16 @@
     }
   }
 
-  // onPicture draws a decoded picture and closes it, drawn or not.
+  // onPicture draws a decoded picture and closes it, drawn or not. A
+  // picture captured before a playback's time only brought the decoder
+  // there: it is not drawn.
   function onPicture(frame) {
     try {
-      if (stats.want === H264) {
-        draw(frame, frame.displayWidth, frame.displayHeight);
-        stats.decoded++;
-        stats.latencyMs = Date.now() - frame.timestamp / 1000;
-      }
+      if (stats.want !== H264) return;
+      stats.decoded++;
+      if (frame.timestamp < hideBeforeUs) { stats.hidden++; return; }
+      draw(frame, frame.displayWidth, frame.displayHeight, frame.timestamp / 1000);
+      if (stats.mode === "live") stats.latencyMs = Date.now() - frame.timestamp / 1000;
     } finally {
       frame.close();
     }
@@ -409,10 +496,24 @@
 
   W.onDisplayChange(canvas, reselect, RESIZE_DEBOUNCE_MS);
 
+  // The timeline under the picture: hidden until the gateway answers with
+  // the room's recordings, for good where it keeps none (the page says so:
+  // data-recordings, so nothing is asked of such a gateway).
+  const recordingsKept = stage.dataset.recordings === "1";
+  const timeline = new window.FramecastTimeline.Timeline(timelineEl, {
+    spans: (from) => recordingsKept ? window.FramecastTimeline.fetchSpans(room, from) : Promise.resolve(null),
+    thumbnail: (ms, width) => W.withToken("/video/" + encodeURIComponent(room) + "/snapshot.jpg", { at: String(ms), width }),
+    onSeek: sendSeek,
+    onLive: sendLive,
+    keys: true,
+  });
+  stats.timeline = timeline.state;
+
   setInterval(() => {
     stats.fps = rate.perSecond();
     stats.kBps = meter.kBps();
-    if (stats.state === "live" && Date.now() - stats.lastFrameAt > STALE_MS) setState("offline");
+    timeline.setShown(stats.shownMs, stats.mode === "live");
+    if ((stats.state === "live" || stats.state === "playback") && Date.now() - stats.lastFrameAt > STALE_MS) setState("offline");
     const lat = stats.latencyMs === null ? "–" : Math.max(0, Math.round(stats.latencyMs)) + " ms";
     const layer = stats.layerWidth ? "layer " + (stats.layer === null ? 0 : stats.layer) + " " +
       stats.layerWidth + "×" + stats.layerHeight : "layer –";

@@ -2,8 +2,9 @@
 // camera wall (grid.js): parsing frame messages, both versions
 // (docs/protocol.md: "Binary frame message", "Layers" and "Compressed
 // video"), the H.264 configuration payload, the width a
-// canvas should ask for, a bytes-per-second meter and the socket URL.
-// Loaded before the page's own script; defines window.FramecastWire.
+// canvas should ask for, a bytes-per-second meter, the socket URL and a
+// small DOM helper. Loaded before the page's own scripts; defines
+// window.FramecastWire.
 "use strict";
 window.FramecastWire = (() => {
   const V1_HEADER = 20, BLOCK_FIXED = 11;
@@ -209,8 +210,16 @@ window.FramecastWire = (() => {
     }
   }
 
+  // el makes a tag element with class cls and, if given, text.
+  function el(tag, cls, text) {
+    const e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+
   return {
-    ReconnectingSocket, parse, parseH264Config, sameBytes, wantedWidth, onDisplayChange, Meter, Rate,
+    ReconnectingSocket, parse, el, parseH264Config, sameBytes, wantedWidth, onDisplayChange, Meter, Rate,
     formatKBps, socketURL, withToken, pageToken, Backoff,
     KIND_JPEG, KIND_OFFLINE, KIND_H264_CONFIG, KIND_H264_KEY, KIND_H264_DELTA,
   };

@@ -16,6 +16,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/framecast/framecast/internal/testenv"
+	"github.com/framecast/framecast/internal/testenv/chromium"
 	"github.com/framecast/framecast/pkg/frames"
 )
 
@@ -111,7 +112,6 @@ func TestExport(t *testing.T) {
 // ranges, as the gateway will) to headless Chromium's <video>: it loads
 // with the right duration and size, plays, and seeks.
 func TestExportPlaysInChromium(t *testing.T) {
-	exe := testenv.RequireTool(t, "chromium")
 	clip := testenv.MakeH264Clip(t, 640, 360, 180, 30)
 	fs := recordedClip(t, h264Stream(t, clip.Config, clip.AUs, clip.Key, time.Second/30, nil), frames.CodecH264)
 	cl, err := NewClip(fs)
@@ -133,26 +133,9 @@ func TestExportPlaysInChromium(t *testing.T) {
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 
-	var output testenv.SyncBuffer
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(exe),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true), // the tests run as root in containers
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
-		chromedp.CombinedOutput(&output),
-	)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	defer cancel()
-	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/")); err != nil {
-		t.Fatalf("chromium: %v\n%s", err, testenv.Tail(output.String(), 4000))
-	}
+	b := chromium.Start(t, chromedp.Flag("autoplay-policy", "no-user-gesture-required"))
+	b.Navigate(t, srv.URL+"/")
+	ctx := b.Ctx
 	// eval evaluates the expression body with v, the page's <video>.
 	eval := func(body string) (string, error) {
 		ctx, cancel := context.WithTimeout(ctx, 15*time.Second)

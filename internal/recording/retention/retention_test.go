@@ -1,0 +1,171 @@
+package retention_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/framecast/framecast/internal/recording/index"
+	"github.com/framecast/framecast/internal/recording/recorder"
+	"github.com/framecast/framecast/internal/recording/recordtest"
+	"github.com/framecast/framecast/internal/recording/retention"
+	"github.com/framecast/framecast/internal/recording/store"
+	"github.com/framecast/framecast/internal/testenv"
+	"github.com/framecast/framecast/pkg/frames"
+)
+
+// record writes sealed segments of s starting at each of starts (10
+// one-second JPEG frames of size bytes each), as a recorder would.
+func record(t *testing.T, st store.Store, cat *index.Catalog, s frames.Stream, size int, starts ...time.Time) {
+	t.Helper()
+	pic := testenv.JPEG(t, 32, 24, 1, size)
+	for _, start := range starts {
+		var fs []*frames.Frame
+		for i := range 10 {
+			f, err := frames.New(frames.KindJPEG, uint64(start.Unix()+int64(i)), start.Add(time.Duration(i)*time.Second), pic, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fs = append(fs, f)
+		}
+		recordtest.Record(t, st, cat, s, fs, false)
+	}
+}
+
+func every(from time.Time, step time.Duration, n int) []time.Time {
+	var out []time.Time
+	for i := range n {
+		out = append(out, from.Add(time.Duration(i)*step).Truncate(time.Microsecond))
+	}
+	return out
+}
+
+func newWorker(t *testing.T, st store.Store, cat *index.Catalog, o retention.Options) *retention.Worker {
+	o.Logger = slog.New(slog.DiscardHandler)
+	return retention.New(st, cat, recorder.NewMemoryLeases().For("r"), &o)
+}
+
+func objects(t *testing.T, st store.Store, prefix string) []string {
+	t.Helper()
+	list, err := st.List(context.Background(), prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, o := range list {
+		out = append(out, o.Name)
+	}
+	return out
+}
+
+// TestRetentionByAge: footage that ended more than Keep ago goes: its
+// segments, and the day logs wholly behind the new cutoff; what is
+// younger stays findable.
+func TestRetentionByAge(t *testing.T) {
+	st, err := store.NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat := index.New(st, nil)
+	s := frames.Stream{Room: "lobby"}
+	now := time.Now()
+	// Three days ago, two days ago, and the last hour.
+	old := append(every(now.Add(-72*time.Hour), 10*time.Second, 5), every(now.Add(-48*time.Hour), 10*time.Second, 5)...)
+	recent := every(now.Add(-time.Hour), 10*time.Second, 5)
+	record(t, st, cat, s, 1000, append(old, recent...)...)
+	if err := st.Put(context.Background(), "seg/lobby/jpeg/stray.txt", []byte("x")); err != nil { // not a segment: left alone
+		t.Fatal(err)
+	}
+
+	w := newWorker(t, st, cat, retention.Options{Keep: 36 * time.Hour})
+	if err := w.Step(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	stats := w.Stats()
+	if stats.Deleted[retention.CauseAge] != uint64(len(old)) {
+		t.Errorf("deleted by age: %d, want the %d segments of two and three days ago (stats %+v)", stats.Deleted[retention.CauseAge], len(old), stats)
+	}
+	if err := w.Step(context.Background()); err != nil { // nothing more to do
+		t.Fatal(err)
+	}
+	if segs := objects(t, st, "seg/lobby/jpeg/"); len(segs) != len(recent)+1 {
+		t.Fatalf("objects left: %v; want the %d recent segments and the stray file", segs, len(recent))
+	}
+	logs := objects(t, st, "idx/lobby/jpeg/")
+	journals, _ := st.Journals(context.Background(), "idx/lobby/jpeg/")
+	for _, l := range append(logs, journals...) {
+		if l == index.DayLog(s, old[0]) || l == index.DayLog(s, old[5]) {
+			t.Errorf("day log %s is wholly behind the cutoff and still there", l)
+		}
+	}
+	sg, err := cat.Find(context.Background(), s, now.Add(-80*time.Hour))
+	if err != nil || !sg.Start.Equal(recent[0]) {
+		t.Fatalf("first footage found: %v, %v; want the recent hour's", sg.Start, err)
+	}
+}
+
+// TestRetentionByBytesOldestFirstAcrossRooms: past MaxBytes the oldest
+// segments go, whichever room they belong to.
+func TestRetentionByBytesOldestFirstAcrossRooms(t *testing.T) {
+	st, err := store.NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat := index.New(st, nil)
+	a, b := frames.Stream{Room: "a"}, frames.Stream{Room: "b"}
+	base := time.Now().Add(-2 * time.Hour)
+	// a: 0, 20, 40, ... b: 10, 30, 50, ... (seconds), 10 each, ~20 kB each.
+	record(t, st, cat, a, 2000, every(base, 20*time.Second, 10)...)
+	record(t, st, cat, b, 2000, every(base.Add(10*time.Second), 20*time.Second, 10)...)
+	segs, _ := cat.Day(context.Background(), a, base)
+	size := segs[0].Bytes
+	// Keep about 8 segments of the 20.
+	w := newWorker(t, st, cat, retention.Options{MaxBytes: 8*size + size/2})
+	if err := w.Step(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.Stats().Deleted[retention.CauseBytes]; got != 12 {
+		t.Fatalf("deleted %d segments by bytes, want 12 (stats %+v)", got, w.Stats())
+	}
+	// The 12 oldest of the merged timeline: a's first 6 and b's first 6.
+	for _, s := range []frames.Stream{a, b} {
+		first, err := cat.Find(context.Background(), s, base.Add(-time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		off := time.Duration(0)
+		if s == b {
+			off = 10 * time.Second
+		}
+		if want := base.Add(off + 6*20*time.Second).Truncate(time.Microsecond); !first.Start.Equal(want) {
+			t.Errorf("%v's first footage starts %v, want %v", s, first.Start, want)
+		}
+	}
+}
+
+// TestRetentionLease: two workers on one lease table; only one deletes.
+func TestRetentionLease(t *testing.T) {
+	st, err := store.NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat := index.New(st, nil)
+	record(t, st, cat, frames.Stream{Room: "a"}, 1000, every(time.Now().Add(-50*time.Hour), 10*time.Second, 3)...)
+	table := recorder.NewMemoryLeases()
+	o := retention.Options{Keep: time.Hour, Logger: slog.New(slog.DiscardHandler)}
+	w1 := retention.New(st, cat, table.For("1"), &o)
+	w2 := retention.New(st, cat, table.For("2"), &o)
+	for _, w := range []*retention.Worker{w1, w2} {
+		if err := w.Step(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n1, n2 := w1.Stats().Deleted[retention.CauseAge], w2.Stats().Deleted[retention.CauseAge]; n1 != 3 || n2 != 0 {
+		t.Fatalf("deleted: %d by the holder, %d by the other; want 3 and 0", n1, n2)
+	}
+	if _, err := cat.Find(context.Background(), frames.Stream{Room: "a"}, time.Time{}); !errors.Is(err, index.ErrNoFootage) {
+		t.Fatalf("Find after deleting everything: %v", err)
+	}
+}
