@@ -103,8 +103,9 @@ matleak: ## count gocv Mats across thousands of frames (matprofile build tag)
 soak: deps ## 10-minute soak: 1 publisher at 30 fps, 200 viewers over 3 replicas
 	FRAMECAST_SOAK=10m $(GO) test -count=1 -timeout 20m -run TestSoak -v ./internal/soak/
 
-bench: deps ## run the fan-out benchmark scenarios and rewrite docs/benchmarks.md
+bench: deps ## run the fan-out benchmark scenarios and rewrite docs/benchmarks.md; then playback from S3
 	scripts/bench.sh
+	$(GO) test -run '^$$' -bench '^BenchmarkPlayback$$' -benchtime 200x ./internal/recording/s3store/
 
 # Paired before/after runs of two revisions, alternated (scripts/paired.sh
 # says what runs and where the output goes; PAIRED_FLAGS passes options,

@@ -3,6 +3,7 @@ package s3store_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"strings"
@@ -11,7 +12,9 @@ import (
 
 	"github.com/framecast/framecast/internal/recording/index"
 	"github.com/framecast/framecast/internal/recording/playback"
+	"github.com/framecast/framecast/internal/recording/recorder"
 	"github.com/framecast/framecast/internal/recording/recordtest"
+	"github.com/framecast/framecast/internal/recording/retention"
 	"github.com/framecast/framecast/internal/recording/s3store"
 	"github.com/framecast/framecast/internal/testenv"
 	"github.com/framecast/framecast/pkg/frames"
@@ -32,7 +35,8 @@ func show(c map[string]int) string {
 // through the store, as a recorder calls it (recordtest.Record: each
 // segment's journal appended part by part, sealed, indexed), and counts
 // the S3 requests by kind from the client's transport: what recording, a
-// seek with a minute of playback, listing spans, and retention cost. It
+// seek with a minute of playback, listing spans, and retention's passes
+// (internal/recording/retention, as the recorders run it) cost. It
 // checks the budget (one PUT per segment, no GET or LIST while recording,
 // no LIST on a seek's path) and logs the figures docs/recording.md
 // reports.
@@ -136,20 +140,37 @@ func TestRequestsPerHour(t *testing.T) {
 		}
 	}
 
-	// Retention of the hour: its segments listed (retention by bytes) and
-	// deleted in batches.
-	objs, err := b.List(ctx, index.RoomSegments("jpegcam"))
-	if err != nil {
-		t.Fatal(err)
+	// Retention (internal/recording/retention) running for an hour, one
+	// pass a second on a simulated clock, with an age and a byte limit:
+	// what it reads to account bytes and to find what to delete.
+	clock := dayNow()
+	rcat := index.New(b, &index.Options{Now: func() time.Time { return clock }})
+	w := retention.New(b, rcat, recorder.NewMemoryLeases().For("r"), &retention.Options{
+		Keep: 30 * 24 * time.Hour, MaxBytes: 1 << 40, Now: func() time.Time { return clock },
+		Logger: slog.New(slog.DiscardHandler)})
+	for range 3600 {
+		if err := w.Step(ctx); err != nil {
+			t.Fatal(err)
+		}
+		clock = clock.Add(time.Second)
 	}
-	names := make([]string, len(objs))
-	for i, o := range objs {
-		names[i] = o.Name
+	t.Logf("retention's passes for an hour, 3 streams recorded a day before, nothing to delete: %s", show(reqs.Take()))
+	// And the hour in which that footage ages out (GATEWAY_RECORD_KEEP
+	// 24h): segments go as they pass the limit, each pass deleting what
+	// passed since the last.
+	clock = start.Add(24 * time.Hour)
+	w = retention.New(b, rcat, recorder.NewMemoryLeases().For("r"), &retention.Options{
+		Keep: 24 * time.Hour, Now: func() time.Time { return clock }, Logger: slog.New(slog.DiscardHandler)})
+	for range 3600 {
+		if err := w.Step(ctx); err != nil {
+			t.Fatal(err)
+		}
+		clock = clock.Add(time.Second)
 	}
-	if err := b.Delete(ctx, names...); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("listing and deleting the JPEG room's hour (%d objects): %s", len(names), show(reqs.Take()))
+	t.Logf("retention's passes for the hour that footage ages out (3 streams, %v segments deleted): %s",
+		w.Stats().Deleted[retention.CauseAge], show(reqs.Take()))
+
+	// TestRetentionAtScale measures List and Delete of thousands.
 }
 
 // TestRetentionAtScale: thousands of objects are listed in pages and

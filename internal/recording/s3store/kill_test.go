@@ -1,13 +1,8 @@
 package s3store_test
 
 import (
-	"bufio"
 	"context"
-	"fmt"
 	"os"
-	"os/exec"
-	"strconv"
-	"syscall"
 	"testing"
 
 	"github.com/framecast/framecast/internal/recording/s3store"
@@ -28,14 +23,7 @@ func TestAppenderProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := bufio.NewWriter(os.Stdout)
-	for i := 0; ; i++ {
-		if err := b.Append(context.Background(), "seg/cam/h264/1", storetest.Record(i)); err != nil {
-			t.Fatal(err)
-		}
-		fmt.Fprintln(out, i)
-		out.Flush()
-	}
+	storetest.AppendForever(t, b)
 }
 
 // TestKill9LosesNothing kills a process appending to a journal (kept in
@@ -45,39 +33,10 @@ func TestAppenderProcess(t *testing.T) {
 func TestKill9LosesNothing(t *testing.T) {
 	e := newEnv(t)
 	cfg := e.config(t)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestAppenderProcess$")
-	cmd.Env = append(os.Environ(), "S3STORE_TEST_REDIS="+e.redis.Addr(), "S3STORE_TEST_LOCATION="+cfg.Location,
-		"S3STORE_TEST_ENDPOINT="+cfg.Endpoint, "S3STORE_TEST_KEY="+cfg.AccessKey, "S3STORE_TEST_SECRET="+cfg.SecretKey)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	sc := bufio.NewScanner(stdout)
-	last := -1
-	for sc.Scan() {
-		if last, _ = strconv.Atoi(sc.Text()); last >= 2000 {
-			break
-		}
-	}
-	cmd.Process.Signal(syscall.SIGKILL)
-	for sc.Scan() {
-		last, _ = strconv.Atoi(sc.Text())
-	}
-	cmd.Wait()
-	if last < 0 {
-		t.Fatal("the appender reported nothing")
-	}
-	b := e.open(t, func(c *s3store.Config) { c.Location, c.KeyPrefix = cfg.Location, "kill:" })
-	data, err := b.ReadJournal(context.Background(), "seg/cam/h264/1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := storetest.CheckRecords(t, data)
-	if n < last+1 {
-		t.Fatalf("%d records in the journal, the killed process had appended %d", n, last+1)
-	}
-	t.Logf("killed after %d reported appends; %d records in the journal", last+1, n)
+	storetest.KillAppender(t, "TestAppenderProcess", []string{"S3STORE_TEST_REDIS=" + e.redis.Addr(),
+		"S3STORE_TEST_LOCATION=" + cfg.Location, "S3STORE_TEST_ENDPOINT=" + cfg.Endpoint,
+		"S3STORE_TEST_KEY=" + cfg.AccessKey, "S3STORE_TEST_SECRET=" + cfg.SecretKey}, 2000, func() ([]byte, error) {
+		b := e.open(t, func(c *s3store.Config) { c.Location, c.KeyPrefix = cfg.Location, "kill:" })
+		return b.ReadJournal(context.Background(), storetest.KillJournal)
+	})
 }

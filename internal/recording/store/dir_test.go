@@ -1,16 +1,12 @@
 package store_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"testing"
 
 	"github.com/framecast/framecast/internal/recording/store"
@@ -132,8 +128,7 @@ func TestDeletePrunes(t *testing.T) {
 	}
 }
 
-// TestAppenderProcess is the child of TestKill9LosesNothing: it appends
-// records to a journal as fast as it can and reports each one done.
+// TestAppenderProcess is the child of TestKill9LosesNothing.
 func TestAppenderProcess(t *testing.T) {
 	root := os.Getenv("STORE_TEST_APPENDER_ROOT")
 	if root == "" {
@@ -143,51 +138,20 @@ func TestAppenderProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := bufio.NewWriter(os.Stdout)
-	for i := 0; ; i++ {
-		if err := d.Append(context.Background(), "seg/cam/h264/1", storetest.Record(i)); err != nil {
-			t.Fatal(err)
-		}
-		fmt.Fprintln(out, i)
-		out.Flush()
-	}
+	storetest.AppendForever(t, d)
 }
 
 // TestKill9LosesNothing kills a process appending to a journal and checks
 // that every record it had appended is there, whole, and nothing torn.
 func TestKill9LosesNothing(t *testing.T) {
 	root := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestAppenderProcess$")
-	cmd.Env = append(os.Environ(), "STORE_TEST_APPENDER_ROOT="+root)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	sc := bufio.NewScanner(stdout)
-	last := -1
-	for sc.Scan() {
-		if last, _ = strconv.Atoi(sc.Text()); last >= 2000 {
-			break
+	storetest.KillAppender(t, "TestAppenderProcess", []string{"STORE_TEST_APPENDER_ROOT=" + root}, 2000, func() ([]byte, error) {
+		d, err := store.NewDir(root)
+		if err != nil {
+			return nil, err
 		}
-	}
-	cmd.Process.Signal(syscall.SIGKILL)
-	for sc.Scan() {
-		last, _ = strconv.Atoi(sc.Text())
-	}
-	cmd.Wait()
-	d, _ := store.NewDir(root)
-	b, err := d.ReadJournal(context.Background(), "seg/cam/h264/1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := storetest.CheckRecords(t, b)
-	if n < last+1 {
-		t.Fatalf("%d records in the journal, the killed process had appended %d", n, last+1)
-	}
-	t.Logf("killed after %d reported appends; %d records in the journal", last+1, n)
+		return d.ReadJournal(context.Background(), storetest.KillJournal)
+	})
 }
 
 // TestFullDisk fills a 1 MiB tmpfs: the write that does not fit fails with
