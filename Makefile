@@ -10,6 +10,11 @@ export GOTOOLCHAIN ?= auto
 
 TEST_PACKAGES := redis-server redis-tools nginx chromium ffmpeg libopencv-dev libopenh264-dev pkg-config docker-compose debootstrap openssl
 DEMO_PACKAGES := libopencv-dev libopenh264-dev pkg-config
+# Go-built test parts, installed into bin/tools where internal/testenv finds
+# them: versitygw is the real S3 server the recording store's tests run
+# against (an S3 gateway over a folder; building it takes ~3 min once).
+TOOLS      := $(CURDIR)/$(BIN)/tools
+VERSITYGW  := v1.8.0
 
 .PHONY: help deps deps-demo build demo test test-go stress fuzz matleak soak bench paired clean
 
@@ -27,8 +32,13 @@ define apt_install
 	fi
 endef
 
-deps: ## install everything the tests need (apt)
+deps: ## install everything the tests need (apt, and go install into bin/tools)
 	$(call apt_install,$(TEST_PACKAGES))
+	@if [ "$$(cat $(TOOLS)/versitygw.version 2>/dev/null)" != "$(VERSITYGW)" ]; then \
+		echo "installing versitygw $(VERSITYGW) into $(TOOLS)"; \
+		GOBIN=$(TOOLS) $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW) && \
+		echo $(VERSITYGW) > $(TOOLS)/versitygw.version; \
+	fi
 
 deps-demo: ## install what the demo needs (apt)
 	$(call apt_install,$(DEMO_PACKAGES))
@@ -93,8 +103,9 @@ matleak: ## count gocv Mats across thousands of frames (matprofile build tag)
 soak: deps ## 10-minute soak: 1 publisher at 30 fps, 200 viewers over 3 replicas
 	FRAMECAST_SOAK=10m $(GO) test -count=1 -timeout 20m -run TestSoak -v ./internal/soak/
 
-bench: deps ## run the fan-out benchmark scenarios and rewrite docs/benchmarks.md
+bench: deps ## run the fan-out benchmark scenarios and rewrite docs/benchmarks.md; then playback from S3
 	scripts/bench.sh
+	$(GO) test -run '^$$' -bench '^BenchmarkPlayback$$' -benchtime 200x ./internal/recording/s3store/
 
 # Paired before/after runs of two revisions, alternated (scripts/paired.sh
 # says what runs and where the output goes; PAIRED_FLAGS passes options,

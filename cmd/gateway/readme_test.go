@@ -17,7 +17,7 @@ func TestReadmeListsEverySetting(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	re := regexp.MustCompile(`\b(GATEWAY|SENDER)_[A-Z_]+[A-Z]\b`)
+	re := regexp.MustCompile(`\b(GATEWAY|SENDER)_[A-Z0-9_]+[A-Z0-9]\b`) // digits: GATEWAY_S3_*
 	for _, name := range []string{"gateway", "sender"} {
 		out, err := exec.Command(testenv.Binary(t, name), "-h").CombinedOutput()
 		if err != nil {

@@ -76,12 +76,27 @@ type Config struct {
 
 	// Recording and playback (recordconfig.go, docs/recording.md).
 	Record         []string      `envconfig:"GATEWAY_RECORD" desc:"rooms this replica records (comma-separated patterns, path.Match syntax; * for all); each room is recorded by one recording replica at a time; empty = records nothing"`
-	RecordStore    string        `envconfig:"GATEWAY_RECORD_STORE" desc:"where recordings are kept and played back from: a directory (a volume every replica that records or plays back shares); empty = no recordings"`
+	RecordStore    string        `envconfig:"GATEWAY_RECORD_STORE" desc:"where recordings are kept and played back from: a directory (a volume every replica that records or plays back shares), or s3://bucket/prefix (S3-compatible object storage; needs Redis, which holds the open segments; see the S3_ settings); empty = no recordings"`
 	RecordSegment  time.Duration `envconfig:"GATEWAY_RECORD_SEGMENT" default:"10s" desc:"target length of a recorded segment file (2s..10m); parts of at most 1s inside it are what a crash may lose"`
 	RecordKeep     Age           `envconfig:"GATEWAY_RECORD_KEEP" desc:"delete footage older than this (e.g. 7d, 36h); empty = keep by age forever"`
 	RecordMaxBytes ByteSize      `envconfig:"GATEWAY_RECORD_MAX_BYTES" desc:"most bytes every room's recordings may take together (e.g. 50GB, 512MiB); past it the oldest footage goes; empty = no limit"`
 	RecordMinFree  ByteSize      `envconfig:"GATEWAY_RECORD_MIN_FREE" default:"1GiB" desc:"free space the store's filesystem keeps: below it the oldest footage goes first, whatever KEEP and MAX_BYTES say, and recording stops when nothing is left to delete (e.g. 4MiB, 10GB)"`
 	ClipMax        time.Duration `envconfig:"GATEWAY_CLIP_MAX" default:"1h" desc:"longest clip.mp4 export; a longer one is refused with 400"`
+
+	// Recordings in S3 (recordconfig.go, docs/recording.md "S3"): read when
+	// RECORD_STORE is s3://bucket/prefix. Credentials come from
+	// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN),
+	// or S3_CREDENTIALS_FILE. Zero values mean the defaults, except S3TLS
+	// (false: plain http), which the environment sets to true.
+	S3Endpoint        string        `envconfig:"GATEWAY_S3_ENDPOINT" default:"s3.amazonaws.com" desc:"S3 server of an s3:// RECORD_STORE: host or host:port, no scheme (e.g. minio:9000)"`
+	S3Region          string        `envconfig:"GATEWAY_S3_REGION" default:"us-east-1" desc:"the bucket's region (MinIO, SeaweedFS and versitygw accept us-east-1)"`
+	S3PathStyle       string        `envconfig:"GATEWAY_S3_PATH_STYLE" default:"auto" desc:"auto (bucket.endpoint on AWS and Google, endpoint/bucket elsewhere), true (always endpoint/bucket: MinIO, SeaweedFS, versitygw) or false (always bucket.endpoint)"`
+	S3TLS             bool          `envconfig:"GATEWAY_S3_TLS" default:"true" desc:"speak https to S3_ENDPOINT; false: plain http, for a server on a private network"`
+	S3CredentialsFile string        `envconfig:"GATEWAY_S3_CREDENTIALS_FILE" desc:"AWS shared-credentials file ([default] aws_access_key_id, aws_secret_access_key; AWS_PROFILE picks another section), e.g. a mounted secret, read again when it changes; instead of AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"`
+	S3Timeout         time.Duration `envconfig:"GATEWAY_S3_TIMEOUT" default:"10s" desc:"bound on one S3 request; a write that misses it is buffered in Redis and retried"`
+	S3Buffer          ByteSize      `envconfig:"GATEWAY_S3_BUFFER" default:"512MiB" desc:"most bytes the store keeps in Redis: open segments and index logs, and segments S3 could not take yet; past it recording drops (counted) until S3 takes the backlog"`
+	S3JournalMax      ByteSize      `envconfig:"GATEWAY_S3_JOURNAL_MAX" default:"64MiB" desc:"most bytes of one open segment in Redis (the sender's defaults make about 5 MB per 10 s segment); more is dropped"`
+	S3JournalTTL      Age           `envconfig:"GATEWAY_S3_JOURNAL_TTL" default:"7d" desc:"an open segment, index log or buffered segment nobody writes stays in Redis this long (a recorder that died with no one to take its room over)"`
 }
 
 // LoadConfig reads the configuration from the environment and validates it.

@@ -8,11 +8,15 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/framecast/framecast/internal/auth"
 	"github.com/framecast/framecast/internal/recording/index"
 	"github.com/framecast/framecast/internal/recording/playback"
+	"github.com/framecast/framecast/internal/recording/s3store"
 	"github.com/framecast/framecast/internal/recording/store"
 	"github.com/framecast/framecast/pkg/frames"
 )
@@ -26,9 +30,61 @@ func (s *Server) openLibrary() error {
 	if s.cfg.RecordStore == "" {
 		return nil
 	}
-	st, err := store.NewDir(s.cfg.RecordStore)
-	if err != nil {
-		return settingError("RECORD_STORE", "%v", err)
+	var st store.Store
+	if s3store.IsLocation(s.cfg.RecordStore) {
+		// Journals in Redis: Validate refused s3:// without it.
+		cfg := s.cfg.s3Config()
+		cfg.Log = s.log.With("component", "s3store")
+		ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+		b, err := s3store.New(ctx, s.redis, cfg)
+		cancel()
+		switch {
+		case errors.Is(err, s3store.ErrCredentials) && s.cfg.S3CredentialsFile != "":
+			return settingError("S3_CREDENTIALS_FILE", "%v", err)
+		case err != nil:
+			return settingError("RECORD_STORE", "%v", err)
+		}
+		go func() { // the uploader of buffered segments stops with the gateway
+			<-s.ctx.Done()
+			b.Close()
+		}()
+		// The store's own counts: what S3 took, what waits in Redis, what
+		// was dropped at the bound (docs/recording.md "S3").
+		for _, m := range []struct {
+			name, help string
+			value      func(s3store.Stats) float64
+		}{
+			{"puts_total", "Objects (segments, index logs) written to S3.",
+				func(st s3store.Stats) float64 { return float64(st.Puts) }},
+			{"put_errors_total", "Writes S3 failed (down, too slow, refusing the credentials, full); their bytes went to the Redis buffer.",
+				func(st s3store.Stats) float64 { return float64(st.PutErrors) }},
+			{"buffered_total", "Objects kept in Redis because S3 failed their write, for the uploader.",
+				func(st s3store.Stats) float64 { return float64(st.Buffered) }},
+			{"uploaded_total", "Buffered objects written to S3 once it took writes again.",
+				func(st s3store.Stats) float64 { return float64(st.Uploaded) }},
+			{"lost_total", "Buffered objects S3 refused for good (too large, a bad request), dropped.",
+				func(st s3store.Stats) float64 { return float64(st.Lost) }},
+			{"refused_total", "Appends refused at GATEWAY_S3_BUFFER or GATEWAY_S3_JOURNAL_MAX: recording dropped.",
+				func(st s3store.Stats) float64 { return float64(st.Refused) }},
+			{"redis_bytes", "Bytes of open segments, index logs and buffered objects in Redis, as of the last write.",
+				func(st s3store.Stats) float64 { return float64(st.BufferBytes) }},
+			{"writes_healthy", "1 while S3 takes writes, 0 while they are buffered in Redis.",
+				func(st s3store.Stats) float64 { return map[bool]float64{true: 1}[st.Healthy] }},
+		} {
+			f := func() float64 { return m.value(b.Stats()) }
+			if strings.HasSuffix(m.name, "_total") {
+				s.metrics.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "framecast_record_s3_" + m.name, Help: m.help}, f))
+			} else {
+				s.metrics.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "framecast_record_s3_" + m.name, Help: m.help}, f))
+			}
+		}
+		st = b
+	} else {
+		d, err := store.NewDir(s.cfg.RecordStore)
+		if err != nil {
+			return settingError("RECORD_STORE", "%v", err)
+		}
+		st = d
 	}
 	s.lib = &playback.Library{Store: st, Catalog: index.New(st, nil), Log: s.log.With("component", "playback")}
 	return nil

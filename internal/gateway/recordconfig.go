@@ -2,10 +2,13 @@ package gateway
 
 import (
 	"fmt"
+	"os"
 	"path"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/framecast/framecast/internal/recording/s3store"
 )
 
 // Settings of recording and playback (docs/recording.md). Validate calls
@@ -143,5 +146,84 @@ func (c *Config) validateRecording() error {
 	if c.ClipMax < 0 || c.ClipMax > 24*time.Hour {
 		return settingError("CLIP_MAX", "%v is outside 0..24h", c.ClipMax)
 	}
+	return c.validateS3()
+}
+
+// validateS3 checks the S3 settings when RECORD_STORE is an s3:// location.
+// The credentials are checked when the store opens (openLibrary).
+func (c *Config) validateS3() error {
+	if !s3store.IsLocation(c.RecordStore) {
+		return nil
+	}
+	if _, err := s3store.ParseLocation(c.RecordStore); err != nil {
+		return settingError("RECORD_STORE", "%v", err)
+	}
+	if c.redisMode() == redisNone {
+		return settingError("RECORD_STORE", "an s3:// store keeps the segments being written in Redis, so that a recorder's "+
+			"crash loses at most 1 s: set %[1]s_REDIS_URL (or %[1]s_REDIS_CLUSTER_ADDRS, %[1]s_REDIS_SENTINEL_ADDRS); "+
+			"a gateway alone records to a directory", EnvPrefix)
+	}
+	if strings.ContainsAny(c.RedisKeyPrefix, "{}") {
+		return settingError("REDIS_KEY_PREFIX", "%q must hold no braces with an s3:// store (they make Redis Cluster hash tags)", c.RedisKeyPrefix)
+	}
+	if c.S3Endpoint != "" {
+		if err := s3store.ValidEndpoint(c.S3Endpoint); err != nil {
+			return settingError("S3_ENDPOINT", "%v", err)
+		}
+	}
+	if strings.TrimSpace(c.S3Region) != c.S3Region || strings.ContainsAny(c.S3Region, "/ ") {
+		return settingError("S3_REGION", "%q is not a region name (e.g. us-east-1)", c.S3Region)
+	}
+	if err := s3store.ValidPathStyle(c.S3PathStyle); err != nil {
+		return settingError("S3_PATH_STYLE", "%q is not auto, true or false", c.S3PathStyle)
+	}
+	if c.S3Timeout < 0 || c.S3Timeout > 5*time.Minute {
+		return settingError("S3_TIMEOUT", "%v is outside 0..5m", c.S3Timeout)
+	}
+	buffer, journal := c.s3Buffer(), c.s3JournalMax()
+	if buffer < 16<<20 {
+		return settingError("S3_BUFFER", "%d bytes is less than 16MiB", buffer)
+	}
+	if journal < 1<<20 || journal > 4<<30 {
+		return settingError("S3_JOURNAL_MAX", "%d bytes is outside 1MiB..4GiB", journal)
+	}
+	if journal > buffer {
+		return settingError("S3_JOURNAL_MAX", "%d bytes is more than %s_S3_BUFFER (%d): one segment could not be buffered", journal, EnvPrefix, buffer)
+	}
+	if c.S3JournalTTL < 0 || c.S3JournalTTL > 0 && time.Duration(c.S3JournalTTL) < time.Hour {
+		return settingError("S3_JOURNAL_TTL", "%v is less than an hour", time.Duration(c.S3JournalTTL))
+	}
+	if c.S3CredentialsFile == "" && (os.Getenv("AWS_ACCESS_KEY_ID") == "" || os.Getenv("AWS_SECRET_ACCESS_KEY") == "") {
+		return settingError("S3_CREDENTIALS_FILE", "an s3:// store needs credentials: set AWS_ACCESS_KEY_ID and "+
+			"AWS_SECRET_ACCESS_KEY, or %s_S3_CREDENTIALS_FILE", EnvPrefix)
+	}
 	return nil
+}
+
+// s3Buffer and s3JournalMax are S3_BUFFER and S3_JOURNAL_MAX with their
+// defaults applied.
+func (c *Config) s3Buffer() int64 {
+	if c.S3Buffer <= 0 {
+		return s3store.DefaultBufferMax
+	}
+	return int64(c.S3Buffer)
+}
+
+func (c *Config) s3JournalMax() int64 {
+	if c.S3JournalMax <= 0 {
+		return s3store.DefaultJournalMax
+	}
+	return int64(c.S3JournalMax)
+}
+
+// s3Config is the S3 store's configuration, credentials from the
+// environment.
+func (c *Config) s3Config() s3store.Config {
+	return s3store.Config{
+		Location: c.RecordStore, Endpoint: c.S3Endpoint, Region: c.S3Region, PathStyle: c.S3PathStyle, TLS: c.S3TLS,
+		AccessKey: os.Getenv("AWS_ACCESS_KEY_ID"), SecretKey: os.Getenv("AWS_SECRET_ACCESS_KEY"),
+		SessionToken: os.Getenv("AWS_SESSION_TOKEN"), CredentialsFile: c.S3CredentialsFile, Profile: os.Getenv("AWS_PROFILE"),
+		Timeout: c.S3Timeout, BufferMax: c.s3Buffer(), JournalMax: c.s3JournalMax(), JournalTTL: time.Duration(c.S3JournalTTL),
+		KeyPrefix: c.RedisKeyPrefix,
+	}
 }

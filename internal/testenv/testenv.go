@@ -388,3 +388,20 @@ func Tail(s string, n int) string {
 	}
 	return s
 }
+
+// MountTmpfs mounts a tmpfs of size bytes on a fresh folder and unmounts
+// it when the test ends; it skips the test where mounting is not allowed
+// (it needs root).
+func MountTmpfs(t testing.TB, size int) string {
+	t.Helper()
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", size), "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs (needs root): %v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", "-l", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", dir, err, out)
+		}
+	})
+	return dir
+}

@@ -17,6 +17,11 @@ import (
 	"github.com/framecast/framecast/pkg/frames"
 )
 
+// spansReads is how many day logs Spans reads at once: on object storage
+// a read costs a round trip (measured with 10 ms round trips: a cold month
+// takes 166 ms p50 at 8, see docs/recording.md "S3").
+const spansReads = 16
+
 // SpanGap is the longest pause that does not split a span: recorded
 // ranges less than SpanGap apart (a recorder taking over a room, which
 // takes up to 2 s; a publisher's hiccup) are one span of the timeline.
@@ -138,6 +143,9 @@ type dayLog struct {
 	spans []span
 	segs  []seg
 	full  bool // segs was read; else only the summary was
+	// expires, when set, is when a cached log of a day that had none
+	// stops being trusted (see missingTTL).
+	expires time.Time
 }
 
 func (dl *dayLog) size() int64 { return int64(len(dl.segs))*segSize + int64(len(dl.spans))*16 + 128 }
@@ -184,11 +192,25 @@ func (c *Catalog) cached(name string) *dayLog {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.cache[name]; ok {
+		dl := e.Value.(*dayLog)
+		if !dl.expires.IsZero() && time.Now().After(dl.expires) {
+			c.lru.Remove(e)
+			delete(c.cache, name)
+			c.bytes -= dl.size()
+			return nil
+		}
 		c.lru.MoveToFront(e)
-		return e.Value.(*dayLog)
+		return dl
 	}
 	return nil
 }
+
+// missingTTL is how long a past day with no log (before a room was first
+// recorded, or a day it was not) is remembered as empty: listing a month
+// of a room recorded for a week does not ask the store for the other
+// three weeks on every call. A log that appears for such a day later
+// (gateway recordings rebuild) shows within missingTTL.
+const missingTTL = 5 * time.Minute
 
 func (c *Catalog) logError(s frames.Stream, d int64, err error) error {
 	return fmt.Errorf("failed to read the log of %v on %s: %w", s, dayTime(d).Format(time.DateOnly), err)
@@ -199,13 +221,16 @@ const summaryBytes = 64 * RecordSize
 
 // daySpans returns the spans of stream s on day d. For a sealed day with
 // a summary, that is the first kilobytes of its log; else the whole log.
+// A log that the first read got whole (small, or missing: today's, a day
+// with no footage) is not read again.
 func (c *Catalog) daySpans(ctx context.Context, s frames.Stream, d int64) ([]span, error) {
 	name := DayLog(s, dayTime(d))
 	if dl := c.cached(name); dl != nil {
 		return dl.spans, nil
 	}
 	head, err := c.st.Read(ctx, name, 0, summaryBytes)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	missing := errors.Is(err, store.ErrNotFound)
+	if err != nil && !missing {
 		return nil, c.logError(s, d, err)
 	}
 	if spans, ok := summaryOf(head); ok {
@@ -220,7 +245,12 @@ func (c *Catalog) daySpans(ctx context.Context, s frames.Stream, d int64) ([]spa
 			return nil, c.logError(s, d, err)
 		}
 	}
-	dl, err := c.day(ctx, s, d)
+	var dl *dayLog
+	if missing || len(head) < summaryBytes {
+		dl, err = c.dayWith(ctx, s, d, head, !missing)
+	} else {
+		dl, err = c.day(ctx, s, d)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -236,10 +266,16 @@ func (c *Catalog) day(ctx context.Context, s frames.Stream, d int64) (*dayLog, e
 		return dl, nil
 	}
 	obj, err := c.st.Read(ctx, name, 0, -1)
-	hasObj := err == nil
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, c.logError(s, d, err)
 	}
+	return c.dayWith(ctx, s, d, obj, err == nil)
+}
+
+// dayWith is day with the log's object already read (obj, or hasObj
+// false when there is none).
+func (c *Catalog) dayWith(ctx context.Context, s frames.Stream, d int64, obj []byte, hasObj bool) (*dayLog, error) {
+	name := DayLog(s, dayTime(d))
 	jr, err := c.st.ReadJournal(ctx, name)
 	hasJournal := err == nil
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -249,7 +285,12 @@ func (c *Catalog) day(ctx context.Context, s frames.Stream, d int64) (*dayLog, e
 	segs, _ = parseLog(segs, jr)
 	dl := &dayLog{name: name, segs: settle(segs), full: true}
 	dl.spans = c.spansOf(dl.segs, c.nowµs())
-	if hasObj && !hasJournal && c.cacheable(d) {
+	switch {
+	case !c.cacheable(d):
+	case hasObj && !hasJournal:
+		c.keep(dl)
+	case !hasObj && !hasJournal:
+		dl.expires = time.Now().Add(missingTTL)
 		c.keep(dl)
 	}
 	return dl, nil
@@ -453,34 +494,74 @@ func (c *Catalog) Spans(ctx context.Context, room string, from, to time.Time) ([
 		start, end int64
 		codecs     uint8 // bit i: Codecs[i]
 	}
-	var ivs []interval
 	f, t, now := from.UnixMicro(), to.UnixMicro(), c.nowµs()
 	f = max(f, t-int64(c.opt.ScanDays)*dayµs) // a bound on the days read
+	// The days' logs are read concurrently (at most spansReads at once):
+	// on object storage each is a round trip, and a month is 60 of them.
+	type job struct {
+		codec   int
+		d       int64
+		lo, cut int64
+		spans   []span
+		err     error
+	}
+	cuts := make([]int64, len(Codecs))
+	cutErrs := make([]error, len(Codecs))
+	var wg sync.WaitGroup
 	for ci, codec := range Codecs {
-		s := frames.Stream{Room: room, Codec: codec}
-		cut, err := c.cutoff(ctx, s)
-		if err != nil {
-			return nil, err
-		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cuts[ci], cutErrs[ci] = c.cutoff(ctx, frames.Stream{Room: room, Codec: codec})
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(cutErrs...); err != nil {
+		return nil, err
+	}
+	var jobs []*job
+	for ci := range Codecs {
+		cut := cuts[ci]
 		lo := max(f, cut)
 		// From the day before: a segment that began before midnight.
 		for d := dayOf(lo) - 1; d <= dayOf(t); d++ {
-			var spans []span
-			if cut > d*dayµs {
-				dl, err := c.day(ctx, s, d)
+			jobs = append(jobs, &job{codec: ci, d: d, lo: lo, cut: cut})
+		}
+	}
+	sem := make(chan struct{}, spansReads)
+	for _, j := range jobs {
+		s := frames.Stream{Room: room, Codec: Codecs[j.codec]}
+		if dl := c.cached(DayLog(s, dayTime(j.d))); dl != nil && j.cut <= j.d*dayµs {
+			j.spans = dl.spans // no goroutine for what is in memory
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if j.cut > j.d*dayµs {
+				dl, err := c.day(ctx, s, j.d)
 				if err != nil {
-					return nil, err
+					j.err = err
+					return
 				}
-				spans = c.spansOf(visible(dl.segs, cut), now)
-			} else if spans, err = c.daySpans(ctx, s, d); err != nil {
-				return nil, err
+				j.spans = c.spansOf(visible(dl.segs, j.cut), now)
+				return
 			}
-			for _, sp := range spans {
-				if sp.end < lo || sp.start > t {
-					continue
-				}
-				ivs = append(ivs, interval{max(sp.start, lo), min(sp.end, t), 1 << ci})
+			j.spans, j.err = c.daySpans(ctx, s, j.d)
+		}()
+	}
+	wg.Wait()
+	var ivs []interval
+	for _, j := range jobs {
+		if j.err != nil {
+			return nil, j.err
+		}
+		for _, sp := range j.spans {
+			if sp.end < j.lo || sp.start > t {
+				continue
 			}
+			ivs = append(ivs, interval{max(sp.start, j.lo), min(sp.end, t), 1 << j.codec})
 		}
 	}
 	slices.SortFunc(ivs, func(a, b interval) int { return compareInt(a.start, b.start) })

@@ -664,3 +664,67 @@ func TestRebuild(t *testing.T) {
 		t.Fatalf("Rebuild of a bad room: %v", err)
 	}
 }
+
+// countingStore counts a store's object reads.
+type countingStore struct {
+	store.Store
+	mu    sync.Mutex
+	reads int
+}
+
+func (c *countingStore) Read(ctx context.Context, object string, off, n int64) ([]byte, error) {
+	c.mu.Lock()
+	c.reads++
+	c.mu.Unlock()
+	return c.Store.Read(ctx, object, off, n)
+}
+
+func (c *countingStore) take() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.reads
+	c.reads = 0
+	return n
+}
+
+// TestSpansReadsEachDayOnce: listing a month of a room recorded on three
+// of its days reads each day's log once (one read for a day with no log),
+// and a second listing reads only the cutoffs and the days that may still
+// change (yesterday, today); the days with no log are remembered.
+func TestSpansReadsEachDayOnce(t *testing.T) {
+	dir, err := store.NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &countingStore{Store: dir}
+	now := day0.AddDate(0, 0, 30).Add(12 * time.Hour)
+	c := New(st, &Options{Now: func() time.Time { return now }})
+	ctx := context.Background()
+	for _, d := range []int{3, 10, 29} { // two sealed days, and yesterday
+		from := day0.AddDate(0, 0, d).Add(9 * time.Hour)
+		run(t, c, h264, from, from.Add(time.Hour), 10*time.Second)
+		if d < 29 {
+			if err := c.SealDay(ctx, h264, from); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	st.take()
+	spans, err := c.Spans(ctx, "cam", now.Add(-30*24*time.Hour), now)
+	if err != nil || len(spans) != 3 {
+		t.Fatalf("%d spans, %v", len(spans), err)
+	}
+	// 2 cutoffs, and 2 streams × 32 days (the day before the range to
+	// today), one read each.
+	if n := st.take(); n != 2+2*32 {
+		t.Errorf("a cold listing read %d objects, want %d", n, 2+2*32)
+	}
+	again, err := c.Spans(ctx, "cam", now.Add(-30*24*time.Hour), now)
+	if err != nil || !slices.EqualFunc(again, spans, func(a, b Span) bool { return a.Start.Equal(b.Start) && a.End.Equal(b.End) }) {
+		t.Fatalf("a warm listing: %v, %v; want %v", again, err, spans)
+	}
+	// 2 cutoffs, yesterday and today of each stream.
+	if n := st.take(); n != 2+2*2 {
+		t.Errorf("a warm listing read %d objects, want %d", n, 2+2*2)
+	}
+}

@@ -38,6 +38,11 @@ var (
 	ErrBadName = errors.New("store: invalid name")
 	// ErrBadRange: a read's offset is negative or past the object's end.
 	ErrBadRange = errors.New("store: invalid byte range")
+	// ErrUnavailable: the store cannot serve the call now (its server is
+	// down, slow past the deadline, or refuses the credentials); the same
+	// call may succeed later. Playback answers it with 503; a recorder
+	// counts it and drops what it could not write.
+	ErrUnavailable = errors.New("store: unavailable")
 )
 
 // Store is where recordings are kept. Implementations are safe for
