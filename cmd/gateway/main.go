@@ -29,7 +29,6 @@ import (
 	"github.com/framecast/framecast/internal/gateway"
 	"github.com/framecast/framecast/internal/gctune"
 	"github.com/framecast/framecast/internal/recording/index"
-	"github.com/framecast/framecast/internal/recording/store"
 )
 
 func main() {
@@ -181,7 +180,7 @@ func recordings(args []string) int {
 	fs := flag.NewFlagSet("gateway recordings rebuild", flag.ContinueOnError)
 	room := fs.String("room", "", "the room whose index to rebuild")
 	all := fs.Bool("all", false, "rebuild every room found in the store")
-	dir := fs.String("store", os.Getenv("GATEWAY_RECORD_STORE"), "the recordings' directory (default: $GATEWAY_RECORD_STORE)")
+	dir := fs.String("store", os.Getenv("GATEWAY_RECORD_STORE"), "the recordings' store: a directory or s3://bucket/prefix with the GATEWAY_S3_* and Redis settings (default: $GATEWAY_RECORD_STORE)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
@@ -190,13 +189,22 @@ func recordings(args []string) int {
 		fs.Usage()
 		return 2
 	}
-	st, err := store.NewDir(*dir)
+	// The store is opened as a gateway opens it, from the GATEWAY_*
+	// settings (an S3 store needs its endpoint and Redis for its journals).
+	os.Setenv("GATEWAY_RECORD_STORE", *dir)
+	cfg, err := gateway.LoadConfig()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "gateway recordings rebuild: %v\n", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	st, closeStore, err := gateway.OpenRecordStore(ctx, cfg, cfg.NewLogger(os.Stderr))
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "gateway recordings rebuild: %v\n", err)
 		return 1
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
+	defer closeStore()
 	list := []string{*room}
 	if *all {
 		if list, err = index.Rooms(ctx, st); err != nil {

@@ -6,12 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/framecast/framecast/internal/auth"
 	"github.com/framecast/framecast/internal/recording/index"
@@ -30,68 +32,122 @@ func (s *Server) openLibrary() error {
 	if s.cfg.RecordStore == "" {
 		return nil
 	}
-	var st store.Store
-	if s3store.IsLocation(s.cfg.RecordStore) {
-		// Journals in Redis: Validate refused s3:// without it.
-		cfg := s.cfg.s3Config()
-		cfg.Log = s.log.With("component", "s3store")
-		ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
-		b, err := s3store.New(ctx, s.redis, cfg)
-		cancel()
-		switch {
-		case errors.Is(err, s3store.ErrCredentials) && s.cfg.S3CredentialsFile != "":
-			return settingError("S3_CREDENTIALS_FILE", "%v", err)
-		case err != nil:
-			return settingError("RECORD_STORE", "%v", err)
-		}
+	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+	st, err := openRecordStore(ctx, &s.cfg, s.redis, s.log) // s3://: journals in Redis (Validate refused it without)
+	cancel()
+	if err != nil {
+		return err
+	}
+	if b, ok := st.(*s3store.Bucket); ok {
 		go func() { // the uploader of buffered segments stops with the gateway
 			<-s.ctx.Done()
 			b.Close()
 		}()
-		// The store's own counts: what S3 took, what waits in Redis, what
-		// was dropped at the bound (docs/recording.md "S3").
-		for _, m := range []struct {
-			name, help string
-			value      func(s3store.Stats) float64
-		}{
-			{"puts_total", "Objects (segments, index logs) written to S3.",
-				func(st s3store.Stats) float64 { return float64(st.Puts) }},
-			{"put_errors_total", "Writes S3 failed (down, too slow, refusing the credentials, full); their bytes went to the Redis buffer.",
-				func(st s3store.Stats) float64 { return float64(st.PutErrors) }},
-			{"buffered_total", "Objects kept in Redis because S3 failed their write, for the uploader.",
-				func(st s3store.Stats) float64 { return float64(st.Buffered) }},
-			{"uploaded_total", "Buffered objects written to S3 once it took writes again.",
-				func(st s3store.Stats) float64 { return float64(st.Uploaded) }},
-			{"lost_total", "Buffered objects S3 refused for good (too large, a bad request), dropped.",
-				func(st s3store.Stats) float64 { return float64(st.Lost) }},
-			{"refused_total", "Appends refused at GATEWAY_S3_BUFFER or GATEWAY_S3_JOURNAL_MAX: recording dropped.",
-				func(st s3store.Stats) float64 { return float64(st.Refused) }},
-			{"redis_bytes", "Bytes of open segments, index logs and buffered objects in Redis, as of the last write.",
-				func(st s3store.Stats) float64 { return float64(st.BufferBytes) }},
-			{"writes_healthy", "1 while S3 takes writes, 0 while they are buffered in Redis.",
-				func(st s3store.Stats) float64 { return map[bool]float64{true: 1}[st.Healthy] }},
-		} {
-			f := func() float64 { return m.value(b.Stats()) }
-			if strings.HasSuffix(m.name, "_total") {
-				s.metrics.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "framecast_record_s3_" + m.name, Help: m.help}, f))
-			} else {
-				s.metrics.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "framecast_record_s3_" + m.name, Help: m.help}, f))
-			}
-		}
-		st = b
-	} else {
-		d, err := store.NewDir(s.cfg.RecordStore)
-		if err != nil {
-			return settingError("RECORD_STORE", "%v", err)
-		}
-		st = d
+		s.registerS3Metrics(b)
 	}
 	s.lib = &playback.Library{Store: st, Catalog: index.New(st, nil), Log: s.log.With("component", "playback")}
 	return nil
 }
 
-// errNoLibrary answers a playback request on a gateway without recordings.
-var errNoLibrary = errors.New("this gateway keeps no recordings (GATEWAY_RECORD_STORE is not set)")
+// openRecordStore opens the store GATEWAY_RECORD_STORE names: a directory,
+// or an S3 bucket whose journals live in client's Redis.
+func openRecordStore(ctx context.Context, cfg *Config, client redis.UniversalClient, log *slog.Logger) (store.Store, error) {
+	if !s3store.IsLocation(cfg.RecordStore) {
+		d, err := store.NewDir(cfg.RecordStore)
+		if err != nil {
+			return nil, settingError("RECORD_STORE", "%v", err)
+		}
+		return d, nil
+	}
+	c := cfg.s3Config()
+	c.Log = log.With("component", "s3store")
+	b, err := s3store.New(ctx, client, c)
+	switch {
+	case errors.Is(err, s3store.ErrCredentials) && cfg.S3CredentialsFile != "":
+		return nil, settingError("S3_CREDENTIALS_FILE", "%v", err)
+	case err != nil:
+		return nil, settingError("RECORD_STORE", "%v", err)
+	}
+	return b, nil
+}
+
+// OpenRecordStore opens the recordings' store cfg names, for maintenance
+// commands (gateway recordings rebuild): a directory, or an S3 bucket with
+// its journals in cfg's Redis. close releases what it opened.
+func OpenRecordStore(ctx context.Context, cfg Config, log *slog.Logger) (st store.Store, close func(), err error) {
+	client, err := newRedisClient(&cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err = openRecordStore(ctx, &cfg, client, log)
+	if err != nil {
+		if client != nil {
+			client.Close()
+		}
+		return nil, nil, err
+	}
+	return st, func() {
+		if b, ok := st.(*s3store.Bucket); ok {
+			b.Close()
+		}
+		if client != nil {
+			client.Close()
+		}
+	}, nil
+}
+
+// registerS3Metrics registers the S3 store's own counts: what S3 took,
+// what waits in Redis, what was dropped at the bound (docs/recording.md
+// "S3").
+func (s *Server) registerS3Metrics(b *s3store.Bucket) {
+	for _, m := range []struct {
+		name, help string
+		value      func(s3store.Stats) float64
+	}{
+		{"puts_total", "Objects (segments, index logs) written to S3.",
+			func(st s3store.Stats) float64 { return float64(st.Puts) }},
+		{"put_errors_total", "Writes S3 failed (down, too slow, refusing the credentials, full); their bytes went to the Redis buffer.",
+			func(st s3store.Stats) float64 { return float64(st.PutErrors) }},
+		{"buffered_total", "Objects kept in Redis because S3 failed their write, for the uploader.",
+			func(st s3store.Stats) float64 { return float64(st.Buffered) }},
+		{"uploaded_total", "Buffered objects written to S3 once it took writes again.",
+			func(st s3store.Stats) float64 { return float64(st.Uploaded) }},
+		{"lost_total", "Buffered objects S3 refused for good (too large, a bad request), dropped.",
+			func(st s3store.Stats) float64 { return float64(st.Lost) }},
+		{"refused_total", "Appends refused at GATEWAY_S3_BUFFER or GATEWAY_S3_JOURNAL_MAX: recording dropped.",
+			func(st s3store.Stats) float64 { return float64(st.Refused) }},
+		{"redis_bytes", "Bytes of open segments, index logs and buffered objects in Redis, as of the last write.",
+			func(st s3store.Stats) float64 { return float64(st.BufferBytes) }},
+		{"writes_healthy", "1 while S3 takes writes, 0 while they are buffered in Redis.",
+			func(st s3store.Stats) float64 { return map[bool]float64{true: 1}[st.Healthy] }},
+	} {
+		f := func() float64 { return m.value(b.Stats()) }
+		if strings.HasSuffix(m.name, "_total") {
+			s.metrics.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "framecast_record_s3_" + m.name, Help: m.help}, f))
+		} else {
+			s.metrics.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "framecast_record_s3_" + m.name, Help: m.help}, f))
+		}
+	}
+}
+
+// Errors of playback requests.
+var (
+	// errNoLibrary answers a playback request on a gateway without
+	// recordings (404).
+	errNoLibrary = errors.New("this gateway keeps no recordings (GATEWAY_RECORD_STORE is not set)")
+	// errUnreadable says the store or the index could not be read now:
+	// S3 down, say (503: try again).
+	errUnreadable = errors.New("the recordings cannot be read now")
+)
+
+// playbackStatus is the HTTP status of a playback request refused with
+// err: 503 when the recordings could not be read, else 404.
+func playbackStatus(err error) int {
+	if errors.Is(err, errUnreadable) {
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusNotFound
+}
 
 // libraryTimeout bounds the index and store reads of one request.
 const libraryTimeout = 5 * time.Second
@@ -112,7 +168,8 @@ func (s *Server) checkAt(ctx context.Context, room string, at time.Time) error {
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("the recordings cannot be read now: %w", err)
+			s.log.Warn("playback: index unreadable", "room", room, "err", err)
+			return errUnreadable
 		}
 		if first == nil || seg.Start.Before(first.Start) {
 			first = &seg
@@ -138,12 +195,13 @@ func (s *Server) checkAt(ctx context.Context, room string, at time.Time) error {
 // reason and giving up the admission otherwise.
 func (s *Server) admitPlayback(w http.ResponseWriter, r *http.Request, k *conn, room string, view viewOpts) bool {
 	var err error
-	status := http.StatusNotFound
+	status := http.StatusBadRequest
 	switch {
 	case view.role == rolePublish:
-		err, status = errors.New("at is for viewers, not publishers"), http.StatusBadRequest
+		err = errors.New("at is for viewers, not publishers")
 	case room != "":
 		err = s.checkAt(r.Context(), room, view.at)
+		status = playbackStatus(err)
 	}
 	if err == nil {
 		return true
@@ -189,7 +247,7 @@ func (s *Server) handleRecordings(w http.ResponseWriter, r *http.Request) {
 	spans, err := s.lib.Catalog.Spans(ctx, room, from, to)
 	if err != nil {
 		s.log.Warn("recordings: index unreadable", "room", room, "err", err)
-		http.Error(w, "the recordings cannot be read now", http.StatusServiceUnavailable)
+		http.Error(w, errUnreadable.Error(), http.StatusServiceUnavailable)
 		return
 	}
 	if spans == nil {
@@ -274,7 +332,7 @@ func (s *Server) handleClip(w http.ResponseWriter, r *http.Request) {
 		return
 	case err != nil:
 		s.log.Warn("clip: cannot cut", "room", room, "err", err)
-		http.Error(w, "the recordings cannot be read now", http.StatusServiceUnavailable)
+		http.Error(w, errUnreadable.Error(), http.StatusServiceUnavailable)
 		return
 	}
 	var buf bytes.Buffer

@@ -71,7 +71,7 @@ func (sub *subscription) seekLocked(ctx context.Context, at, wall, mark time.Tim
 		return fmt.Errorf("no recording of room %q at or after %s", sub.room, at.UTC().Format(time.RFC3339Nano))
 	case err != nil:
 		w.k.log.Warn("playback: recordings unreadable", "room", sub.room, "err", err)
-		return errors.New("the recordings cannot be read now")
+		return errUnreadable
 	}
 	codec := r.Stream().Codec
 	pv := rooms.NewViewer(codec, w.notify)

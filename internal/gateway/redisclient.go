@@ -125,46 +125,19 @@ func (s *Server) connectRedis() error {
 	cfg := &s.cfg
 	onError := func(op string, _ error) { s.metrics.redisErrors.WithLabelValues(op).Inc() }
 	layerOpts := redislayer.RedisOptions{Prefix: cfg.ChannelPrefix, Logger: s.log, OnError: onError}
+	client, err := newRedisClient(cfg)
+	if err != nil {
+		return err
+	}
+	s.redis = client
 	switch cfg.redisMode() {
 	case redisNone:
 		s.layer = rooms.NewMemoryLayer()
 		return nil
-	case redisURL:
-		opt, err := redis.ParseURL(cfg.RedisURL)
-		if err != nil {
-			return settingError("REDIS_URL", "%v", withoutURL(err))
-		}
-		opt.ContextTimeoutEnabled = true
-		s.redis = redis.NewClient(opt)
-		s.layer = redislayer.NewRedisLayer(s.redis, layerOpts)
-	case redisSentinel:
-		// A failover client is a *redis.Client whose connections, the
-		// subscription's included, dial the master the sentinels name now;
-		// the sentinels drop clients of a demoted master, and RedisLayer's
-		// subscription reconnects to the new one.
-		client := redis.NewFailoverClient(&redis.FailoverOptions{
-			MasterName:       cfg.RedisSentinelMaster,
-			SentinelAddrs:    trimAll(cfg.RedisSentinelAddrs),
-			SentinelPassword: string(cfg.RedisSentinelPassword),
-			Username:         cfg.RedisUsername,
-			Password:         string(cfg.RedisPassword),
-			// Every call carries a deadline (publish, readiness, presence):
-			// honour it on the socket, not only go-redis's 5 s read timeout,
-			// so a frozen Redis cannot hold /readyz or a publish past it.
-			ContextTimeoutEnabled: true,
-		})
-		s.redis = client
-		s.layer = redislayer.NewRedisLayer(client, layerOpts)
 	case redisCluster:
-		client := redis.NewClusterClient(&redis.ClusterOptions{
-			Addrs:    trimAll(cfg.RedisClusterAddrs),
-			Username: cfg.RedisUsername,
-			Password: string(cfg.RedisPassword),
-			// See the sentinel case.
-			ContextTimeoutEnabled: true,
-		})
-		s.redis = client
-		s.layer = redislayer.NewClusterLayer(client, layerOpts)
+		s.layer = redislayer.NewClusterLayer(client.(*redis.ClusterClient), layerOpts)
+	default:
+		s.layer = redislayer.NewRedisLayer(client, layerOpts)
 	}
 	s.scale = &scaleOut{
 		cache: redislayer.NewRedisFrameCache(s.redis, redislayer.FrameCacheOptions{
@@ -292,6 +265,45 @@ func (s *Server) layerName() string {
 		return m
 	}
 	return "in-process"
+}
+
+// newRedisClient returns the go-redis client of the Redis cfg names (one
+// server, Sentinel or Cluster), or nil when it names none.
+func newRedisClient(cfg *Config) (redis.UniversalClient, error) {
+	switch cfg.redisMode() {
+	case redisURL:
+		opt, err := redis.ParseURL(cfg.RedisURL)
+		if err != nil {
+			return nil, settingError("REDIS_URL", "%v", withoutURL(err))
+		}
+		opt.ContextTimeoutEnabled = true
+		return redis.NewClient(opt), nil
+	case redisSentinel:
+		// A failover client is a *redis.Client whose connections, the
+		// subscription's included, dial the master the sentinels name now;
+		// the sentinels drop clients of a demoted master, and RedisLayer's
+		// subscription reconnects to the new one.
+		return redis.NewFailoverClient(&redis.FailoverOptions{
+			MasterName:       cfg.RedisSentinelMaster,
+			SentinelAddrs:    trimAll(cfg.RedisSentinelAddrs),
+			SentinelPassword: string(cfg.RedisSentinelPassword),
+			Username:         cfg.RedisUsername,
+			Password:         string(cfg.RedisPassword),
+			// Every call carries a deadline (publish, readiness, presence):
+			// honour it on the socket, not only go-redis's 5 s read timeout,
+			// so a frozen Redis cannot hold /readyz or a publish past it.
+			ContextTimeoutEnabled: true,
+		}), nil
+	case redisCluster:
+		return redis.NewClusterClient(&redis.ClusterOptions{
+			Addrs:    trimAll(cfg.RedisClusterAddrs),
+			Username: cfg.RedisUsername,
+			Password: string(cfg.RedisPassword),
+			// See the sentinel case.
+			ContextTimeoutEnabled: true,
+		}), nil
+	}
+	return nil, nil
 }
 
 func trimAll(list []string) []string {

@@ -60,7 +60,7 @@ func (s *Server) recordedFrame(ctx context.Context, room string, at time.Time) (
 		return nil, fmt.Errorf("no JPEG recording of room %q at %s", room, at.UTC().Format(time.RFC3339Nano))
 	case err != nil:
 		s.log.Warn("snapshot: recordings unreadable", "room", room, "err", err)
-		return nil, errors.New("the recordings cannot be read now")
+		return nil, errUnreadable
 	}
 	return f, nil
 }
@@ -96,7 +96,7 @@ func (s *Server) handleSnapshot(w http.ResponseWriter, r *http.Request) {
 		// The recording's picture at that time: recordings hold the main
 		// layer.
 		if f, err = s.recordedFrame(r.Context(), room, view.at); err != nil {
-			http.Error(w, err.Error(), http.StatusNotFound)
+			http.Error(w, err.Error(), playbackStatus(err))
 			return
 		}
 	} else {
