@@ -46,6 +46,13 @@ const Period = time.Second
 // re-reads the recent ones to count bytes; past days are counted once.
 const AccountEvery = 10 * time.Second
 
+// AgeEvery is how often the worker applies Keep. Footage older than Keep
+// goes within AgeEvery of aging out, in one cutoff write and one batch
+// delete per stream, rather than one of each per segment as it ages: on
+// S3 that is the difference between doubling a recording stream's PUTs
+// and adding one per ten minutes.
+const AgeEvery = 10 * time.Minute
+
 // LeaseTTL is the retention lease's: a worker that dies is replaced by
 // another recording replica within LeaseTTL + Period.
 const LeaseTTL = 5 * time.Second
@@ -104,6 +111,7 @@ type Worker struct {
 	validUntil time.Time
 	swept      bool
 	listedAt   time.Time
+	agedAt     time.Time // when Keep was last applied
 	streams    map[frames.Stream]*streamDays
 
 	deleted      [3]atomic.Uint64 // segments, by cause
@@ -243,7 +251,7 @@ func (w *Worker) pass(ctx context.Context) error {
 		}
 	}
 	var need need
-	if w.opt.Keep > 0 {
+	if w.opt.Keep > 0 && (w.agedAt.IsZero() || now.Sub(w.agedAt) >= AgeEvery) {
 		need.ageCut = now.Add(-w.opt.Keep)
 	}
 	if w.opt.MaxBytes > 0 {
@@ -260,10 +268,15 @@ func (w *Worker) pass(ctx context.Context) error {
 			need.deficit = w.opt.MinFree + w.opt.MinFree/10 - free
 		}
 	}
-	if !need.any(w.oldest()) {
-		return nil
+	if need.any(w.oldest()) {
+		if err := w.delete(ctx, &need); err != nil {
+			return err
+		}
 	}
-	return w.delete(ctx, &need)
+	if !need.ageCut.IsZero() && !need.more {
+		w.agedAt = now
+	}
+	return nil
 }
 
 // need is what a pass must delete.
@@ -271,6 +284,7 @@ type need struct {
 	ageCut  time.Time // segments that ended before it
 	excess  int64     // bytes over MaxBytes
 	deficit int64     // bytes under MinFree (plus a margin)
+	more    bool      // the pass stopped at maxPerPass
 }
 
 func (n *need) any(oldest time.Time) bool {
@@ -496,7 +510,8 @@ func (w *Worker) delete(ctx context.Context, n *need) error {
 			heap.Pop(&h)
 		}
 	}
-	if n.deficit > 0 {
+	n.more = picked == maxPerPass
+	if n.deficit > 0 && !n.more {
 		w.short.Add(1)
 		w.log.Warn("retention found nothing more to delete and the store is still below its free-space floor; recording pauses below half of it",
 			"missing_bytes", n.deficit)

@@ -106,6 +106,48 @@ func TestRetentionByAge(t *testing.T) {
 	}
 }
 
+// TestRetentionByAgeEveryTenMinutes: Keep is applied once per AgeEvery, so
+// footage that ages out between two applications goes together, in one
+// cutoff write and one delete, not a pair of requests per segment.
+func TestRetentionByAgeEveryTenMinutes(t *testing.T) {
+	st, err := store.NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat := index.New(st, nil)
+	s := frames.Stream{Room: "lobby"}
+	start := time.Now().Add(-2 * time.Hour).Truncate(time.Microsecond)
+	// A segment every minute for an hour; each lasts 9 s.
+	record(t, st, cat, s, 1000, every(start, time.Minute, 60)...)
+	clock := start.Add(time.Hour + 10*time.Minute + 30*time.Second) // the first 10 have aged (Keep 1 h)
+	w := newWorker(t, st, cat, retention.Options{Keep: time.Hour, Now: func() time.Time { return clock }})
+	deleted := func() uint64 { return w.Stats().Deleted[retention.CauseAge] }
+	step := func() {
+		t.Helper()
+		if err := w.Step(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	step()
+	if got := deleted(); got != 11 { // minutes 0..10
+		t.Fatalf("first pass deleted %d segments, want 11", got)
+	}
+	clock = clock.Add(5 * time.Minute) // five more age out
+	step()
+	if got := deleted(); got != 11 {
+		t.Fatalf("a pass %v after applying Keep deleted %d in all, want it to wait for AgeEvery", 5*time.Minute, got)
+	}
+	clock = clock.Add(retention.AgeEvery - 5*time.Minute)
+	step()
+	if got := deleted(); got != 21 {
+		t.Fatalf("after AgeEvery deleted %d in all, want 21 (the ten aged since, at once)", got)
+	}
+	first, err := cat.Find(context.Background(), s, start)
+	if err != nil || !first.Start.Equal(start.Add(21*time.Minute)) {
+		t.Fatalf("first footage: %v, %v; want minute 21's", first.Start, err)
+	}
+}
+
 // TestRetentionByBytesOldestFirstAcrossRooms: past MaxBytes the oldest
 // segments go, whichever room they belong to.
 func TestRetentionByBytesOldestFirstAcrossRooms(t *testing.T) {

@@ -156,8 +156,7 @@ func TestRequestsPerHour(t *testing.T) {
 	}
 	t.Logf("retention's passes for an hour, 3 streams recorded a day before, nothing to delete: %s", show(reqs.Take()))
 	// And the hour in which that footage ages out (GATEWAY_RECORD_KEEP
-	// 24h): segments go as they pass the limit, each pass deleting what
-	// passed since the last.
+	// 24h): segments go in batches, Keep being applied every AgeEvery.
 	clock = start.Add(24 * time.Hour)
 	w = retention.New(b, rcat, recorder.NewMemoryLeases().For("r"), &retention.Options{
 		Keep: 24 * time.Hour, Now: func() time.Time { return clock }, Logger: slog.New(slog.DiscardHandler)})
@@ -167,8 +166,13 @@ func TestRequestsPerHour(t *testing.T) {
 		}
 		clock = clock.Add(time.Second)
 	}
+	aged := reqs.Take()
 	t.Logf("retention's passes for the hour that footage ages out (3 streams, %v segments deleted): %s",
-		w.Stats().Deleted[retention.CauseAge], show(reqs.Take()))
+		w.Stats().Deleted[retention.CauseAge], show(aged))
+	if limit := 3 * int(time.Hour/retention.AgeEvery); aged["PUT"] > limit || aged["DELETE"] > limit {
+		t.Errorf("aging out cost %d PUT and %d DELETE in an hour for 3 streams; want at most one of each per stream per AgeEvery (%d)",
+			aged["PUT"], aged["DELETE"], limit)
+	}
 
 	// TestRetentionAtScale measures List and Delete of thousands.
 }
