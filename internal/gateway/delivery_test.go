@@ -3,8 +3,6 @@ package gateway_test
 import (
 	"context"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"regexp"
 	"strings"
@@ -21,16 +19,9 @@ import (
 // a viewer that does not read fills the path after a few frames.
 func dialSmallBuffer(t *testing.T, url string) *websocket.Conn {
 	t.Helper()
-	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-		if err == nil {
-			_ = c.(*net.TCPConn).SetReadBuffer(8 << 10)
-		}
-		return c, err
-	}}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPClient: &http.Client{Transport: tr}})
+	c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPClient: testenv.SmallReceiveClient(8 << 10)})
 	if err != nil {
 		t.Fatalf("dial %s: %v", url, err)
 	}

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/framecast/framecast/internal/testenv"
 )
 
 // The tests in this file pin what the package doc says Writer and Hijacker
@@ -66,7 +68,10 @@ func TestWebsocketQueuesPayloadByReference(t *testing.T) {
 	url, conns := serve(t, ViewerReadBuffer, Options{WriteTimeout: time.Minute})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	client, _, err := websocket.Dial(ctx, url, nil)
+	// A client that takes little before it reads: its receive buffer is
+	// set before connecting, so that the window it advertises stays small
+	// (set after, loopback's autotuned window can take the whole message).
+	client, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPClient: testenv.SmallReceiveClient(4 << 10)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,7 +23,7 @@ func tcpPair(t *testing.T, timeout time.Duration, ev Events) (*Writer, *net.TCPC
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
+	client, err := testenv.SmallReceiveDialer(4<<10).Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +33,6 @@ func tcpPair(t *testing.T, timeout time.Duration, ev Events) (*Writer, *net.TCPC
 	}
 	t.Cleanup(func() { client.Close(); server.Close() })
 	_ = server.(*net.TCPConn).SetWriteBuffer(16 << 10)
-	_ = client.(*net.TCPConn).SetReadBuffer(16 << 10)
 	opts := Options{WriteTimeout: timeout, PingInterval: 20 * time.Second}
 	if ev != nil {
 		opts.Events = ev
