@@ -45,7 +45,8 @@ func (s *Server) openLibrary() error {
 		}()
 		s.registerS3Metrics(b)
 	}
-	s.lib = &playback.Library{Store: st, Catalog: index.New(st, nil), Log: s.log.With("component", "playback")}
+	s.lib = &playback.Library{Store: st, Catalog: index.New(st, &index.Options{Logger: s.log.With("component", "index")}),
+		Log: s.log.With("component", "playback")}
 	return nil
 }
 

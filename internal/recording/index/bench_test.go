@@ -12,7 +12,7 @@ import (
 // thirtyDays makes a store holding 30 days of one room's footage in both
 // codecs, 10 s segments back to back (records only, no segment files):
 // 29 sealed day logs and today's journal, 518,400 segments (535,680
-// records); now is today 23:59:50.
+// records), and each stream's rollup; now is today 23:59:50.
 func thirtyDays(b *testing.B) (*store.Dir, func() time.Time) {
 	b.Helper()
 	st, err := store.NewDir(b.TempDir())
@@ -22,6 +22,7 @@ func thirtyDays(b *testing.B) (*store.Dir, func() time.Time) {
 	ctx := context.Background()
 	const per = 8640
 	today := day0.AddDate(0, 0, 29)
+	sealed := map[string][]seg{}
 	for _, s := range []frames.Stream{h264, jpeg} {
 		for d := range 30 {
 			day := day0.AddDate(0, 0, d)
@@ -37,11 +38,15 @@ func thirtyDays(b *testing.B) (*store.Dir, func() time.Time) {
 				err = st.Append(ctx, DayLog(s, day), log)
 			} else { // sealed, as SealDay writes it
 				err = st.Put(ctx, DayLog(s, day), encodeLog(segs))
+				sealed[DayLog(s, day)] = segs
 			}
 			if err != nil {
 				b.Fatal(err)
 			}
 		}
+	}
+	if err := writeRollups(ctx, st, map[string]frames.Stream{RollupObject(h264): h264, RollupObject(jpeg): jpeg}, sealed); err != nil {
+		b.Fatal(err)
 	}
 	now := today.Add(24*time.Hour - 10*time.Second)
 	return st, func() time.Time { return now }
@@ -49,8 +54,9 @@ func thirtyDays(b *testing.B) (*store.Dir, func() time.Time) {
 
 // BenchmarkSpans30Days lists 30 days of a room's footage (two streams,
 // 10 s segments: 518,400 segments, 535,680 records). Cold is the first
-// call of a new Catalog: the summaries of the sealed days (their first
-// kilobytes) and today's whole journals are read. Warm is a call with the
+// call of a new Catalog: the rollups, yesterday's summaries and today's
+// whole journals are read (cold-day-by-day: without the rollups, every
+// sealed day's summary, its first kilobytes). Warm is a call with the
 // days before yesterday cached: yesterday's summaries and today's
 // journals are read again. find-cold is Find in a new Catalog (two whole
 // day logs read).
@@ -66,6 +72,12 @@ func BenchmarkSpans30Days(b *testing.B) {
 	b.Run("cold", func(b *testing.B) {
 		for b.Loop() {
 			c := New(st, &Options{Now: now})
+			check(c.Spans(ctx, "cam", from, to))
+		}
+	})
+	b.Run("cold-day-by-day", func(b *testing.B) {
+		for b.Loop() {
+			c := New(withoutRollups{st}, &Options{Now: now})
 			check(c.Spans(ctx, "cam", from, to))
 		}
 	})

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"log/slog"
 	"slices"
 	"sort"
 	"sync"
@@ -40,6 +41,10 @@ var (
 	ErrBadStream = errors.New("index: not a recordable stream")
 	// ErrBadCutoff: the cutoff object does not check.
 	ErrBadCutoff = errors.New("index: damaged cutoff")
+	// ErrRollup: SealDay sealed the day but could not add it to the
+	// stream's rollup (RollupObject), so readers read that day on its own.
+	// The seal is done: there is nothing to retry.
+	ErrRollup = errors.New("index: the day is sealed, but not in the rollup")
 )
 
 // Defaults of Options.
@@ -67,22 +72,28 @@ type Options struct {
 	ScanDays int
 	// Now is the clock (tests set it). Default time.Now.
 	Now func() time.Time
+	// Logger receives the catalog's warnings (a damaged rollup). Default
+	// slog.Default().
+	Logger *slog.Logger
 }
 
 // Catalog answers where a room's footage is, from the day logs in a
-// store. It keeps sealed day logs (immutable) in memory, least recently
-// used first out; open ones are read again on every call. A Catalog is
-// safe for concurrent use; its writers (Opened, Sealed, SealDay,
-// SetCutoff, Recover) assume the caller holds the stream's recording
-// lease, as the store's journals do.
+// store, and from each stream's rollup of its sealed days (see rollup.go).
+// It keeps sealed day logs (immutable) in memory, least recently used
+// first out; open ones are read again on every call. A Catalog is safe for
+// concurrent use; its writers (Opened, Sealed, SealDay, SetCutoff,
+// Recover) assume the caller holds the stream's recording lease, as the
+// store's journals do.
 type Catalog struct {
 	st  store.Store
 	opt Options
 
-	mu    sync.Mutex               // guards cache, lru and bytes
-	cache map[string]*list.Element // sealed day logs by name; values *dayLog
-	lru   list.List                // most recently used first
-	bytes int64                    // memory of the cached logs
+	mu      sync.Mutex               // guards the fields below
+	cache   map[string]*list.Element // sealed day logs by name; values *dayLog
+	lru     list.List                // most recently used first
+	bytes   int64                    // memory of the cached logs
+	cuts    map[frames.Stream]int64  // the cutoffs Spans last saw (rollupHelps)
+	damaged map[string]bool          // rollups found damaged, already logged
 }
 
 // New returns a catalog of the footage in st.
@@ -103,7 +114,10 @@ func New(st store.Store, o *Options) *Catalog {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
-	return &Catalog{st: st, opt: opt, cache: map[string]*list.Element{}}
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	return &Catalog{st: st, opt: opt, cache: map[string]*list.Element{}, cuts: map[frames.Stream]int64{}, damaged: map[string]bool{}}
 }
 
 // Segment is one recorded segment of a stream.
@@ -368,10 +382,12 @@ func (c *Catalog) append(ctx context.Context, s frames.Stream, r seg) error {
 }
 
 // SealDay turns s's log of day (a UTC date before today) from a journal
-// into an object, keeping one record per segment. It is ErrDayOpen when
-// the day is not over, or a segment of it is still being written (its
-// journal exists): call it again once that segment is sealed. A day
-// already sealed is left as it is.
+// into an object, keeping one record per segment, and adds the day to the
+// stream's rollup (see rollup.go). It is ErrDayOpen when the day is not
+// over, or a segment of it is still being written (its journal exists):
+// call it again once that segment is sealed. A day already sealed is left
+// as it is. When only the rollup could not be written, the day is sealed
+// and the error wraps ErrRollup.
 func (c *Catalog) SealDay(ctx context.Context, s frames.Stream, day time.Time) error {
 	if err := badStream(s); err != nil {
 		return err
@@ -406,6 +422,21 @@ func (c *Catalog) SealDay(ctx context.Context, s frames.Stream, day time.Time) e
 			return fmt.Errorf("failed to seal %q: %w", name, err)
 		}
 	}
+	// The rollup must not speak for the day while its log changes: it
+	// forgets the day first (one that cannot be read goes), or the seal
+	// waits.
+	r, err := c.readRollup(ctx, s)
+	if err != nil {
+		if derr := c.st.Delete(ctx, RollupObject(s)); derr != nil {
+			return fmt.Errorf("failed to seal %q: %w", name, errors.Join(err, derr))
+		}
+	}
+	if r.speaksFor(d) && !r.logs[d].open {
+		r.logs[d] = rolledLog{open: true}
+		if err := c.putRollup(ctx, s, r); err != nil {
+			return fmt.Errorf("failed to seal %q: %w", name, err)
+		}
+	}
 	if err := c.st.Put(ctx, name, encodeLog(segs)); err != nil {
 		return fmt.Errorf("failed to seal %q: %w", name, err)
 	}
@@ -415,6 +446,9 @@ func (c *Catalog) SealDay(ctx context.Context, s frames.Stream, day time.Time) e
 		return fmt.Errorf("failed to seal %q: %w", name, err)
 	}
 	c.forget(name)
+	if err := c.rollUp(ctx, s, r, d, segs); err != nil {
+		return fmt.Errorf("%w: %v on %s: %w", ErrRollup, s, dayTime(d).Format(time.DateOnly), err)
+	}
 	return nil
 }
 
@@ -480,9 +514,10 @@ func parseCutoff(b []byte) (int64, bool) {
 
 // Spans returns room's recorded spans that meet [from, to], clipped to
 // it, in time order: the segments of all its recorded streams, merged
-// where they are less than SpanGap apart. It reads one log per stream
-// and day (cached once sealed), never a segment, and looks at most
-// ScanDays back from to.
+// where they are less than SpanGap apart. It reads each stream's cutoff
+// and rollup, then the logs of the days the rollup does not answer
+// (yesterday, today), never a segment, caching what is sealed; it looks
+// at most ScanDays back from to.
 func (c *Catalog) Spans(ctx context.Context, room string, from, to time.Time) ([]Span, error) {
 	if !frames.ValidRoom(room) {
 		return nil, fmt.Errorf("%w: room %q", ErrBadStream, room)
@@ -496,8 +531,9 @@ func (c *Catalog) Spans(ctx context.Context, room string, from, to time.Time) ([
 	}
 	f, t, now := from.UnixMicro(), to.UnixMicro(), c.nowµs()
 	f = max(f, t-int64(c.opt.ScanDays)*dayµs) // a bound on the days read
-	// The days' logs are read concurrently (at most spansReads at once):
-	// on object storage each is a round trip, and a month is 60 of them.
+	// The days' logs (or, for the days the rollups answer, their
+	// journals) are read concurrently, at most spansReads at once: on
+	// object storage each is a round trip.
 	type job struct {
 		codec   int
 		d       int64
@@ -505,19 +541,33 @@ func (c *Catalog) Spans(ctx context.Context, room string, from, to time.Time) ([
 		spans   []span
 		err     error
 	}
+	// Each stream's cutoff and rollup in one round. A rollup that cannot
+	// be read is done without: its days are read one by one.
 	cuts := make([]int64, len(Codecs))
 	cutErrs := make([]error, len(Codecs))
+	rolls := make([]*rollup, len(Codecs))
 	var wg sync.WaitGroup
 	for ci, codec := range Codecs {
+		s := frames.Stream{Room: room, Codec: codec}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cuts[ci], cutErrs[ci] = c.cutoff(ctx, frames.Stream{Room: room, Codec: codec})
+			cuts[ci], cutErrs[ci] = c.cutoff(ctx, s)
 		}()
+		if c.rollupHelps(s, dayOf(f)-1, dayOf(t)) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				rolls[ci], _ = c.readRollup(ctx, s)
+			}()
+		}
 	}
 	wg.Wait()
 	if err := errors.Join(cutErrs...); err != nil {
 		return nil, err
+	}
+	for ci, codec := range Codecs {
+		c.sawCutoff(frames.Stream{Room: room, Codec: codec}, cuts[ci])
 	}
 	var jobs []*job
 	for ci := range Codecs {
@@ -546,6 +596,10 @@ func (c *Catalog) Spans(ctx context.Context, room string, from, to time.Time) ([
 					return
 				}
 				j.spans = c.spansOf(visible(dl.segs, j.cut), now)
+				return
+			}
+			if spans, logged, ok := rolls[j.codec].claim(j.d); ok && c.cacheable(j.d) {
+				j.spans, j.err = c.rolledSpans(ctx, s, j.d, spans, logged)
 				return
 			}
 			j.spans, j.err = c.daySpans(ctx, s, j.d)

@@ -93,6 +93,7 @@ func TestKeys(t *testing.T) {
 		{SegmentObject(jpeg, start.In(time.FixedZone("x", -10*3600))), "seg/cam/jpeg/2026/12/07/1796652180125000.mp4"},
 		{DayLog(h264, start), "idx/cam/h264/20261207"},
 		{CutoffObject(jpeg), "idx/cam/jpeg/cutoff"},
+		{RollupObject(h264), "idx/cam/h264/days"},
 	} {
 		if c.got != c.want {
 			t.Errorf("%q, want %q", c.got, c.want)
@@ -117,6 +118,30 @@ func TestKeys(t *testing.T) {
 		s, start, journal, err := parseSegmentName(c.name)
 		if (err == nil) != c.ok || c.ok && (journal != c.journal || s.Room != "cam" || start != 1796652180125000) {
 			t.Errorf("parseSegmentName(%q) = %v %d %v %v", c.name, s, start, journal, err)
+		}
+	}
+	// Only a day log has a day; the cutoff and the rollup name the stream.
+	for _, c := range []struct {
+		name string
+		ok   bool
+		s    frames.Stream
+		day  time.Time
+	}{
+		{"idx/cam/h264/20261207", true, h264, day0},
+		{"idx/cam/jpeg/cutoff", true, jpeg, time.Time{}},
+		{"idx/cam/h264/days", true, h264, time.Time{}},
+		{"idx/cam/h264/2026127", false, frames.Stream{}, time.Time{}},
+		{"idx/cam/h264/20261307", false, frames.Stream{}, time.Time{}},
+		{"idx/cam/vp8/20261207", false, frames.Stream{}, time.Time{}},
+		{"idx/cam//20261207", false, frames.Stream{}, time.Time{}},
+		{"idx/c@m/h264/20261207", false, frames.Stream{}, time.Time{}},
+		{"idx/cam/h264/days/x", false, frames.Stream{}, time.Time{}},
+		{"idx/cam/h264/weeks", false, frames.Stream{}, time.Time{}},
+		{"seg/cam/h264/20261207", false, frames.Stream{}, time.Time{}},
+	} {
+		s, day, ok := ParseLogName(c.name)
+		if ok != c.ok || s != c.s || !day.Equal(c.day) {
+			t.Errorf("ParseLogName(%q) = %v %v %v", c.name, s, day, ok)
 		}
 	}
 }
@@ -637,6 +662,14 @@ func TestRebuild(t *testing.T) {
 		st.Discard(ctx, j)
 	}
 	r.must(st.Put(ctx, DayLog(jpeg, day0.AddDate(0, 0, -3)), appendRecord(nil, seg{start: day0.AddDate(0, 0, -3).UnixMicro(), end: 1})))
+	// And rollups that say otherwise: day0 without footage, h264 with some.
+	d0 := dayOf(day0.UnixMicro())
+	r.must(st.Put(ctx, RollupObject(jpeg), encodeRollup(&rollup{from: d0 - 5, through: d0, logs: map[int64]rolledLog{}})))
+	r.must(st.Put(ctx, RollupObject(h264), encodeRollup(&rollup{from: d0 - 5, through: d0,
+		logs: map[int64]rolledLog{d0: {spans: []span{{at(3, 0, 0).UnixMicro(), at(4, 0, 0).UnixMicro()}}}}})))
+	if rooms, err := Rooms(ctx, st); err != nil || !slices.Equal(rooms, []string{"cam"}) {
+		t.Fatalf("Rooms = %v, %v", rooms, err)
+	}
 
 	stats, err := Rebuild(ctx, st, "cam")
 	if err != nil {
@@ -659,6 +692,22 @@ func TestRebuild(t *testing.T) {
 	}
 	if !slices.Equal(segsBefore, segsAfter) {
 		t.Fatalf("segments before:\n%+v\nafter:\n%+v", segsBefore, segsAfter)
+	}
+	// The rollups say what the new logs say: two days on, when they are
+	// read from the rollup, the same spans as each day read on its own.
+	if _, err := st.Read(ctx, RollupObject(h264), 0, -1); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the rollup of a stream with no logs: %v", err)
+	}
+	if rl := rollupOf(t, st, jpeg); !rl.speaksFor(d0) || !rl.speaksFor(d0+1) {
+		t.Fatalf("the rebuilt rollup: %+v", rl)
+	}
+	later := func() time.Time { return at(96, 0, 0) }
+	fromRollup, err := New(st, &Options{Now: later}).Spans(ctx, "cam", day0, later())
+	r.must(err)
+	dayByDay, err := New(withoutRollups{st}, &Options{Now: later}).Spans(ctx, "cam", day0, later())
+	r.must(err)
+	if !spansEqual(fromRollup, dayByDay) || !spansEqual(fromRollup[:len(before)-1], before[:len(before)-1]) {
+		t.Fatalf("from the rollup:\n%s\nday by day:\n%s\nbefore:\n%s", fmtSpans(fromRollup), fmtSpans(dayByDay), fmtSpans(before))
 	}
 	if _, err := Rebuild(ctx, st, "c@m"); !errors.Is(err, ErrBadStream) {
 		t.Fatalf("Rebuild of a bad room: %v", err)
@@ -688,9 +737,10 @@ func (c *countingStore) take() int {
 }
 
 // TestSpansReadsEachDayOnce: listing a month of a room recorded on three
-// of its days reads each day's log once (one read for a day with no log),
-// and a second listing reads only the cutoffs and the days that may still
-// change (yesterday, today); the days with no log are remembered.
+// of its days reads each day's log once (one read for a day with no log)
+// but those the rollup answers, and a second listing reads only the
+// cutoffs and the days that may still change (yesterday, today); the
+// days with no log are remembered.
 func TestSpansReadsEachDayOnce(t *testing.T) {
 	dir, err := store.NewDir(t.TempDir())
 	if err != nil {
@@ -714,10 +764,11 @@ func TestSpansReadsEachDayOnce(t *testing.T) {
 	if err != nil || len(spans) != 3 {
 		t.Fatalf("%d spans, %v", len(spans), err)
 	}
-	// 2 cutoffs, and 2 streams × 32 days (the day before the range to
-	// today), one read each.
-	if n := st.take(); n != 2+2*32 {
-		t.Errorf("a cold listing read %d objects, want %d", n, 2+2*32)
+	// 2 cutoffs and 2 rollups (jpeg has none), and a read per day
+	// (from the day before the range to today) but the 12 days h264's
+	// rollup speaks for (up to day 10, its last sealed one).
+	if n := st.take(); n != 2+2+2*32-12 {
+		t.Errorf("a cold listing read %d objects, want %d", n, 2+2+2*32-12)
 	}
 	again, err := c.Spans(ctx, "cam", now.Add(-30*24*time.Hour), now)
 	if err != nil || !slices.EqualFunc(again, spans, func(a, b Span) bool { return a.Start.Equal(b.Start) && a.End.Equal(b.End) }) {

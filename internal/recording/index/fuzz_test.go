@@ -58,3 +58,17 @@ func FuzzParseCutoff(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseRollup: the rollup parser never panics and accepts only what
+// encodeRollup writes.
+func FuzzParseRollup(f *testing.F) {
+	f.Add(encodeRollup(&rollup{from: 20000, through: 20030, logs: map[int64]rolledLog{
+		20001: {spans: []span{{1, 2}, {3, 4}}}, 20002: {open: true}, 20003: {spans: []span{}}}}))
+	f.Add(encodeRollup(&rollup{from: -5, through: -5, logs: map[int64]rolledLog{}}))
+	f.Add([]byte("FCRU"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if r, ok := parseRollup(data); ok && !bytes.Equal(encodeRollup(r), data) {
+			t.Fatalf("accepted %x as %+v", data, r)
+		}
+	})
+}

@@ -13,6 +13,8 @@
 //	                                                   while records arrive, an
 //	                                                   object once sealed
 //	idx/<room>/<codec>/cutoff                          the retention cutoff
+//	idx/<room>/<codec>/days                            the rollup: the sealed
+//	                                                   days' spans in one object
 //
 // Times are Unix microseconds (the segment's first frame's capture time)
 // and UTC dates. A day's log holds the records of the segments that began
@@ -67,6 +69,38 @@ func DayLog(s frames.Stream, day time.Time) string {
 // CutoffObject holds s's retention cutoff.
 func CutoffObject(s frames.Stream) string {
 	return streamPrefix("idx", s) + "cutoff"
+}
+
+// RollupObject holds s's rollup: the spans of its sealed day logs, in one
+// object (see rollup.go).
+func RollupObject(s frames.Stream) string {
+	return streamPrefix("idx", s) + "days"
+}
+
+// ParseLogName reads the name of an object or journal under idx/: its
+// stream, and for a day log (DayLog) its day; the day is the zero time for
+// the stream's cutoff and rollup. ok is false for any other name.
+func ParseLogName(name string) (s frames.Stream, day time.Time, ok bool) {
+	parts := strings.Split(name, "/")
+	if len(parts) != 4 || parts[0] != "idx" || parts[2] == "" {
+		return s, day, false
+	}
+	c, err := frames.ParseCodec(parts[2])
+	if err != nil {
+		return s, day, false
+	}
+	s = frames.Stream{Room: parts[1], Codec: c}
+	if checkStream(s) != nil {
+		return frames.Stream{}, day, false
+	}
+	switch name {
+	case CutoffObject(s), RollupObject(s):
+		return s, day, true
+	}
+	if day, err = time.Parse("20060102", parts[3]); err != nil || DayLog(s, day) != name {
+		return frames.Stream{}, time.Time{}, false
+	}
+	return s, day, true
 }
 
 // RoomSegments is the prefix of every segment object and journal of room.

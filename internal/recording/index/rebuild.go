@@ -4,7 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/framecast/framecast/internal/recording/segment"
@@ -168,12 +169,16 @@ type RebuildStats struct {
 // one from its index box (its last bytes; a segment without one is read
 // whole), and writes every day's log as an object, replacing the old one.
 // Day logs of days with no segment left are removed; the cutoffs stay.
+// Each stream's rollup (RollupObject) is deleted first and written again
+// from the new logs.
 //
 // Rebuild is a maintenance command's work: it lists the store. It may run
 // while a recorder records the room: records that recorder appends keep
-// landing in today's journal, which readers merge with the object.
-// Other processes' catalogs keep the sealed day logs they cached until
-// they restart.
+// landing in today's journal, which readers merge with the object. A
+// recorder sealing a day at the same moment (after midnight) may write
+// back the rollup as it was before: run Rebuild again then. Other
+// processes' catalogs keep the sealed day logs they cached until they
+// restart.
 func Rebuild(ctx context.Context, st store.Store, room string) (RebuildStats, error) {
 	var stats RebuildStats
 	if !frames.ValidRoom(room) {
@@ -185,6 +190,15 @@ func Rebuild(ctx context.Context, st store.Store, room string) (RebuildStats, er
 	}
 	journals, err := st.Journals(ctx, RoomSegments(room))
 	if err != nil {
+		return stats, fmt.Errorf("failed to rebuild %q: %w", room, err)
+	}
+	// No rollup may speak for the logs while they are rewritten.
+	rollups := map[string]frames.Stream{}
+	for _, codec := range Codecs {
+		s := frames.Stream{Room: room, Codec: codec}
+		rollups[RollupObject(s)] = s
+	}
+	if err := st.Delete(ctx, slices.Collect(maps.Keys(rollups))...); err != nil {
 		return stats, fmt.Errorf("failed to rebuild %q: %w", room, err)
 	}
 	logs := map[string][]seg{} // by day log name
@@ -218,7 +232,8 @@ func Rebuild(ctx context.Context, st store.Store, room string) (RebuildStats, er
 		stats.Open++
 	}
 	for name, segs := range logs {
-		if err := st.Put(ctx, name, encodeLog(settle(segs))); err != nil {
+		logs[name] = settle(segs)
+		if err := st.Put(ctx, name, encodeLog(logs[name])); err != nil {
 			return stats, fmt.Errorf("failed to rebuild %q: %w", name, err)
 		}
 		stats.Days++
@@ -230,7 +245,8 @@ func Rebuild(ctx context.Context, st store.Store, room string) (RebuildStats, er
 	}
 	var stale []string
 	for _, o := range old {
-		if _, ok := logs[o.Name]; !ok && !strings.HasSuffix(o.Name, "/cutoff") {
+		_, day, ok := ParseLogName(o.Name)
+		if _, kept := logs[o.Name]; !kept && (!ok || !day.IsZero()) {
 			stale = append(stale, o.Name)
 		}
 	}
@@ -238,5 +254,46 @@ func Rebuild(ctx context.Context, st store.Store, room string) (RebuildStats, er
 		return stats, fmt.Errorf("failed to rebuild %q: %w", room, err)
 	}
 	stats.Removed = len(stale)
+	if err := writeRollups(ctx, st, rollups, logs); err != nil {
+		return stats, fmt.Errorf("failed to rebuild %q: %w", room, err)
+	}
 	return stats, errors.Join(errs...)
+}
+
+// writeRollups writes the rollup of each of streams (by rollup name) that
+// has logs, from logs (settled segments by day log name): it speaks for
+// DefaultScanDays up to its last day.
+func writeRollups(ctx context.Context, st store.Store, streams map[string]frames.Stream, logs map[string][]seg) error {
+	rs := map[frames.Stream]*rollup{}
+	for name, segs := range logs {
+		s, day, ok := ParseLogName(name)
+		if !ok || day.IsZero() {
+			continue
+		}
+		d := dayOf(day.UnixMicro())
+		r := rs[s]
+		if r == nil {
+			r = &rollup{through: d, logs: map[int64]rolledLog{}}
+			rs[s] = r
+		}
+		spans, summed := summarySpans(segs)
+		r.logs[d] = rolledLog{spans: spans, open: !summed}
+		r.through = max(r.through, d)
+	}
+	for name, s := range streams {
+		r := rs[s]
+		if r == nil {
+			continue
+		}
+		r.from = r.through - DefaultScanDays
+		for d := range r.logs {
+			if d < r.from {
+				delete(r.logs, d)
+			}
+		}
+		if err := st.Put(ctx, name, encodeRollup(r)); err != nil {
+			return fmt.Errorf("failed to write the rollup of %v: %w", s, err)
+		}
+	}
+	return nil
 }

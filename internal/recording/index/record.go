@@ -173,10 +173,7 @@ func summaryOf(b []byte) ([]span, bool) {
 // encodeLog encodes a settled day log: its summary when no segment is
 // open, then its records.
 func encodeLog(segs []seg) []byte {
-	var spans []span
-	if !slices.ContainsFunc(segs, func(s seg) bool { return s.open }) {
-		spans = spansOf(segs, func(s seg) int64 { return s.end })
-	}
+	spans, _ := summarySpans(segs)
 	b := make([]byte, 0, (len(spans)+len(segs))*RecordSize)
 	for _, sp := range spans {
 		b = appendTyped(b, recSpan, seg{start: sp.start, end: sp.end, frames: uint32(len(spans))})
@@ -185,6 +182,15 @@ func encodeLog(segs []seg) []byte {
 		b = appendRecord(b, s)
 	}
 	return b
+}
+
+// summarySpans returns the spans of a sealed log's summary: those of segs
+// (settled) when none is open, else false (such a log has no summary).
+func summarySpans(segs []seg) ([]span, bool) {
+	if slices.ContainsFunc(segs, func(s seg) bool { return s.open }) {
+		return nil, false
+	}
+	return spansOf(segs, func(s seg) int64 { return s.end }), true
 }
 
 // span is a range of recorded time (Unix µs).

@@ -17,10 +17,11 @@ const (
 	opSealDay                // a past day's log sealed
 	opSpace                  // the store's free space read
 	opSegment                // the segment writer refused a frame or failed to cut a part
+	opRollup                 // a sealed day added to its stream's rollup (the day stays sealed)
 	numStoreOps
 )
 
-var storeOpNames = [numStoreOps]string{"append", "seal", "index", "recover", "seal_day", "space", "segment"}
+var storeOpNames = [numStoreOps]string{"append", "seal", "index", "recover", "seal_day", "space", "segment", "rollup"}
 
 // dropReason says why a frame was not recorded.
 type dropReason int

@@ -405,7 +405,7 @@ func (s *stream) listUnsealedDays() {
 		return
 	}
 	for _, n := range names {
-		if d, err := time.Parse("20060102", n[len(prefix):]); err == nil {
+		if ls, d, ok := index.ParseLogName(n); ok && ls == s.id && !d.IsZero() {
 			s.unsealed[d.Unix()/86400] = true
 		}
 	}
@@ -465,6 +465,9 @@ func (s *stream) sealDays() {
 		switch {
 		case err == nil:
 			delete(s.unsealed, d)
+		case errors.Is(err, index.ErrRollup): // sealed; readers read the day on its own
+			delete(s.unsealed, d)
+			s.r.storeError(opRollup, err)
 		case errors.Is(err, index.ErrDayOpen):
 		default:
 			s.r.storeError(opSealDay, err)

@@ -399,26 +399,17 @@ func (w *Worker) list(ctx context.Context, now time.Time) error {
 	return nil
 }
 
-// parseLogName reads idx/<room>/<codec>/<YYYYMMDD> (day) or .../cutoff
-// (day -1).
+// parseLogName reads idx/<room>/<codec>/<YYYYMMDD> (day) or the stream's
+// cutoff or rollup (day -1).
 func parseLogName(name string) (frames.Stream, int64, bool) {
-	parts := strings.Split(name, "/")
-	if len(parts) != 4 || parts[0] != "idx" || !frames.ValidRoom(parts[1]) {
+	s, day, ok := index.ParseLogName(name)
+	switch {
+	case !ok:
 		return frames.Stream{}, 0, false
-	}
-	c, err := frames.ParseCodec(parts[2])
-	if err != nil || parts[2] == "" {
-		return frames.Stream{}, 0, false
-	}
-	s := frames.Stream{Room: parts[1], Codec: c}
-	if parts[3] == "cutoff" {
+	case day.IsZero():
 		return s, -1, true
 	}
-	d, err := time.Parse("20060102", parts[3])
-	if err != nil {
-		return frames.Stream{}, 0, false
-	}
-	return s, dayOf(d), true
+	return s, dayOf(day), true
 }
 
 // cursor walks one stream's segments, oldest first.

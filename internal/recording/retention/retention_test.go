@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
@@ -209,5 +210,65 @@ func TestRetentionLease(t *testing.T) {
 	}
 	if _, err := cat.Find(context.Background(), frames.Stream{Room: "a"}, time.Time{}); !errors.Is(err, index.ErrNoFootage) {
 		t.Fatalf("Find after deleting everything: %v", err)
+	}
+}
+
+// TestRetentionDeletesAllBehindTheRollup: retention deletes every segment
+// of a stream whose sealed days are in its rollup (index.RollupObject).
+// Its listing takes the rollup for no day log, the day logs behind the
+// cutoff go, and the rollup, which still names their spans, shows none
+// of them: the cutoff hides them from every catalog, new ones too.
+func TestRetentionDeletesAllBehindTheRollup(t *testing.T) {
+	st, err := store.NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	now := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	cat := index.New(st, &index.Options{Now: clock})
+	s := frames.Stream{Room: "lobby"}
+	var starts []time.Time
+	for d := 5; d >= 3; d-- {
+		starts = append(starts, every(now.AddDate(0, 0, -d), 10*time.Second, 4)...)
+	}
+	record(t, st, cat, s, 1000, starts...)
+	for d := 5; d >= 3; d-- {
+		if err := cat.SealDay(ctx, s, now.AddDate(0, 0, -d)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := st.Read(ctx, index.RollupObject(s), 0, -1); err != nil {
+		t.Fatalf("no rollup after sealing: %v", err)
+	}
+	before, err := index.New(st, &index.Options{Now: clock}).Spans(ctx, "lobby", now.AddDate(0, 0, -30), now)
+	if err != nil || len(before) != 3 {
+		t.Fatalf("spans before: %v, %v", before, err)
+	}
+
+	w := newWorker(t, st, cat, retention.Options{Keep: time.Hour, Now: clock})
+	if err := w.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.Stats().Deleted[retention.CauseAge]; got != uint64(len(starts)) {
+		t.Fatalf("deleted %d segments, want all %d", got, len(starts))
+	}
+	now = now.Add(retention.AccountEvery + retention.AgeEvery) // a later pass lists the store again
+	if err := w.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if segs := objects(t, st, "seg/"); len(segs) != 0 {
+		t.Fatalf("segments left: %v", segs)
+	}
+	// The cutoff is mid-day, past the last segment: that day's log stays.
+	last := index.DayLog(s, starts[len(starts)-1])
+	if logs := objects(t, st, "idx/"); !slices.Equal(logs, []string{last, index.CutoffObject(s), index.RollupObject(s)}) {
+		t.Fatalf("left under idx/: %v; want the last day's log, the cutoff and the rollup", logs)
+	}
+	for _, from := range []time.Time{now.AddDate(0, 0, -30), starts[len(starts)-1]} {
+		spans, err := index.New(st, &index.Options{Now: clock}).Spans(ctx, "lobby", from, now)
+		if err != nil || len(spans) != 0 {
+			t.Fatalf("spans from %v after deleting everything: %v, %v", from, spans, err)
+		}
 	}
 }

@@ -20,7 +20,8 @@ import (
 // The playback benchmarks run against a real S3 server (versitygw on
 // loopback) holding 30 days of one room's two streams, as the index's
 // BenchmarkSpans30Days does: 10 s segments back to back, 29 sealed day
-// logs and today's log (a journal, in Redis), 518,400 segments. The last
+// logs and each stream's rollup of them (as SealDay writes it), today's
+// log (a journal, in Redis), 518,400 segments. The last
 // half hour has real segments at the sender's sizes: its JPEG stream at
 // 10 fps of 40 KB pictures (4 MB segments), its H.264 stream 720p at
 // 30 fps with a keyframe every 2 s. Run them with
