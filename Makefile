@@ -96,6 +96,10 @@ fuzz: ## run each fuzz target for FUZZTIME (default 10s)
 	$(GO) test -run='^$$' -fuzz='^FuzzParseLayered$$' -fuzztime=$(FUZZTIME) ./pkg/frames/
 	$(GO) test -run='^$$' -fuzz='^FuzzSPS$$' -fuzztime=$(FUZZTIME) ./internal/avc/
 	$(GO) test -run='^$$' -fuzz='^FuzzSplit$$' -fuzztime=$(FUZZTIME) ./internal/avc/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseLog$$' -fuzztime=$(FUZZTIME) ./internal/recording/index/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseCutoff$$' -fuzztime=$(FUZZTIME) ./internal/recording/index/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseRollup$$' -fuzztime=$(FUZZTIME) ./internal/recording/index/
+	$(GO) test -run='^$$' -fuzz='^FuzzRead$$' -fuzztime=$(FUZZTIME) ./internal/recording/segment/
 
 matleak: ## count gocv Mats across thousands of frames (matprofile build tag)
 	$(GO) test -tags matprofile -count=1 -run MatLeak ./internal/sender/
