@@ -38,6 +38,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha1"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -374,8 +375,19 @@ func (b *Bucket) s3ctx(ctx context.Context) (context.Context, context.CancelFunc
 func (b *Bucket) put(ctx context.Context, object string, data []byte) error {
 	ctx, cancel := b.s3ctx(ctx)
 	defer cancel()
-	_, err := b.writer.PutObject(ctx, b.loc.Bucket, b.key(object), bytes.NewReader(data), int64(len(data)), "", "",
-		minio.PutObjectOptions{ContentType: "application/octet-stream", DisableContentSha256: b.cfg.TLS})
+	// Signed with the payload's hash in one header, never minio-go's
+	// default over plain http, a streaming (aws-chunked) signature: some
+	// servers leave a chunked body's tail unread on a kept-alive
+	// connection, and the next request on it fails to parse (versitygw
+	// 1.8 under load: "An error occurred when parsing the HTTP request").
+	// Over TLS the payload goes unsigned; TLS protects it.
+	sum := ""
+	if !b.cfg.TLS {
+		h := sha256.Sum256(data)
+		sum = hex.EncodeToString(h[:])
+	}
+	_, err := b.writer.PutObject(ctx, b.loc.Bucket, b.key(object), bytes.NewReader(data), int64(len(data)), "", sum,
+		minio.PutObjectOptions{ContentType: "application/octet-stream", DisableContentSha256: true})
 	if err != nil {
 		b.stats.putErrors.Add(1)
 		return classify(err)
