@@ -164,11 +164,13 @@ var (
 		"Bytes of recorded segments deleted by retention on this replica, by cause.", []string{"cause"}, nil)
 	retShortDesc = prometheus.NewDesc("framecast_retention_short_total",
 		"Retention passes that found too little footage to delete to get back above GATEWAY_RECORD_MIN_FREE.", nil, nil)
+	retSealedDesc = prometheus.NewDesc("framecast_retention_sealed_days_total",
+		"Day logs retention sealed for rooms that stopped recording (a recorder seals its own).", nil, nil)
 )
 
 func (recordingCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{recBytesDesc, recSegmentsDesc, recStoreErrorsDesc, recDroppedDesc, recLeaseDesc,
-		recRoomsDesc, recPausedDesc, recPausesDesc, retDeletedDesc, retDeletedBytesDesc, retShortDesc} {
+		recRoomsDesc, recPausedDesc, recPausesDesc, retDeletedDesc, retDeletedBytesDesc, retShortDesc, retSealedDesc} {
 		ch <- d
 	}
 }
@@ -206,4 +208,5 @@ func (c recordingCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(retDeletedBytesDesc, v, k)
 	}
 	counter(retShortDesc, ts.Short)
+	counter(retSealedDesc, ts.Sealed)
 }

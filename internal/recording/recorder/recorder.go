@@ -348,7 +348,7 @@ func (r *Recorder) acquire(ctx context.Context) {
 	var h264 []bool
 	for name, l := range r.live {
 		if _, held := r.rooms[name]; !held && now.Sub(l.seen) <= IdleGrace {
-			names = append(names, leaseName(name))
+			names = append(names, LeaseName(name))
 			h264 = append(h264, l.h264)
 		}
 	}
@@ -373,14 +373,17 @@ func (r *Recorder) acquire(ctx context.Context) {
 
 const leasePrefix = "record/"
 
-func leaseName(room string) string { return leasePrefix + room }
+// LeaseName is room's recording lease: its holder is the one writer of the
+// room's segments and index (retention takes it to seal what a room that
+// stopped recording left).
+func LeaseName(room string) string { return leasePrefix + room }
 
 // RetentionLease is the lease of the deployment's retention worker.
 const RetentionLease = "retention"
 
 // begin starts recording room, whose lease is valid until validUntil.
 func (r *Recorder) begin(name string, h264 bool, validUntil time.Time) {
-	rm := &room{r: r, name: name, lease: leaseName(name), streams: map[frames.Codec]*stream{}}
+	rm := &room{r: r, name: name, lease: LeaseName(name), streams: map[frames.Codec]*stream{}}
 	rm.validUntil.Store(validUntil.UnixNano())
 	r.mu.Lock()
 	defer r.mu.Unlock()

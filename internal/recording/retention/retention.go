@@ -23,12 +23,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/framecast/framecast/internal/recording/index"
+	"github.com/framecast/framecast/internal/recording/recorder"
 	"github.com/framecast/framecast/internal/recording/store"
 	"github.com/framecast/framecast/pkg/frames"
 )
@@ -113,11 +116,13 @@ type Worker struct {
 	listedAt   time.Time
 	agedAt     time.Time // when Keep was last applied
 	streams    map[frames.Stream]*streamDays
+	unsealed   map[string]map[frames.Stream][]int64 // past days whose logs are journals, by room
 
 	deleted      [3]atomic.Uint64 // segments, by cause
 	deletedBytes [3]atomic.Uint64
 	errs         atomic.Uint64
 	short        atomic.Uint64
+	sealed       atomic.Uint64
 	bytesNow     atomic.Int64
 }
 
@@ -155,6 +160,7 @@ type Stats struct {
 	DeletedBytes map[string]uint64 // their bytes, by cause
 	Errors       uint64            // failed store calls
 	Short        uint64            // passes that found too little to delete to get back above MinFree
+	Sealed       uint64            // day logs sealed for rooms that stopped recording
 	Bytes        int64             // sealed footage counted at the last accounting (MaxBytes' measure)
 	Held         bool
 }
@@ -162,7 +168,7 @@ type Stats struct {
 // Stats returns a snapshot of the counters.
 func (w *Worker) Stats() Stats {
 	s := Stats{Deleted: map[string]uint64{}, DeletedBytes: map[string]uint64{},
-		Errors: w.errs.Load(), Short: w.short.Load(), Bytes: w.bytesNow.Load()}
+		Errors: w.errs.Load(), Short: w.short.Load(), Sealed: w.sealed.Load(), Bytes: w.bytesNow.Load()}
 	for i, c := range causes {
 		s.Deleted[c] = w.deleted[i].Load()
 		s.DeletedBytes[c] = w.deletedBytes[i].Load()
@@ -249,6 +255,9 @@ func (w *Worker) pass(ctx context.Context) error {
 			w.sweepAll(ctx)
 			w.swept = true
 		}
+		if err := w.sealAbandoned(ctx); err != nil {
+			return err
+		}
 	}
 	var need need
 	if w.opt.Keep > 0 && (w.agedAt.IsZero() || now.Sub(w.agedAt) >= AgeEvery) {
@@ -334,6 +343,16 @@ func (w *Worker) list(ctx context.Context, now time.Time) error {
 	if err != nil {
 		return fmt.Errorf("failed to list day logs: %w", err)
 	}
+	w.unsealed = map[string]map[frames.Stream][]int64{}
+	today := dayOf(now)
+	for _, n := range journals {
+		if s, d, ok := parseLogName(n); ok && d >= 0 && d < today {
+			if w.unsealed[s.Room] == nil {
+				w.unsealed[s.Room] = map[frames.Stream][]int64{}
+			}
+			w.unsealed[s.Room][s] = append(w.unsealed[s.Room][s], d)
+		}
+	}
 	names := journals
 	for _, o := range objs {
 		names = append(names, o.Name)
@@ -357,7 +376,6 @@ func (w *Worker) list(ctx context.Context, now time.Time) error {
 		}
 	}
 	var total int64
-	today := dayOf(now)
 	for s, days := range seen {
 		sd := w.streams[s]
 		if sd == nil {
@@ -410,6 +428,91 @@ func parseLogName(name string) (frames.Stream, int64, bool) {
 		return s, -1, true
 	}
 	return s, dayOf(day), true
+}
+
+// SealLeaseTTL is how long retention holds a room's recording lease to
+// seal what the room left; each room's work is bounded by it.
+const SealLeaseTTL = 30 * time.Second
+
+// sealRoomsPerPass bounds the rooms sealAbandoned takes in one pass (the
+// next pass, AccountEvery later, goes on).
+const sealRoomsPerPass = 64
+
+// sealAbandoned seals the logs of past days that are still journals, in
+// rooms no recorder holds. A recorder seals its room's days as they end,
+// and the days an earlier recorder left when it begins; a room that stops
+// recording for good leaves its last day's log (and a segment its
+// recorder died with) to a next recorder that never comes, unsealed: read
+// whole by every listing, outside the rollup, and on S3 a journal nobody
+// writes expires (GATEWAY_S3_JOURNAL_TTL), taking the day's index with it.
+// The worker takes the room's recording lease (recorder.LeaseName: the
+// one-writer rule of a room's index), recovers the open segments as a
+// recorder would, seals the days and releases the lease; a room whose
+// lease a recorder holds is left to that recorder.
+func (w *Worker) sealAbandoned(ctx context.Context) error {
+	rooms := slices.Sorted(maps.Keys(w.unsealed))
+	if len(rooms) > sealRoomsPerPass {
+		rooms = rooms[:sealRoomsPerPass]
+	}
+	var errs []error
+	for _, room := range rooms {
+		if !w.mine() {
+			return errors.Join(append(errs, errors.New("retention lease lost mid-pass"))...)
+		}
+		if err := w.sealRoom(ctx, room, w.unsealed[room]); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// sealRoom seals room's streams' days under the room's recording lease.
+func (w *Worker) sealRoom(ctx context.Context, room string, streams map[frames.Stream][]int64) error {
+	lease := []string{recorder.LeaseName(room)}
+	sent := time.Now()
+	ok, err := w.leases.Acquire(ctx, lease, SealLeaseTTL)
+	if err != nil {
+		return fmt.Errorf("failed to take the recording lease of room %q: %w", room, err)
+	}
+	if !ok[0] {
+		return nil // a recorder holds it, and seals
+	}
+	validUntil := sent.Add(SealLeaseTTL)
+	sctx, cancel := context.WithDeadline(ctx, validUntil.Add(-time.Second))
+	defer cancel()
+	var errs []error
+	for s, days := range streams {
+		if _, err := w.cat.Recover(sctx, s); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		cut := time.Time{}
+		if sd := w.streams[s]; sd != nil {
+			cut = sd.cutoff
+		}
+		for _, d := range days {
+			if !dayTime(d + 1).After(cut) {
+				continue // wholly behind the cutoff: dropDays removes it
+			}
+			err := w.cat.SealDay(sctx, s, dayTime(d))
+			switch {
+			case err == nil:
+				w.sealed.Add(1)
+			case errors.Is(err, index.ErrRollup): // sealed; the rollup lacks it
+				w.sealed.Add(1)
+			default:
+				errs = append(errs, err)
+			}
+		}
+	}
+	// Released only while surely still ours: past its expiry a recorder of
+	// this replica (the same holder) may have taken it.
+	if time.Now().Before(validUntil.Add(-time.Second)) {
+		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		_ = w.leases.Release(rctx, lease)
+		rcancel()
+	}
+	return errors.Join(errs...)
 }
 
 // cursor walks one stream's segments, oldest first.

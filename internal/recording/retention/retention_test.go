@@ -272,3 +272,68 @@ func TestRetentionDeletesAllBehindTheRollup(t *testing.T) {
 		}
 	}
 }
+
+// TestRetentionSealsAbandonedRooms: a room that stopped recording with its
+// last day's log still a journal (and a segment its recorder died with)
+// is sealed by retention under the room's recording lease; a room whose
+// lease a recorder holds is left to it.
+func TestRetentionSealsAbandonedRooms(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat := index.New(st, nil)
+	gone, live := frames.Stream{Room: "gone"}, frames.Stream{Room: "live"}
+	day := time.Now().Add(-48 * time.Hour).Truncate(24 * time.Hour).Add(12 * time.Hour) // noon, two days ago
+	recordtest.Record(t, st, cat, gone, recordtest.JPEG(t, "gone", day, 40, time.Second, 1), true)
+	recordtest.Record(t, st, cat, live, recordtest.JPEG(t, "live", day, 40, time.Second, 1), false)
+	logOf := func(s frames.Stream) string { return index.DayLog(s, day) }
+	isJournal := func(name string) bool {
+		_, err := st.ReadJournal(ctx, name)
+		return err == nil
+	}
+	if !isJournal(logOf(gone)) || !isJournal(logOf(live)) {
+		t.Fatal("the test's day logs are not journals to begin with")
+	}
+
+	table := recorder.NewMemoryLeases()
+	rec := table.For("recorder")
+	if ok, err := rec.Acquire(ctx, []string{recorder.LeaseName("live")}, time.Minute); err != nil || !ok[0] {
+		t.Fatalf("the recorder's lease of live: %v, %v", ok, err)
+	}
+	w := retention.New(st, cat, table.For("retention"), &retention.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err := w.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.Stats().Sealed; got != 1 {
+		t.Fatalf("sealed %d day logs, want 1 (gone's)", got)
+	}
+	if isJournal(logOf(gone)) {
+		t.Error("gone's day log is still a journal")
+	}
+	if _, err := st.Read(ctx, logOf(gone), 0, -1); err != nil {
+		t.Errorf("gone's sealed day log: %v", err)
+	}
+	if js, _ := st.Journals(ctx, index.RoomSegments("gone")); len(js) != 0 {
+		t.Errorf("gone's open segment was not recovered: journals %v", js)
+	}
+	if !isJournal(logOf(live)) {
+		t.Error("live's day log was sealed while its recorder held the room")
+	}
+	// Everything recorded in gone is still found, the recovered segment too.
+	segs, err := index.New(st, nil).Day(ctx, gone, day)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(segs) == 0 || segs[len(segs)-1].Open {
+		t.Fatalf("gone's segments after sealing: %+v; want them all, sealed", segs)
+	}
+	if end := segs[len(segs)-1].End; end.Before(day.Add(38 * time.Second)) {
+		t.Errorf("gone's footage ends at %v, want the open segment's frames up to %v", end, day.Add(39*time.Second))
+	}
+	// The lease went back: a recorder takes gone at once.
+	if ok, err := rec.Acquire(ctx, []string{recorder.LeaseName("gone")}, time.Minute); err != nil || !ok[0] {
+		t.Fatalf("retention kept gone's lease: %v, %v", ok, err)
+	}
+}
