@@ -533,6 +533,10 @@ func splitArgs(args string) ([]string, error) {
 var (
 	goBuildRE = regexp.MustCompile(`(?:^|[\s;&|])go\s+build\b`)
 	cmdPkgRE  = regexp.MustCompile(`(?:^|\s)(\./cmd/[A-Za-z0-9_./-]+)`)
+	// goInstallRE matches a third-party tool built from the module proxy
+	// (deploy/versitygw.Dockerfile): `go install module/path@version`.
+	semverRE    = regexp.MustCompile(`^v\d+\.\d+\.\d+$`)
+	goInstallRE = regexp.MustCompile(`(?:^|[\s;&|])go\s+install\b[^;&|]*?\s([a-z0-9.-]+\.[a-z]+/[^\s@]+)@(\S+)`)
 )
 
 func TestDockerfilesNameExistingFiles(t *testing.T) {
@@ -612,6 +616,12 @@ func checkDockerfile(t *testing.T, file string) {
 			}
 
 		case "RUN":
+			for _, m := range goInstallRE.FindAllStringSubmatch(in.Args, -1) {
+				builds++
+				if !semverRE.MatchString(m[2]) {
+					t.Errorf("line %d: go install %s@%s: pin a release (vX.Y.Z), so the image is the one that was tested", in.Line, m[1], m[2])
+				}
+			}
 			if !goBuildRE.MatchString(in.Args) {
 				continue
 			}
@@ -633,7 +643,7 @@ func checkDockerfile(t *testing.T, file string) {
 		}
 	}
 	if builds == 0 {
-		t.Errorf("no `go build ./cmd/...`: this test would check nothing")
+		t.Errorf("no `go build ./cmd/...` and no pinned `go install module@version`: this test would check nothing")
 	}
 	if len(entrypoint) == 0 {
 		t.Errorf("final stage has no ENTRYPOINT")

@@ -1,5 +1,5 @@
 # versitygw (github.com/versity/versitygw, Apache-2.0): an S3 server over a
-# folder, for trying framecast's S3 store in compose (docker-compose.s3.yml)
+# folder, for trying framecast's S3 store in compose (deploy/compose-s3.yml)
 # where no S3 is at hand. A static Go binary on distroless, built from the
 # module proxy like the gateway (no registry image needed).
 #

@@ -169,15 +169,23 @@ func TestTricklingBodyCutOff(t *testing.T) {
 			results[i] = trickleBody(gatewayAddr(g), heads[kinds[i%len(kinds)]], 500*time.Millisecond, timeout)
 		}()
 	}
-	// Sampled while every client still trickles: what they hold.
-	var heldFDs int
-	testenv.WaitFor(t, 10*time.Second, "the trickling clients to be accepted", func() error {
-		if heldFDs = openFiles(t, pid) - baseFDs; heldFDs < clients {
-			return fmt.Errorf("%d files held", heldFDs)
+	// What the clients hold at most, sampled until they are done: for the
+	// log only. The baseline can count a file the gateway closes meanwhile
+	// (StartGateway's readiness probe's kept-alive connection), so "all 200
+	// held" was off by one now and then (CI: "199 files held", then -1);
+	// what is asserted is each client's own view below, and that the files
+	// come back.
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	heldFDs := 0
+	for sampling := true; sampling; {
+		select {
+		case <-done:
+			sampling = false
+		case <-time.After(20 * time.Millisecond): // the sampling period
+			heldFDs = max(heldFDs, openFiles(t, pid)-baseFDs)
 		}
-		return nil
-	})
-	wg.Wait()
+	}
 
 	var slowest time.Duration
 	refused, closed := 0, 0
@@ -190,7 +198,7 @@ func TestTricklingBodyCutOff(t *testing.T) {
 		}
 		slowest = max(slowest, r.closed)
 	}
-	t.Logf("%d trickling clients held %d files; %d answered 413 at once, %d closed within %v (slowest %v)",
+	t.Logf("%d trickling clients held at most %d files at once; %d answered 413 at once, %d closed within %v (slowest %v)",
 		clients, heldFDs, refused, closed, bodyReadTimeout+2*time.Second, slowest.Round(time.Millisecond))
 	for i, r := range results {
 		kind := kinds[i%len(kinds)]
