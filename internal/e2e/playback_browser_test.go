@@ -359,6 +359,59 @@ func TestViewerPageRewindsAndGoesLive(t *testing.T) {
 	b.RequireCleanConsole(t)
 }
 
+// TestViewerPageOpensAtALink: a viewer page opened at ?at=-40s plays the
+// recording from 40 s ago on its first connection and pins its address to
+// that time (RFC 3339), so that a reload, or the address sent to someone,
+// shows the same moment rather than 40 s before the reload; LIVE takes at=
+// out of the address.
+func TestViewerPageOpensAtALink(t *testing.T) {
+	testenv.RequireTool(t, "chromium")
+	s := newRBStore(t)
+	now := time.Now()
+	s.h264(t, "cam", now.Add(-rbFootage), now.Add(-rbFootageEnd), 4*rbFPS)
+	base := s.gateway(t)
+	hbRoom(t, base, "cam")
+	b := startBrowser(t)
+	b.Navigate(t, base+"/video/cam/?at=-40s")
+
+	first := rbWaitViewer(t, b, "the picture of 40 s ago", rbPlaysBack(rbViewer{}, 40*time.Second))
+	t.Logf("opened at -40s: %s", first)
+	const linkJS = `new URLSearchParams(location.search).get("at") || ""`
+	link, err := evaluate[string](b, linkJS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at, err := time.Parse(time.RFC3339Nano, link)
+	if err != nil || float64(at.UnixMilli()) != first.Playback.AtMs {
+		t.Fatalf("the address says at=%q (%v), want the playback's time %v", link, err, time.UnixMilli(int64(first.Playback.AtMs)).UTC())
+	}
+
+	href, err := evaluate[string](b, "location.href")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Navigate(t, href)
+	again := rbWaitViewer(t, b, "the same moment after a reload", func(v rbViewer) error {
+		switch {
+		case v.Mode != "playback" || v.Playback == nil:
+			return fmt.Errorf("not playing a recording")
+		case v.Playback.AtMs != first.Playback.AtMs:
+			return fmt.Errorf("playing from %.0f, want %.0f", v.Playback.AtMs, first.Playback.AtMs)
+		case v.Drawn < 10:
+			return fmt.Errorf("drew %d pictures (want 10)", v.Drawn)
+		}
+		return nil
+	})
+	t.Logf("reloaded: %s", again)
+
+	rbDo(t, b, "click LIVE", chromedp.Click("#timeline .tl-live"))
+	rbWaitViewer(t, b, "live", rbLive(again))
+	if link, err := evaluate[string](b, linkJS); err != nil || link != "" {
+		t.Errorf("live, the address still says at=%q (%v)", link, err)
+	}
+	b.RequireCleanConsole(t)
+}
+
 // rbGrid is the wall's clock and tiles (window.framecastGrid and the DOM).
 type rbGrid struct {
 	NowMs    float64           `json:"nowMs"`

@@ -71,6 +71,12 @@
 //   connection that ends during playback seeks again, from that time, on
 //   the next one. Where the gateway keeps no recordings the timeline stays
 //   hidden and nothing of this happens.
+// - A link to a moment: ?at= in the page's address (any time form the
+//   gateway takes: RFC 3339, Unix ms, -30s) seeks there on the first
+//   connection. The address follows what is shown: a playback puts its
+//   time in it (RFC 3339; a relative ?at= is pinned), LIVE or a recording
+//   that runs out takes it out, so a reload or a copied address shows the
+//   same moment.
 // - window.framecast exposes the counters, for people and for tests.
 "use strict";
 (() => {
@@ -157,6 +163,9 @@
         const resume = stats.shownMs;
         enterMode("live");
         if (resume !== null) sendSeek(resume);
+      } else if (stats.connects === 1 && linkAt) {
+        stats.seeksSent++;
+        sock.send(JSON.stringify({ type: "seek", at: linkAt }));
       }
     },
     onFrame, onControl, onState: setState,
@@ -181,10 +190,12 @@
       enterMode("playback");
       stats.playback = { atMs: Number(m.ms), codec: m.codec || JPEG, firstShownMs: null };
       hideBeforeUs = Number(m.ms) * 1000;
+      setLinkAt(Number(m.ms));
     } else if (m.type === "live") {
       // A `live` for a room that is live already changes no stream: the
       // decoder carries on.
       if (stats.mode !== "live") enterMode("live");
+      setLinkAt(null);
       stats.liveReason = m.reason || "";
       if (m.reason === "caught_up") timeline.notice("The recording ran out: live.");
       else if (m.reason === "failed") timeline.notice("The recording could not be read on: live.");
@@ -212,6 +223,17 @@
       dec.resetAtConfig = true;
     }
     if (stats.state === "live" || stats.state === "playback") setState(mode);
+  }
+
+  // The page's ?at= when it was opened (see the top), and setLinkAt, which
+  // keeps the address in step: at=<the time asked>, or none while live.
+  const linkAt = new URLSearchParams(window.location.search).get("at");
+  function setLinkAt(ms) {
+    const u = new URL(window.location.href);
+    const at = ms === null ? null : new Date(ms).toISOString();
+    if (u.searchParams.get("at") === at) return;
+    if (at === null) u.searchParams.delete("at"); else u.searchParams.set("at", at);
+    window.history.replaceState(null, "", u);
   }
 
   function sendSeek(ms) {
@@ -504,7 +526,7 @@
     spans: (from) => recordingsKept ? window.FramecastTimeline.fetchSpans(room, from) : Promise.resolve(null),
     thumbnail: (ms, width) => W.withToken("/video/" + encodeURIComponent(room) + "/snapshot.jpg", { at: String(ms), width }),
     onSeek: sendSeek,
-    onLive: sendLive,
+    onLive: () => { sendLive(); setLinkAt(null); },
     keys: true,
   });
   stats.timeline = timeline.state;
