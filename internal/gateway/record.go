@@ -115,19 +115,25 @@ func (l liveRooms) LiveRooms(ctx context.Context) ([]recorder.LiveRoom, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []recorder.LiveRoom
+	var names []string
 	for _, r := range list {
-		if !s.cfg.records(r.Name) {
-			continue
+		if s.cfg.records(r.Name) {
+			names = append(names, r.Name)
 		}
-		layers, err := s.hub.AllLayers(ctx, r.Name)
-		if err != nil {
-			return nil, err // unknown: keep what the recorder knew
-		}
+	}
+	// One round trip for every room's layer list, however many rooms are
+	// live (a GET per room made a pass over 1,000 rooms 1,000 round trips).
+	all, err := s.hub.AllLayersOf(ctx, names)
+	if err != nil {
+		return nil, err // unknown: keep what the recorder knew
+	}
+	var out []recorder.LiveRoom
+	for _, name := range names {
+		layers := all[name]
 		if len(layers) == 0 {
 			continue // nobody publishes it
 		}
-		lr := recorder.LiveRoom{Name: r.Name}
+		lr := recorder.LiveRoom{Name: name}
 		for _, x := range layers {
 			lr.H264 = lr.H264 || x.Codec == frames.CodecH264 && x.Index == 0
 		}

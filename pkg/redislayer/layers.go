@@ -21,25 +21,60 @@ func (c *RedisFrameCache) LayersKey(room string) string { return c.opts.KeyPrefi
 // Layers returns room's layer list from Redis, or none when no replica
 // publishes it. Reads are reused for Interval per room.
 func (c *RedisFrameCache) Layers(ctx context.Context, room string) ([]frames.LayerInfo, error) {
+	m, err := c.LayersOf(ctx, []string{room})
+	return m[room], err
+}
+
+// LayersOf returns the layer lists of rooms, leaving out those no replica
+// publishes: the ones read within Interval from memory, the others in one
+// pipelined round trip (a Cluster client splits it by node). A list that
+// is not what a replica writes is reported through OnError and counts as
+// none.
+func (c *RedisFrameCache) LayersOf(ctx context.Context, rooms []string) (map[string][]frames.LayerInfo, error) {
 	now := time.Now()
-	if l, ok := c.layers.get(room, now, c.opts.Interval); ok {
-		return l, nil
+	out := make(map[string][]frames.LayerInfo, len(rooms))
+	var miss []string
+	for _, room := range rooms {
+		if l, ok := c.layers.get(room, now, c.opts.Interval); ok {
+			if len(l) > 0 {
+				out[room] = l
+			}
+			continue
+		}
+		miss = append(miss, room)
 	}
-	b, err := c.client.Get(ctx, c.LayersKey(room)).Bytes()
-	var l []frames.LayerInfo
-	switch {
-	case errors.Is(err, redis.Nil):
-	case err != nil:
-		c.onError("cache_read", err)
-		return nil, fmt.Errorf("failed to read the layer list of %q: %w", room, err)
-	default:
-		if err := json.Unmarshal(b, &l); err != nil || !validLayers(l) {
-			c.onError("cache_read", fmt.Errorf("bad layer list of %q: %q", room, b))
-			l = nil
+	if len(miss) == 0 {
+		return out, nil
+	}
+	cmds := make([]*redis.StringCmd, len(miss))
+	// Exec's own error is the first command's that failed, redis.Nil (a
+	// room nobody publishes) included: each command is looked at instead.
+	_, _ = c.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, room := range miss {
+			cmds[i] = p.Get(ctx, c.LayersKey(room))
+		}
+		return nil
+	})
+	for i, room := range miss {
+		b, err := cmds[i].Bytes()
+		var l []frames.LayerInfo
+		switch {
+		case errors.Is(err, redis.Nil):
+		case err != nil:
+			c.onError("cache_read", err)
+			return nil, fmt.Errorf("failed to read the layer list of %q: %w", room, err)
+		default:
+			if err := json.Unmarshal(b, &l); err != nil || !validLayers(l) {
+				c.onError("cache_read", fmt.Errorf("bad layer list of %q: %q", room, b))
+				l = nil
+			}
+		}
+		c.layers.put(room, l, now, c.opts.Interval)
+		if len(l) > 0 {
+			out[room] = l
 		}
 	}
-	c.layers.put(room, l, now, c.opts.Interval)
-	return l, nil
+	return out, nil
 }
 
 // validLayers reports whether l is a list another replica could have

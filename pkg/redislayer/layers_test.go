@@ -2,11 +2,15 @@ package redislayer_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/framecast/framecast/internal/testenv"
 	"github.com/framecast/framecast/pkg/frames"
@@ -87,5 +91,113 @@ func TestLayerCatalog(t *testing.T) {
 	}
 	if len(cacheErrs) != 5 {
 		t.Errorf("bad lists reported %d times, want 5: %q", len(cacheErrs), cacheErrs)
+	}
+}
+
+// TestLayersOfManyRooms: the layer lists of many rooms are read in one
+// pipelined round trip, not a GET each (the recorder asks for every live
+// room each second); rooms nobody publishes, and a list no replica would
+// write, are left out; a second call within Interval asks Redis nothing.
+func TestLayersOfManyRooms(t *testing.T) {
+	r := testenv.StartRedis(t)
+	client := scClient(t, r)
+	ctx := context.Background()
+	opts := redislayer.FrameCacheOptions{KeyPrefix: "t4:", Interval: time.Minute, TTL: time.Minute,
+		Logger: slog.New(slog.DiscardHandler), OnError: func(string, error) {}}
+	writer := redislayer.NewRedisFrameCache(client, opts)
+	const n = 200
+	var names []string
+	want := map[string][]frames.LayerInfo{}
+	for i := range n {
+		room := fmt.Sprintf("cam%d", i)
+		names = append(names, room)
+		switch i % 4 {
+		case 0: // nobody publishes it
+		case 1:
+			if err := client.Set(ctx, writer.LayersKey(room), `nope`, time.Minute).Err(); err != nil {
+				t.Fatal(err)
+			}
+		default:
+			l := []frames.LayerInfo{{Index: 0, Width: 640 + i, Height: 360}}
+			if i%4 == 3 {
+				l = append(l, frames.LayerInfo{Index: 0, Codec: frames.CodecH264, Width: 1280, Height: 720})
+			}
+			b, _ := json.Marshal(l)
+			if err := client.Set(ctx, writer.LayersKey(room), b, time.Minute).Err(); err != nil {
+				t.Fatal(err)
+			}
+			want[room] = l
+		}
+	}
+
+	readClient := scClient(t, r)
+	var calls calls
+	readClient.AddHook(&calls)
+	c0, p0 := calls.counts()
+	reader := redislayer.NewRedisFrameCache(readClient, opts)
+	got, err := reader.LayersOf(ctx, names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Errorf("%d rooms listed, want %d", len(got), len(want))
+	}
+	for room, l := range want {
+		if !slices.Equal(got[room], l) {
+			t.Errorf("%s: %v, want %v", room, got[room], l)
+		}
+	}
+	if c, p := calls.counts(); c != c0 || p != p0+1 {
+		t.Errorf("%d rooms read with %d commands and %d pipelines, want one pipeline", n, c-c0, p-p0)
+	}
+	if again, err := reader.LayersOf(ctx, names); err != nil || len(again) != len(want) {
+		t.Errorf("again: %d rooms, %v", len(again), err)
+	}
+	if c, p := calls.counts(); c != c0 || p != p0+1 {
+		t.Errorf("a second call within Interval went to Redis: %d commands, %d pipelines in all", c-c0, p-p0)
+	}
+
+	// Redis gone: a clear error, not an empty answer.
+	r.Kill()
+	fresh := redislayer.NewRedisFrameCache(readClient, opts)
+	if m, err := fresh.LayersOf(ctx, names[:3]); err == nil || m != nil {
+		t.Errorf("with Redis down: %v, %v; want an error", m, err)
+	}
+}
+
+// calls counts the GETs a go-redis client sends on their own, and the
+// pipelines with GETs in them (a connection's handshake is neither).
+type calls struct {
+	mu          sync.Mutex
+	cmds, pipes int
+}
+
+func (c *calls) counts() (int, int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cmds, c.pipes
+}
+
+func (c *calls) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (c *calls) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if cmd.Name() == "get" {
+			c.mu.Lock()
+			c.cmds++
+			c.mu.Unlock()
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (c *calls) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if slices.ContainsFunc(cmds, func(cmd redis.Cmder) bool { return cmd.Name() == "get" }) {
+			c.mu.Lock()
+			c.pipes++
+			c.mu.Unlock()
+		}
+		return next(ctx, cmds)
 	}
 }

@@ -16,6 +16,10 @@ type LayerCatalog interface {
 	// first, or none when no replica publishes it. It must return within
 	// ctx's deadline.
 	Layers(ctx context.Context, room string) ([]frames.LayerInfo, error)
+	// LayersOf returns the layers of each of rooms as Layers does, in one
+	// round trip however many rooms it names (the recorder asks for every
+	// live room each second); rooms nobody publishes are left out.
+	LayersOf(ctx context.Context, rooms []string) (map[string][]frames.LayerInfo, error)
 }
 
 // LocalLayers returns the layers of room that this replica's publishers
@@ -85,6 +89,36 @@ func (h *Hub) AllLayers(ctx context.Context, room string) ([]frames.LayerInfo, e
 		return nil, fmt.Errorf("failed to read the layers of %q: %w", room, err)
 	}
 	return l, nil
+}
+
+// AllLayersOf is AllLayers for many rooms at once: the rooms with a local
+// publisher from the hub, the rest in one call to Options.Catalog, bounded
+// by CacheTimeout. Rooms nobody publishes are left out of the map.
+func (h *Hub) AllLayersOf(ctx context.Context, rooms []string) (map[string][]frames.LayerInfo, error) {
+	out := make(map[string][]frames.LayerInfo, len(rooms))
+	var rest []string
+	for _, room := range rooms {
+		if l := h.LocalLayers(room); len(l) > 0 {
+			out[room] = l
+		} else {
+			rest = append(rest, room)
+		}
+	}
+	if len(rest) == 0 || h.opts.Catalog == nil {
+		return out, nil
+	}
+	cctx, cancel := context.WithTimeout(ctx, h.opts.CacheTimeout)
+	defer cancel()
+	remote, err := h.opts.Catalog.LayersOf(cctx, rest)
+	if err != nil {
+		return nil, fmt.Errorf("failed to read the layers of %d rooms: %w", len(rest), err)
+	}
+	for room, l := range remote {
+		if len(l) > 0 {
+			out[room] = l
+		}
+	}
+	return out, nil
 }
 
 // PickLayer returns the index of the layer a viewer asking for width

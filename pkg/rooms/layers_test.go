@@ -56,8 +56,25 @@ func (c catalog) Layers(ctx context.Context, room string) ([]frames.LayerInfo, e
 	return c[room], nil
 }
 
+func (c catalog) LayersOf(ctx context.Context, rooms []string) (map[string][]frames.LayerInfo, error) {
+	out := map[string][]frames.LayerInfo{}
+	for _, room := range rooms {
+		l, err := c.Layers(ctx, room)
+		if err != nil {
+			return nil, err
+		}
+		if len(l) > 0 {
+			out[room] = l
+		}
+	}
+	return out, nil
+}
+
+// remoteLayers are the layers of a room published on another replica.
+var remoteLayers = []frames.LayerInfo{li(0, 1920, 1080), li(1, 480, 270)}
+
 func TestLayersOfAPublishedRoom(t *testing.T) {
-	h, _ := newMemoryHub(t, rooms.Options{Catalog: catalog{"remote": {li(0, 1920, 1080), li(1, 480, 270)}}})
+	h, _ := newMemoryHub(t, rooms.Options{Catalog: catalog{"remote": remoteLayers}})
 	ctx := context.Background()
 	var pubs []*rooms.Publisher
 	for i, w := range []int{1280, 640, 320} {
@@ -95,6 +112,17 @@ func TestLayersOfAPublishedRoom(t *testing.T) {
 		if !slices.Equal(got, []frames.LayerInfo{{}}) || (err != nil) != (room == "broken") {
 			t.Fatalf("%s: %v, %v", room, got, err)
 		}
+	}
+
+	// Many rooms at once: the local ones from the hub, the others from
+	// the catalog, nobody's left out; a broken catalog is an error, not
+	// an answer that leaves its rooms out.
+	all, err := h.AllLayersOf(ctx, []string{"cam", "remote", "nobody"})
+	if err != nil || len(all) != 2 || !slices.Equal(all["cam"], want[:2]) || !slices.Equal(all["remote"], remoteLayers) {
+		t.Fatalf("AllLayersOf = %v, %v", all, err)
+	}
+	if all, err := h.AllLayersOf(ctx, []string{"cam", "broken"}); err == nil || all != nil {
+		t.Fatalf("AllLayersOf with a broken catalog = %v, %v; want an error", all, err)
 	}
 }
 
