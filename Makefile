@@ -65,12 +65,13 @@ test: deps ## vet, then every test with -race, short fuzz runs, the Mat leak che
 # and other packages' tests sharing the 2 cores would only add noise. So does
 # the compose test (docker-compose.yml on the Docker engine, skipped where
 # none answers): it builds images, and it times reconnects. From nothing it
-# takes about 11 minutes, most of it building images; when only the source
-# changed, up to about 6 (cached layers; the go builds rerun); else about 1.5.
+# takes about 18 minutes, most of it building images (the base images, the
+# project's, and deploy/compose-s3.yml's S3 server); when only the source
+# changed, about 8 (cached layers; the go builds rerun); else about 2.
 test-go:
 	$(GO) test -race -count=1 -timeout 20m -skip '^(TestSoak|TestComposeUp)$$' ./...
 	$(GO) test -race -count=1 -timeout 5m -run '^TestSoak$$' -v ./internal/soak/
-	$(GO) test -race -count=1 -timeout 25m -run '^TestComposeUp$$' -v ./deploy/
+	$(GO) test -race -count=1 -timeout 32m -run '^TestComposeUp$$' -v ./deploy/
 
 # stress reruns, many times under -race, the tests that need no external
 # service, to find flakes. The guard is -short: in short mode testenv's

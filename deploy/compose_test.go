@@ -3,7 +3,9 @@ package deploy_test
 // TestComposeUp runs the repository's docker-compose.yml on a real Docker
 // engine: images built, every healthcheck passed, frames through nginx to
 // Go clients and a headless Chromium, scaling to five replicas, a replica
-// killed and one cut off from Redis, and `down -v` leaving nothing behind.
+// killed and one cut off from Redis, the recorders and gateways moved onto
+// an S3 server with deploy/compose-s3.yml, and `down -v` leaving nothing
+// behind.
 //
 // There is no container registry here: deploy/testimages/build.sh first
 // makes local stand-ins for the base images the Dockerfiles name (skipping
@@ -55,7 +57,7 @@ const (
 	// composeBudget bounds the whole test, image builds from nothing
 	// included, below the `go test -timeout` that `make test` gives it, so
 	// the test's own cleanup still runs when it is exceeded.
-	composeBudget = 22 * time.Minute
+	composeBudget = 28 * time.Minute
 	// reconnectBudget is how soon frames must flow again after a replica
 	// dies or loses Redis (issue 15).
 	reconnectBudget = 5 * time.Second
@@ -68,7 +70,11 @@ type composeRun struct {
 	docker  string
 	compose string
 	file    string
-	env     []string // the environment without FRAMECAST_* and COMPOSE_*
+	// s3 is deploy/compose-s3.yml, given after file to every docker-compose
+	// command once set (step 9); `down` always gives it, so that its
+	// service and volume go too.
+	s3  string
+	env []string // the environment without FRAMECAST_* and COMPOSE_*
 }
 
 // requireDocker returns the docker CLI, or skips the test when no Docker
@@ -108,7 +114,11 @@ func (c *composeRun) run(timeout time.Duration, name string, args ...string) (st
 
 // dc runs docker-compose on the repository's file in the test's project.
 func (c *composeRun) dc(timeout time.Duration, args ...string) (string, error) {
-	return c.run(timeout, c.compose, append([]string{"-p", composeProject, "-f", c.file}, args...)...)
+	files := []string{"-p", composeProject, "-f", c.file}
+	if c.s3 != "" {
+		files = append(files, "-f", c.s3)
+	}
+	return c.run(timeout, c.compose, append(files, args...)...)
 }
 
 // mustDC is dc that fails the test.
@@ -161,8 +171,10 @@ func (c *composeRun) down() error {
 	saved := c.ctx
 	c.ctx = ctx
 	defer func() { c.ctx = saved }()
-	// -t 5: no need to wait out the gateways' 30 s drain here.
-	if _, err := c.dc(2*time.Minute, "down", "-v", "--remove-orphans", "-t", "5"); err != nil {
+	// -t 5: no need to wait out the gateways' 30 s drain here. With the S3
+	// override, whether or not step 9 ran: its service and volume go too.
+	files := []string{"-p", composeProject, "-f", c.file, "-f", filepath.Join(filepath.Dir(c.file), "deploy", "compose-s3.yml")}
+	if _, err := c.run(2*time.Minute, c.compose, append(files, "down", "-v", "--remove-orphans", "-t", "5")...); err != nil {
 		return err
 	}
 	left, err := c.leftovers()
@@ -609,8 +621,23 @@ func TestComposeUp(t *testing.T) {
 		t.Errorf("nginx's access log holds a query-string token:\n%s", testenv.Tail(logs, 3000))
 	}
 
-	// 9. Down: nothing of the project is left.
+	// 9. Recordings in S3 (deploy/compose-s3.yml): its S3 server's image
+	// builds here, the recorders and gateways move onto the bucket, and
+	// what they record there plays back through nginx.
 	first.Close()
+	c.s3 = filepath.Join(root, "deploy", "compose-s3.yml")
+	switched := time.Now()
+	c.mustDC(10*time.Minute, "up", "-d", "--build", "--scale", "gateway=3")
+	logPhase("docker-compose up with compose-s3.yml")
+	c.waitHealthy("s3", 1, time.Minute)
+	c.waitHealthy("recorder", 2, 2*time.Minute)
+	c.waitHealthy("gateway", 3, 2*time.Minute)
+	checkImages(t, c)
+	checkS3Recording(t, c, switched)
+	checkPlayback(t, ctx)
+	logPhase("recording to and playback from S3")
+
+	// 10. Down: nothing of the project is left.
 	if err := c.down(); err != nil {
 		t.Fatal(err)
 	}
@@ -723,6 +750,66 @@ func checkRecording(t *testing.T, c *composeRun) {
 	})
 }
 
+// checkS3Recording: with compose-s3.yml, the recorders write the demo
+// room's sealed segments into the S3 server's bucket (versitygw keeps an
+// object as a file under its folder /data/recordings, copied out here), and
+// the gateways list spans from the bucket only: none begins before the
+// switch, though the recordings volume holds minutes from before it.
+func checkS3Recording(t *testing.T, c *composeRun, switched time.Time) {
+	t.Helper()
+	s3 := c.containers("s3")[0]
+	testenv.WaitFor(t, 90*time.Second, "a sealed segment of the demo room in the S3 bucket", func() error {
+		dir, err := os.MkdirTemp("", "framecast-s3-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		if _, err := c.run(time.Minute, c.docker, "cp", s3.ID+":/data/recordings/.", dir); err != nil {
+			return err
+		}
+		var objects []string
+		err = filepath.WalkDir(filepath.Join(dir, "framecast", "seg", "demo"), func(p string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() && strings.HasSuffix(p, ".mp4") {
+				objects = append(objects, p)
+			}
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("no segment of the demo room under the bucket's framecast/ prefix yet: %w", err)
+		}
+		for _, p := range objects {
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			fs, _, err := segment.Read(data)
+			if err != nil || len(fs) == 0 {
+				return fmt.Errorf("object %s: %d frames, %v", p, len(fs), err)
+			}
+			if fs[0].Captured.Before(switched.Add(-2 * time.Second)) {
+				t.Fatalf("object %s begins at %v, before the switch to S3 at %v", p, fs[0].Captured, switched)
+			}
+			t.Logf("recorded in S3: %s, %d frames, %d bytes", strings.TrimPrefix(p, dir), len(fs), len(data))
+			return nil
+		}
+		return fmt.Errorf("no sealed segment in the bucket yet")
+	})
+	resp, err := httpGet(c.ctx, "/video/demo/recordings")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var list struct {
+		Spans []struct{ Start, End time.Time }
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil || len(list.Spans) == 0 {
+		t.Fatalf("recordings through nginx on S3: %s, %+v, %v", resp.Status, list, err)
+	}
+	if first := list.Spans[0].Start; first.Before(switched.Add(-2 * time.Second)) {
+		t.Fatalf("a gateway on S3 lists a span from %v, before the switch at %v: it reads the recordings volume", first, switched)
+	}
+}
+
 // checkImages: the gateway image is small and non-root; the sender's user
 // is not root. Sizes go to the log (docs/deployment.md quotes them).
 func checkImages(t *testing.T, c *composeRun) {
@@ -732,7 +819,11 @@ func checkImages(t *testing.T, c *composeRun) {
 	}{
 		{"framecast/gateway:latest", "nonroot:nonroot", 40},
 		{"framecast/sender:latest", "sender", 0},
+		{"framecast/versitygw:latest", "nonroot:nonroot", 60},
 	} {
+		if img.name == "framecast/versitygw:latest" && c.s3 == "" {
+			continue // built in step 9
+		}
 		out := c.mustDocker("image", "inspect", "-f", "{{.Size}} {{.Config.User}}", img.name)
 		f := strings.Fields(out)
 		size, _ := strconv.ParseFloat(f[0], 64)
