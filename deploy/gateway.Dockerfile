@@ -14,9 +14,14 @@ COPY . .
 RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/gateway ./cmd/gateway
 # Where `gateway token -out` writes the demo sender's token in compose (the
 # `tokens` volume), and where recorders keep footage (the `recordings`
-# volume, with the store's three folders, so that replicas mounting it
-# read-only find them). Distroless has no shell to mkdir in the final stage.
-RUN mkdir -p /out/run/framecast /out/recordings/objects /out/recordings/journals /out/recordings/tmp
+# volume). Both stay empty: Docker fills a fresh named volume from the
+# image's folder when a container first mounts it, and several containers
+# created at once raced making the same subfolders (`up` failed with
+# "mkdir .../objects: file exists": moby/moby#43068, open). The recorders
+# make the store's folders; replicas mounting it read-only open it as it is
+# (store.NewDir).
+# Distroless has no shell to mkdir in the final stage.
+RUN mkdir -p /out/run/framecast /out/recordings
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/gateway /gateway

@@ -45,14 +45,27 @@ const (
 )
 
 // NewDir returns the store in the directory root, creating root and its
-// subdirectories if they are missing.
+// subdirectories if they are missing. On a read-only filesystem (a playback
+// replica's read-only mount of the recorders' volume) a root that exists is
+// opened as it is: until a recorder makes the subdirectories, reads find
+// nothing. That is what lets the gateway image ship an empty /recordings:
+// Docker fills a fresh named volume from the image's folder when a
+// container first mounts it, and containers created at once raced making
+// the same subfolders ("mkdir .../objects: file exists", a failed
+// `docker-compose up`).
 func NewDir(root string) (*Dir, error) {
 	abs, err := filepath.Abs(root)
 	if err != nil {
 		return nil, fmt.Errorf("failed to open store %q: %w", root, err)
 	}
 	for _, sub := range []string{dirObjects, dirJournals, dirTmp} {
-		if err := os.MkdirAll(filepath.Join(abs, sub), 0o755); err != nil {
+		err := os.MkdirAll(filepath.Join(abs, sub), 0o755)
+		if errors.Is(err, syscall.EROFS) {
+			if fi, serr := os.Stat(abs); serr == nil && fi.IsDir() {
+				continue
+			}
+		}
+		if err != nil {
 			return nil, fmt.Errorf("failed to open store %q: %w", root, classify(err))
 		}
 	}

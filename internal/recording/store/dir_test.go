@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -233,5 +234,53 @@ func TestFullDisk(t *testing.T) {
 	}
 	if free, _, _ := d.Space(ctx); free < 64<<10 {
 		t.Fatalf("Space = %d after freeing 256 KiB", free)
+	}
+}
+
+// TestReadOnlyEmptyRoot: a playback replica's read-only mount of a volume
+// no recorder has written yet opens (reads find nothing, writes fail), and
+// finds what a recorder writes later; a root that does not exist on a
+// read-only filesystem is still an error.
+func TestReadOnlyEmptyRoot(t *testing.T) {
+	dir := testenv.MountTmpfs(t, 1<<20)
+	remount := func(mode string) {
+		t.Helper()
+		if out, err := exec.Command("mount", "-o", "remount,"+mode, dir).CombinedOutput(); err != nil {
+			t.Fatalf("remount %s: %v: %s", mode, err, out)
+		}
+	}
+	remount("ro")
+	if _, err := store.NewDir(filepath.Join(dir, "missing")); err == nil {
+		t.Error("NewDir of a root missing on a read-only filesystem: no error")
+	}
+	reader, err := store.NewDir(dir)
+	if err != nil {
+		t.Fatalf("NewDir of an empty read-only root: %v", err)
+	}
+	ctx := context.Background()
+	if _, err := reader.Read(ctx, "seg/cam/jpeg/1.mp4", 0, -1); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Read: %v, want ErrNotFound", err)
+	}
+	if _, err := reader.ReadJournal(ctx, "idx/cam/jpeg/20261208"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("ReadJournal: %v, want ErrNotFound", err)
+	}
+	if objs, err := reader.List(ctx, "seg/"); err != nil || len(objs) != 0 {
+		t.Errorf("List: %v, %v; want nothing", objs, err)
+	}
+	if err := reader.Put(ctx, "seg/cam/jpeg/1.mp4", []byte("x")); err == nil {
+		t.Error("Put on a read-only store: no error")
+	}
+
+	remount("rw")
+	writer, err := store.NewDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := writer.Put(ctx, "seg/cam/jpeg/1.mp4", []byte("footage")); err != nil {
+		t.Fatal(err)
+	}
+	remount("ro")
+	if b, err := reader.Read(ctx, "seg/cam/jpeg/1.mp4", 0, -1); err != nil || string(b) != "footage" {
+		t.Errorf("Read after the recorder wrote: %q, %v", b, err)
 	}
 }
