@@ -90,17 +90,23 @@ STRESS_PACKAGES := ./pkg/frames/ ./pkg/rooms/ ./internal/avc/ ./internal/auth/ .
 stress: deps-demo ## rerun the tests that need no external service: -race -short, STRESS_COUNT times (50)
 	$(GO) test -race -short -count=$(STRESS_COUNT) -timeout 4h $(STRESS_PACKAGES)
 
-FUZZTIME ?= 10s
-fuzz: ## run each fuzz target for FUZZTIME (default 10s)
-	$(GO) test -run='^$$' -fuzz='^FuzzParseBinary$$' -fuzztime=$(FUZZTIME) ./pkg/frames/
-	$(GO) test -run='^$$' -fuzz='^FuzzParseDataURL$$' -fuzztime=$(FUZZTIME) ./pkg/frames/
-	$(GO) test -run='^$$' -fuzz='^FuzzParseLayered$$' -fuzztime=$(FUZZTIME) ./pkg/frames/
-	$(GO) test -run='^$$' -fuzz='^FuzzSPS$$' -fuzztime=$(FUZZTIME) ./internal/avc/
-	$(GO) test -run='^$$' -fuzz='^FuzzSplit$$' -fuzztime=$(FUZZTIME) ./internal/avc/
-	$(GO) test -run='^$$' -fuzz='^FuzzParseLog$$' -fuzztime=$(FUZZTIME) ./internal/recording/index/
-	$(GO) test -run='^$$' -fuzz='^FuzzParseCutoff$$' -fuzztime=$(FUZZTIME) ./internal/recording/index/
-	$(GO) test -run='^$$' -fuzz='^FuzzParseRollup$$' -fuzztime=$(FUZZTIME) ./internal/recording/index/
-	$(GO) test -run='^$$' -fuzz='^FuzzRead$$' -fuzztime=$(FUZZTIME) ./internal/recording/segment/
+# Each target runs a count of executions, not a time: a -fuzztime duration
+# races the fuzzing engine's own deadline and now and then fails a loaded
+# run with a bare "context deadline exceeded" and no failing input
+# (golang/go#75804, fixed in Go 1.27; a CI run here hit it). The counts take
+# about 10 s each on 2 cores; raise them for longer runs, e.g.
+# `make fuzz FUZZ_EXECS=2000000`.
+FUZZ_EXECS ?= 150000
+fuzz: ## run each fuzz target for FUZZ_EXECS executions (about 10 s each)
+	$(GO) test -run='^$$' -fuzz='^FuzzParseBinary$$' -fuzztime=$(FUZZ_EXECS)x ./pkg/frames/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseDataURL$$' -fuzztime=$(FUZZ_EXECS)x ./pkg/frames/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseLayered$$' -fuzztime=$(FUZZ_EXECS)x ./pkg/frames/
+	$(GO) test -run='^$$' -fuzz='^FuzzSPS$$' -fuzztime=$(FUZZ_EXECS)x ./internal/avc/
+	$(GO) test -run='^$$' -fuzz='^FuzzSplit$$' -fuzztime=$(FUZZ_EXECS)x ./internal/avc/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseLog$$' -fuzztime=$(FUZZ_EXECS)x ./internal/recording/index/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseCutoff$$' -fuzztime=$(FUZZ_EXECS)x ./internal/recording/index/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseRollup$$' -fuzztime=$(FUZZ_EXECS)x ./internal/recording/index/
+	$(GO) test -run='^$$' -fuzz='^FuzzRead$$' -fuzztime=$(FUZZ_EXECS)x ./internal/recording/segment/
 
 matleak: ## count gocv Mats across thousands of frames (matprofile build tag)
 	$(GO) test -tags matprofile -count=1 -run MatLeak ./internal/sender/
